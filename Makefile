@@ -1,0 +1,47 @@
+# One entry point for people and CI. Every target sets up what it needs on a fresh machine.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The CPU wheel of this version lies on the project's machines; a bare `torch` would pull CUDA builds.
+TORCH ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: venv test test-fast demo bench lint fmt clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make test: the whole suite (what CI runs)
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+## make test-fast: skip the slow tests (real MiniLM, DDP, end to end)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+## make demo: the whole pipeline on the embedded default data and the real MiniLM
+demo: $(STAMP)
+	$(BIN)/defemb run
+
+## make bench: every stage's benchmark; JSON lines on stdout, summary in benchmarks/out/
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,67 @@
+"""The `defemb` command line. Each subcommand is one library call; each stage owns its own module.
+
+Stage modules (`cli_lexicon`, `cli_embed`, `cli_index`, `cli_eval`, `cli_run`) each define click
+commands and are imported lazily, so `defemb --help` stays fast and a stage's heavy imports (torch,
+faiss) load only when that stage runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# name -> (module, attribute, one-line help)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "lexicon": ("defemb.cli_lexicon", "lexicon", "Build, align and inspect the DuckDB lexicon."),
+    "sql": ("defemb.cli_lexicon", "sql", "Run SQL over a lexicon database."),
+    "embed": ("defemb.cli_embed", "embed", "Train the DefinitionEMB regressor and generate vectors."),
+    "index": ("defemb.cli_index", "index", "FAISS indexes: neighbours, reverse dictionary."),
+    "export": ("defemb.cli_index", "export", "Export embedding matrices (npy, safetensors, pt, hf)."),
+    "eval": ("defemb.cli_eval", "eval_", "Isotropy, word similarity, fine-tuning, reports."),
+    "run": ("defemb.cli_run", "run", "The whole pipeline, on the embedded default or a config file."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        module, attr, _ = _COMMANDS[cmd_name]
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                return None
+            raise
+        cmd = getattr(mod, attr, None)
+        return cmd if isinstance(cmd, click.Command) else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, _, help_) in _COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Example:\n\n  defemb run                      # the whole pipeline on the embedded default\n\n"
+    "  defemb lexicon build --db lex.duckdb --source open-dictionary:path/to/api",
+)
+@click.version_option(package_name="definitionemb")
+def cli() -> None:
+    """definitionemb: dictionary definitions turned into token embeddings (DefinitionEMB)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="defemb")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""The run directory: everything one embedder run produced, bound together by a manifest.
+
+Layout of `runs/<run-id>/` (every file written atomically)::
+
+    manifest.json            format version, model, tokenizer, lexicon fingerprint, config, seed, timings
+    regressor/               regressor checkpoint (safetensors) + its config, written by embedder.train
+    original_vectors.npy     V x d float32: the model's input-embedding rows before training
+    token_vectors.npy        V x d float32: generated rows where covered, the original row elsewhere
+    token_covered.npy        V bool: which rows were generated
+    sense_vectors.npy        N x d float32: one vector per lexicon sense
+    sense_ids.npy            N int64: the lexicon sense_id of each row of sense_vectors.npy
+    index/ model/ report/    later stages' outputs
+
+Later stages open runs only through :class:`RunDir`, which checks that arrays agree with the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedder.errors import EmbedderError, RunMismatch
+
+__all__ = ["RUN_FORMAT", "RunDir", "atomic_write_bytes", "atomic_save_npy"]
+
+RUN_FORMAT = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and `os.replace`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    """`np.save` through a temporary file, so readers never see half an array."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run folder. Cheap to construct; arrays are memory-mapped on access."""
+
+    path: Path
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> RunDir:
+        """Open an existing run, refusing a folder without a readable manifest."""
+        p = Path(path)
+        if not (p / "manifest.json").is_file():
+            raise EmbedderError(
+                f"{p} is not a definitionemb run (no manifest.json). "
+                f"Create one with: defemb embed train --db LEXICON --model MODEL --run {p}"
+            )
+        run = cls(p)
+        fmt = run.manifest().get("format")
+        if fmt != RUN_FORMAT:
+            raise RunMismatch(f"{p}/manifest.json has run format {fmt!r}, this definitionemb reads {RUN_FORMAT}")
+        return run
+
+    # --- manifest -------------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    def manifest(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise EmbedderError(f"cannot read {self.manifest_path}: {exc}") from exc
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        manifest = {"format": RUN_FORMAT, **manifest}
+        atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True).encode())
+
+    def update_manifest(self, **fields: Any) -> dict[str, Any]:
+        """Merge `fields` into the manifest (top-level keys) and write it back atomically."""
+        m = self.manifest() if self.manifest_path.exists() else {}
+        m.update(fields)
+        self.write_manifest(m)
+        return m
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest().get("run_id") or self.path.name)
+
+    # --- arrays ---------------------------------------------------------------------------------
+    def _load(self, name: str) -> np.ndarray:
+        f = self.path / name
+        if not f.is_file():
+            hint = "defemb embed generate --run " + str(self.path)
+            raise EmbedderError(f"{f} is missing. Produce it with: {hint}")
+        return np.load(f, mmap_mode="r", allow_pickle=False)
+
+    def original_vectors(self) -> np.ndarray:
+        return self._load("original_vectors.npy")
+
+    def token_vectors(self) -> np.ndarray:
+        tv = self._load("token_vectors.npy")
+        self._check_shape("token_vectors.npy", tv)
+        return tv
+
+    def covered_mask(self) -> np.ndarray:
+        mask = self._load("token_covered.npy")
+        m = self.manifest()
+        if "vocab_size" in m and mask.shape != (m["vocab_size"],):
+            raise RunMismatch(f"token_covered.npy has shape {mask.shape}, manifest says vocab_size={m['vocab_size']}")
+        return mask
+
+    def sense_vectors(self) -> np.ndarray:
+        sv = self._load("sense_vectors.npy")
+        ids = self.sense_ids()
+        if sv.shape[0] != ids.shape[0]:
+            raise RunMismatch(f"sense_vectors.npy has {sv.shape[0]} rows but sense_ids.npy has {ids.shape[0]}")
+        return sv
+
+    def sense_ids(self) -> np.ndarray:
+        return self._load("sense_ids.npy")
+
+    def save_array(self, name: str, array: np.ndarray) -> None:
+        atomic_save_npy(self.path / name, array)
+
+    def _check_shape(self, name: str, arr: np.ndarray) -> None:
+        m = self.manifest()
+        want = (m.get("vocab_size"), m.get("dim"))
+        if None not in want and tuple(arr.shape) != want:
+            raise RunMismatch(f"{self.path / name} has shape {arr.shape}, the manifest says {want}")
+
+    # --- bindings ---------------------------------------------------------------------------------
+    def check_lexicon(self, lexicon_fingerprint: str) -> None:
+        """Refuse a lexicon other than the one this run was trained on."""
+        want = self.manifest().get("lexicon_fingerprint")
+        if want and want != lexicon_fingerprint:
+            raise RunMismatch(
+                f"run {self.path} was built from lexicon {want}, this database is {lexicon_fingerprint}. "
+                "Use the database the run was trained on, or train a new run on this one."
+            )
+
+    def check_tokenizer(self, tokenizer_sha256: str) -> None:
+        """Refuse vectors made for another tokenizer."""
+        want = self.manifest().get("tokenizer_sha256")
+        if want and want != tokenizer_sha256:
+            raise RunMismatch(
+                f"run {self.path} was made for tokenizer {want[:12]}…, not {tokenizer_sha256[:12]}…; "
+                "its rows would land on the wrong tokens."
+            )
