@@ -1,1 +1,43 @@
-"""TODO"""
+"""lexicon: Wiktionary definitions in DuckDB, aligned to subword vocabularies.
+
+Public API (imported lazily so `import lexicon` stays cheap)::
+
+    lexicon.build(db, ["open-dictionary:path/to/api"])      -> BuildReport
+    lexicon.align(db, "path/to/tokenizer", frequencies=...) -> AlignReport
+    lexicon.coverage(db, "path/to/tokenizer")               -> dict
+    lexicon.definitions(db, "path/to/tokenizer", tokens)    -> polars.DataFrame
+    lexicon.query(db, "SELECT ...")                         -> polars.DataFrame
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from lexicon.errors import LexiconError, SchemaMismatch, SourceError, TokenizerError
+
+_LAZY = {
+    "build": "lexicon.build",
+    "BuildReport": "lexicon.build",
+    "align": "lexicon.align",
+    "AlignReport": "lexicon.align",
+    "tokenizer_id": "lexicon.align",
+    "coverage": "lexicon.queries",
+    "coverage_frame": "lexicon.queries",
+    "definitions": "lexicon.queries",
+    "query": "lexicon.queries",
+    "export_parquet": "lexicon.queries",
+    "load_vocab": "lexicon.tokenizers",
+    "Vocab": "lexicon.tokenizers",
+    "vocab_fingerprint": "lexicon.tokenizers",
+    "connect": "lexicon.db",
+    "fingerprint": "lexicon.db",
+}
+
+__all__ = ["LexiconError", "SchemaMismatch", "SourceError", "TokenizerError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lexicon' has no attribute {name!r}")
