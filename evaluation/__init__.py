@@ -1,1 +1,60 @@
-"""TODO"""
+"""evaluation: swap DefinitionEMB rows into the PLM and measure what changed.
+
+Public API (imported lazily so `import evaluation` does not pull in torch)::
+
+    evaluation.isotropy(W) / isoscore(W) / mean_cosine(W) / top_pc_share(W) / all_but_the_top(W)
+    evaluation.measure_by_bucket(W, labels)               -> {"all", "frequent", "medium", "rare"}
+    evaluation.word_similarity(read_pairs(f), tok, mats)  -> WordSimResult
+    evaluation.save_swapped(run, db, select)              -> SwapResult (save_pretrained into run/model)
+    evaluation.compare_glue(run, FinetuneConfig(...))     -> GlueResult (seeds, mean ± std, paired t-test)
+    evaluation.compare_summarization(run, SummarizationConfig(...)) -> SummarizationResult (ROUGE)
+    evaluation.evaluate_run(run, db, wordsim=[...], glue=...)       -> RunReport (runs/<id>/report/)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from evaluation.errors import DataFormatError, EvaluationError, MissingStage
+
+_LAZY = {
+    "isotropy": "evaluation.isotropy",
+    "isotropy_naive": "evaluation.isotropy",
+    "isoscore": "evaluation.isotropy",
+    "mean_cosine": "evaluation.isotropy",
+    "top_pc_share": "evaluation.isotropy",
+    "all_but_the_top": "evaluation.isotropy",
+    "measure": "evaluation.isotropy",
+    "measure_by_bucket": "evaluation.isotropy",
+    "IsotropyMetrics": "evaluation.isotropy",
+    "buckets_by_order": "evaluation.rows",
+    "run_buckets": "evaluation.rows",
+    "run_matrices": "evaluation.rows",
+    "read_pairs": "evaluation.wordsim",
+    "spearman": "evaluation.wordsim",
+    "word_similarity": "evaluation.wordsim",
+    "WordSimResult": "evaluation.wordsim",
+    "save_swapped": "evaluation.swap",
+    "SwapResult": "evaluation.swap",
+    "read_glue_tsv": "evaluation.glue_data",
+    "FinetuneConfig": "evaluation.finetune",
+    "GlueResult": "evaluation.finetune",
+    "compare_glue": "evaluation.finetune",
+    "PRESETS": "evaluation.summarization",
+    "SummarizationConfig": "evaluation.summarization",
+    "SummarizationResult": "evaluation.summarization",
+    "compare_summarization": "evaluation.summarization",
+    "RunReport": "evaluation.report",
+    "build_report": "evaluation.report",
+    "evaluate_run": "evaluation.report",
+    "isotropy_of_run": "evaluation.report",
+}
+
+__all__ = ["EvaluationError", "DataFormatError", "MissingStage", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'evaluation' has no attribute {name!r}")

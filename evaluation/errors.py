@@ -1,0 +1,17 @@
+"""Errors of the evaluation stage. Every message says what to do about it."""
+
+from __future__ import annotations
+
+__all__ = ["EvaluationError", "DataFormatError", "MissingStage"]
+
+
+class EvaluationError(Exception):
+    """Base class of every error raised by `evaluation`."""
+
+
+class DataFormatError(EvaluationError):
+    """An evaluation data file (word pairs, GLUE TSV, summaries) could not be read."""
+
+
+class MissingStage(EvaluationError):
+    """Something another stage produces (index.swap, a run array, a lexicon table) is not there yet."""

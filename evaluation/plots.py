@@ -1,0 +1,126 @@
+"""Figures of the report (matplotlib, Agg backend, written atomically as PNG)."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedder.rundir import atomic_write_bytes
+
+__all__ = ["svd_projection", "svd_scatter", "isotropy_bars", "coverage_bars"]
+
+_COLOURS = {"frequent": "#1f77b4", "medium": "#2ca02c", "rare": "#d62728", "special": "#7f7f7f"}
+_ORDER = ("frequent", "medium", "rare")
+
+
+def _figure(nrows: int, ncols: int, size: tuple[float, float]) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(nrows, ncols, figsize=size, squeeze=False)
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    p = Path(path)
+    atomic_write_bytes(p, buf.getvalue())
+    return p
+
+
+def svd_projection(w: np.ndarray) -> np.ndarray:
+    """Rows projected on the top two right singular vectors of the (uncentred) matrix."""
+    a = np.asarray(w, dtype=np.float64)
+    _, vecs = np.linalg.eigh(a.T @ a)
+    return a @ vecs[:, ::-1][:, :2]
+
+
+def svd_scatter(
+    matrices: Mapping[str, np.ndarray],
+    buckets: np.ndarray,
+    path: str | os.PathLike[str],
+    max_points: int = 6000,
+    seed: int = 0,
+) -> Path:
+    """Side-by-side 2-D SVD scatter of each matrix, points coloured by frequency bucket (special rows left out)."""
+    labels = np.asarray(buckets)
+    rows = np.flatnonzero(np.isin(labels, _ORDER))
+    rng = np.random.default_rng(seed)
+    if rows.size > max_points:
+        rows = np.sort(rng.choice(rows, size=max_points, replace=False))
+    fig, axes = _figure(1, len(matrices), (4.6 * len(matrices), 4.4))
+    for ax, (name, m) in zip(axes[0], matrices.items(), strict=True):
+        xy = svd_projection(np.asarray(m)[rows])
+        for b in _ORDER:  # rare last, so the tail is drawn on top
+            sel = labels[rows] == b
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.5, c=_COLOURS[b], label=f"{b} ({int(sel.sum())})",
+                       linewidths=0)
+        ax.set_title(name)
+        ax.set_xlabel("singular direction 1")
+        ax.set_ylabel("singular direction 2")
+    axes[0][0].legend(loc="best", markerscale=3, fontsize=8)
+    fig.suptitle(f"2-D SVD of the embedding rows ({rows.size} sampled)")
+    return _save(fig, path)
+
+
+def isotropy_bars(
+    isotropy: Mapping[str, Mapping[str, Mapping[str, Any] | None]], path: str | os.PathLike[str]
+) -> Path:
+    """Grouped bars per bucket: I(W) (log scale) and IsoScore, one bar per matrix."""
+    groups = ["all", *_ORDER]
+    names = list(isotropy)
+    fig, axes = _figure(1, 2, (11, 4))
+    width = 0.8 / max(len(names), 1)
+    x = np.arange(len(groups))
+    for k, (metric, title, log) in enumerate((("isotropy", "I(W) (log scale)", True), ("isoscore", "IsoScore", False))):
+        ax = axes[0][k]
+        for j, name in enumerate(names):
+            vals = [(isotropy[name].get(g) or {}).get(metric, np.nan) for g in groups]
+            ax.bar(x + (j - (len(names) - 1) / 2) * width, vals, width, label=name)
+        ax.set_xticks(x, groups)
+        ax.set_title(title)
+        if log:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(0, 1)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("Isotropy by frequency bucket (special rows excluded)")
+    return _save(fig, path)
+
+
+def coverage_bars(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Stacked bars: for each bucket, the share of tokens whose first definition came by each rule.
+
+    `rows` are `{"bucket", "rule", "tokens"}`; rule `uncovered` counts tokens with no definition.
+    """
+    buckets = [b for b in _ORDER if any(r["bucket"] == b for r in rows)]
+    rules = sorted({str(r["rule"]) for r in rows} - {"uncovered"}) + ["uncovered"]
+    totals = {b: sum(int(r["tokens"]) for r in rows if r["bucket"] == b) for b in buckets}
+    fig, axes = _figure(1, 1, (7, 4))
+    ax = axes[0][0]
+    bottom = np.zeros(len(buckets))
+    cmap = __import__("matplotlib").colormaps["tab10"]
+    for i, rule in enumerate(rules):
+        share = np.array([
+            sum(int(r["tokens"]) for r in rows if r["bucket"] == b and r["rule"] == rule) / max(totals[b], 1)
+            for b in buckets
+        ])
+        colour = "#dddddd" if rule == "uncovered" else cmap(i % 10)
+        ax.bar(buckets, share, bottom=bottom, label=rule, color=colour, edgecolor="white")
+        bottom += share
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of the bucket's tokens")
+    ax.set_xticks(range(len(buckets)), [f"{b}\n({totals[b]} tokens)" for b in buckets])
+    ax.legend(title="rule of the first definition", fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
+    ax.set_title("Lexicon coverage by frequency bucket and alignment rule")
+    return _save(fig, path)
