@@ -1,0 +1,404 @@
+"""What every source reader shares: the record sink, bounded line splitting, hashing while reading.
+
+A reader walks its input once and tells a :class:`Sink` what each record became — an entry with its senses
+and forms (loaded), a reject (malformed, kept with its location), or a filtered record (counted by reason).
+The sink keeps the accounting (``records = loaded + rejected + filtered``) and hands full column batches to
+a flush callback (the build inserts them into DuckDB as Arrow tables), so memory stays bounded whatever the
+input size.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+from lexicon.errors import SourceError
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "RAW_LIMIT",
+    "Columns",
+    "Sink",
+    "Line",
+    "HashingReader",
+    "iter_lines",
+    "open_decompressed",
+    "raw_text",
+]
+
+MAX_LINE_BYTES = 10 * 1024 * 1024  # longer lines are rejected unread (bounded memory)
+RAW_LIMIT = 64 * 1024  # rejects keep at most this much of the record
+_BLOCK = 8 * 1024 * 1024
+
+
+def raw_text(raw: bytes | str) -> str:
+    """A reject's raw record as text, cut to :data:`RAW_LIMIT` (invalid UTF-8 shown as U+FFFD)."""
+    if isinstance(raw, bytes):
+        return raw[:RAW_LIMIT].decode("utf-8", errors="replace")
+    return raw[:RAW_LIMIT]
+
+
+@dataclass
+class Columns:
+    """Column lists for one batch of rows of the entry, form, sense and reject tables."""
+
+    entry: dict[str, list[Any]] = field(default_factory=dict)
+    form: dict[str, list[Any]] = field(default_factory=dict)
+    sense: dict[str, list[Any]] = field(default_factory=dict)
+    reject: dict[str, list[Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, cols in (
+            ("entry", ("entry_id", "record_no", "word", "lang_code", "pos", "etymology_no", "redirects")),
+            ("form", ("entry_id", "form", "tags")),
+            (
+                "sense",
+                (
+                    "sense_id",
+                    "entry_id",
+                    "ord",
+                    "gloss",
+                    "raw_gloss",
+                    "tags",
+                    "topics",
+                    "form_of",
+                    "alt_of",
+                    "example",
+                    "user_defined",
+                ),
+            ),
+            ("reject", ("record_no", "location", "reason", "raw")),
+        ):
+            getattr(self, name).update({c: [] for c in cols})
+
+
+class Sink:
+    """Collects what a reader found, counts it, and flushes full batches through `flush`.
+
+    Ids are assigned here (``next_entry_id``/``next_sense_id`` continue the database's ids) so readers
+    never talk to DuckDB.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[Columns], None],
+        next_entry_id: int = 1,
+        next_sense_id: int = 1,
+        batch_senses: int = 100_000,
+    ) -> None:
+        self._flush = flush
+        self.next_entry_id = next_entry_id
+        self.next_sense_id = next_sense_id
+        self.batch_senses = batch_senses
+        self.cols = Columns()
+        self.records = 0
+        self.loaded = 0
+        self.rejected = 0
+        self.filtered: Counter[str] = Counter()
+        self._pending = 0
+
+    # -- accounting -------------------------------------------------------------------------------
+    def reject(self, record_no: int, location: str | None, reason: str, raw: bytes | str) -> None:
+        """One malformed record: kept in `reject` with its location so nothing is lost."""
+        self.records += 1
+        self.rejected += 1
+        c = self.cols.reject
+        c["record_no"].append(record_no)
+        c["location"].append(location)
+        c["reason"].append(reason)
+        c["raw"].append(raw_text(raw))
+        self._pending += 1
+        self._maybe_flush()
+
+    def filter(self, reason: str) -> None:
+        """One record skipped on purpose (another language, no senses, ...)."""
+        self.records += 1
+        self.filtered[reason] += 1
+
+    def entry(
+        self,
+        record_no: int,
+        word: str,
+        lang_code: str,
+        pos: str | None,
+        etymology_no: int | None,
+        redirects: list[str] | None,
+    ) -> int:
+        """Add an entry row (does not count a record: call :meth:`loaded_record` once per record)."""
+        eid = self.next_entry_id
+        self.next_entry_id += 1
+        c = self.cols.entry
+        c["entry_id"].append(eid)
+        c["record_no"].append(record_no)
+        c["word"].append(word)
+        c["lang_code"].append(lang_code)
+        c["pos"].append(pos)
+        c["etymology_no"].append(etymology_no)
+        c["redirects"].append(redirects or None)
+        return eid
+
+    def form(self, entry_id: int, form: str, tags: list[str] | None) -> None:
+        c = self.cols.form
+        c["entry_id"].append(entry_id)
+        c["form"].append(form)
+        c["tags"].append(tags or None)
+
+    def sense(
+        self,
+        entry_id: int,
+        ord_: int,
+        gloss: str,
+        raw_gloss: str | None,
+        tags: list[str] | tuple[str, ...] | None,
+        topics: list[str] | None,
+        form_of: str | None,
+        alt_of: str | None,
+        example: str | None,
+        user_defined: bool = False,
+    ) -> None:
+        c = self.cols.sense
+        c["sense_id"].append(self.next_sense_id)
+        self.next_sense_id += 1
+        c["entry_id"].append(entry_id)
+        c["ord"].append(ord_)
+        c["gloss"].append(gloss)
+        c["raw_gloss"].append(raw_gloss)
+        c["tags"].append(list(tags) if tags else None)
+        c["topics"].append(topics or None)
+        c["form_of"].append(form_of)
+        c["alt_of"].append(alt_of)
+        c["example"].append(example)
+        c["user_defined"].append(user_defined)
+        self._pending += 1
+
+    def loaded_record(self) -> None:
+        """Count one record whose entries, forms and senses were added."""
+        self.records += 1
+        self.loaded += 1
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        if self._pending >= self.batch_senses:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the collected rows to the flush callback and start a new batch."""
+        if any(self.cols.entry["entry_id"]) or self.cols.reject["record_no"]:
+            self._flush(self.cols)
+        self.cols = Columns()
+        self._pending = 0
+
+
+class HashingReader(io.RawIOBase):
+    """A binary file that feeds everything read through sha256 on a worker thread.
+
+    hashlib releases the GIL on large buffers, so on two cores hashing overlaps with parsing and costs
+    almost no wall time; at most two chunks are in flight, so memory stays bounded.
+    """
+
+    def __init__(self, path: Path, hasher: Any, pool: ThreadPoolExecutor) -> None:
+        super().__init__()
+        self._f = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._h = hasher
+        self._pool = pool
+        self._last: Future[None] | None = None
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._f.readinto(b)
+        if n:
+            chunk = bytes(memoryview(b)[:n])
+            self._submit(chunk)
+            self.bytes_read += n
+        return n or 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        if data:
+            self._submit(data)
+            self.bytes_read += len(data)
+        return data
+
+    def _submit(self, data: bytes) -> None:
+        if self._last is not None:
+            self._last.result()
+        self._last = self._pool.submit(self._h.update, data)
+
+    def drain(self) -> None:
+        """Read the rest of the file into the hash (a reader that stopped early still hashes it all)."""
+        while self.read(_BLOCK):
+            pass
+        if self._last is not None:
+            self._last.result()
+            self._last = None
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def open_decompressed(raw: IO[bytes], name: str) -> IO[bytes]:
+    """Wrap `raw` in a gzip/bz2 decompressor when `name` says so."""
+    if name.endswith(".gz"):
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
+    if name.endswith(".bz2"):
+        return cast(IO[bytes], bz2.BZ2File(raw, mode="rb"))
+    return raw
+
+
+def sniff(path: Path, n: int = 65536) -> bytes:
+    """The first `n` decompressed bytes of `path`, refusing unreadable compressed files."""
+    try:
+        with open(path, "rb") as raw, open_decompressed(raw, path.name) as f:
+            return f.read(n)
+    except (OSError, EOFError, ValueError) as exc:
+        raise SourceError(f"{path} cannot be read ({exc}); check that the file is complete") from exc
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_BLOCK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of a text source: 1-based number, byte offset, content without the newline."""
+
+    no: int
+    offset: int
+    data: bytes
+    too_long: bool = False
+
+
+def iter_lines(
+    f: IO[bytes], max_len: int = MAX_LINE_BYTES, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[Line]:
+    """Split a binary stream into lines with bounded memory.
+
+    A line longer than `max_len` is yielded once with ``too_long=True`` and only its first
+    :data:`RAW_LIMIT` bytes; the rest of it is skipped without being held. Offsets count bytes of the
+    (decompressed) stream. A final line without a newline is a line; a trailing newline adds none.
+    """
+    no = 0
+    start = 0  # stream offset of the first byte of `carry`
+    carry = b""
+    skipping: Line | None = None  # a too-long line whose end has not been seen yet
+    while block := f.read(_BLOCK):
+        if on_bytes is not None:
+            on_bytes(len(block))
+        if skipping is not None:
+            nl = block.find(b"\n")
+            if nl < 0:
+                start += len(block)
+                continue
+            yield skipping
+            skipping = None
+            start += nl + 1
+            block = block[nl + 1 :]
+        parts = (carry + block if carry else block).split(b"\n")
+        carry = parts.pop()
+        for p in parts:
+            no += 1
+            if len(p) > max_len:
+                yield Line(no, start, p[:RAW_LIMIT], True)
+            else:
+                yield Line(no, start, p)
+            start += len(p) + 1
+        if len(carry) > max_len:
+            no += 1
+            skipping = Line(no, start, carry[:RAW_LIMIT], True)
+            start += len(carry)
+            carry = b""
+    if skipping is not None:
+        yield skipping
+    elif carry:
+        yield Line(no + 1, start, carry)
+
+
+def combine_hashes(root: Path, files: list[Path], hashes: list[str]) -> str:
+    """The sha256 of a source: the file's own sha256, or for a folder a hash of (relative path, sha256)."""
+    if len(files) == 1 and files[0] == root:
+        return hashes[0]
+    h = hashlib.sha256()
+    for f, d in zip(files, hashes, strict=True):
+        h.update(f"{f.relative_to(root).as_posix()}\0{d}\n".encode())
+    return h.hexdigest()
+
+
+class Source:
+    """A readable input of one kind. Subclasses set `kind`, validate in ``__init__`` and implement `read`.
+
+    Construction refuses what cannot be read (missing path, wrong format) with a :class:`SourceError`
+    that says what to do, before the build touches the database.
+    """
+
+    kind: str = ""
+    suffixes: tuple[str, ...] = ()
+
+    def __init__(self, path: Path, lang: str) -> None:
+        self.path = path.resolve()
+        self.lang = lang
+        if not path.exists():
+            raise SourceError(f"{self.kind}:{path} does not exist; give an existing file or folder")
+        self.files = self._files()
+        if not self.files:
+            raise SourceError(
+                f"{self.kind}:{path} holds no {'/'.join(self.suffixes)} file; "
+                f"point {self.kind}: at such a file or a folder of them"
+            )
+        self.total_bytes = sum(f.stat().st_size for f in self.files)
+
+    @property
+    def uri(self) -> str:
+        return str(self.path)
+
+    def _files(self) -> list[Path]:
+        if self.path.is_dir():
+            return sorted(p for p in self.path.rglob("*") if p.is_file() and p.name.endswith(self.suffixes))
+        return [self.path]
+
+    def location(self, file: Path, offset: int | None = None) -> str:
+        """A reject's location: the file (relative inside a folder source) and byte offset."""
+        name = file.relative_to(self.path).as_posix() if file != self.path else file.name
+        return name if offset is None else f"{name}@{offset}"
+
+    def sha256(self) -> str:
+        """Content hash computed up front (one extra read of the input)."""
+        return combine_hashes(self.path, self.files, [file_sha256(f) for f in self.files])
+
+    def read(self, sink: Sink, progress: Callable[[int], None]) -> str:
+        """Feed every record to `sink`; call `progress(n_bytes)` as input is consumed; return the sha256."""
+        raise NotImplementedError
+
+    def _hashed_files(
+        self, sink: Sink, progress: Callable[[int], None]
+    ) -> Iterator[tuple[Path, HashingReader]]:
+        """Open each file through a HashingReader; collect the hashes for :meth:`read`'s return value."""
+        self._hashes: list[str] = []
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            for f in self.files:
+                h = hashlib.sha256()
+                r = HashingReader(f, h, pool)
+                try:
+                    yield f, r
+                    r.drain()
+                finally:
+                    r.close()
+                self._hashes.append(h.hexdigest())
+
+    def _content_hash(self) -> str:
+        return combine_hashes(self.path, self.files, self._hashes)

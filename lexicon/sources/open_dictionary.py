@@ -1,0 +1,121 @@
+"""`open-dictionary:` — the Open Dictionary JSON tree (``api/<a>/<ab>.json``), or one of its files.
+
+Each file maps words to ``{word, etymologies: [{partsOfSpeech: [{partOfSpeech, senses: [{sense, date,
+examples}]}]}]}``. A record is one word: it becomes one entry per (etymology, part of speech). A file is
+decoded to ``{word: raw JSON}`` first and each word is then decoded on its own, so one malformed word is
+rejected alone; a file that is not valid JSON at all is rejected as one record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from lexicon.errors import SourceError
+from lexicon.normalise import normalise_gloss, normalise_pos
+from lexicon.sources.base import Sink, Source, open_decompressed, sniff
+
+__all__ = ["OpenDictionarySource"]
+
+
+class _Sense(msgspec.Struct):
+    sense: str = ""
+    examples: list[str] = []
+
+
+class _Pos(msgspec.Struct):
+    partOfSpeech: str | None = None  # noqa: N815 - the source's field name
+    senses: list[_Sense] = []
+
+
+class _Etymology(msgspec.Struct):
+    partsOfSpeech: list[_Pos] = []  # noqa: N815
+
+
+class _Word(msgspec.Struct):
+    etymologies: list[_Etymology]
+    word: str | None = None
+
+
+_FILE = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_WORD = msgspec.json.Decoder(_Word)
+
+
+class OpenDictionarySource(Source):
+    """The Open Dictionary tree; its content is English, so another `lang` filters every word."""
+
+    kind = "open-dictionary"
+    suffixes = (".json", ".json.gz", ".json.bz2")
+
+    def __init__(self, path: Path, lang: str) -> None:
+        super().__init__(path, lang)
+        head = sniff(self.files[0], 4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if head and not head.startswith(b"{"):
+            raise SourceError(
+                f"{self.files[0]} does not look like an Open Dictionary file (a JSON object of words); "
+                f"open-dictionary: expects the api/ folder of https://github.com/mhollingshead/open-dictionary "
+                f"or one of its <ab>.json files"
+            )
+
+    def read(self, sink: Sink, progress: Callable[[int], None]) -> str:
+        for file, raw in self._hashed_files(sink, progress):
+            try:
+                data = open_decompressed(raw, file.name).read()  # type: ignore[arg-type]
+            except (OSError, EOFError, ValueError) as exc:
+                sink.reject(sink.records + 1, self.location(file), f"unreadable file: {exc}", b"")
+                progress(file.stat().st_size)
+                continue
+            progress(file.stat().st_size)
+            try:
+                words = _FILE.decode(data)
+            except UnicodeDecodeError as exc:
+                sink.reject(sink.records + 1, self.location(file), f"invalid UTF-8 file: {exc.reason}", data)
+                continue
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                sink.reject(sink.records + 1, self.location(file), f"invalid JSON file: {exc}", data)
+                continue
+            for key, value in words.items():
+                self._word(file, key, value, sink)
+        return self._content_hash()
+
+    def _word(self, file: Path, key: str, value: msgspec.Raw, sink: Sink) -> None:
+        no = sink.records + 1
+        loc = f"{self.location(file)}#{key}"
+        try:
+            w = _WORD.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            sink.reject(no, loc, f"wrong type: {exc}", bytes(value))
+            return
+        word = (w.word if w.word is not None else key).strip()
+        if not word:
+            sink.reject(no, loc, "empty word", bytes(value))
+            return
+        if self.lang not in ("en", "*"):
+            sink.filter("lang")
+            return
+        multi = len(w.etymologies) > 1
+        entries = []
+        any_sense = False
+        seen: set[str] = set()  # identical glosses of one word are kept once
+        for e_no, ety in enumerate(w.etymologies, start=1):
+            for p in ety.partsOfSpeech:
+                kept = []
+                for s in p.senses:
+                    any_sense = True
+                    g = normalise_gloss(s.sense)
+                    if g.text and g.text not in seen:
+                        seen.add(g.text)
+                        kept.append((s, g))
+                if kept:
+                    entries.append((e_no if multi else None, p.partOfSpeech, kept))
+        if not entries:
+            sink.filter("empty_gloss" if any_sense else "no_senses")
+            return
+        for ety_no, pos, senses in entries:
+            eid = sink.entry(no, word, "en", normalise_pos(pos), ety_no, None)
+            for i, (s, g) in enumerate(senses):
+                example = next((x for x in s.examples if x and x.strip()), None)
+                sink.sense(eid, i, g.text, s.sense, g.tags, None, g.form_of, g.alt_of, example)
+        sink.loaded_record()
