@@ -1,0 +1,364 @@
+"""Token ↔ definition alignment: every token of a vocabulary gets its ranked senses, in DuckDB SQL.
+
+Alignment looks only at a token's `(surface, word_initial)`, never at the raw piece, so byte-level BPE,
+WordPiece and SentencePiece vocabularies go through the same joins. Each link records the rule that
+found it. Rules, and the tier each gets (lower = earlier):
+
+==========  ==========================================================  ============  ============
+rule        link                                                        word-initial  word-internal
+==========  ==========================================================  ============  ============
+user        a user-written definition (tsv source) of the surface            0             0
+affix       ``ing`` ↔ ``-ing``, ``-ing-``; word-initial ``pre`` ↔ ``pre-``    50             5
+exact       the surface is the headword                                       10            10
+casefold    the surface is the headword up to case                            11            11
+lemma       the lemma's definitions, reached through a form-of / alt-of       12            12
+            sense of the surface or the `form` table ("brought" → bring)
+exact       form-of senses themselves ("plural of cat"), after the lemma      13            13
+casefold    likewise, up to case                                              14            14
+numeral     digits → number words (``12`` → twelve, ``3rd`` → third)          60            60
+unaccent    equal once accents are stripped (``cafe`` ↔ café)                 70            70
+stem        only where nothing above matched: a regular English suffix       80            80
+            stripped (``editors`` → editor, ``hoping`` → hope)
+==========  ==========================================================  ============  ============
+
+Word-internal pieces rank affixes first, because a continuation piece such as ``ing`` is almost always
+the suffix; word-initial pieces rank a prefix last, because ``Ġpre`` is as often a word of its own.
+
+"The first definition of a token" (rank 1) is well defined: order by tier, then the rule's own
+preference (`sub`: e.g. a lemma of the same part of speech first), then the part-of-speech tier (content
+words, then names/phrases/abbreviations, then letters/symbols/affixes), then senses not tagged
+obsolete/archaic/dated/rare/misspelling first, then entry order, sense order and sense id.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import types
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from lexicon.db import connect, writing
+from lexicon.errors import LexiconError, TokenizerError
+from lexicon.frequencies import (
+    Frequencies,
+    check_buckets,
+    from_corpus,
+    from_dict_txt,
+    from_vocab_order,
+    ranks_and_buckets,
+)
+from lexicon.numerals import numeral_table
+from lexicon.tokenizers import Vocab, load_vocab, token_rows
+
+__all__ = ["align", "AlignReport", "tokenizer_id", "RULES", "STEM_SUFFIXES"]
+
+# The rules in the order they are reported (coverage tables add them one by one in this order).
+RULES = ("user", "exact", "casefold", "lemma", "affix", "numeral", "unaccent", "stem")
+
+# (suffix, replacement) pairs the `stem` fallback tries; doubled final consonants are undone as well.
+STEM_SUFFIXES = (
+    ("s", ""), ("es", ""), ("ies", "y"), ("ed", ""), ("ed", "e"), ("ied", "y"), ("ing", ""), ("ing", "e"),
+    ("ly", ""), ("ily", "y"), ("er", ""), ("er", "e"), ("est", ""), ("est", "e"), ("ness", ""),
+    ("ment", ""), ("ers", ""), ("'s", ""),
+)
+
+# Senses most readers would not call "the" definition of a word.
+_WEAK_TAGS = ["obsolete", "archaic", "dated", "rare", "misspelling", "nonstandard"]
+_CONTENT_POS = ["noun", "verb", "adj", "adv", "pron", "det", "article", "prep", "conj", "num", "intj",
+                "particle", "contraction", "postp"]
+_MARGINAL_POS = ["character", "symbol", "punct", "prefix", "suffix", "infix", "interfix", "affix",
+                 "circumfix", "combining_form"]
+# kaikki form rows that are inflection-table scaffolding, not forms.
+_NOT_FORMS = ["table-tags", "inflection-template", "class", "romanization"]
+
+
+@dataclass(frozen=True)
+class AlignReport:
+    """What one `align` call wrote: the tokenizer row, coverage, and counts per rule."""
+
+    tokenizer_id: int
+    name: str
+    kind: str
+    sha256: str
+    vocab_size: int
+    frequency_source: str
+    tokens: int
+    covered: int
+    ratio: float
+    links: int
+    buckets: dict[str, dict[str, float]] = field(default_factory=dict)
+    rules: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (the `defemb lexicon align --json` output)."""
+        return asdict(self)
+
+
+def tokenizer_id(con: duckdb.DuckDBPyConnection, sha256: str) -> int | None:
+    """The id under which the vocabulary with this fingerprint is aligned, or None."""
+    row = con.execute("SELECT tokenizer_id FROM tokenizer WHERE sha256 = ?", [sha256]).fetchone()
+    return int(row[0]) if row else None
+
+
+def _frequencies(con: duckdb.DuckDBPyConnection, vocab: Vocab, frequencies: str | os.PathLike[str] | None,
+                 corpus: str | os.PathLike[str] | None, progress: bool) -> Frequencies:
+    if frequencies is not None:
+        return from_dict_txt(frequencies, vocab)
+    if corpus is not None and str(corpus) == "vocab-order":
+        return from_vocab_order(vocab)
+    if corpus is not None:
+        path = Path(corpus)
+        if not path.is_file():
+            raise LexiconError(f"corpus {path} is not a file; give a UTF-8 text file, one passage a line")
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            return from_corpus((line.rstrip("\n") for line in fh), vocab, f"corpus:{path}", progress=progress)
+    texts = con.execute(
+        "SELECT gloss FROM sense UNION ALL SELECT example FROM sense WHERE example IS NOT NULL"
+    ).fetchnumpy()["gloss"]
+    if len(texts) == 0:
+        return from_vocab_order(vocab)
+    try:
+        return from_corpus((str(t) for t in texts), vocab, "corpus:lexicon", progress=progress)
+    except TokenizerError:
+        return from_vocab_order(vocab)  # e.g. a bare SentencePiece .model: nothing here can tokenize
+
+
+def _write_tokens(con: duckdb.DuckDBPyConnection, tid: int, vocab: Vocab, freq: Frequencies,
+                  buckets: Sequence[float]) -> None:
+    rows = token_rows(vocab)
+    rank, bucket = ranks_and_buckets(freq, rows.special, buckets)
+    frame = pl.DataFrame(
+        {
+            "token_id": rows.token_id,
+            "piece": rows.piece,
+            "surface": rows.surface,
+            "word_initial": rows.word_initial,
+            "special": rows.special,
+            "frequency": [int(c) if c >= 0 else None for c in freq.counts],
+            "freq_rank": [int(r) if r >= 0 else None for r in rank],
+            "bucket": bucket,
+        },
+        schema={"token_id": pl.Int32, "piece": pl.Utf8, "surface": pl.Utf8, "word_initial": pl.Boolean,
+                "special": pl.Boolean, "frequency": pl.Int64, "freq_rank": pl.Int32, "bucket": pl.Utf8},
+    )
+    con.register("_token_frame", frame)
+    try:
+        con.execute(
+            "INSERT INTO token SELECT ?, token_id, piece, surface, word_initial, special, frequency, "
+            "freq_rank, bucket FROM _token_frame",
+            [tid],
+        )
+    finally:
+        con.unregister("_token_frame")
+
+
+def _sql_list(items: Sequence[str]) -> str:
+    return "[" + ", ".join("'" + i.replace("'", "''") + "'" for i in items) + "]"
+
+
+def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, lang: str | None, max_senses: int | None) -> None:
+    con.register("_numerals", numeral_table())
+    stems = pl.DataFrame({"suffix": [s for s, _ in STEM_SUFFIXES], "repl": [r for _, r in STEM_SUFFIXES]})
+    con.register("_stems", stems)
+    lang_filter = "AND e.lang_code = $lang" if lang else ""
+    params: dict[str, Any] = {"tid": tid}
+    if lang:
+        params["lang"] = lang
+    weak, content, marginal, not_forms = (_sql_list(x) for x in (_WEAK_TAGS, _CONTENT_POS, _MARGINAL_POS, _NOT_FORMS))
+    statements = [
+        # distinct alignment keys of this vocabulary
+        """CREATE OR REPLACE TEMP TABLE _k AS
+           SELECT DISTINCT surface, word_initial, lower(surface) AS lsurface
+           FROM token WHERE tokenizer_id = $tid AND NOT special AND surface IS NOT NULL
+             AND trim(surface) <> '' AND length(surface) <= 64""",
+        f"""CREATE OR REPLACE TEMP TABLE _s AS
+           SELECT s.sense_id, s.entry_id, s.ord, e.word, lower(e.word) AS lword, e.pos,
+                  coalesce(s.form_of, s.alt_of) AS target,
+                  (s.form_of IS NOT NULL OR s.alt_of IS NOT NULL) AS is_form, s.user_defined,
+                  CASE WHEN e.pos IN (SELECT unnest({content})) THEN 0
+                       WHEN e.pos IN (SELECT unnest({marginal})) THEN 2 ELSE 1 END AS pos_tier,
+                  CASE WHEN list_has_any(coalesce(s.tags, []::VARCHAR[]), {weak}) THEN 1 ELSE 0 END AS tag_tier
+           FROM sense s JOIN entry e USING (entry_id)
+           WHERE trim(s.gloss) <> '' {lang_filter}""",
+        # exact and case-folded headword matches (user definitions kept apart)
+        """CREATE OR REPLACE TEMP TABLE _m AS
+           SELECT k.surface, k.word_initial, s.sense_id, s.is_form, s.target, s.pos, s.word, s.user_defined,
+                  s.word = k.surface AS is_exact
+           FROM _k k JOIN _s s ON s.lword = k.lsurface""",
+        f"""CREATE OR REPLACE TEMP TABLE _l AS
+           SELECT surface, word_initial, sense_id, 'user' AS rule, 0 AS tier,
+                  CASE WHEN is_exact THEN 0 ELSE 1 END AS sub
+           FROM _m WHERE user_defined
+           UNION ALL
+           SELECT surface, word_initial, sense_id,
+                  CASE WHEN is_exact THEN 'exact' ELSE 'casefold' END,
+                  CASE WHEN is_exact THEN (CASE WHEN is_form THEN 13 ELSE 10 END)
+                       ELSE (CASE WHEN is_form THEN 14 ELSE 11 END) END, 0
+           FROM _m WHERE NOT user_defined
+           UNION ALL
+           -- lemma through form-of / alt-of senses of the surface
+           SELECT m.surface, m.word_initial, s.sense_id, 'lemma', 12,
+                  (CASE WHEN m.is_exact THEN 0 ELSE 4 END) + (CASE WHEN s.word = m.target THEN 0 ELSE 2 END)
+                  + (CASE WHEN s.pos IS NOT DISTINCT FROM m.pos THEN 0 ELSE 1 END)
+           FROM _m m JOIN _s s ON s.lword = lower(m.target)
+           WHERE m.is_form AND NOT m.user_defined AND NOT s.user_defined AND s.lword <> lower(m.word)
+           UNION ALL
+           -- lemma through the form table ("brought" is a form of bring)
+           SELECT k.surface, k.word_initial, s.sense_id, 'lemma', 12,
+                  CASE WHEN f.form = k.surface THEN 1 ELSE 3 END
+           FROM _k k
+           JOIN (SELECT DISTINCT entry_id, form, lower(form) AS lform FROM form
+                 WHERE NOT list_has_any(coalesce(tags, []::VARCHAR[]), {not_forms})) f ON f.lform = k.lsurface
+           JOIN _s s ON s.entry_id = f.entry_id
+           WHERE s.lword <> k.lsurface AND NOT s.user_defined
+           UNION ALL
+           SELECT a.surface, a.word_initial, s.sense_id, 'affix',
+                  CASE WHEN a.word_initial THEN 50 ELSE 5 END, a.sub
+           FROM (SELECT surface, word_initial, '-' || lsurface AS akey, 0 AS sub FROM _k WHERE NOT word_initial
+                 UNION ALL
+                 SELECT surface, word_initial, '-' || lsurface || '-', 1 FROM _k WHERE NOT word_initial
+                 UNION ALL
+                 SELECT surface, word_initial, lsurface || '-', 0 FROM _k WHERE word_initial) a
+           JOIN _s s ON s.lword = a.akey
+           WHERE NOT s.user_defined
+           UNION ALL
+           SELECT k.surface, k.word_initial, s.sense_id, 'numeral', 60, n.sub
+           FROM _k k JOIN _numerals n ON n.digits = k.lsurface JOIN _s s ON s.lword = n.word
+           WHERE NOT s.user_defined
+           UNION ALL
+           SELECT k.surface, k.word_initial, s.sense_id, 'unaccent', 70, 0
+           FROM (SELECT *, strip_accents(lsurface) AS bare FROM _k) k
+           JOIN (SELECT *, strip_accents(lword) AS bare FROM _s WHERE NOT user_defined) s
+             ON s.bare = k.bare AND s.lword <> k.lsurface""",
+        # stem: a fallback for keys nothing above reached
+        """INSERT INTO _l
+           WITH c AS (
+               SELECT k.surface, k.word_initial, st.sub, st.repl,
+                      left(k.lsurface, length(k.lsurface) - length(st.suffix)) AS base
+               FROM _k k
+               JOIN (SELECT suffix, repl, row_number() OVER (ORDER BY suffix, repl) AS sub FROM _stems) st
+                 ON suffix(k.lsurface, st.suffix) AND length(k.lsurface) > length(st.suffix) + 2
+               ANTI JOIN (SELECT DISTINCT surface, word_initial FROM _l) l
+                 ON l.surface = k.surface AND l.word_initial = k.word_initial),
+           cand AS (
+               SELECT surface, word_initial, sub, base || repl AS word FROM c
+               UNION ALL  -- "running" -> "run": undo a doubled final consonant
+               SELECT surface, word_initial, sub + 100, left(base, -1) FROM c
+               WHERE repl = '' AND length(base) > 2 AND right(base, 1) = left(right(base, 2), 1))
+           SELECT c.surface, c.word_initial, s.sense_id, 'stem', 80, c.sub
+           FROM cand c JOIN _s s ON s.lword = c.word AND NOT s.user_defined""",
+    ]
+    for sql in statements:
+        con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+    cap = "QUALIFY rank <= $cap" if max_senses else ""
+    final_params: dict[str, Any] = {"tid": tid}
+    if max_senses:
+        final_params["cap"] = max_senses
+    con.execute(
+        f"""INSERT INTO alignment
+            SELECT $tid, t.token_id, r.sense_id, r.rule, r.rank
+            FROM (SELECT b.surface, b.word_initial, b.sense_id, b.rule,
+                         row_number() OVER (PARTITION BY b.surface, b.word_initial
+                                            ORDER BY b.tier, b.sub, s.pos_tier, s.tag_tier, s.entry_id,
+                                                     s.ord, s.sense_id) AS rank
+                  FROM (SELECT * FROM _l QUALIFY row_number() OVER (
+                            PARTITION BY surface, word_initial, sense_id ORDER BY tier, sub) = 1) b
+                  JOIN _s s USING (sense_id)
+                  {cap}) r
+            JOIN token t ON t.tokenizer_id = $tid AND NOT t.special
+                        AND t.surface = r.surface AND t.word_initial = r.word_initial""",
+        final_params,
+    )
+    for name in ("_k", "_s", "_m", "_l"):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    con.unregister("_numerals")
+    con.unregister("_stems")
+
+
+def _summary(con: duckdb.DuckDBPyConnection, tid: int) -> tuple[int, int, int, dict[str, dict[str, float]],
+                                                                 dict[str, int]]:
+    from lexicon.queries import coverage_of
+
+    cov = coverage_of(con, tid)
+    links = con.execute("SELECT count(*) FROM alignment WHERE tokenizer_id = ?", [tid]).fetchone()
+    return (int(cov["overall"]["tokens"]), int(cov["overall"]["covered"]), int(links[0]) if links else 0,
+            cov["buckets"], cov["rules"])
+
+
+def align(
+    db: str | os.PathLike[str],
+    tokenizer: str | os.PathLike[str] | Vocab,
+    frequencies: str | os.PathLike[str] | None = None,
+    corpus: str | os.PathLike[str] | None = None,
+    buckets: Sequence[float] = (0.3, 0.5, 0.2),
+    *,
+    lang: str | None = None,
+    max_senses: int | None = None,
+    progress: bool = True,
+) -> AlignReport:
+    """Load `tokenizer`'s vocabulary into the lexicon at `db` and link every token to ranked senses.
+
+    `frequencies` is a fairseq `dict.txt`; without it, pieces are counted in `corpus` (a text file; by
+    default the lexicon's own glosses and examples; the string ``"vocab-order"`` skips counting).
+    `buckets` are the (frequent, medium, rare) shares by frequency rank. `lang` keeps only entries of
+    that language code; `max_senses` caps the links per token. Aligning the same vocabulary again
+    replaces its rows, atomically.
+    """
+    started = time.perf_counter()
+    check_buckets(buckets)
+    if max_senses is not None and max_senses < 1:
+        raise LexiconError(f"max_senses must be at least 1, got {max_senses}")
+    connect(db).close()  # a missing or outdated lexicon is refused before any work
+    vocab = tokenizer if isinstance(tokenizer, Vocab) else load_vocab(tokenizer)
+    with writing(db) as con:
+        freq = _frequencies(con, vocab, frequencies, corpus, progress)
+        found = tokenizer_id(con, vocab.sha256)
+        if found is None:
+            row = con.execute("SELECT coalesce(max(tokenizer_id), 0) + 1 FROM tokenizer").fetchone()
+            tid = int(row[0]) if row else 1
+        else:
+            tid = found
+        con.execute("DELETE FROM alignment WHERE tokenizer_id = ?", [tid])
+        con.execute("DELETE FROM token WHERE tokenizer_id = ?", [tid])
+        con.execute("DELETE FROM tokenizer WHERE tokenizer_id = ?", [tid])
+        con.execute(
+            "INSERT INTO tokenizer VALUES (?, ?, ?, ?, ?, ?, current_timestamp)",
+            [tid, vocab.name, vocab.kind, len(vocab.pieces), vocab.sha256, freq.source],
+        )
+        _write_tokens(con, tid, vocab, freq, buckets)
+        _align_sql(con, tid, lang, max_senses)
+        tokens, covered, links, bucket_cov, rules = _summary(con, tid)
+    return AlignReport(
+        tokenizer_id=tid,
+        name=vocab.name,
+        kind=vocab.kind,
+        sha256=vocab.sha256,
+        vocab_size=len(vocab.pieces),
+        frequency_source=freq.source,
+        tokens=tokens,
+        covered=covered,
+        ratio=covered / tokens if tokens else 0.0,
+        links=links,
+        buckets=bucket_cov,
+        rules=rules,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+class _CallableModule(types.ModuleType):
+    """`lexicon.align` names both this module and its function; importing the module rebinds the package
+    attribute to the module, so the module itself forwards calls to :func:`align`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> AlignReport:
+        return align(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

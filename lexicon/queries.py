@@ -1,0 +1,218 @@
+"""Read-side API of the lexicon: coverage, a token's definitions, free SQL, Parquet export.
+
+Every function opens the database read-only and returns plain dicts or Polars frames.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from lexicon.db import connect
+from lexicon.errors import LexiconError, TokenizerError
+from lexicon.tokenizers import Vocab, load_vocab
+
+__all__ = [
+    "coverage",
+    "coverage_of",
+    "coverage_frame",
+    "definitions",
+    "query",
+    "export_parquet",
+    "resolve_tokenizer_id",
+]
+
+TokenizerRef = str | os.PathLike[str] | Vocab | int
+BUCKET_ORDER = ("frequent", "medium", "rare")
+
+
+def resolve_tokenizer_id(con: duckdb.DuckDBPyConnection, tokenizer: TokenizerRef) -> int:
+    """The `tokenizer_id` of an aligned tokenizer, given its id, its name as aligned, its folder or a Vocab."""
+    if isinstance(tokenizer, int):
+        row = con.execute("SELECT tokenizer_id FROM tokenizer WHERE tokenizer_id = ?", [tokenizer]).fetchone()
+        if row:
+            return int(row[0])
+        raise TokenizerError(f"the lexicon has no tokenizer_id {tokenizer}")
+    if not isinstance(tokenizer, Vocab):
+        rows = con.execute("SELECT tokenizer_id FROM tokenizer WHERE name = ?", [str(tokenizer)]).fetchall()
+        if len(rows) == 1:
+            return int(rows[0][0])
+    vocab = tokenizer if isinstance(tokenizer, Vocab) else load_vocab(tokenizer)
+    row = con.execute("SELECT tokenizer_id FROM tokenizer WHERE sha256 = ?", [vocab.sha256]).fetchone()
+    if row is None:
+        raise TokenizerError(
+            f"tokenizer {vocab.name} is not aligned in this lexicon. Align it first: "
+            f"defemb lexicon align --db DB --tokenizer {vocab.name}"
+        )
+    return int(row[0])
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+    # A cursor of its own: the connection may still hold a half-read result (DuckDB refuses new relations
+    # on it until that result is finished).
+    rel = con.cursor().sql(sql, params=params)
+    return rel.pl() if rel is not None else pl.DataFrame()
+
+
+def _cell(tokens: int, covered: int) -> dict[str, Any]:
+    return {"tokens": tokens, "covered": covered, "ratio": covered / tokens if tokens else 0.0}
+
+
+def coverage_of(con: duckdb.DuckDBPyConnection, tid: int) -> dict[str, Any]:
+    """:func:`coverage` on an open connection and a known tokenizer id."""
+    rows = con.execute(
+        """SELECT t.bucket, count(*) AS tokens, count(a.token_id) AS covered
+           FROM token t
+           LEFT JOIN (SELECT DISTINCT token_id FROM alignment WHERE tokenizer_id = $tid) a USING (token_id)
+           WHERE t.tokenizer_id = $tid AND NOT t.special
+           GROUP BY t.bucket""",
+        {"tid": tid},
+    ).fetchall()
+    per = {b: (int(n), int(c)) for b, n, c in rows}
+    rules = con.execute(
+        """SELECT rule, count(*) FROM alignment WHERE tokenizer_id = ? AND rank = 1
+           GROUP BY rule ORDER BY count(*) DESC, rule""",
+        [tid],
+    ).fetchall()
+    tokens = sum(n for n, _ in per.values())
+    covered = sum(c for _, c in per.values())
+    return {
+        "overall": _cell(tokens, covered),
+        "buckets": {b: _cell(*per.get(b, (0, 0))) for b in BUCKET_ORDER},
+        "rules": {r: int(n) for r, n in rules},
+    }
+
+
+def coverage(db: str | os.PathLike[str], tokenizer: TokenizerRef) -> dict[str, Any]:
+    """How many non-special tokens have at least one definition, overall and per frequency bucket.
+
+    Returns ``{"overall": {"tokens", "covered", "ratio"}, "buckets": {"frequent": {...}, "medium": {...},
+    "rare": {...}}, "rules": {rule: tokens whose rank-1 link has that rule}}``.
+    """
+    with connect(db) as con:
+        return coverage_of(con, resolve_tokenizer_id(con, tokenizer))
+
+
+def coverage_frame(db: str | os.PathLike[str], tokenizer: TokenizerRef) -> pl.DataFrame:
+    """Coverage as a frame: one row per bucket plus `all`, with one `by_<rule>` column per rank-1 rule."""
+    with connect(db) as con:
+        tid = resolve_tokenizer_id(con, tokenizer)
+        frame = _frame(con, 
+            """WITH first AS (SELECT token_id, rule FROM alignment WHERE tokenizer_id = $tid AND rank = 1)
+               SELECT coalesce(t.bucket, 'all') AS bucket, count(*) AS tokens, count(f.token_id) AS covered,
+                      count(f.token_id) / count(*) AS ratio,
+                      list_sort(list(DISTINCT f.rule) FILTER (WHERE f.rule IS NOT NULL)) AS rules
+               FROM token t LEFT JOIN first f USING (token_id)
+               WHERE t.tokenizer_id = $tid AND NOT t.special
+               GROUP BY ROLLUP (t.bucket)""",
+            {"tid": tid},
+        )
+        by_rule = _frame(con, 
+            """SELECT coalesce(t.bucket, 'all') AS bucket, a.rule, count(*) AS n
+               FROM alignment a JOIN token t USING (tokenizer_id, token_id)
+               WHERE a.tokenizer_id = $tid AND a.rank = 1
+               GROUP BY ROLLUP (t.bucket), a.rule HAVING a.rule IS NOT NULL""",
+            {"tid": tid},
+        )
+    frame = frame.drop("rules")
+    if by_rule.height:
+        wide = by_rule.pivot(on="rule", index="bucket", values="n").fill_null(0)
+        wide = wide.rename({c: f"by_{c}" for c in wide.columns if c != "bucket"})
+        frame = frame.join(wide, on="bucket", how="left").fill_null(0)
+    order = {b: i for i, b in enumerate((*BUCKET_ORDER, "all"))}
+    return frame.with_columns(pl.col("bucket").replace_strict(order, default=99).alias("_o")).sort("_o").drop("_o")
+
+
+def definitions(
+    db: str | os.PathLike[str],
+    tokenizer: TokenizerRef,
+    tokens: Sequence[str | int] | None = None,
+) -> pl.DataFrame:
+    """Rows of the `token_definition` view for the given tokens (all tokens when None), by token and rank.
+
+    A token is an id (int), a piece as spelled in the vocabulary (``Ġcat``, ``##ing``) or a surface
+    (``cat`` finds both ``cat`` and ``Ġcat``). A string that is neither but is all digits is taken as an id.
+    Tokens the vocabulary lacks are refused; tokens without definitions simply have no rows.
+    """
+    with connect(db) as con:
+        tid = resolve_tokenizer_id(con, tokenizer)
+        ids: list[int] | None = None
+        if tokens is not None:
+            ints = [t for t in tokens if isinstance(t, int)]
+            strs = [str(t) for t in tokens if not isinstance(t, int)]
+            found = con.execute(
+                """SELECT token_id, piece, surface FROM token
+                   WHERE tokenizer_id = $tid AND (token_id IN (SELECT unnest($ints::INTEGER[]))
+                         OR piece IN (SELECT unnest($strs::VARCHAR[]))
+                         OR surface IN (SELECT unnest($strs::VARCHAR[])))""",
+                {"tid": tid, "ints": ints, "strs": strs},
+            ).fetchall()
+            known_ids = {r[0] for r in found}
+            known_text = {r[1] for r in found} | {r[2] for r in found}
+            missing: list[str] = []
+            for s in strs:
+                if s in known_text:
+                    continue
+                if s.isdigit():
+                    ints.append(int(s))
+                else:
+                    missing.append(s)
+            extra = con.execute(
+                "SELECT token_id FROM token WHERE tokenizer_id = $tid AND token_id IN (SELECT unnest($ints::INTEGER[]))",
+                {"tid": tid, "ints": ints},
+            ).fetchall()
+            known_ids |= {r[0] for r in extra}
+            missing += [str(i) for i in ints if i not in known_ids]
+            if missing:
+                raise TokenizerError(
+                    f"not in the vocabulary of tokenizer {tid}: {', '.join(map(repr, missing[:10]))} "
+                    f"(give pieces as spelled, e.g. 'Ġcat' or '##ing', surfaces, or ids)"
+                )
+            ids = sorted(known_ids)
+        where = "" if ids is None else "AND token_id IN (SELECT unnest($ids::INTEGER[]))"
+        params: dict[str, Any] = {"tid": tid}
+        if ids is not None:
+            params["ids"] = ids
+        return _frame(
+            con, f"SELECT * FROM token_definition WHERE tokenizer_id = $tid {where} ORDER BY token_id, rank", params
+        )
+
+
+def query(db: str | os.PathLike[str], sql: str) -> pl.DataFrame:
+    """Run one SQL statement on a read-only connection and return its result as a frame."""
+    with connect(db) as con:
+        try:
+            return _frame(con, sql)
+        except duckdb.Error as exc:
+            raise LexiconError(f"SQL failed: {str(exc).splitlines()[0]}") from exc
+
+
+def export_parquet(db: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write every table and the `token_definition` and `coverage` views as `<name>.parquet` in `out_dir`.
+
+    Each file is written beside its final name and moved into place, so a reader never sees half a file.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    with connect(db) as con:
+        names = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND (table_type = 'BASE TABLE' OR table_name IN ('token_definition', 'coverage')) ORDER BY 1"
+        ).fetchall()]
+        for name in names:
+            final = out / f"{name}.parquet"
+            tmp = out / f".{name}.parquet.tmp-{os.getpid()}"
+            try:
+                target = tmp.as_posix().replace("'", "''")
+                con.execute(f"COPY (SELECT * FROM \"{name}\") TO '{target}' (FORMAT parquet)")
+                os.replace(tmp, final)
+            finally:
+                tmp.unlink(missing_ok=True)
+            written[name] = final
+    return written
