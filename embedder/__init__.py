@@ -1,1 +1,48 @@
-"""TODO"""
+"""embedder: the DefinitionEMB regressor — train it on lexicon definitions, generate definition vectors.
+
+Public API (torch loads only when a trainer/generator name is first used, so `import embedder.rundir`
+stays light)::
+
+    embedder.train(embedder.preset("quick", db=..., model=..., run=...))  -> TrainResult
+    embedder.generate(GenerateConfig(db=..., run=..., senses=True))       -> GenerateResult
+    embedder.encode_definitions(run, ["a small domesticated feline"])    -> np.ndarray (n×d float32)
+    embedder.models.load_pretrained("path/to/model")                     -> (model, tokenizer, family)
+    embedder.RunDir.open("runs/x")                                       -> the run folder contract
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from embedder.errors import EmbedderError, NonFiniteOutput, RunMismatch
+from embedder.rundir import RunDir
+
+_LAZY = {
+    "train": "embedder.trainer",
+    "generate": "embedder.generator",
+    "encode_definitions": "embedder.generator",
+    "TrainConfig": "embedder.config",
+    "GenerateConfig": "embedder.config",
+    "PromptConfig": "embedder.config",
+    "TrainResult": "embedder.config",
+    "GenerateResult": "embedder.config",
+    "PRESETS": "embedder.config",
+    "preset": "embedder.config",
+    "load_pretrained": "embedder.models",
+    "load_regressor": "embedder.checkpoint",
+    "Regressor": "embedder.models",
+}
+_SUBMODULES = {"models", "trainer", "generator", "config", "examples", "batching", "checkpoint", "inference",
+               "lexicon_io", "rundir", "errors"}
+
+__all__ = ["EmbedderError", "NonFiniteOutput", "RunMismatch", "RunDir", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        mod = importlib.import_module(_LAZY[name])
+        return getattr(mod, name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"embedder.{name}")
+    raise AttributeError(f"module 'embedder' has no attribute {name!r}")

@@ -1,0 +1,199 @@
+"""Configs and results of the embedder, as small frozen dataclasses (`to_dict()` is what `--json` prints).
+
+Presets:
+    quick  the CPU demo: MiniLM over the embedded lexicon in a few minutes on 2 cores. The head starts
+           from a closed-form ridge regression on frozen features, then everything fine-tunes for a few
+           hundred steps (encoder lr 5e-5, head lr 1e-3, cosine schedule, MSE + cosine loss).
+    paper  the authors' RoBERTa-base recipe: Adam(0.9, 0.98), wd 0.01, clip 0.1, lr 1e-4, inverse-sqrt
+           schedule with 24k warm-up updates, 4,096-token batches, 400k updates, reference MSE loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedder.errors import EmbedderError
+
+__all__ = ["PromptConfig", "TrainConfig", "GenerateConfig", "TrainResult", "GenerateResult", "PRESETS", "preset"]
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """How a definition becomes a prompt.
+
+    The authors did not release their prompt. Ours puts the target piece(s) first, then the part of
+    speech in parentheses, then a colon and the gloss — the layout of a printed dictionary line
+    ("cat (noun): a small domesticated carnivore"). Target first keeps the masked position at a fixed
+    place right after the start token, so every prompt has the same reading order and the gloss is
+    truncated from its tail, never the target. `{target}` must occur once; `{pos}` and `{gloss}` are
+    filled from the lexicon. Set `use_pos=False` (or give a template without `{pos}`) to drop the POS.
+    """
+
+    template: str = "{target} ( {pos} ) : {gloss}"
+    template_no_pos: str = "{target} : {gloss}"
+    use_pos: bool = True
+    max_length: int = 64
+
+    def __post_init__(self) -> None:
+        for t in (self.template, self.template_no_pos):
+            if t.count("{target}") != 1 or "{gloss}" not in t:
+                raise EmbedderError(f"prompt template {t!r} needs exactly one {{target}} and a {{gloss}}")
+        if "{pos}" in self.template_no_pos:
+            raise EmbedderError("template_no_pos must not contain {pos}")
+        if self.max_length < 8:
+            raise EmbedderError("max_length must be at least 8 tokens")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `embedder.train` needs. Flags of `defemb embed train` map 1:1 onto these fields."""
+
+    db: str
+    model: str
+    run: str
+    family: str | None = None
+    preset: str = "quick"
+    steps: int = 300
+    batch_tokens: int = 4096
+    grad_accum: int = 1
+    lr: float = 5e-5                 # encoder (and embeddings when they train)
+    head_lr: float | None = 1e-3     # None: same as lr
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    clip: float = 1.0
+    schedule: str = "cosine"         # inverse_sqrt | cosine | constant (all after linear warm-up)
+    warmup: int = 30
+    min_lr_ratio: float = 0.05       # floor of the cosine schedule
+    loss: str = "mse+cos"            # mse (the reference) | mse+cos
+    cos_weight: float = 1.0
+    head_init: str = "ridge"         # random (N(0, d^-1/2), the reference) | ridge
+    ridge_alpha: float = 1e-2
+    ridge_examples: int = 20000
+    trainable: str = "auto"          # auto | all | no-embeddings | head
+    dropout: float | None = None     # override the model's dropout (None keeps it)
+    senses_per_token: int = 3        # training uses each token's top-k ranked definitions
+    multipiece_words: bool = False   # also train on words the tokenizer splits (one example per piece)
+    max_pieces: int = 4
+    heldout_frac: float = 0.05
+    heldout_max: int = 2000
+    eval_every: int = 100
+    ckpt_every: int = 200
+    stop_after: int | None = None    # stop (with a checkpoint) after this many steps of this call
+    resume: bool = False
+    device: str = "auto"
+    compile: bool = False
+    seed: int = 0
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    progress: bool = True
+    align_if_missing: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise EmbedderError("steps must be >= 1")
+        if self.batch_tokens < self.prompt.max_length:
+            raise EmbedderError(f"batch_tokens ({self.batch_tokens}) must be >= prompt.max_length ({self.prompt.max_length})")
+        if self.schedule not in ("inverse_sqrt", "cosine", "constant"):
+            raise EmbedderError(f"schedule must be inverse_sqrt|cosine|constant, got {self.schedule!r}")
+        if self.loss not in ("mse", "mse+cos"):
+            raise EmbedderError(f"loss must be mse|mse+cos, got {self.loss!r}")
+        if self.head_init not in ("random", "ridge"):
+            raise EmbedderError(f"head_init must be random|ridge, got {self.head_init!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise EmbedderError(f"device must be auto|cpu|cuda, got {self.device!r}")
+        if not 0.0 <= self.heldout_frac < 1.0:
+            raise EmbedderError("heldout_frac must be in [0, 1)")
+        if self.grad_accum < 1 or self.senses_per_token < 1:
+            raise EmbedderError("grad_accum and senses_per_token must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        if isinstance(d.get("prompt"), dict):
+            d["prompt"] = PromptConfig(**d["prompt"])
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        return cls(**d)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {},  # the dataclass defaults
+    "paper": {
+        "steps": 400_000, "batch_tokens": 4096, "lr": 1e-4, "head_lr": None, "weight_decay": 0.01,
+        "betas": (0.9, 0.98), "clip": 0.1, "schedule": "inverse_sqrt", "warmup": 24_000, "loss": "mse",
+        "head_init": "random", "trainable": "auto", "senses_per_token": 1, "multipiece_words": True,
+        "eval_every": 2000, "ckpt_every": 5000,
+    },
+}
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """A TrainConfig from a named preset, with explicit fields taking precedence."""
+    if name not in PRESETS:
+        raise EmbedderError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    fields = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig(preset=name, **fields)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """What `embedder.generate` writes into a run: token rows (always) and sense vectors (`senses`)."""
+
+    db: str
+    run: str
+    senses: bool = False
+    topk: int = 1                    # >1: a token's row is the mean over its top-k ranked definitions
+    batch_tokens: int = 16384
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.topk < 1:
+            raise EmbedderError("topk must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run: str
+    steps: int
+    tokens_per_s: float
+    train_loss: float
+    heldout: dict[str, float]
+    seconds: float
+    history: tuple[dict[str, float], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["history"] = list(self.history)
+        return d
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    run: str
+    tokens: int                      # rows generated (covered tokens)
+    vocab_size: int
+    senses: int
+    definitions_per_s: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def abspath(p: str | os.PathLike[str]) -> str:
+    return str(Path(p).expanduser().resolve())

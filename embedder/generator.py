@@ -1,0 +1,189 @@
+"""Generating definition vectors with a trained run: token rows, sense vectors, free-text definitions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedder.checkpoint import load_regressor
+from embedder.config import GenerateConfig, GenerateResult, PromptConfig, TrainConfig
+from embedder.errors import EmbedderError, RunMismatch
+from embedder.examples import Collator, build_examples
+from embedder.inference import check_finite, predict, resolve_device
+from embedder.lexicon_io import (
+    Definitions,
+    fetch_definitions,
+    fetch_senses,
+    lexicon_fingerprint,
+    tokenizer_sha256,
+)
+from embedder.rundir import RunDir
+
+__all__ = ["generate", "encode_definitions", "open_run_for"]
+
+# Above this many float32 values an output is filled through a memory map instead of RAM.
+_MMAP_OVER = 64 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def _atomic_npy(path: Path, shape: tuple[int, ...], dtype: Any) -> Iterator[np.ndarray]:
+    """An .npy array to fill in place (memory-mapped when large), moved into `path` only on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    big = int(np.prod(shape)) > _MMAP_OVER
+    if not big:
+        arr = np.empty(shape, dtype=dtype)
+        yield arr
+        from embedder.rundir import atomic_save_npy
+
+        atomic_save_npy(path, arr)
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        yield mm
+        mm.flush()
+        del mm
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def open_run_for(run_path: str | os.PathLike[str], db: str | os.PathLike[str] | None = None) -> RunDir:
+    """Open a run and refuse it when the lexicon or the saved tokenizer is not the one it was made with."""
+    run = RunDir.open(run_path)
+    m = run.manifest()
+    if db is not None:
+        run.check_lexicon(lexicon_fingerprint(db))
+        want_db = m.get("lexicon_db")
+        if want_db and Path(want_db).resolve() != Path(db).resolve():
+            print(f"embedder: note: run {run.path} was trained on {want_db}; using {db} (same fingerprint)",
+                  file=sys.stderr)
+    tok_dir = run.path / "regressor" / "tokenizer"
+    if tok_dir.is_dir() and m.get("tokenizer_sha256"):
+        from embedder.models import load_tokenizer
+
+        run.check_tokenizer(tokenizer_sha256(tok_dir, load_tokenizer(tok_dir)))
+    return run
+
+
+def _prompt_of(run: RunDir) -> PromptConfig:
+    cfg = run.manifest().get("config") or {}
+    try:
+        return TrainConfig.from_dict(cfg).prompt if cfg else PromptConfig()
+    except (TypeError, EmbedderError):
+        return PromptConfig(**cfg.get("prompt", {})) if isinstance(cfg.get("prompt"), dict) else PromptConfig()
+
+
+def generate(cfg: GenerateConfig) -> GenerateResult:
+    """Write `token_vectors.npy`, `token_covered.npy` (and with `senses`, sense vectors) into the run."""
+    t0 = time.perf_counter()
+    run = open_run_for(cfg.run, cfg.db)
+    m = run.manifest()
+    device = resolve_device(cfg.device)
+    model, tok, _meta = load_regressor(run.path, device)
+    original = np.asarray(run.original_vectors())
+    vocab_size, dim = original.shape
+    if (m.get("vocab_size"), m.get("dim")) != (vocab_size, dim):
+        raise RunMismatch(f"{run.path}/original_vectors.npy is {original.shape}, manifest says "
+                          f"{(m.get('vocab_size'), m.get('dim'))}")
+    prompt = _prompt_of(run)
+    collator = Collator(tok, model.family, vocab_size,
+                        decoder_start_id=getattr(model.backbone.config, "decoder_start_token_id", None))
+    defs = fetch_definitions(cfg.db, int(m["tokenizer_id"]), cfg.topk)
+    ex = build_examples(tok, prompt, defs)
+    if len(ex) != len(defs):
+        raise EmbedderError("the run's prompt template leaves no room for definitions; check its config.prompt")
+    n_defs = len(ex)
+    t1 = time.perf_counter()
+    preds = predict(model, collator, ex, device, cfg.batch_tokens, cfg.progress, "token rows")
+    check_finite(preds, "generated definition rows", ex.token_id)
+    # Mean over a token's top-k rows (topk=1: its first-ranked definition).
+    uniq, inv = np.unique(ex.token_id, return_inverse=True)
+    sums = np.zeros((len(uniq), dim), dtype=np.float64)
+    np.add.at(sums, inv, preds)
+    rows = (sums / np.bincount(inv)[:, None]).astype(np.float32)
+    if uniq.size and (uniq.min() < 0 or uniq.max() >= vocab_size):
+        raise RunMismatch(f"the lexicon aligns token ids outside this run's vocabulary (0..{vocab_size - 1})")
+    covered = np.zeros(vocab_size, dtype=bool)
+    covered[uniq] = True
+    with _atomic_npy(run.path / "token_vectors.npy", (vocab_size, dim), np.float32) as tv:
+        tv[:] = original
+        tv[uniq] = rows
+    run.save_array("token_covered.npy", covered)
+    n_senses = 0
+    if cfg.senses:
+        senses = fetch_senses(cfg.db)
+        sex = build_examples(tok, prompt, senses)
+        if len(sex) != len(senses):
+            raise EmbedderError("the run's prompt template leaves no room for sense glosses")
+        n_senses = len(sex)
+        with _atomic_npy(run.path / "sense_vectors.npy", (n_senses, dim), np.float32) as sv:
+            predict(model, collator, sex, device, cfg.batch_tokens, cfg.progress, "sense vectors", out=sv)
+            check_finite(np.asarray(sv), "sense vectors", senses.sense_id)
+        run.save_array("sense_ids.npy", senses.sense_id.astype(np.int64))
+    t2 = time.perf_counter()
+    total_defs = n_defs + n_senses
+    dps = total_defs / max(t2 - t1, 1e-9)
+    run.update_manifest(
+        timings={**m.get("timings", {}), "generate_s": t2 - t0},
+        generate={**cfg.to_dict(), "covered_tokens": int(covered.sum()), "senses": n_senses,
+                  "definitions_per_s": dps},
+    )
+    return GenerateResult(run=str(run.path), tokens=int(covered.sum()), vocab_size=int(vocab_size), senses=n_senses,
+                          definitions_per_s=dps, seconds=t2 - t0)
+
+
+_CACHE: dict[tuple[str, str, float], tuple[Any, Any, PromptConfig, Collator, torch.device]] = {}
+
+
+def encode_definitions(
+    run: str | os.PathLike[str] | RunDir,
+    texts: Sequence[str],
+    pos: Sequence[str | None] | None = None,
+    batch_size: int = 64,
+    device: str = "auto",
+) -> np.ndarray:
+    """Free-text definitions → vectors (n×d float32) through the run's regressor, with the generation prompt.
+
+    The target is a lone mask token in front of the definition, as at generation time, so a definition
+    lands where the token it defines would. The loaded regressor is cached per run and device.
+    """
+    rd = run if isinstance(run, RunDir) else RunDir.open(run)
+    if pos is not None and len(pos) != len(texts):
+        raise EmbedderError(f"pos has {len(pos)} entries for {len(texts)} texts")
+    if batch_size < 1:
+        raise EmbedderError("batch_size must be >= 1")
+    dev = resolve_device(device)
+    ck = rd.path / "regressor" / "LATEST"
+    key = (str(rd.path.resolve()), str(dev), ck.stat().st_mtime if ck.exists() else 0.0)
+    if key not in _CACHE:
+        model, tok, _ = load_regressor(rd.path, dev)
+        coll = Collator(tok, model.family, model.input_embeddings().num_embeddings,
+                        decoder_start_id=getattr(model.backbone.config, "decoder_start_token_id", None))
+        _CACHE.clear()
+        _CACHE[key] = (model, tok, _prompt_of(rd), coll, dev)
+    model, tok, prompt, coll, dev = _CACHE[key]
+    n = len(texts)
+    defs = Definitions(
+        token_id=np.full(n, -1, dtype=np.int64), rank=np.ones(n, dtype=np.int32),
+        sense_id=np.arange(n, dtype=np.int64), word=[""] * n,
+        pos=list(pos) if pos is not None else [None] * n, gloss=[str(t) for t in texts],
+    )
+    ex = build_examples(tok, prompt, defs)
+    if len(ex) != n:
+        raise EmbedderError("the run's prompt template leaves no room for a definition")
+    budget = batch_size * prompt.max_length
+    out = predict(model, coll, ex, dev, budget)
+    check_finite(out, "definition vectors")
+    return out

@@ -1,0 +1,91 @@
+"""Running the regressor over many examples: length-sorted budget batches, order restored, float32 out."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from embedder.batching import sorted_batches
+from embedder.errors import EmbedderError, NonFiniteOutput
+from embedder.examples import Collator, Examples
+from embedder.models import Regressor
+
+__all__ = ["resolve_device", "autocast", "predict", "check_finite"]
+
+
+def resolve_device(device: str = "auto", local_rank: int | None = None) -> torch.device:
+    """`auto` → CUDA when available (this process's local rank under torchrun), else CPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise EmbedderError("device 'cuda' asked for, but torch sees no CUDA device; use --device cpu")
+        if device == "cuda" and local_rank is not None:
+            return torch.device("cuda", local_rank)
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device) -> Iterator[None]:
+    """bf16 autocast on CUDA; plain fp32 on CPU (CPU bf16 is slower here and less exact)."""
+    if device.type == "cuda":
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            yield
+    else:
+        yield
+
+
+def check_finite(arr: np.ndarray, what: str, ids: np.ndarray | None = None) -> None:
+    """Refuse NaN/Inf rows (the reference code's division-by-zero trap) instead of writing them."""
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        where = np.flatnonzero(bad)[:10]
+        named = ids[where].tolist() if ids is not None else where.tolist()
+        raise NonFiniteOutput(
+            f"{int(bad.sum())} of {len(arr)} {what} are NaN/Inf (first: {named}). Nothing was written. "
+            "The regressor has probably diverged: retrain with a lower --lr or the default loss."
+        )
+
+
+def predict(
+    model: Regressor,
+    collator: Collator,
+    examples: Examples,
+    device: torch.device,
+    batch_tokens: int = 16384,
+    progress: bool = False,
+    desc: str = "generate",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Regressor outputs (n×d float32) for `examples` in their own order, target fully masked.
+
+    Examples run longest-first in budget batches (little padding) and land at their original row, so
+    the result does not depend on the input order. `out` may be a memory-mapped array to fill.
+    """
+    n = len(examples)
+    if out is None:
+        out = np.empty((n, model.dim), dtype=np.float32)
+    if n == 0:
+        return out
+    batches = sorted_batches(examples.lengths, batch_tokens)
+    was_training = model.training
+    model.eval()
+    from tqdm import tqdm
+
+    bar = tqdm(total=n, desc=desc, unit="def", file=sys.stderr, disable=not progress, leave=False)
+    try:
+        with torch.inference_mode(), autocast(device):
+            for idx in batches:
+                batch = collator(examples, idx, mode="generate")
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                pred = model(**batch).float().cpu().numpy()
+                out[idx] = pred
+                bar.update(len(idx))
+    finally:
+        bar.close()
+        model.train(was_training)
+    return out

@@ -1,0 +1,186 @@
+"""Reading what the embedder needs from the lexicon: tokenizer identity, ranked definitions, senses.
+
+Bulk rows come back as numpy/list columns straight from DuckDB (no Python objects per row beyond the
+strings the tokenizer needs anyway).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from embedder.errors import EmbedderError
+
+__all__ = ["Definitions", "tokenizer_sha256", "resolve_tokenizer", "fetch_definitions", "fetch_senses",
+           "fetch_words", "lexicon_fingerprint"]
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """Column-wise definition rows (one per token × ranked sense, or per sense)."""
+
+    token_id: np.ndarray     # int64; -1 for sense-only rows
+    rank: np.ndarray         # int32
+    sense_id: np.ndarray     # int64
+    word: list[str]
+    pos: list[str | None]
+    gloss: list[str]
+
+    def __len__(self) -> int:
+        return len(self.gloss)
+
+
+def tokenizer_sha256(model_dir: str | os.PathLike[str], tokenizer: Any) -> str:
+    """The lexicon's identity of a tokenizer (`lexicon.tokenizers.load_vocab(dir).sha256`).
+
+    Falls back to the same definition computed from the loaded HF tokenizer (sha256 of the JSON list of
+    pieces in id order) when the folder is not one `load_vocab` reads.
+    """
+    try:
+        from lexicon.tokenizers import load_vocab
+
+        return str(load_vocab(str(model_dir)).sha256)
+    except ImportError:
+        pass
+    except Exception as exc:  # a folder load_vocab cannot read: derive the same fingerprint ourselves
+        print(f"embedder: lexicon.tokenizers.load_vocab({model_dir}) failed ({exc}); hashing the HF vocabulary",
+              file=sys.stderr)
+    import hashlib
+    import json
+
+    vocab = tokenizer.get_vocab()
+    pieces = [""] * (max(vocab.values()) + 1)
+    for piece, i in vocab.items():
+        pieces[i] = piece
+    return hashlib.sha256(json.dumps(pieces, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _tokenizer_id(con: Any, sha: str) -> int | None:
+    try:
+        from lexicon.align import tokenizer_id
+
+        return tokenizer_id(con, sha)
+    except (ImportError, AttributeError):
+        row = con.execute("SELECT tokenizer_id FROM tokenizer WHERE sha256 = ?", [sha]).fetchone()
+        return int(row[0]) if row else None
+
+
+def lexicon_fingerprint(db: str | os.PathLike[str]) -> str:
+    from lexicon.db import connect, fingerprint
+
+    con = connect(db)
+    try:
+        return fingerprint(con)
+    finally:
+        con.close()
+
+
+def resolve_tokenizer(db: str | os.PathLike[str], model_dir: str, sha: str, align_if_missing: bool,
+                      progress: bool = True) -> int:
+    """The lexicon's tokenizer_id for this model's tokenizer, aligning it first when asked to."""
+    from lexicon.db import connect
+
+    con = connect(db)
+    try:
+        tid = _tokenizer_id(con, sha)
+    finally:
+        con.close()
+    if tid is not None:
+        return tid
+    if not align_if_missing:
+        raise EmbedderError(
+            f"the tokenizer of {model_dir} is not aligned in {db}. Run: defemb lexicon align --db {db} "
+            f"--tokenizer {model_dir}"
+        )
+    print(f"embedder: tokenizer of {model_dir} is not aligned in {db}; aligning it now (lexicon.align)",
+          file=sys.stderr)
+    try:
+        from lexicon.align import align
+    except (ImportError, AttributeError) as exc:
+        raise EmbedderError(f"lexicon.align is not available to align {model_dir}: {exc}") from exc
+    align(db, model_dir, progress=progress)
+    con = connect(db)
+    try:
+        tid = _tokenizer_id(con, sha)
+    finally:
+        con.close()
+    if tid is None:
+        raise EmbedderError(f"lexicon.align ran but {db} still has no tokenizer with sha256 {sha[:12]}…")
+    return tid
+
+
+def fetch_definitions(db: str | os.PathLike[str], tokenizer_id: int, max_rank: int) -> Definitions:
+    """Ranked definitions of every aligned, non-special token (rank <= max_rank), by token then rank."""
+    from lexicon.db import connect
+
+    con = connect(db)
+    try:
+        rows = con.execute(
+            """SELECT token_id, rank, sense_id, word, pos, gloss FROM token_definition
+               WHERE tokenizer_id = ? AND rank <= ? AND coalesce(bucket, '') <> 'special'
+                 AND gloss IS NOT NULL AND length(trim(gloss)) > 0
+               ORDER BY token_id, rank""",
+            [tokenizer_id, max_rank],
+        ).fetchnumpy()
+    finally:
+        con.close()
+    return Definitions(
+        token_id=np.asarray(rows["token_id"], dtype=np.int64),
+        rank=np.asarray(rows["rank"], dtype=np.int32),
+        sense_id=np.asarray(rows["sense_id"], dtype=np.int64),
+        word=[str(w) for w in rows["word"]],
+        pos=[None if p is None or p != p else str(p) for p in rows["pos"]],
+        gloss=[str(g) for g in rows["gloss"]],
+    )
+
+
+def fetch_senses(db: str | os.PathLike[str]) -> Definitions:
+    """Every sense of the lexicon (for sense vectors), by sense_id."""
+    from lexicon.db import connect
+
+    con = connect(db)
+    try:
+        rows = con.execute(
+            """SELECT s.sense_id, e.word, e.pos, s.gloss FROM sense s JOIN entry e USING (entry_id)
+               WHERE s.gloss IS NOT NULL ORDER BY s.sense_id"""
+        ).fetchnumpy()
+    finally:
+        con.close()
+    n = len(rows["sense_id"])
+    return Definitions(
+        token_id=np.full(n, -1, dtype=np.int64),
+        rank=np.ones(n, dtype=np.int32),
+        sense_id=np.asarray(rows["sense_id"], dtype=np.int64),
+        word=[str(w) for w in rows["word"]],
+        pos=[None if p is None or p != p else str(p) for p in rows["pos"]],
+        gloss=[str(g) for g in rows["gloss"]],
+    )
+
+
+def fetch_words(db: str | os.PathLike[str]) -> Definitions:
+    """The first sense of every lexicon word (for multi-piece training examples)."""
+    from lexicon.db import connect
+
+    con = connect(db)
+    try:
+        rows = con.execute(
+            """SELECT s.sense_id, e.word, e.pos, s.gloss FROM sense s JOIN entry e USING (entry_id)
+               WHERE s.gloss IS NOT NULL AND length(trim(s.gloss)) > 0
+               QUALIFY row_number() OVER (PARTITION BY e.word ORDER BY e.entry_id, s.ord) = 1
+               ORDER BY e.word"""
+        ).fetchnumpy()
+    finally:
+        con.close()
+    n = len(rows["sense_id"])
+    return Definitions(
+        token_id=np.full(n, -1, dtype=np.int64),
+        rank=np.ones(n, dtype=np.int32),
+        sense_id=np.asarray(rows["sense_id"], dtype=np.int64),
+        word=[str(w) for w in rows["word"]],
+        pos=[None if p is None or p != p else str(p) for p in rows["pos"]],
+        gloss=[str(g) for g in rows["gloss"]],
+    )
