@@ -3,7 +3,7 @@
 Each file maps words to ``{word, etymologies: [{partsOfSpeech: [{partOfSpeech, senses: [{sense, date,
 examples}]}]}]}``. A record is one word: it becomes one entry per (etymology, part of speech). A file is
 decoded to ``{word: raw JSON}`` first and each word is then decoded on its own, so one malformed word is
-rejected alone; a file that is not valid JSON at all is rejected as one record.
+rejected alone; a file that is not valid JSON at all is rejected as one record. In a folder, the tree's word index ``valid_words.json`` is skipped.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ class _Word(msgspec.Struct):
     word: str | None = None
 
 
+# The tree's word index ({word: 1}), not definitions.
+_INDEX_FILE = "valid_words.json"
+
 _FILE = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _WORD = msgspec.json.Decoder(_Word)
 
@@ -48,6 +51,12 @@ class OpenDictionarySource(Source):
 
     kind = "open-dictionary"
     suffixes = (".json", ".json.gz", ".json.bz2")
+
+    def _files(self) -> list[Path]:
+        files = super()._files()
+        if self.path.is_dir():
+            files = [f for f in files if f.name != _INDEX_FILE]
+        return files
 
     def __init__(self, path: Path, lang: str) -> None:
         super().__init__(path, lang)
