@@ -70,6 +70,7 @@ def svd_scatter(
         ax.set_ylabel("singular direction 2")
     axes[0][0].legend(loc="best", markerscale=3, fontsize=8)
     fig.suptitle(f"2-D SVD of the embedding rows ({rows.size} sampled)")
+    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -84,17 +85,25 @@ def isotropy_bars(
     x = np.arange(len(groups))
     for k, (metric, title, log) in enumerate((("isotropy", "I(W) (log scale)", True), ("isoscore", "IsoScore", False))):
         ax = axes[0][k]
+        lowest = 1.0
         for j, name in enumerate(names):
-            vals = [(isotropy[name].get(g) or {}).get(metric, np.nan) for g in groups]
-            ax.bar(x + (j - (len(names) - 1) / 2) * width, vals, width, label=name)
+            vals = [(isotropy[name].get(g) or {}).get(metric) for g in groups]
+            vals = [np.nan if v is None else float(v) for v in vals]
+            bars = ax.bar(x + (j - (len(names) - 1) / 2) * width, vals, width, label=name)
+            ax.bar_label(bars, fmt="%.2g", fontsize=7, padding=1)
+            finite = [v for v in vals if np.isfinite(v) and v > 0]
+            lowest = min([lowest, *finite])
         ax.set_xticks(x, groups)
         ax.set_title(title)
         if log:
+            # I(W) spans orders of magnitude between matrices; the floor keeps the smallest bar visible.
             ax.set_yscale("log")
+            ax.set_ylim(lowest / 3, 1.5)
         else:
-            ax.set_ylim(0, 1)
+            ax.set_ylim(0, 1.08)
     axes[0][0].legend(fontsize=8)
     fig.suptitle("Isotropy by frequency bucket (special rows excluded)")
+    fig.tight_layout()
     return _save(fig, path)
 
 

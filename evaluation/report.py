@@ -291,7 +291,9 @@ def evaluate_run(
         from evaluation.rows import run_buckets, run_matrices
 
         labels, _ = run_buckets(rd, db)
-        save_result(rd, "wordsim", wordsim_of_run(rd, wordsim, run_matrices(rd, db, select, buckets=labels)), cmd)
+        ws = wordsim_of_run(rd, wordsim, run_matrices(rd, db, select, buckets=labels))
+        for name, res in ws.items():
+            save_result(rd, f"wordsim-{name}", {name: res}, cmd)
     if glue is not None:
         from evaluation.finetune import compare_glue
 

@@ -1,0 +1,272 @@
+"""`defemb eval ...`: isotropy, word similarity, GLUE fine-tuning, summarisation, swap, report.
+
+Each subcommand is one call into `evaluation`; with `--run DIR` the result is also stored under
+`DIR/report/results/`, where `defemb eval report` finds it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SELECT = click.option(
+    "--select", default="covered", show_default=True,
+    help="Rows to swap in: covered | rare | task:FILE[:ratio] (index.select).",
+)
+_DB = click.option("--db", type=click.Path(dir_okay=False), default=None,
+                   help="Lexicon database (buckets, selection); default: the run's lexicon_db.")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable results on stdout.")
+
+
+def _errors(fn: F) -> F:
+    """Turn the stages' errors into one clean line instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from embedder.errors import EmbedderError
+        from evaluation.errors import EvaluationError
+        from lexicon.errors import LexiconError
+
+        try:
+            return fn(*args, **kwargs)
+        except (EvaluationError, EmbedderError, LexiconError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _emit(obj: Any, as_json: bool, text: str) -> None:
+    from evaluation.report import _jsonable
+
+    if as_json:
+        click.echo(json.dumps(_jsonable(obj), indent=2, sort_keys=True))
+    else:
+        click.echo(text)
+
+
+def _iso_table(per_matrix: dict[str, Any]) -> str:
+    lines = [f"{'matrix':<15}{'bucket':<10}{'rows':>7}{'I(W)':>12}{'IsoScore':>10}{'mean cos':>10}{'top10 PC':>10}"]
+    for name, by in per_matrix.items():
+        for b, m in by.items():
+            if m is None:
+                lines.append(f"{name:<15}{b:<10}{'–':>7}")
+                continue
+            lines.append(f"{name:<15}{b:<10}{m['rows']:>7}{m['isotropy']:>12.4g}{m['isoscore']:>10.4f}"
+                         f"{m['mean_cosine']:>10.4f}{m['top10_share']:>10.4f}")
+    return "\n".join(lines)
+
+
+@click.group("eval", epilog="Example:\n\n  defemb eval isotropy --run runs/minilm --json\n\n"
+             "  defemb eval report --run runs/minilm")
+def eval_() -> None:
+    """Swap DefinitionEMB rows into the PLM and measure what changed."""
+
+
+@eval_.command("isotropy", epilog="Example:\n\n  defemb eval isotropy --run runs/minilm --json\n\n"
+               "  defemb eval isotropy --matrix vectors.npy\n\n  defemb eval isotropy --model path/to/minilm")
+@click.option("--matrix", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A V x d .npy matrix; buckets follow row order (30/50/20 %), first 4 rows special.")
+@click.option("--model", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A local model folder: its input embedding rows.")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A run folder: original, DefinitionEMB and ABTT matrices side by side.")
+@_DB
+@_SELECT
+@_JSON
+@_errors
+def isotropy_cmd(matrix: str | None, model: str | None, run_dir: str | None, db: str | None, select: str,
+                 as_json: bool) -> None:
+    """I(W), IsoScore, mean cosine and top-PC variance share, overall and per frequency bucket."""
+    import numpy as np
+
+    from evaluation.errors import EvaluationError
+    from evaluation.isotropy import all_but_the_top, measure_by_bucket
+    from evaluation.rows import buckets_by_order
+
+    if sum(x is not None for x in (matrix, model, run_dir)) != 1:
+        raise click.UsageError("give exactly one of --matrix, --model, --run")
+    if run_dir is not None:
+        from embedder.rundir import RunDir
+        from evaluation.report import isotropy_of_run
+
+        res, _, _ = isotropy_of_run(RunDir.open(run_dir), db, select)
+        click.echo(f"buckets from {res['buckets_source']}: {res['bucket_rows']}", err=True)
+        per = res["matrices"]
+    else:
+        if matrix is not None:
+            try:
+                w = np.load(matrix, mmap_mode="r", allow_pickle=False)
+            except ValueError as exc:
+                raise EvaluationError(f"{matrix} is not a plain .npy array: {exc}") from exc
+            labels = buckets_by_order(w.shape[0])
+            name = "matrix"
+        else:
+            from evaluation.rows import buckets_from_lexicon, special_ids_of
+            from evaluation.swap import load_model
+
+            w = load_model(str(model)).get_input_embeddings().weight.detach().numpy()
+            if db is not None:
+                import lexicon
+                from lexicon.db import connect
+
+                con = connect(db)
+                try:
+                    tid = lexicon.tokenizer_id(con, lexicon.load_vocab(str(model)).sha256)
+                finally:
+                    con.close()
+                if tid is None:
+                    raise EvaluationError(f"{model}'s tokenizer is not aligned in {db}; run defemb lexicon align")
+                labels = buckets_from_lexicon(db, tid, w.shape[0])
+            else:
+                labels = buckets_by_order(w.shape[0], special_ids_of(str(model)))
+            name = "original"
+        per = {name: measure_by_bucket(w, labels),
+               "abtt": measure_by_bucket(all_but_the_top(w, 10, labels == "special"), labels)}
+    _emit(per, as_json, _iso_table(per))
+
+
+@eval_.command("wordsim", epilog="Example:\n\n  defemb eval wordsim --run runs/minilm "
+               "--dataset ../shared/data/eval/word-similarity/EN-RW-STANFORD.txt --json")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--dataset", "datasets", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A `word1 word2 score` file; repeat for several.")
+@_DB
+@_SELECT
+@_JSON
+@_errors
+def wordsim_cmd(run_dir: str, datasets: tuple[str, ...], db: str | None, select: str, as_json: bool) -> None:
+    """Spearman of cosine similarity vs human scores, on pairs whose words are single tokens."""
+    from embedder.rundir import RunDir
+    from evaluation.report import save_result, wordsim_of_run
+    from evaluation.rows import run_buckets, run_matrices
+
+    run = RunDir.open(run_dir)
+    labels, _ = run_buckets(run, db)
+    res = wordsim_of_run(run, datasets, run_matrices(run, db, select, buckets=labels))
+    for name, r in res.items():  # one file per dataset, so later commands add to earlier ones
+        save_result(run, f"wordsim-{name}", {name: r})
+    lines = []
+    for ds, r in res.items():
+        rho = "  ".join(f"{k}={v:.4f}" for k, v in r["spearman"].items())
+        lines.append(f"{ds}: {r['covered_pairs']}/{r['pairs']} pairs covered ({r['coverage']:.1%})  {rho}")
+    _emit(res, as_json, "\n".join(lines))
+
+
+@eval_.command("glue", epilog="Example:\n\n  defemb eval glue --run runs/minilm --task cola "
+               "--data ../shared/data/eval/glue/CoLA --select rare --seeds 3 --max-train 2000")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--task", default="cola", show_default=True, help="cola | sst2 | mrpc | rte | stsb")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The task folder of GLUE TSV files.")
+@_DB
+@_SELECT
+@click.option("--seeds", default=3, show_default=True, help="Seeds 1..N; both models train under each.")
+@click.option("--epochs", default=3.0, show_default=True)
+@click.option("--lr", default=2e-5, show_default=True)
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--max-len", default=128, show_default=True)
+@click.option("--max-train", type=int, default=None, help="Use only the first N training examples.")
+@click.option("--max-eval", type=int, default=None, help="Use only the first N evaluation examples.")
+@click.option("--device", default="auto", show_default=True)
+@_JSON
+@_errors
+def glue_cmd(run_dir: str, task: str, data_dir: str, db: str | None, select: str, seeds: int, epochs: float,
+             lr: float, batch_size: int, max_len: int, max_train: int | None, max_eval: int | None,
+             device: str, as_json: bool) -> None:
+    """Fine-tune the original and the swapped model under the same seeds; mean ± std and a paired t-test."""
+    from embedder.rundir import RunDir
+    from evaluation.finetune import FinetuneConfig, compare_glue
+    from evaluation.report import save_result
+
+    if seeds < 1:
+        raise click.BadParameter("at least one seed", param_hint="--seeds")
+    cfg = FinetuneConfig(task=task, data_dir=data_dir, select=select, seeds=tuple(range(1, seeds + 1)),
+                         epochs=epochs, lr=lr, batch_size=batch_size, max_len=max_len, max_train=max_train,
+                         max_eval=max_eval, device=device)
+    run = RunDir.open(run_dir)
+    res = compare_glue(run, cfg, db, progress=sys.stderr.isatty())
+    save_result(run, f"glue-{res.task}", {**res.to_dict(), "config": cfg.to_dict()})
+    s, t = res.summary, res.test
+    _emit(res.to_dict(), as_json,
+          f"{res.task} {res.metric} over {len(res.seeds)} seeds ({res.replaced_rows} rows swapped): "
+          f"original {s['original']['mean']:.4f} ± {s['original']['std']:.4f}, "
+          f"DefinitionEMB {s['definitionemb']['mean']:.4f} ± {s['definitionemb']['std']:.4f}, "
+          f"paired t-test p = {t['p']:.4g}")
+
+
+@eval_.command("summarization", epilog="Example:\n\n  defemb eval summarization --run runs/bart "
+               "--data data/xsum --preset xsum --train-steps 1000 --max-eval 500")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder with train and test (or validation) .jsonl/.tsv of document, summary.")
+@click.option("--preset", default="xsum", show_default=True, type=click.Choice(["xsum", "cnndm", "billsum"]))
+@_DB
+@_SELECT
+@click.option("--seed", default=1, show_default=True)
+@click.option("--train-steps", default=0, show_default=True, help="Fine-tuning steps before decoding (0: none).")
+@click.option("--lr", default=3e-5, show_default=True)
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--max-train", type=int, default=None)
+@click.option("--max-eval", type=int, default=None)
+@click.option("--device", default="auto", show_default=True)
+@_JSON
+@_errors
+def summarization_cmd(run_dir: str, data_dir: str, preset: str, db: str | None, select: str, seed: int,
+                      train_steps: int, lr: float, batch_size: int, max_train: int | None,
+                      max_eval: int | None, device: str, as_json: bool) -> None:
+    """ROUGE-1/2/L of the original and the swapped seq2seq model, with a paired bootstrap."""
+    from embedder.rundir import RunDir
+    from evaluation.report import save_result
+    from evaluation.summarization import SummarizationConfig, compare_summarization
+
+    cfg = SummarizationConfig(data_dir=data_dir, preset=preset, select=select, seed=seed,
+                              train_steps=train_steps, lr=lr, batch_size=batch_size, max_train=max_train,
+                              max_eval=max_eval, device=device)
+    run = RunDir.open(run_dir)
+    res = compare_summarization(run, cfg, db, progress=sys.stderr.isatty())
+    save_result(run, f"summarization-{preset}", {**res.to_dict(), "config": cfg.to_dict()})
+    text = "  ".join(f"{k}: {res.original[k]:.4f} -> {res.definitionemb[k]:.4f} (p={res.bootstrap_p[k]:.3f})"
+                     for k in res.original)
+    _emit(res.to_dict(), as_json, text)
+
+
+@eval_.command("swap", epilog="Example:\n\n  defemb eval swap --run runs/minilm --select rare")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@_DB
+@_SELECT
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: RUN/model.")
+@_JSON
+@_errors
+def swap_cmd(run_dir: str, db: str | None, select: str, out: str | None, as_json: bool) -> None:
+    """Write the PLM with the selected rows swapped in (save_pretrained, tokenizer included)."""
+    from embedder.rundir import RunDir
+    from evaluation.swap import save_swapped
+
+    res = save_swapped(RunDir.open(run_dir), db, select, out)
+    _emit(res.to_dict(), as_json, f"{res.replaced_rows} of {res.vocab_size} rows swapped -> {res.out_dir}")
+
+
+@eval_.command("report", epilog="Example:\n\n  defemb eval report --run runs/minilm")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@_DB
+@click.option("--select", default=None, help="Selection for the isotropy of the DefinitionEMB matrix "
+              "(default: every covered row).")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
+@_JSON
+@_errors
+def report_cmd(run_dir: str, db: str | None, select: str | None, no_plots: bool, as_json: bool) -> None:
+    """Gather stored results, measure isotropy, draw figures; write report.json and report.md."""
+    from embedder.rundir import RunDir
+    from evaluation.report import build_report
+
+    rep = build_report(RunDir.open(run_dir), db, select, plots=not no_plots)
+    out = Path(rep.report_dir)
+    _emit(rep.to_dict(), as_json, f"wrote {out / 'report.md'} and {out / 'report.json'}")
