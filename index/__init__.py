@@ -1,1 +1,71 @@
-"""TODO"""
+"""index: FAISS neighbours, the reverse dictionary and export of embedding matrices for a run.
+
+Public API (imported lazily so `import index` does not load faiss or torch)::
+
+    index.build(run, kind="tokens", factory="Flat", metric="cosine")  -> list[IndexManifest]
+    index.open_index(run, "generated" | "original" | "senses")         -> LoadedIndex
+    index.neighbors(run, ["cat", "Ġdog", 1234], k=10)                  -> polars.DataFrame
+    index.reverse(run, "a small domesticated feline", k=10)            -> polars.DataFrame
+    index.reverse_vectors(run, vectors, k=10)                          -> polars.DataFrame
+    index.senses_near(run, "bank", k=10)                               -> polars.DataFrame
+    index.neighbors_table(run, db, k=10)                               -> NeighborTableResult
+    index.export(run, "hf", "rare", "out/")                            -> ExportResult
+    index.select_rows(run, db, "task:train.tsv:0.2")                   -> numpy bool mask
+    index.replace_rows(model, matrix, mask)                            -> SwapReport
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from index.errors import (
+    ExportError,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexMissing,
+    IndexStageError,
+    SelectError,
+    SwapError,
+    TokenNotFound,
+    TooFewVectors,
+)
+
+_LAZY = {
+    "build": "index.faiss_index",
+    "build_kind": "index.faiss_index",
+    "open_index": "index.faiss_index",
+    "IndexManifest": "index.faiss_index",
+    "LoadedIndex": "index.faiss_index",
+    "neighbors": "index.query",
+    "reverse": "index.query",
+    "reverse_vectors": "index.query",
+    "senses_near": "index.query",
+    "neighbors_table": "index.table",
+    "NeighborTableResult": "index.table",
+    "export": "index.exporter",
+    "export_matrix": "index.exporter",
+    "ExportResult": "index.exporter",
+    "select_rows": "index.select",
+    "replace_rows": "index.swap",
+    "SwapReport": "index.swap",
+}
+
+__all__ = [
+    "ExportError",
+    "IndexCorrupt",
+    "IndexMismatch",
+    "IndexMissing",
+    "IndexStageError",
+    "SelectError",
+    "SwapError",
+    "TokenNotFound",
+    "TooFewVectors",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'index' has no attribute {name!r}")

@@ -1,0 +1,321 @@
+"""FAISS indexes over a run's vectors: build, save next to a manifest, load with checks, search.
+
+Files live in `<run>/index/`: `<kind>.faiss` (the index), `<kind>.ids.npy` (row → DuckDB id: token_id
+or sense_id) and `<kind>.json` (the manifest binding both to the run). Kinds: `generated` (covered
+rows of token_vectors.npy), `original` (non-special rows of original_vectors.npy), `senses`.
+
+Ids are kept in a separate array rather than an IndexIDMap so that every factory string (HNSW
+included) and the GPU path work the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from tqdm import tqdm
+
+from embedder.rundir import RunDir, atomic_save_npy, atomic_write_bytes
+from index._io import atomic_file, sha256_file
+from index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError, TooFewVectors
+from index.vocabulary import RunLike, as_run, special_ids
+
+__all__ = [
+    "KINDS",
+    "METRICS",
+    "IndexManifest",
+    "LoadedIndex",
+    "build_faiss",
+    "search_faiss",
+    "prepare",
+    "build",
+    "build_kind",
+    "open_index",
+    "index_vectors",
+    "gpu_available",
+]
+
+KINDS = ("generated", "original", "senses")
+METRICS = ("ip", "cosine", "l2")
+# Search-time knobs applied to whatever part of the index they fit (ignored elsewhere).
+DEFAULT_NPROBE = 32
+DEFAULT_EF_SEARCH = 128
+_ADD_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class IndexManifest:
+    """What `<kind>.json` records: enough to refuse an index that does not belong to its run."""
+
+    run_id: str
+    kind: str
+    factory: str
+    metric: str
+    dim: int
+    ntotal: int
+    file: str
+    sha256: str
+    ids_file: str
+    ids_sha256: str
+    all_rows: bool
+    faiss_version: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoadedIndex:
+    """A checked index ready to search; `ids[label]` is the DuckDB id of FAISS row `label`."""
+
+    index: faiss.Index
+    ids: np.ndarray
+    manifest: IndexManifest
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores), each n×k; ids are DuckDB ids (-1 where fewer than k results exist)."""
+        return search_faiss(self.index, self.ids, prepare(queries, self.manifest.metric), k)
+
+
+def gpu_available() -> bool:
+    """True when this faiss build has GPU support and sees at least one GPU."""
+    return hasattr(faiss, "index_cpu_to_all_gpus") and faiss.get_num_gpus() > 0
+
+
+def _faiss_metric(metric: str) -> int:
+    if metric not in METRICS:
+        raise IndexStageError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    return faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+
+
+def prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
+    """Float32, C-contiguous, L2-normalised for `cosine` (a copy; the input is never modified)."""
+    x = np.array(vectors, dtype=np.float32, order="C", copy=True)
+    if x.ndim != 2:
+        raise IndexStageError(f"expected a 2-D array of vectors, got shape {x.shape}")
+    if metric == "cosine":
+        faiss.normalize_L2(x)
+    return x
+
+
+def _to_gpu(index: faiss.Index) -> faiss.Index:
+    if not gpu_available():
+        return index
+    try:
+        return faiss.index_cpu_to_all_gpus(index)
+    except RuntimeError:  # e.g. HNSW has no GPU implementation: stay on the CPU
+        return index
+
+
+def _to_cpu(index: faiss.Index) -> faiss.Index:
+    if gpu_available() and hasattr(faiss, "index_gpu_to_cpu"):
+        try:
+            return faiss.index_gpu_to_cpu(index)
+        except (RuntimeError, AttributeError):  # already a CPU index
+            return index
+    return index
+
+
+def _min_training(index: faiss.Index) -> int:
+    ivf = faiss.try_extract_index_ivf(index)
+    return int(ivf.nlist) if ivf is not None else 1
+
+
+def build_faiss(
+    x: np.ndarray, factory: str, metric: str, progress: bool = False, desc: str = "index"
+) -> faiss.Index:
+    """Build (train if needed, add) a FAISS index over prepared vectors `x` (see :func:`prepare`)."""
+    n, d = x.shape
+    try:
+        index = faiss.index_factory(d, factory, _faiss_metric(metric))
+    except RuntimeError as exc:
+        raise IndexStageError(
+            f"FAISS cannot build {factory!r} for dimension {d}: {str(exc).splitlines()[-1]}. "
+            "Use a factory string such as Flat, HNSW32, IVF1024,Flat or IVF1024,PQ64 (PQ m must divide d)"
+        ) from exc
+    index = _to_gpu(index)
+    if not index.is_trained:
+        need = _min_training(index)
+        if n < need:
+            raise TooFewVectors(
+                f"{factory!r} needs at least {need} training vectors (IVF nlist={need}) but only {n} "
+                f"are indexed; use a smaller nlist, e.g. IVF{max(1, int(np.sqrt(n)))} , or Flat"
+            )
+        try:
+            index.train(x)
+        except RuntimeError as exc:
+            raise TooFewVectors(
+                f"training {factory!r} on {n} vectors failed: {str(exc).splitlines()[-1]}. "
+                "Use fewer clusters / PQ centroids, or Flat"
+            ) from exc
+    for start in tqdm(range(0, n, _ADD_CHUNK), desc=desc, unit="chunk", disable=not progress, file=None):
+        index.add(x[start : start + _ADD_CHUNK])
+    return index
+
+
+def _set_search_params(index: faiss.Index, nprobe: int, ef_search: int) -> None:
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.nprobe = min(nprobe, ivf.nlist)
+    hnsw = getattr(faiss.downcast_index(index), "hnsw", None)
+    if hnsw is not None:
+        hnsw.efSearch = ef_search
+
+
+def search_faiss(index: faiss.Index, ids: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Search prepared `queries`; map FAISS labels through `ids` (labels < 0 stay -1)."""
+    if k < 1:
+        raise IndexStageError(f"k must be at least 1, got {k}")
+    if queries.shape[1] != index.d:
+        raise IndexMismatch(f"queries have dimension {queries.shape[1]}, the index {index.d}")
+    scores, labels = index.search(queries, k)
+    out = np.where(labels >= 0, ids[np.clip(labels, 0, None)], -1).astype(np.int64)
+    return out, scores
+
+
+# --- run-level build / open ----------------------------------------------------------------------
+
+
+def _index_dir(run: RunDir) -> Path:
+    return run.path / "index"
+
+
+def index_vectors(run: RunDir, kind: str, all_rows: bool = False, db: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, ids) a kind indexes: covered generated rows, non-special original rows, or senses."""
+    if kind == "generated":
+        tv = run.token_vectors()
+        if all_rows:
+            ids = np.arange(tv.shape[0], dtype=np.int64)
+        else:
+            ids = np.flatnonzero(np.asarray(run.covered_mask())).astype(np.int64)
+            if ids.size == 0:
+                raise IndexStageError(
+                    f"run {run.path} has no covered rows to index; generate them first "
+                    f"(defemb embed generate --run {run.path})"
+                )
+        return np.asarray(tv[ids]), ids
+    if kind == "original":
+        ov = run.original_vectors()
+        run._check_shape("original_vectors.npy", ov)
+        keep = np.ones(ov.shape[0], dtype=bool)
+        sp = special_ids(run, db)
+        keep[sp[(sp >= 0) & (sp < keep.size)]] = False
+        ids = np.flatnonzero(keep).astype(np.int64)
+        return np.asarray(ov[ids]), ids
+    if kind == "senses":
+        sv = run.sense_vectors()
+        return np.asarray(sv), np.asarray(run.sense_ids(), dtype=np.int64)
+    raise IndexStageError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+def build_kind(
+    run: RunLike,
+    kind: str,
+    factory: str = "Flat",
+    metric: str = "cosine",
+    all_rows: bool = False,
+    db: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> IndexManifest:
+    """Build one index kind of a run and save it atomically with its manifest."""
+    r = as_run(run)
+    _faiss_metric(metric)
+    t0 = time.perf_counter()
+    vectors, ids = index_vectors(r, kind, all_rows=all_rows, db=db)
+    index = _to_cpu(build_faiss(prepare(vectors, metric), factory, metric, progress=progress, desc=kind))
+    out = _index_dir(r)
+    faiss_path, ids_path, man_path = out / f"{kind}.faiss", out / f"{kind}.ids.npy", out / f"{kind}.json"
+    # The manifest goes last: a crash in between leaves a manifest whose sha256 refuses the new file.
+    with atomic_file(faiss_path) as tmp:
+        faiss.write_index(index, str(tmp))
+    atomic_save_npy(ids_path, ids)
+    manifest = IndexManifest(
+        run_id=r.run_id,
+        kind=kind,
+        factory=factory,
+        metric=metric,
+        dim=int(index.d),
+        ntotal=int(index.ntotal),
+        file=faiss_path.name,
+        sha256=sha256_file(faiss_path),
+        ids_file=ids_path.name,
+        ids_sha256=sha256_file(ids_path),
+        all_rows=all_rows,
+        faiss_version=faiss.__version__,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    atomic_write_bytes(man_path, json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode())
+    return manifest
+
+
+def build(
+    run: RunLike,
+    kind: str = "tokens",
+    factory: str = "Flat",
+    metric: str = "cosine",
+    all_rows: bool = False,
+    db: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> list[IndexManifest]:
+    """Build a run's indexes: `tokens` = generated + original side by side, or `senses`, or one kind."""
+    kinds = ("generated", "original") if kind == "tokens" else (kind,)
+    return [build_kind(run, k, factory, metric, all_rows, db, progress) for k in kinds]
+
+
+def open_index(
+    run: RunLike, kind: str, nprobe: int = DEFAULT_NPROBE, ef_search: int = DEFAULT_EF_SEARCH
+) -> LoadedIndex:
+    """Load a run's index, refusing it if it belongs to another run, is corrupted or has the wrong shape."""
+    r = as_run(run)
+    if kind not in KINDS:
+        raise IndexStageError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+    d = _index_dir(r)
+    man_path = d / f"{kind}.json"
+    rebuild = f"defemb index build --run {r.path} --kind {'senses' if kind == 'senses' else 'tokens'}"
+    if not man_path.is_file():
+        raise IndexMissing(f"run {r.path} has no {kind} index; build it with: {rebuild}")
+    try:
+        raw = json.loads(man_path.read_text(encoding="utf-8"))
+        manifest = IndexManifest(**raw)
+    except (OSError, json.JSONDecodeError, TypeError) as exc:
+        raise IndexCorrupt(f"{man_path} is not a readable index manifest ({exc}); rebuild with: {rebuild}") from exc
+    if manifest.run_id != r.run_id:
+        raise IndexMismatch(
+            f"{d / manifest.file} was built for run {manifest.run_id!r}, not {r.run_id!r} "
+            f"(copied from another run?); rebuild with: {rebuild}"
+        )
+    want_dim = r.manifest().get("dim")
+    if want_dim is not None and int(want_dim) != manifest.dim:
+        raise IndexMismatch(
+            f"{d / manifest.file} has dimension {manifest.dim}, run {r.run_id} has dim={want_dim}; "
+            f"rebuild with: {rebuild}"
+        )
+    faiss_path, ids_path = d / manifest.file, d / manifest.ids_file
+    for path, want in ((faiss_path, manifest.sha256), (ids_path, manifest.ids_sha256)):
+        if not path.is_file():
+            raise IndexMissing(f"{path} is missing; rebuild with: {rebuild}")
+        got = sha256_file(path)
+        if got != want:
+            raise IndexCorrupt(
+                f"{path} is corrupted or was changed after it was built (sha256 {got[:12]}…, the "
+                f"manifest says {want[:12]}…); rebuild with: {rebuild}"
+            )
+    try:
+        index = faiss.read_index(str(faiss_path))
+    except RuntimeError as exc:
+        raise IndexCorrupt(f"{faiss_path} cannot be read by FAISS ({exc}); rebuild with: {rebuild}") from exc
+    ids = np.load(ids_path, allow_pickle=False)
+    if index.d != manifest.dim or index.ntotal != manifest.ntotal or ids.shape != (manifest.ntotal,):
+        raise IndexMismatch(
+            f"{faiss_path} holds {index.ntotal}×{index.d} with {ids.shape[0]} ids, the manifest says "
+            f"{manifest.ntotal}×{manifest.dim}; rebuild with: {rebuild}"
+        )
+    _set_search_params(index, nprobe, ef_search)
+    return LoadedIndex(_to_gpu(index), ids, manifest)

@@ -1,0 +1,156 @@
+"""Questions asked of a run's indexes: token neighbours (generated next to original), the reverse
+dictionary (definition text → nearest tokens) and the senses nearest to a token."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from index.errors import IndexStageError
+from index.faiss_index import LoadedIndex, open_index
+from index.vocabulary import (
+    RunLike,
+    as_run,
+    open_lexicon,
+    pieces_by_id,
+    resolve_tokens,
+    run_tokenizer_id,
+    token_table,
+)
+
+__all__ = ["neighbors", "reverse_vectors", "reverse", "senses_near", "search_without_self"]
+
+DbPath = str | os.PathLike[str] | None
+
+
+def search_without_self(
+    index: LoadedIndex, vectors: np.ndarray, self_ids: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """k neighbours of each vector, leaving out the query's own id (a token is not its own neighbour)."""
+    ids, scores = index.search(vectors, k + 1)
+    own = ids == self_ids[:, None]
+    # Rows whose own id did not come back (e.g. an approximate index missed it) drop their last hit instead.
+    drop = np.where(own.any(axis=1), own.argmax(axis=1), k)
+    keep = np.ones_like(own)
+    keep[np.arange(ids.shape[0]), drop] = False
+    return ids[keep].reshape(-1, k), scores[keep].reshape(-1, k)
+
+
+def neighbors(run: RunLike, tokens: Sequence[str | int], k: int = 10, db: DbPath = None) -> pl.DataFrame:
+    """Nearest tokens of each query token in the generated and in the original matrix, side by side.
+
+    Tokens are ids, pieces ("Ġcat") or single-token words ("cat"). One row per (query, rank) with
+    columns query, token_id, piece, rank, generated_id, generated_piece, generated_score, original_id,
+    original_piece, original_score. The generated side searches the `generated` index with the token's
+    row of token_vectors.npy; the original side the `original` index with its original row.
+    """
+    r = as_run(run)
+    con = open_lexicon(r, db)
+    try:
+        table = token_table(con, run_tokenizer_id(r, con))
+    finally:
+        con.close()
+    vocab = int(r.manifest().get("vocab_size") or r.token_vectors().shape[0])
+    ids = np.asarray(resolve_tokens(table, tokens, vocab), dtype=np.int64)
+    pieces = pieces_by_id(table, vocab)
+    cols: dict[str, object] = {
+        "query": np.repeat(np.asarray([str(t) for t in tokens], dtype=object), k).tolist(),
+        "token_id": np.repeat(ids, k),
+        "piece": np.repeat(pieces[ids], k).tolist(),
+        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(ids)),
+    }
+    for matrix, source in (("generated", r.token_vectors()), ("original", r.original_vectors())):
+        index = open_index(r, matrix)
+        nid, score = search_without_self(index, np.asarray(source[ids]), ids, k)
+        flat = nid.reshape(-1)
+        cols[f"{matrix}_id"] = flat
+        cols[f"{matrix}_piece"] = [pieces[i] if i >= 0 else None for i in flat]
+        cols[f"{matrix}_score"] = score.reshape(-1)
+    return pl.DataFrame(cols)
+
+
+def reverse_vectors(
+    run: RunLike, vectors: np.ndarray, k: int = 10, matrix: str = "original", db: DbPath = None
+) -> pl.DataFrame:
+    """Nearest tokens of each vector (the vector half of the reverse dictionary).
+
+    `matrix` picks the index: `original` (default: the regressor is trained towards the original rows,
+    and it holds every non-special token) or `generated`. Columns: query (row number), rank, token_id,
+    piece, surface, score.
+    """
+    if matrix not in ("original", "generated"):
+        raise IndexStageError(f"matrix must be 'original' or 'generated', not {matrix!r}")
+    r = as_run(run)
+    x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    ids, scores = open_index(r, matrix).search(x, k)
+    con = open_lexicon(r, db)
+    try:
+        table = token_table(con, run_tokenizer_id(r, con))
+    finally:
+        con.close()
+    hits = pl.DataFrame(
+        {
+            "query": np.repeat(np.arange(x.shape[0], dtype=np.int32), k),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), x.shape[0]),
+            "token_id": ids.reshape(-1).astype(np.int32),
+            "score": scores.reshape(-1),
+        }
+    )
+    return hits.join(table.select("token_id", "piece", "surface"), on="token_id", how="left").select(
+        "query", "rank", "token_id", "piece", "surface", "score"
+    ).sort("query", "rank")
+
+
+def reverse(
+    run: RunLike, text: str | Sequence[str], k: int = 10, matrix: str = "original", db: DbPath = None
+) -> pl.DataFrame:
+    """The reverse dictionary: definition text(s) → the run's regressor → nearest tokens.
+
+    Same columns as :func:`reverse_vectors` plus `text`.
+    """
+    texts = [text] if isinstance(text, str) else list(text)
+    if not texts or any(not t.strip() for t in texts):
+        raise IndexStageError("reverse needs a non-empty definition text, e.g. \"a small domesticated cat\"")
+    # Imported late: the embedder pulls in torch and transformers, which the vector half never needs.
+    encode_definitions = getattr(importlib.import_module("embedder"), "encode_definitions", None)
+    if encode_definitions is None:
+        raise IndexStageError(
+            "the reverse dictionary needs embedder.encode_definitions, which this install lacks; "
+            "reverse_vectors() searches with vectors you already have"
+        )
+    r = as_run(run)
+    vectors = np.asarray(encode_definitions(r, texts), dtype=np.float32)
+    frame = reverse_vectors(r, vectors, k, matrix, db)
+    return frame.with_columns(pl.col("query").map_elements(lambda i: texts[i], return_dtype=pl.String).alias("text"))
+
+
+def senses_near(run: RunLike, token: str | int, k: int = 10, db: DbPath = None) -> pl.DataFrame:
+    """The senses whose vectors lie nearest to a token's row (token_vectors.npy), with word and gloss.
+
+    Columns: token_id, piece, rank, sense_id, score, word, pos, gloss.
+    """
+    r = as_run(run)
+    con = open_lexicon(r, db)
+    try:
+        table = token_table(con, run_tokenizer_id(r, con))
+        vocab = int(r.manifest().get("vocab_size") or r.token_vectors().shape[0])
+        (tid,) = resolve_tokens(table, [token], vocab)
+        sids, scores = open_index(r, "senses").search(np.asarray(r.token_vectors()[[tid]]), k)
+        hits = pl.DataFrame(
+            {"rank": np.arange(1, k + 1, dtype=np.int32), "sense_id": sids[0], "score": scores[0]}
+        ).filter(pl.col("sense_id") >= 0)
+        con.register("hits", hits.to_arrow())
+        joined = con.sql(
+            "SELECT h.rank, h.sense_id, h.score, e.word, e.pos, s.gloss FROM hits h "
+            "LEFT JOIN sense s USING (sense_id) LEFT JOIN entry e USING (entry_id) ORDER BY h.rank"
+        ).pl()
+    finally:
+        con.close()
+    piece = pieces_by_id(table, vocab)[tid]
+    return joined.with_columns(
+        pl.lit(tid, dtype=pl.Int64).alias("token_id"), pl.lit(piece, dtype=pl.String).alias("piece")
+    ).select("token_id", "piece", "rank", "sense_id", "score", "word", "pos", "gloss")

@@ -1,0 +1,117 @@
+"""Swapping embedding rows into a pre-trained model — the one place that knows the tied-weight rules.
+
+RoBERTa and BERT tie their masked-LM decoder to the input embedding; BART shares one matrix between
+`model.shared`, the encoder's and decoder's `embed_tokens` and the LM head. When these are one tensor
+(as transformers loads them), writing the input rows changes them all; when a model was loaded with
+the ties broken but its config still asks for tied weights, every copy is written so they stay equal.
+An LM head that is untied on purpose (`tie_word_embeddings=False`) is a matrix of its own and is
+left alone (reported in `SwapReport.untied`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from index.errors import SwapError
+
+__all__ = ["SwapReport", "replace_rows", "embedding_tables"]
+
+
+@dataclass(frozen=True)
+class SwapReport:
+    """Rows written, and the names of the distinct weight tensors they were written into."""
+
+    rows: int
+    tables: tuple[str, ...]
+    untied: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ties_requested(model: torch.nn.Module) -> bool:
+    config = getattr(model, "config", None)
+    if config is None:
+        return True
+    get_text = getattr(config, "get_text_config", None)
+    text = get_text() if callable(get_text) else config
+    return bool(getattr(text, "tie_word_embeddings", getattr(config, "tie_word_embeddings", True)))
+
+
+def _sub_input_embeddings(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    found: list[tuple[str, torch.nn.Module]] = []
+    for getter in ("get_encoder", "get_decoder"):
+        fn = getattr(model, getter, None)
+        if not callable(fn):
+            continue
+        try:
+            sub = fn()
+            emb = sub.get_input_embeddings() if sub is not None else None
+        except (AttributeError, NotImplementedError, TypeError):
+            continue
+        if isinstance(emb, torch.nn.Module):
+            found.append((getter.removeprefix("get_"), emb))
+    return found
+
+
+def embedding_tables(model: torch.nn.Module) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
+    """(tables to write, untied heads left alone): distinct vocabulary×d weights fed by the input rows."""
+    get_in = getattr(model, "get_input_embeddings", None)
+    inp = get_in() if callable(get_in) else None
+    w_in = getattr(inp, "weight", None)
+    if not isinstance(w_in, torch.Tensor):
+        raise SwapError(f"{type(model).__name__} exposes no input embedding matrix")
+    names = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
+    tables: dict[int, tuple[str, torch.Tensor]] = {}
+
+    def add(w: torch.Tensor, fallback: str) -> None:
+        tables.setdefault(id(w), (names.get(id(w), fallback), w))
+
+    add(w_in, "input_embeddings")
+    for label, emb in _sub_input_embeddings(model):
+        w = getattr(emb, "weight", None)
+        if isinstance(w, torch.Tensor) and w.shape == w_in.shape:
+            add(w, f"{label}.embed_tokens")
+    untied: list[str] = []
+    get_out = getattr(model, "get_output_embeddings", None)
+    out = get_out() if callable(get_out) else None
+    w_out = getattr(out, "weight", None)
+    if isinstance(w_out, torch.Tensor) and w_out.shape == w_in.shape and id(w_out) not in tables:
+        if _ties_requested(model):
+            add(w_out, "output_embeddings")
+        else:
+            untied.append(names.get(id(w_out), "output_embeddings"))
+    return list(tables.values()), untied
+
+
+def replace_rows(model: torch.nn.Module, matrix: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor) -> SwapReport:
+    """Write `matrix[mask]` into the model's embedding rows `mask`, in place, honouring tied weights.
+
+    `matrix` is the full V×d matrix (only the masked rows are read); `mask` a boolean vector of length
+    V. The model's vocabulary must have exactly V rows of dimension d.
+    """
+    m = torch.as_tensor(np.asarray(matrix) if not isinstance(matrix, torch.Tensor) else matrix)
+    sel = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+    if sel.dtype != torch.bool:
+        raise SwapError(f"mask must be boolean, got {sel.dtype}")
+    tables, untied = embedding_tables(model)
+    v, d = tables[0][1].shape
+    if m.ndim != 2 or tuple(m.shape) != (v, d):
+        raise SwapError(
+            f"matrix has shape {tuple(m.shape)}, the model's embedding is {v}×{d}; export from a run "
+            "made for this model (same tokenizer and hidden size)"
+        )
+    if tuple(sel.shape) != (v,):
+        raise SwapError(f"mask has shape {tuple(sel.shape)}, expected ({v},)")
+    if not torch.isfinite(m[sel]).all():
+        raise SwapError("the rows to swap contain NaN or Inf; regenerate the run's vectors")
+    rows = torch.nonzero(sel, as_tuple=True)[0]
+    with torch.no_grad():
+        for _, w in tables:
+            idx = rows.to(w.device)
+            w.index_copy_(0, idx, m[sel].to(device=w.device, dtype=w.dtype))
+    return SwapReport(rows=int(rows.numel()), tables=tuple(n for n, _ in tables), untied=tuple(untied))
