@@ -37,6 +37,7 @@ __all__ = [
 MAX_LINE_BYTES = 10 * 1024 * 1024  # longer lines are rejected unread (bounded memory)
 RAW_LIMIT = 64 * 1024  # rejects keep at most this much of the record
 _BLOCK = 8 * 1024 * 1024
+COMPRESSED_BLOCK = 1024 * 1024
 
 
 def raw_text(raw: bytes | str) -> str:
@@ -285,19 +286,26 @@ class Line:
 
 
 def iter_lines(
-    f: IO[bytes], max_len: int = MAX_LINE_BYTES, on_bytes: Callable[[int], None] | None = None
+    f: IO[bytes],
+    max_len: int = MAX_LINE_BYTES,
+    on_bytes: Callable[[int], None] | None = None,
+    block_size: int | None = None,
 ) -> Iterator[Line]:
     """Split a binary stream into lines with bounded memory.
 
     A line longer than `max_len` is yielded once with ``too_long=True`` and only its first
     :data:`RAW_LIMIT` bytes; the rest of it is skipped without being held. Offsets count bytes of the
     (decompressed) stream. A final line without a newline is a line; a trailing newline adds none.
+    Compressed streams should be read in smaller blocks: a decompressor that hits a truncated end
+    raises and loses the block it was decoding.
     """
+    size = block_size or _BLOCK
     no = 0
-    start = 0  # stream offset of the first byte of `carry`
-    carry = b""
+    start = 0  # stream offset of the first byte of the pending (unfinished) line
+    pending: list[bytes] = []  # pieces of the unfinished line; a list so a long line is not re-copied
+    pending_len = 0
     skipping: Line | None = None  # a too-long line whose end has not been seen yet
-    while block := f.read(_BLOCK):
+    while block := f.read(size):
         if on_bytes is not None:
             on_bytes(len(block))
         if skipping is not None:
@@ -309,24 +317,32 @@ def iter_lines(
             skipping = None
             start += nl + 1
             block = block[nl + 1 :]
-        parts = (carry + block if carry else block).split(b"\n")
-        carry = parts.pop()
-        for p in parts:
+        nl = block.find(b"\n")
+        if nl < 0:
+            pending.append(block)
+            pending_len += len(block)
+        else:
+            pending.append(block[:nl])
+            parts = block[nl + 1 :].split(b"\n")
+            parts.insert(0, b"".join(pending))
+            tail = parts.pop()
+            pending, pending_len = ([tail], len(tail)) if tail else ([], 0)
+            for p in parts:
+                no += 1
+                if len(p) > max_len:
+                    yield Line(no, start, p[:RAW_LIMIT], True)
+                else:
+                    yield Line(no, start, p)
+                start += len(p) + 1
+        if pending_len > max_len:
             no += 1
-            if len(p) > max_len:
-                yield Line(no, start, p[:RAW_LIMIT], True)
-            else:
-                yield Line(no, start, p)
-            start += len(p) + 1
-        if len(carry) > max_len:
-            no += 1
-            skipping = Line(no, start, carry[:RAW_LIMIT], True)
-            start += len(carry)
-            carry = b""
+            skipping = Line(no, start, b"".join(pending)[:RAW_LIMIT], True)
+            start += pending_len
+            pending, pending_len = [], 0
     if skipping is not None:
         yield skipping
-    elif carry:
-        yield Line(no + 1, start, carry)
+    elif pending_len:
+        yield Line(no + 1, start, b"".join(pending))
 
 
 def combine_hashes(root: Path, files: list[Path], hashes: list[str]) -> str:

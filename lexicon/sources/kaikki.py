@@ -17,7 +17,7 @@ import msgspec
 
 from lexicon.errors import SourceError
 from lexicon.normalise import nested_gloss, normalise_gloss, normalise_pos
-from lexicon.sources.base import Line, Sink, Source, iter_lines, open_decompressed, sniff
+from lexicon.sources.base import COMPRESSED_BLOCK, Line, Sink, Source, iter_lines, open_decompressed, sniff
 
 __all__ = ["KaikkiSource"]
 
@@ -167,7 +167,8 @@ class KaikkiSource(Source):
                 done = n
 
             stream = open_decompressed(raw, file.name)  # type: ignore[arg-type]
-            it = iter_lines(stream, on_bytes=on_bytes)
+            compressed = stream is not raw
+            it = iter_lines(stream, on_bytes=on_bytes, block_size=COMPRESSED_BLOCK if compressed else None)
             last = 0
             try:
                 for line in it:
