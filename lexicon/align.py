@@ -164,7 +164,13 @@ def _sql_list(items: Sequence[str]) -> str:
     return "[" + ", ".join("'" + i.replace("'", "''") + "'" for i in items) + "]"
 
 
-def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, lang: str | None, max_senses: int | None) -> None:
+_MARKS = {"bpe": ("'Ġ' || surface", "surface"), "wordpiece": ("surface", "'##' || surface"),
+          "sentencepiece": ("'▁' || surface", "surface")}
+
+
+def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, kind: str, lang: str | None,
+               max_senses: int | None) -> None:
+    spell_initial, spell_internal = _MARKS[kind]
     con.register("_numerals", numeral_table())
     stems = pl.DataFrame({"suffix": [s for s, _ in STEM_SUFFIXES], "repl": [r for _, r in STEM_SUFFIXES]})
     con.register("_stems", stems)
@@ -188,40 +194,59 @@ def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, lang: str | None, max_s
                   CASE WHEN list_has_any(coalesce(s.tags, []::VARCHAR[]), {weak}) THEN 1 ELSE 0 END AS tag_tier
            FROM sense s JOIN entry e USING (entry_id)
            WHERE trim(s.gloss) <> '' {lang_filter}""",
-        # exact and case-folded headword matches (user definitions kept apart)
+        # exact and case-folded headword matches
         """CREATE OR REPLACE TEMP TABLE _m AS
-           SELECT k.surface, k.word_initial, s.sense_id, s.is_form, s.target, s.pos, s.word, s.user_defined,
-                  s.word = k.surface AS is_exact
-           FROM _k k JOIN _s s ON s.lword = k.lsurface""",
+           SELECT k.surface, k.word_initial, s.sense_id, s.is_form, s.target, s.pos, s.word,
+                  s.word = k.surface AS is_exact,
+                  row_number() OVER (PARTITION BY k.surface, k.word_initial
+                                     ORDER BY s.word = k.surface DESC, s.entry_id, s.ord) AS mo
+           FROM _k k JOIN _s s ON s.lword = k.lsurface
+           WHERE NOT s.user_defined""",
+        # Keys whose first listed sense is a form-of ("ran": simple past of run; "is"): the lemma's
+        # definitions outrank the word's own later senses ("ran": yarns coiled on a winch).
+        """CREATE OR REPLACE TEMP TABLE _p AS
+           SELECT surface, word_initial FROM _m WHERE mo = 1 AND is_form""",
+        # User definitions are keyed by a word or by a piece as the tokenizer spells it ("Ġbeach",
+        # " beach", "##ing"); the spellings are rebuilt from (surface, word_initial), most specific first.
         f"""CREATE OR REPLACE TEMP TABLE _l AS
-           SELECT surface, word_initial, sense_id, 'user' AS rule, 0 AS tier,
-                  CASE WHEN is_exact THEN 0 ELSE 1 END AS sub
-           FROM _m WHERE user_defined
+           SELECT u.surface, u.word_initial, s.sense_id, 'user' AS rule, 0 AS tier, u.sub, 0 AS src
+           FROM (SELECT surface, word_initial, unnest(spell) AS ukey, unnest(range(len(spell))) AS sub
+                 FROM (SELECT surface, word_initial,
+                              CASE WHEN word_initial THEN [{spell_initial}, ' ' || surface, surface]
+                                   ELSE [{spell_internal}, surface] END AS spell
+                       FROM _k)) u
+           JOIN _s s ON s.user_defined AND s.word = u.ukey
+           UNION ALL
+           SELECT s.surface, s.word_initial, s.sense_id, 'user', 0, 9, 0
+           FROM (SELECT k.surface, k.word_initial, s.sense_id FROM _k k
+                 JOIN _s s ON s.user_defined AND s.lword = k.lsurface AND s.word <> k.surface) s
            UNION ALL
            SELECT surface, word_initial, sense_id,
                   CASE WHEN is_exact THEN 'exact' ELSE 'casefold' END,
                   CASE WHEN is_exact THEN (CASE WHEN is_form THEN 13 ELSE 10 END)
-                       ELSE (CASE WHEN is_form THEN 14 ELSE 11 END) END, 0
-           FROM _m WHERE NOT user_defined
+                       ELSE (CASE WHEN is_form THEN 14 ELSE 11 END) END, 0, 0
+           FROM _m
            UNION ALL
            -- lemma through form-of / alt-of senses of the surface
-           SELECT m.surface, m.word_initial, s.sense_id, 'lemma', 12,
+           SELECT m.surface, m.word_initial, s.sense_id, 'lemma', CASE WHEN p.surface IS NULL THEN 12 ELSE 9 END,
                   (CASE WHEN m.is_exact THEN 0 ELSE 4 END) + (CASE WHEN s.word = m.target THEN 0 ELSE 2 END)
-                  + (CASE WHEN s.pos IS NOT DISTINCT FROM m.pos THEN 0 ELSE 1 END)
+                  + (CASE WHEN s.pos IS NOT DISTINCT FROM m.pos THEN 0 ELSE 1 END), m.mo
            FROM _m m JOIN _s s ON s.lword = lower(m.target)
-           WHERE m.is_form AND NOT m.user_defined AND NOT s.user_defined AND s.lword <> lower(m.word)
+           LEFT JOIN _p p ON p.surface = m.surface AND p.word_initial = m.word_initial
+           WHERE m.is_form AND NOT s.user_defined AND s.lword <> lower(m.word)
            UNION ALL
            -- lemma through the form table ("brought" is a form of bring)
-           SELECT k.surface, k.word_initial, s.sense_id, 'lemma', 12,
-                  CASE WHEN f.form = k.surface THEN 1 ELSE 3 END
+           SELECT k.surface, k.word_initial, s.sense_id, 'lemma', CASE WHEN p.surface IS NULL THEN 12 ELSE 9 END,
+                  CASE WHEN f.form = k.surface THEN 1 ELSE 3 END, 0
            FROM _k k
+           LEFT JOIN _p p ON p.surface = k.surface AND p.word_initial = k.word_initial
            JOIN (SELECT DISTINCT entry_id, form, lower(form) AS lform FROM form
                  WHERE NOT list_has_any(coalesce(tags, []::VARCHAR[]), {not_forms})) f ON f.lform = k.lsurface
            JOIN _s s ON s.entry_id = f.entry_id
            WHERE s.lword <> k.lsurface AND NOT s.user_defined
            UNION ALL
            SELECT a.surface, a.word_initial, s.sense_id, 'affix',
-                  CASE WHEN a.word_initial THEN 50 ELSE 5 END, a.sub
+                  CASE WHEN a.word_initial THEN 50 ELSE 5 END, a.sub, 0
            FROM (SELECT surface, word_initial, '-' || lsurface AS akey, 0 AS sub FROM _k WHERE NOT word_initial
                  UNION ALL
                  SELECT surface, word_initial, '-' || lsurface || '-', 1 FROM _k WHERE NOT word_initial
@@ -230,14 +255,16 @@ def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, lang: str | None, max_s
            JOIN _s s ON s.lword = a.akey
            WHERE NOT s.user_defined
            UNION ALL
-           SELECT k.surface, k.word_initial, s.sense_id, 'numeral', 60, n.sub
+           SELECT k.surface, k.word_initial, s.sense_id, 'numeral', 60, n.sub, 0
            FROM _k k JOIN _numerals n ON n.digits = k.lsurface JOIN _s s ON s.lword = n.word
            WHERE NOT s.user_defined
            UNION ALL
-           SELECT k.surface, k.word_initial, s.sense_id, 'unaccent', 70, 0
+           SELECT k.surface, k.word_initial, s.sense_id, 'unaccent', 70, 0, 0
            FROM (SELECT *, strip_accents(lsurface) AS bare FROM _k) k
            JOIN (SELECT *, strip_accents(lword) AS bare FROM _s WHERE NOT user_defined) s
-             ON s.bare = k.bare AND s.lword <> k.lsurface""",
+             ON s.bare = k.bare AND s.lword <> k.lsurface
+           -- shorter keys are mostly lone accented letters ("á" is not the article "a")
+           WHERE length(k.bare) >= 4""",
         # stem: a fallback for keys nothing above reached
         """INSERT INTO _l
            WITH c AS (
@@ -253,7 +280,7 @@ def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, lang: str | None, max_s
                UNION ALL  -- "running" -> "run": undo a doubled final consonant
                SELECT surface, word_initial, sub + 100, left(base, -1) FROM c
                WHERE repl = '' AND length(base) > 2 AND right(base, 1) = left(right(base, 2), 1))
-           SELECT c.surface, c.word_initial, s.sense_id, 'stem', 80, c.sub
+           SELECT c.surface, c.word_initial, s.sense_id, 'stem', 80, c.sub, 0
            FROM cand c JOIN _s s ON s.lword = c.word AND NOT s.user_defined""",
     ]
     for sql in statements:
@@ -267,17 +294,17 @@ def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, lang: str | None, max_s
             SELECT $tid, t.token_id, r.sense_id, r.rule, r.rank
             FROM (SELECT b.surface, b.word_initial, b.sense_id, b.rule,
                          row_number() OVER (PARTITION BY b.surface, b.word_initial
-                                            ORDER BY b.tier, b.sub, s.pos_tier, s.tag_tier, s.entry_id,
+                                            ORDER BY b.tier, b.sub, b.src, s.pos_tier, s.tag_tier, s.entry_id,
                                                      s.ord, s.sense_id) AS rank
                   FROM (SELECT * FROM _l QUALIFY row_number() OVER (
-                            PARTITION BY surface, word_initial, sense_id ORDER BY tier, sub) = 1) b
+                            PARTITION BY surface, word_initial, sense_id ORDER BY tier, sub, src) = 1) b
                   JOIN _s s USING (sense_id)
                   {cap}) r
             JOIN token t ON t.tokenizer_id = $tid AND NOT t.special
                         AND t.surface = r.surface AND t.word_initial = r.word_initial""",
         final_params,
     )
-    for name in ("_k", "_s", "_m", "_l"):
+    for name in ("_k", "_s", "_m", "_p", "_l"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     con.unregister("_numerals")
     con.unregister("_stems")
@@ -334,7 +361,7 @@ def align(
             [tid, vocab.name, vocab.kind, len(vocab.pieces), vocab.sha256, freq.source],
         )
         _write_tokens(con, tid, vocab, freq, buckets)
-        _align_sql(con, tid, lang, max_senses)
+        _align_sql(con, tid, vocab.kind, lang, max_senses)
         tokens, covered, links, bucket_cov, rules = _summary(con, tid)
     return AlignReport(
         tokenizer_id=tid,

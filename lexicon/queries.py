@@ -128,6 +128,55 @@ def coverage_frame(db: str | os.PathLike[str], tokenizer: TokenizerRef) -> pl.Da
     return frame.with_columns(pl.col("bucket").replace_strict(order, default=99).alias("_o")).sort("_o").drop("_o")
 
 
+def _token_ids(con: duckdb.DuckDBPyConnection, tid: int, tokens: Sequence[str | int]) -> list[int]:
+    """Ids of the tokens named by id, piece or surface (see :func:`definitions`); unknown ones are refused."""
+    # (query, key, kind, word_initial): kind 0 = piece, 1 = surface, 2 = surface at a given word_initial
+    wanted: list[tuple[str, str, int, bool | None]] = []
+    for t in tokens:
+        if isinstance(t, int):
+            continue
+        q = str(t)
+        wanted += [(q, q, 0, None), (q, q, 1, None)]
+        if len(q) > 1 and q[0] in "Ġ▁ ":
+            wanted.append((q, q[1:], 2, True))
+        if len(q) > 2 and q.startswith("##"):
+            wanted.append((q, q[2:], 2, False))
+    hits: dict[str, set[int]] = {}
+    if wanted:
+        frame = pl.DataFrame(wanted, schema=["q", "key", "kind", "wi"], orient="row")
+        cur = con.cursor()
+        cur.register("_wanted", frame)
+        rows = cur.execute(
+            """SELECT w.q, t.token_id FROM _wanted w JOIN token t
+               ON t.tokenizer_id = $tid AND ((w.kind = 0 AND t.piece = w.key) OR (w.kind = 1 AND t.surface = w.key)
+                  OR (w.kind = 2 AND t.surface = w.key AND t.word_initial = w.wi))""",
+            {"tid": tid},
+        ).fetchall()
+        for q, i in rows:
+            hits.setdefault(q, set()).add(int(i))
+    n = con.execute("SELECT count(*) FROM token WHERE tokenizer_id = ?", [tid]).fetchone()
+    size = int(n[0]) if n else 0
+    ids: set[int] = set()
+    missing: list[str] = []
+    for t in tokens:
+        if isinstance(t, int) or (str(t) not in hits and str(t).isdigit()):
+            i = int(t)
+            if 0 <= i < size:
+                ids.add(i)
+            else:
+                missing.append(str(t))
+        elif str(t) in hits:
+            ids |= hits[str(t)]
+        else:
+            missing.append(str(t))
+    if missing:
+        raise TokenizerError(
+            f"not in the vocabulary of tokenizer {tid}: {', '.join(map(repr, missing[:10]))} "
+            f"(give pieces as spelled, e.g. 'Ġcat' or '##ing', surfaces, or ids)"
+        )
+    return sorted(ids)
+
+
 def definitions(
     db: str | os.PathLike[str],
     tokenizer: TokenizerRef,
@@ -135,45 +184,15 @@ def definitions(
 ) -> pl.DataFrame:
     """Rows of the `token_definition` view for the given tokens (all tokens when None), by token and rank.
 
-    A token is an id (int), a piece as spelled in the vocabulary (``Ġcat``, ``##ing``) or a surface
-    (``cat`` finds both ``cat`` and ``Ġcat``). A string that is neither but is all digits is taken as an id.
-    Tokens the vocabulary lacks are refused; tokens without definitions simply have no rows.
+    A token is an id (int), a piece as spelled in the vocabulary (``Ġcat``, ``##ing``), a surface
+    (``cat`` finds both ``cat`` and ``Ġcat``), or a surface behind a word-start mark (``Ġcafé``, ``▁cafe``,
+    `` café``: the word-initial token; ``##ing``: the continuation). A string that is none of these but is
+    all digits is taken as an id. Tokens the vocabulary lacks are refused; tokens without definitions
+    simply have no rows.
     """
     with connect(db) as con:
         tid = resolve_tokenizer_id(con, tokenizer)
-        ids: list[int] | None = None
-        if tokens is not None:
-            ints = [t for t in tokens if isinstance(t, int)]
-            strs = [str(t) for t in tokens if not isinstance(t, int)]
-            found = con.execute(
-                """SELECT token_id, piece, surface FROM token
-                   WHERE tokenizer_id = $tid AND (token_id IN (SELECT unnest($ints::INTEGER[]))
-                         OR piece IN (SELECT unnest($strs::VARCHAR[]))
-                         OR surface IN (SELECT unnest($strs::VARCHAR[])))""",
-                {"tid": tid, "ints": ints, "strs": strs},
-            ).fetchall()
-            known_ids = {r[0] for r in found}
-            known_text = {r[1] for r in found} | {r[2] for r in found}
-            missing: list[str] = []
-            for s in strs:
-                if s in known_text:
-                    continue
-                if s.isdigit():
-                    ints.append(int(s))
-                else:
-                    missing.append(s)
-            extra = con.execute(
-                "SELECT token_id FROM token WHERE tokenizer_id = $tid AND token_id IN (SELECT unnest($ints::INTEGER[]))",
-                {"tid": tid, "ints": ints},
-            ).fetchall()
-            known_ids |= {r[0] for r in extra}
-            missing += [str(i) for i in ints if i not in known_ids]
-            if missing:
-                raise TokenizerError(
-                    f"not in the vocabulary of tokenizer {tid}: {', '.join(map(repr, missing[:10]))} "
-                    f"(give pieces as spelled, e.g. 'Ġcat' or '##ing', surfaces, or ids)"
-                )
-            ids = sorted(known_ids)
+        ids = None if tokens is None else _token_ids(con, tid, tokens)
         where = "" if ids is None else "AND token_id IN (SELECT unnest($ids::INTEGER[]))"
         params: dict[str, Any] = {"tid": tid}
         if ids is not None:

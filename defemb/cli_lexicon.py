@@ -1,0 +1,221 @@
+"""`defemb lexicon ...` and `defemb sql`: each command is one call into the `lexicon` package."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from lexicon.errors import LexiconError
+
+__all__ = ["lexicon", "sql"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_DB = click.option("--db", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                   help="The lexicon DuckDB file.")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+
+
+def _clean_errors(fn: F) -> F:
+    """LexiconError becomes one `Error: ...` line on stderr and exit code 1, without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LexiconError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+def _coverage_lines(cov: dict[str, Any]) -> list[str]:
+    o = cov["overall"]
+    lines = [f"overall   {o['covered']:>7,} / {o['tokens']:>7,}  {o['ratio']:6.1%}"]
+    for name, b in cov["buckets"].items():
+        lines.append(f"{name:<9} {b['covered']:>7,} / {b['tokens']:>7,}  {b['ratio']:6.1%}")
+    if cov.get("rules"):
+        lines.append("rank-1 rule: " + ", ".join(f"{r} {n:,}" for r, n in cov["rules"].items()))
+    return lines
+
+
+@click.group(
+    epilog="Example:\n\n  defemb lexicon build --db lex.duckdb --source open-dictionary:data/open-dictionary/api\n\n"
+    "  defemb lexicon align --db lex.duckdb --tokenizer models/roberta-base --frequencies dict.txt",
+)
+def lexicon() -> None:
+    """Build, align and inspect the DuckDB lexicon."""
+
+
+@lexicon.command(
+    epilog="Example:\n\n  defemb lexicon build --db lex.duckdb --source kaikki:kaikki-en.jsonl.gz "
+    "--source tsv:my-definitions.tsv --json",
+)
+@_DB
+@click.option("--source", "sources", multiple=True, required=True, metavar="KIND:PATH",
+              help="A source to load: kaikki, open-dictionary, tsv or wiktionary-dump, then ':' and its path. "
+                   "Repeatable.")
+@click.option("--lang", default="en", show_default=True, help="Language code kept from multilingual sources.")
+@_JSON
+@_clean_errors
+def build(db: Path, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
+    """Load dictionary sources into the lexicon (created if missing), atomically."""
+    from lexicon.build import build as build_
+
+    report = build_(db, list(sources), lang=lang, progress=not as_json)
+    data = report.to_dict()
+    if as_json:
+        _print_json(data)
+        return
+    for src in data.get("sources", []):
+        click.echo(", ".join(f"{k}={v}" for k, v in src.items() if not isinstance(v, (dict, list))))
+    click.echo(f"lexicon: {data.get('db', db)}")
+
+
+@lexicon.command(
+    epilog="Example:\n\n  defemb lexicon align --db lex.duckdb --tokenizer tests/data/roberta-bart "
+    "--frequencies tests/data/roberta-bart/dict.txt\n\n"
+    "  defemb lexicon align --db lex.duckdb --tokenizer path/to/minilm --corpus corpus.txt --json",
+)
+@_DB
+@click.option("--tokenizer", required=True, metavar="DIR_OR_NAME",
+              help="A tokenizer or model folder (tokenizer.json, vocab.json+merges.txt or vocab.txt).")
+@click.option("--frequencies", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A fairseq dict.txt with pre-training counts (RoBERTa/BART).")
+@click.option("--corpus", help="A text file whose tokenization gives the counts (default: the lexicon's own "
+                               "glosses and examples; 'vocab-order' uses the vocabulary order).")
+@click.option("--buckets", default="0.3,0.5,0.2", show_default=True,
+              help="Shares of the frequent, medium and rare buckets by frequency rank.")
+@click.option("--max-senses", type=int, help="Keep at most this many ranked senses per token.")
+@_JSON
+@_clean_errors
+def align(db: Path, tokenizer: str, frequencies: Path | None, corpus: str | None, buckets: str,
+          max_senses: int | None, as_json: bool) -> None:
+    """Load a tokenizer's vocabulary and link every token to its ranked definitions."""
+    from lexicon.align import align as align_
+
+    try:
+        shares = tuple(float(x) for x in buckets.split(","))
+    except ValueError as exc:
+        raise LexiconError(f"--buckets takes three comma-separated shares like 0.3,0.5,0.2, got {buckets!r}") from exc
+    report = align_(db, tokenizer, frequencies=frequencies, corpus=corpus, buckets=shares,
+                    max_senses=max_senses, progress=not as_json)
+    data = report.to_dict()
+    if as_json:
+        _print_json(data)
+        return
+    click.echo(f"tokenizer {data['tokenizer_id']} ({data['kind']}, {data['vocab_size']:,} pieces, "
+               f"frequencies from {data['frequency_source']}): {data['links']:,} links in {data['seconds']:.1f} s")
+    cov = {"overall": {"tokens": data["tokens"], "covered": data["covered"], "ratio": data["ratio"]},
+           "buckets": data["buckets"], "rules": data["rules"]}
+    for line in _coverage_lines(cov):
+        click.echo(line)
+
+
+@lexicon.command(
+    epilog="Example:\n\n  defemb lexicon coverage --db lex.duckdb --tokenizer tests/data/roberta-bart --json",
+)
+@_DB
+@click.option("--tokenizer", required=True, metavar="DIR_OR_NAME", help="An aligned tokenizer (folder, name or id).")
+@_JSON
+@_clean_errors
+def coverage(db: Path, tokenizer: str, as_json: bool) -> None:
+    """Share of non-special tokens with a definition, overall and per frequency bucket."""
+    from lexicon.queries import coverage as coverage_
+
+    cov = coverage_(db, int(tokenizer) if tokenizer.isdigit() else tokenizer)
+    if as_json:
+        _print_json(cov)
+        return
+    for line in _coverage_lines(cov):
+        click.echo(line)
+
+
+@lexicon.command(
+    epilog="Example:\n\n  defemb lexicon definitions --db lex.duckdb --tokenizer tests/data/roberta-bart "
+    "Ġcats ing 20920\n\n  (a token is a piece as spelled, a surface, or an id)",
+)
+@_DB
+@click.option("--tokenizer", required=True, metavar="DIR_OR_NAME", help="An aligned tokenizer (folder, name or id).")
+@click.argument("tokens", nargs=-1, required=True)
+@click.option("--limit", type=int, default=5, show_default=True, help="Senses shown per token (0 = all).")
+@_JSON
+@_clean_errors
+def definitions(db: Path, tokenizer: str, tokens: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """The ranked definitions of the given tokens (rank 1 = the token's first definition)."""
+    import polars as pl
+
+    from lexicon.queries import definitions as definitions_
+
+    frame = definitions_(db, int(tokenizer) if tokenizer.isdigit() else tokenizer, list(tokens))
+    if limit > 0:
+        frame = frame.filter(pl.col("rank") <= limit)
+    if as_json:
+        _print_json(frame.to_dicts())
+        return
+    if frame.height == 0:
+        click.echo("no definitions for these tokens")
+        return
+    for row in frame.iter_rows(named=True):
+        click.echo(f"{row['token_id']:>6} {row['piece']!r:<16} {row['rank']:>3} {row['rule']:<9} "
+                   f"{row['word']} ({row['pos']}): {row['gloss']}")
+
+
+@lexicon.command(
+    epilog="Example:\n\n  defemb lexicon export --db lex.duckdb --parquet out/lexicon-parquet",
+)
+@_DB
+@click.option("--parquet", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write one <table>.parquet per table and view into.")
+@_JSON
+@_clean_errors
+def export(db: Path, out_dir: Path, as_json: bool) -> None:
+    """Export every table and the token_definition view as Parquet files."""
+    from lexicon.queries import export_parquet
+
+    written = export_parquet(db, out_dir)
+    if as_json:
+        _print_json({name: str(p) for name, p in written.items()})
+        return
+    for name, p in written.items():
+        click.echo(f"{name:<18} {p}")
+
+
+@click.command(
+    epilog="Example:\n\n  defemb sql --db lex.duckdb \"SELECT bucket, count(*) FROM token GROUP BY bucket\"\n\n"
+    "  defemb sql --db lex.duckdb --csv \"SELECT * FROM token_definition WHERE rank = 1\" > first.csv",
+)
+@_DB
+@click.argument("query")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown in the table view (0 = all).")
+@_JSON
+@_clean_errors
+def sql(db: Path, query: str, as_csv: bool, limit: int, as_json: bool) -> None:
+    """Run one read-only SQL statement on a lexicon and print the result."""
+    import polars as pl
+
+    from lexicon.queries import query as query_
+
+    frame = query_(db, query)
+    if as_json:
+        _print_json(frame.to_dicts())
+    elif as_csv:
+        click.echo(frame.write_csv(), nl=False)
+    else:
+        shown = frame if limit <= 0 else frame.head(limit)
+        with pl.Config(tbl_rows=shown.height, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=160):
+            click.echo(str(shown))
+        if shown.height < frame.height:
+            click.echo(f"({frame.height:,} rows, {shown.height} shown; --limit 0 shows all)")
