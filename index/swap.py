@@ -23,7 +23,7 @@ __all__ = ["SwapReport", "replace_rows", "embedding_tables"]
 
 @dataclass(frozen=True)
 class SwapReport:
-    """Rows written, and the names of the distinct weight tensors they were written into."""
+    """Rows written, and the distinct weight tensors they were written into (tied names joined by '=')."""
 
     rows: int
     tables: tuple[str, ...]
@@ -65,7 +65,11 @@ def embedding_tables(model: torch.nn.Module) -> tuple[list[tuple[str, torch.Tens
     w_in = getattr(inp, "weight", None)
     if not isinstance(w_in, torch.Tensor):
         raise SwapError(f"{type(model).__name__} exposes no input embedding matrix")
-    names = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
+    aliases: dict[int, list[str]] = {}
+    for n, p in model.named_parameters(remove_duplicate=False):
+        aliases.setdefault(id(p), []).append(n)
+    # A tied tensor is reported under all its names ("…word_embeddings.weight=lm_head.decoder.weight").
+    names = {k: "=".join(v) for k, v in aliases.items()}
     tables: dict[int, tuple[str, torch.Tensor]] = {}
 
     def add(w: torch.Tensor, fallback: str) -> None:

@@ -101,11 +101,11 @@ def pieces_by_id(table: pl.DataFrame, vocab_size: int) -> np.ndarray:
 
 
 def resolve_tokens(table: pl.DataFrame, queries: Sequence[str | int], vocab_size: int) -> list[int]:
-    """Map each query to a token id: an integer id, an exact piece, or a surface word.
+    """Map each query to a token id: an integer id, a surface word, or an exact piece.
 
     A word matches the token whose `surface` equals it, word-initial spellings first ("cat" → "Ġcat"
-    rather than the word-internal "cat"), then the most frequent; case is ignored only when nothing
-    matches exactly.
+    rather than the word-internal "cat"), then the most frequent; otherwise the query is taken as a
+    piece ("Ġcat", "##ing"); case is ignored only when nothing matches exactly.
     """
     by_piece = dict(zip(table["piece"].to_list(), table["token_id"].to_list(), strict=True))
     ranked = table.filter(pl.col("surface").is_not_null()).sort(
@@ -126,9 +126,10 @@ def resolve_tokens(table: pl.DataFrame, queries: Sequence[str | int], vocab_size
                 raise TokenNotFound(f"token id {tid} is outside the vocabulary (0..{vocab_size - 1})")
             out.append(tid)
             continue
-        hit = by_piece.get(q)
+        # The word first: "bank" means "Ġbank", not the word-internal piece "bank" (query that by id).
+        hit = by_surface.get(q.strip())
         if hit is None:
-            hit = by_surface.get(q.strip())
+            hit = by_piece.get(q)
         if hit is None:
             hit = by_fold.get(q.strip().casefold())
         if hit is None:
