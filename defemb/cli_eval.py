@@ -35,12 +35,41 @@ def _errors(fn: F) -> F:
         from evaluation.errors import EvaluationError
         from lexicon.errors import LexiconError
 
+        stage_errors: tuple[type[Exception], ...] = (EvaluationError, EmbedderError, LexiconError)
+        try:
+            from index.errors import IndexStageError
+
+            stage_errors += (IndexStageError,)
+        except ImportError:  # index not installed in this checkout: its errors cannot occur
+            pass
         try:
             return fn(*args, **kwargs)
-        except (EvaluationError, EmbedderError, LexiconError) as exc:
+        except stage_errors as exc:
             raise click.ClickException(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def _command() -> str:
+    """The current command with every option spelled out, as it would be typed to reproduce the result."""
+    import shlex
+
+    ctx = click.get_current_context()
+    parts = ["defemb", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None:
+            continue
+        value = ctx.params.get(param.name)
+        flag = max(param.opts, key=len)
+        if param.is_flag:
+            if value:
+                parts.append(flag)
+        elif param.multiple:
+            for v in value or ():
+                parts += [flag, str(v)]
+        elif value is not None:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
 
 
 def _emit(obj: Any, as_json: bool, text: str) -> None:
@@ -152,7 +181,7 @@ def wordsim_cmd(run_dir: str, datasets: tuple[str, ...], db: str | None, select:
     labels, _ = run_buckets(run, db)
     res = wordsim_of_run(run, datasets, run_matrices(run, db, select, buckets=labels))
     for name, r in res.items():  # one file per dataset, so later commands add to earlier ones
-        save_result(run, f"wordsim-{name}", {name: r})
+        save_result(run, f"wordsim-{name}", {name: r}, _command())
     lines = []
     for ds, r in res.items():
         rho = "  ".join(f"{k}={v:.4f}" for k, v in r["spearman"].items())
@@ -193,7 +222,7 @@ def glue_cmd(run_dir: str, task: str, data_dir: str, db: str | None, select: str
                          max_eval=max_eval, device=device)
     run = RunDir.open(run_dir)
     res = compare_glue(run, cfg, db, progress=sys.stderr.isatty())
-    save_result(run, f"glue-{res.task}", {**res.to_dict(), "config": cfg.to_dict()})
+    save_result(run, f"glue-{res.task}", {**res.to_dict(), "config": cfg.to_dict()}, _command())
     s, t = res.summary, res.test
     _emit(res.to_dict(), as_json,
           f"{res.task} {res.metric} over {len(res.seeds)} seeds ({res.replaced_rows} rows swapped): "
@@ -232,7 +261,7 @@ def summarization_cmd(run_dir: str, data_dir: str, preset: str, db: str | None, 
                               max_eval=max_eval, device=device)
     run = RunDir.open(run_dir)
     res = compare_summarization(run, cfg, db, progress=sys.stderr.isatty())
-    save_result(run, f"summarization-{preset}", {**res.to_dict(), "config": cfg.to_dict()})
+    save_result(run, f"summarization-{preset}", {**res.to_dict(), "config": cfg.to_dict()}, _command())
     text = "  ".join(f"{k}: {res.original[k]:.4f} -> {res.definitionemb[k]:.4f} (p={res.bootstrap_p[k]:.3f})"
                      for k in res.original)
     _emit(res.to_dict(), as_json, text)
@@ -267,6 +296,6 @@ def report_cmd(run_dir: str, db: str | None, select: str | None, no_plots: bool,
     from embedder.rundir import RunDir
     from evaluation.report import build_report
 
-    rep = build_report(RunDir.open(run_dir), db, select, plots=not no_plots)
+    rep = build_report(RunDir.open(run_dir), db, select, plots=not no_plots, command=_command())
     out = Path(rep.report_dir)
     _emit(rep.to_dict(), as_json, f"wrote {out / 'report.md'} and {out / 'report.json'}")

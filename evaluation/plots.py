@@ -87,8 +87,8 @@ def isotropy_bars(
         ax = axes[0][k]
         lowest = 1.0
         for j, name in enumerate(names):
-            vals = [(isotropy[name].get(g) or {}).get(metric) for g in groups]
-            vals = [np.nan if v is None else float(v) for v in vals]
+            raw = [(isotropy[name].get(g) or {}).get(metric) for g in groups]
+            vals: list[float] = [np.nan if v is None else float(v) for v in raw]
             bars = ax.bar(x + (j - (len(names) - 1) / 2) * width, vals, width, label=name)
             ax.bar_label(bars, fmt="%.2g", fontsize=7, padding=1)
             finite = [v for v in vals if np.isfinite(v) and v > 0]

@@ -28,7 +28,8 @@ def replace_rows(model: Any, matrix: np.ndarray, mask: np.ndarray) -> Any:
         from index.swap import replace_rows as _replace
     except ImportError as exc:
         raise MissingStage(f"swapping rows needs index.swap.replace_rows, which is not available: {exc}") from exc
-    return _replace(model, np.asarray(matrix, dtype=np.float32), np.asarray(mask, dtype=bool))
+    # A copy: run arrays are read-only memory maps, and torch must not wrap a read-only buffer.
+    return _replace(model, np.array(matrix, dtype=np.float32), np.array(mask, dtype=bool))
 
 
 def load_model(model: str | os.PathLike[str], head: str = "native") -> Any:

@@ -1,0 +1,84 @@
+"""Swap + save_pretrained + load round trips for RoBERTa (masked LM), BART and BERT, via index.swap."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_evaluation_support import make_lexicon, make_run
+
+from evaluation.swap import load_model, save_swapped
+
+pytest.importorskip("index.swap", reason="index.swap.replace_rows has not landed yet")
+
+
+def _rows(model: torch.nn.Module) -> np.ndarray:
+    return model.get_input_embeddings().weight.detach().numpy()
+
+
+@pytest.mark.parametrize("family,fixture", [("roberta", "tiny_roberta_dir"), ("bart", "tiny_bart_dir"),
+                                            ("bert", "tiny_bert_dir")])
+def test_swap_save_load_round_trip(family: str, fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    model_dir: Path = request.getfixturevalue(fixture)
+    run = make_run(tmp_path / f"run-{family}", model_dir, family, seed=11)
+    res = save_swapped(run, select="covered")
+    covered = np.asarray(run.covered_mask())
+    assert res.replaced_rows == int(covered.sum()) > 0
+    out = Path(res.out_dir)
+    assert out == run.path / "model"
+    meta = json.loads((out / "definitionemb_swap.json").read_text())
+    assert meta["select"] == "covered" and meta["run_id"] == run.run_id
+    loaded = load_model(out)
+    assert type(loaded).__name__ == type(load_model(model_dir)).__name__
+    rows = _rows(loaded)
+    np.testing.assert_array_equal(rows[covered], np.asarray(run.token_vectors())[covered])
+    np.testing.assert_array_equal(rows[~covered], np.asarray(run.original_vectors())[~covered])
+    head = loaded.get_output_embeddings()
+    if head is not None:  # tied LM heads must follow the input rows
+        np.testing.assert_array_equal(head.weight.detach().numpy(), rows)
+    if family == "bart":
+        enc = loaded.get_encoder().get_input_embeddings().weight.detach().numpy()
+        dec = loaded.get_decoder().get_input_embeddings().weight.detach().numpy()
+        np.testing.assert_array_equal(enc, rows)
+        np.testing.assert_array_equal(dec, rows)
+    # The tokenizer travels with the model.
+    from transformers import AutoTokenizer
+
+    assert len(AutoTokenizer.from_pretrained(str(out))) == rows.shape[0]
+
+
+def test_swap_rare_selection_and_replacement(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "lex.duckdb"
+    run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=2, db=db)
+    covered = np.asarray(run.covered_mask())
+    make_lexicon(db, covered.size, (0, 100, 101, 102, 103), covered)
+    first = save_swapped(run, select="rare")
+    from evaluation.rows import buckets_from_lexicon
+
+    rare = buckets_from_lexicon(db, 1, covered.size) == "rare"
+    assert first.replaced_rows == int((rare & covered).sum()) > 0
+    rows = _rows(load_model(first.out_dir))
+    np.testing.assert_array_equal(rows[rare & covered], np.asarray(run.token_vectors())[rare & covered])
+    np.testing.assert_array_equal(rows[~rare], np.asarray(run.original_vectors())[~rare])
+    # Saving again replaces the folder whole; nothing temporary is left beside it.
+    second = save_swapped(run, select="covered")
+    assert second.replaced_rows == int(covered.sum())
+    assert sorted(p.name for p in run.path.iterdir() if p.name.startswith(".model")) == []
+
+
+def test_cli_swap(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from defemb.cli import cli
+
+    run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=4)
+    res = CliRunner().invoke(cli, ["eval", "swap", "--run", str(run.path), "--out", str(tmp_path / "m"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["replaced_rows"] == int(np.asarray(run.covered_mask()).sum())
+    assert (tmp_path / "m" / "config.json").is_file()
+    res = CliRunner().invoke(cli, ["eval", "swap", "--run", str(run.path), "--select", "nonsense"])
+    assert res.exit_code == 1 and "unknown selection" in res.output
