@@ -20,6 +20,7 @@ import lexicon
 import lexicon.db
 from lexicon.build import BuildReport, build
 from lexicon.errors import SourceError
+from lexicon.sources import base
 from lexicon.sources.base import Columns, Sink, iter_lines
 from lexicon.sources.kaikki import KaikkiSource
 
@@ -183,9 +184,10 @@ def _expected_lines(whole: bytes) -> int:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(_line(), max_size=12))
-def test_random_lines_reader_accounting(tmp_path: Path, lines: list[bytes]) -> None:
-    """The reader alone (no database): many examples, fast."""
+@given(lines=st.lists(_line(), max_size=12), block=st.sampled_from([16, 64, 1 << 20]))
+def test_random_lines_reader_accounting(tmp_path: Path, lines: list[bytes], block: int) -> None:
+    """The reader alone (no database): many examples, small read blocks mixing the per-chunk fast path
+    with the per-line fallback."""
     f = tmp_path / "random.jsonl"
     whole = b"\n".join(lines)
     f.write_bytes(whole)
@@ -196,12 +198,46 @@ def test_random_lines_reader_accounting(tmp_path: Path, lines: list[bytes]) -> N
         with pytest.raises(SourceError, match="does not look like wiktextract JSONL"):
             KaikkiSource(f, "en")
         return
-    KaikkiSource(f, "en").read(sink, lambda n: None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(base, "_BLOCK", block)
+        KaikkiSource(f, "en").read(sink, lambda n: None)
     sink.flush()
-    assert sink.records == _expected_lines(whole)
+    n = _expected_lines(whole)
+    assert sink.records == n
     assert sink.records == sink.loaded + sink.rejected + sum(sink.filtered.values())
-    assert sum(len(b.reject["record_no"]) for b in batches) == sink.rejected
-    assert len({no for b in batches for no in b.entry["record_no"]}) == sink.loaded
+    rejected = [no for b in batches for no in b.reject["record_no"]]
+    loaded = {no for b in batches for no in b.entry["record_no"]}
+    assert len(rejected) == sink.rejected and len(loaded) == sink.loaded
+    assert not loaded & set(rejected) and set(rejected) | loaded <= set(range(1, n + 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300), block=st.integers(1, 64), max_len=st.integers(1, 40))
+def test_iter_chunks_cover_the_stream(data: bytes, block: int, max_len: int) -> None:
+    chunks = list(base.iter_chunks(io.BytesIO(data), max_len=max_len, block_size=block))
+    want = data.split(b"\n")
+    if want and want[-1] == b"":
+        want.pop()
+    lines = []
+    offsets: list[int] = []
+    for c in chunks:
+        if c.too_long:
+            lines.append((c.no, None))
+            offsets.append(c.offset)
+        else:
+            got = list(
+                iter_lines(io.BytesIO(bytes(c.data)), max_len=10**9, first_no=c.no, first_offset=c.offset)
+            )
+            assert len(got) == c.n_lines
+            lines.extend((ln.no, ln.data) for ln in got)
+            offsets.extend(ln.offset for ln in got)
+    assert [no for no, _ in lines] == list(range(1, len(want) + 1))
+    assert offsets == [sum(len(w) + 1 for w in want[:i]) for i in range(len(want))]
+    for (_, got_line), w in zip(lines, want, strict=True):
+        if got_line is None:
+            assert len(w) > max_len
+        else:
+            assert got_line == w
 
 
 @pytest.mark.slow

@@ -110,7 +110,7 @@ def _bad_kaikki(tmp_path: Path) -> tuple[Path, dict[int, str]]:
     add(b"{not json", "reject:invalid JSON")
     add(json.dumps({**bring, "senses": "To carry."}).encode(), "reject:wrong type")
     add(json.dumps({**bring, "word": 42}).encode(), "reject:wrong type")
-    add(json.dumps({k: v for k, v in bring.items() if k != "word"}).encode(), "reject:wrong type")
+    add(json.dumps({k: v for k, v in bring.items() if k != "word"}).encode(), "reject:missing word")
     add(json.dumps({**bring, "word": "  "}).encode(), "reject:empty word")
     add(
         json.dumps({**bring, "senses": [{"glosses": ["", " "]}, {"tags": ["no-gloss"]}]}).encode(),

@@ -290,6 +290,8 @@ def iter_lines(
     max_len: int = MAX_LINE_BYTES,
     on_bytes: Callable[[int], None] | None = None,
     block_size: int | None = None,
+    first_no: int = 1,
+    first_offset: int = 0,
 ) -> Iterator[Line]:
     """Split a binary stream into lines with bounded memory.
 
@@ -300,8 +302,8 @@ def iter_lines(
     raises and loses the block it was decoding.
     """
     size = block_size or _BLOCK
-    no = 0
-    start = 0  # stream offset of the first byte of the pending (unfinished) line
+    no = first_no - 1
+    start = first_offset  # stream offset of the first byte of the pending (unfinished) line
     pending: list[bytes] = []  # pieces of the unfinished line; a list so a long line is not re-copied
     pending_len = 0
     skipping: Line | None = None  # a too-long line whose end has not been seen yet
@@ -343,6 +345,83 @@ def iter_lines(
         yield skipping
     elif pending_len:
         yield Line(no + 1, start, b"".join(pending))
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A run of `n_lines` whole lines starting at line `no` and stream `offset` (``data`` may be a
+    zero-copy view of a read block); or, with ``too_long``, the head of one line over the limit."""
+
+    no: int
+    offset: int
+    data: bytes | memoryview
+    n_lines: int
+    too_long: bool = False
+
+
+def iter_chunks(
+    f: IO[bytes],
+    max_len: int = MAX_LINE_BYTES,
+    on_bytes: Callable[[int], None] | None = None,
+    block_size: int | None = None,
+) -> Iterator[Chunk]:
+    """Cut a binary stream into runs of whole lines, about one read block each, with bounded memory.
+
+    Parsers can then decode a whole run at once and fall back to :func:`iter_lines` on the run when it
+    fails. Each block gives at most two chunks: the line that straddles the previous block (joined) and
+    a view of the block's remaining whole lines (not copied). A line that grows beyond `max_len` before
+    its newline arrives is yielded as one ``too_long`` chunk holding its first :data:`RAW_LIMIT` bytes;
+    the rest is skipped. A chunk never exceeds ``max_len + block_size`` bytes.
+    """
+    size = block_size or _BLOCK
+    no = 1
+    start = 0
+    pending: list[bytes] = []
+    pending_len = 0
+    skipping: Chunk | None = None
+    while block := f.read(size):
+        if on_bytes is not None:
+            on_bytes(len(block))
+        lo = 0  # the block's bytes before `lo` are consumed
+        if skipping is not None:
+            nl = block.find(b"\n")
+            if nl < 0:
+                start += len(block)
+                continue
+            yield skipping
+            skipping = None
+            no += 1
+            start += nl + 1
+            lo = nl + 1
+        first = block.find(b"\n", lo)
+        if first >= 0:
+            if pending:
+                pending.append(block[lo : first + 1])
+                head = b"".join(pending)
+                yield Chunk(no, start, head, 1)
+                no += 1
+                start += len(head)
+                pending, pending_len = [], 0
+                lo = first + 1
+            last = block.rfind(b"\n", lo)
+            if last >= lo:
+                n = block.count(b"\n", lo, last + 1)
+                view = memoryview(block)[lo : last + 1] if (lo or last + 1 < len(block)) else block
+                yield Chunk(no, start, view, n)
+                no += n
+                start += last + 1 - lo
+                lo = last + 1
+        if lo < len(block):
+            pending.append(block[lo:])
+            pending_len += len(block) - lo
+        if pending_len > max_len:
+            skipping = Chunk(no, start, b"".join(pending)[:RAW_LIMIT], 1, True)
+            start += pending_len
+            pending, pending_len = [], 0
+    if skipping is not None:
+        yield skipping
+    elif pending_len:
+        yield Chunk(no, start, b"".join(pending), 1)
 
 
 def combine_hashes(root: Path, files: list[Path], hashes: list[str]) -> str:

@@ -9,7 +9,7 @@ line number and byte offset.
 
 from __future__ import annotations
 
-import json
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +17,18 @@ import msgspec
 
 from lexicon.errors import SourceError
 from lexicon.normalise import nested_gloss, normalise_gloss, normalise_pos
-from lexicon.sources.base import COMPRESSED_BLOCK, Line, Sink, Source, iter_lines, open_decompressed, sniff
+from lexicon.sources.base import (
+    COMPRESSED_BLOCK,
+    MAX_LINE_BYTES,
+    Chunk,
+    Line,
+    Sink,
+    Source,
+    iter_chunks,
+    iter_lines,
+    open_decompressed,
+    sniff,
+)
 
 __all__ = ["KaikkiSource"]
 
@@ -49,92 +60,137 @@ class _Form(msgspec.Struct):
 
 
 class _Record(msgspec.Struct):
-    word: str
+    # word is optional in the struct so that wiktextract's redirect lines ({"title", "redirect"}) decode
+    # on the fast path; a line with neither is rejected after decoding.
+    word: str | None = None
     senses: list[_Sense] = []
     pos: str | None = None
     lang_code: str | None = None
     etymology_number: int | None = None
     redirects: list[str] = []
     forms: list[_Form] = []
+    redirect: str | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Record)
 
 
-def _why_invalid(data: bytes) -> str | None:
-    """For a line the typed decoder refused: 'redirect' if it is a wiktextract redirect page, else None."""
+def _decode_error(data: bytes) -> str:
+    """Why a line does not decode into a record."""
     try:
-        obj = json.loads(data)
-    except ValueError:
-        return None
-    if isinstance(obj, dict) and "redirect" in obj and "word" not in obj:
-        return "redirect"
-    return None
-
-
-def _record(source: Source, file: Path, line: Line, sink: Sink, lang: str) -> None:
-    no = line.no
-    if line.too_long:
-        sink.reject(no, source.location(file, line.offset), "line over 10 MiB", line.data)
-        return
-    data = line.data
-    if not data.strip():
-        sink.filter("blank_line")
-        return
-    try:
-        rec = _DECODER.decode(data)
+        _DECODER.decode(data)
     except UnicodeDecodeError as exc:
-        sink.reject(
-            no, source.location(file, line.offset), f"invalid UTF-8: {exc.reason} at byte {exc.start}", data
-        )
-        return
+        return f"invalid UTF-8: {exc.reason} at byte {exc.start}"
     except msgspec.ValidationError as exc:
-        if _why_invalid(data) == "redirect":
-            sink.filter("redirect")
-        else:
-            sink.reject(no, source.location(file, line.offset), f"wrong type: {exc}", data)
-        return
+        return f"wrong type: {exc}"
     except msgspec.DecodeError as exc:
-        sink.reject(no, source.location(file, line.offset), f"invalid JSON: {exc}", data)
-        return
-    word = rec.word.strip() if rec.word else ""
-    if not word:
-        sink.reject(no, source.location(file, line.offset), "empty word", data)
-        return
-    if rec.lang_code is None:
-        sink.reject(no, source.location(file, line.offset), "missing lang_code", data)
-        return
-    if lang != "*" and rec.lang_code != lang:
-        sink.filter("lang")
-        return
-    if not rec.senses:
-        sink.filter("no_senses")
-        return
-    kept = []
-    seen: set[str] = set()
-    for s in rec.senses:
-        raw = nested_gloss(s.glosses) or nested_gloss(s.raw_glosses)
-        if not raw:
-            continue
-        g = normalise_gloss(raw, s.tags)
-        if not g.text or g.text in seen:
-            continue
-        seen.add(g.text)
-        kept.append((s, g))
-    if not kept:
-        sink.filter("empty_gloss")
-        return
-    eid = sink.entry(no, word, rec.lang_code, normalise_pos(rec.pos), rec.etymology_number, rec.redirects)
-    for f in rec.forms:
-        if f.form and f.form != word and not _META_FORM_TAGS.intersection(f.tags):
-            sink.form(eid, f.form, f.tags)
-    for i, (s, g) in enumerate(kept):
-        form_of = next((w.word for w in s.form_of if w.word), None) or g.form_of
-        alt_of = next((w.word for w in s.alt_of if w.word), None) or g.alt_of
-        example = next((e.text for e in s.examples if e.text), None)
-        raw_gloss = nested_gloss(s.raw_glosses) or nested_gloss(s.glosses)
-        sink.sense(eid, i, g.text, raw_gloss, g.tags, s.topics, form_of, alt_of, example)
-    sink.loaded_record()
+        return f"invalid JSON: {exc}"
+    return ""
+
+
+def _nth_line(chunk: bytes, index: int) -> tuple[int, bytes]:
+    """Offset in `chunk` and content of its `index`-th line (0-based); only used for rare rejects."""
+    pos = 0
+    for _ in range(index):
+        pos = chunk.index(b"\n", pos) + 1
+    end = chunk.find(b"\n", pos)
+    return pos, chunk[pos : end if end >= 0 else len(chunk)]
+
+
+class _Loader:
+    """Turns decoded records of one kaikki file into sink rows."""
+
+    def __init__(self, source: Source, file: Path, sink: Sink) -> None:
+        self.source = source
+        self.file = file
+        self.sink = sink
+        self.lang = source.lang
+
+    def chunk(self, chunk: Chunk) -> None:
+        """A run of whole lines: one msgspec call for all of them, per-line only if that fails."""
+        data = chunk.data
+        if not chunk.too_long and len(data) <= MAX_LINE_BYTES:
+            try:
+                records = _DECODER.decode_lines(data)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                records = None
+            # decode_lines skips blank lines: a count that differs sends the chunk down the per-line path
+            if records is not None and len(records) == chunk.n_lines:
+                for i, rec in enumerate(records):
+                    why = self.record(chunk.no + i, rec)
+                    if why:
+                        off, raw = _nth_line(bytes(data), i)
+                        self.sink.reject(
+                            chunk.no + i, self.source.location(self.file, chunk.offset + off), why, raw
+                        )
+                return
+        for line in iter_lines(
+            io.BytesIO(bytes(data)), block_size=len(data) + 1, first_no=chunk.no, first_offset=chunk.offset
+        ):
+            self.line(line)
+
+    def line(self, line: Line) -> None:
+        loc = self.source.location
+        if line.too_long:
+            self.sink.reject(line.no, loc(self.file, line.offset), "line over 10 MiB", line.data)
+            return
+        if not line.data.strip():
+            self.sink.filter("blank_line")
+            return
+        try:
+            rec = _DECODER.decode(line.data)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            self.sink.reject(line.no, loc(self.file, line.offset), _decode_error(line.data), line.data)
+            return
+        why = self.record(line.no, rec)
+        if why:
+            self.sink.reject(line.no, loc(self.file, line.offset), why, line.data)
+
+    def record(self, no: int, rec: _Record) -> str | None:
+        """Load or filter one decoded record; return the reason when it must be rejected instead."""
+        sink = self.sink
+        if rec.word is None:
+            if rec.redirect is not None:
+                sink.filter("redirect")
+                return None
+            return "missing word"
+        word = rec.word.strip()
+        if not word:
+            return "empty word"
+        if rec.lang_code is None:
+            return "missing lang_code"
+        if self.lang != "*" and rec.lang_code != self.lang:
+            sink.filter("lang")
+            return None
+        if not rec.senses:
+            sink.filter("no_senses")
+            return None
+        kept = []
+        seen: set[str] = set()
+        for s in rec.senses:
+            raw = nested_gloss(s.glosses) or nested_gloss(s.raw_glosses)
+            if not raw:
+                continue
+            g = normalise_gloss(raw, s.tags)
+            if not g.text or g.text in seen:
+                continue
+            seen.add(g.text)
+            kept.append((s, g))
+        if not kept:
+            sink.filter("empty_gloss")
+            return None
+        eid = sink.entry(no, word, rec.lang_code, normalise_pos(rec.pos), rec.etymology_number, rec.redirects)
+        for f in rec.forms:
+            if f.form and f.form != word and not _META_FORM_TAGS.intersection(f.tags):
+                sink.form(eid, f.form, f.tags)
+        for i, (s, g) in enumerate(kept):
+            form_of = next((w.word for w in s.form_of if w.word), None) or g.form_of
+            alt_of = next((w.word for w in s.alt_of if w.word), None) or g.alt_of
+            example = next((e.text for e in s.examples if e.text), None)
+            raw_gloss = nested_gloss(s.raw_glosses) or nested_gloss(s.glosses)
+            sink.sense(eid, i, g.text, raw_gloss, g.tags, s.topics, form_of, alt_of, example)
+        sink.loaded_record()
+        return None
 
 
 class KaikkiSource(Source):
@@ -168,14 +224,21 @@ class KaikkiSource(Source):
 
             stream = open_decompressed(raw, file.name)  # type: ignore[arg-type]
             compressed = stream is not raw
-            it = iter_lines(stream, on_bytes=on_bytes, block_size=COMPRESSED_BLOCK if compressed else None)
-            last = 0
-            try:
-                for line in it:
-                    last = line.no
-                    _record(self, file, line, sink, self.lang)
-            except (OSError, EOFError, ValueError) as exc:
-                # A truncated or corrupt compressed stream: what came before is kept; the break itself is
-                # recorded as one more record so the accounting shows it.
-                sink.reject(last + 1, self.location(file), f"unreadable compressed stream: {exc}", b"")
+            loader = _Loader(self, file, sink)
+            chunks = iter_chunks(
+                stream, on_bytes=on_bytes, block_size=COMPRESSED_BLOCK if compressed else None
+            )
+            next_no = 1
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                except (OSError, EOFError, ValueError) as exc:
+                    # A truncated or corrupt compressed stream: what came before is kept; the break itself
+                    # is recorded as one more record so the accounting shows it.
+                    sink.reject(next_no, self.location(file), f"unreadable compressed stream: {exc}", b"")
+                    break
+                loader.chunk(chunk)
+                next_no = chunk.no + chunk.n_lines
         return self._content_hash()

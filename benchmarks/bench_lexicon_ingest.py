@@ -1,0 +1,160 @@
+"""Lexicon ingest speed: kaikki JSONL (plain and .gz) and the whole Open Dictionary.
+
+Run from the repository root::
+
+    .venv/bin/python -m benchmarks.bench_lexicon_ingest [--mb 400] [--gz-mb 100]
+
+A kaikki file of about ``--mb`` MB is built in a temporary folder from the real sample entries in
+tests/data/kaikki (each copy gets its own word, so entries differ), then timed three ways in the same run:
+plain-Python ``json.loads`` per line (baseline), DuckDB's bare ``read_json`` count (reference ceiling),
+and ``lexicon.build`` (everything: parse, normalise, hash, insert, de-duplicate, commit). One JSON line
+per measurement: ``{"bench", "value", "unit", "baseline", "ratio", ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import duckdb
+
+import lexicon.build
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "tests" / "data" / "kaikki"
+OPEN_DICTIONARY = ROOT.parent / "shared" / "data" / "wiktionary" / "open-dictionary" / "api"
+
+
+def _emit(bench: str, value: float, unit: str, baseline: float | None, **extra: object) -> None:
+    ratio = round(value / baseline, 2) if baseline else None
+    print(
+        json.dumps(
+            {
+                "bench": bench,
+                "value": round(value, 1),
+                "unit": unit,
+                "baseline": round(baseline, 1) if baseline else None,
+                "ratio": ratio,
+                **extra,
+            }
+        ),
+        flush=True,
+    )
+
+
+def make_kaikki(path: Path, megabytes: float) -> int:
+    """Write ~`megabytes` MB of kaikki JSONL made of the real sample entries with varied words."""
+    entries = [
+        json.loads(line) for f in sorted(SAMPLES.glob("*.jsonl")) for line in f.read_text("utf-8").splitlines()
+    ]
+    target = int(megabytes * 1e6)
+    written = 0
+    i = 0
+    with open(path, "w", encoding="utf-8") as out:
+        while written < target:
+            e = entries[i % len(entries)]
+            line = json.dumps({**e, "word": f"{e['word']}{i}"}, ensure_ascii=False) + "\n"
+            out.write(line)
+            written += len(line.encode("utf-8"))
+            i += 1
+    return i
+
+
+def time_json_loads(path: Path) -> float:
+    t = time.perf_counter()
+    with open(path, "rb") as f:
+        for line in f:
+            json.loads(line)
+    return time.perf_counter() - t
+
+
+def time_duckdb_count(path: Path) -> float:
+    con = duckdb.connect()
+    t = time.perf_counter()
+    con.execute(
+        "SELECT count(*) FROM read_json(?, format='newline_delimited', maximum_object_size=268435456)", [str(path)]
+    ).fetchall()
+    dt = time.perf_counter() - t
+    con.close()
+    return dt
+
+
+def time_build(spec: str, db: Path) -> tuple[float, dict]:
+    t = time.perf_counter()
+    rep = lexicon.build.build(db, [spec], progress=False).to_dict()["sources"][0]
+    return time.perf_counter() - t, rep
+
+
+def bench_kaikki(tmp: Path, megabytes: float, gz_megabytes: float) -> None:
+    plain = tmp / "kaikki-bench.jsonl"
+    n = make_kaikki(plain, megabytes)
+    size_mb = plain.stat().st_size / 1e6
+    plain.read_bytes()  # warm the page cache so every contender reads from memory
+    t_json = time_json_loads(plain)
+    t_duck = time_duckdb_count(plain)
+    t_build, rep = time_build(f"kaikki:{plain}", tmp / "a.duckdb")
+    assert rep["records"] == n == rep["loaded"], rep
+    py_rate, duck_rate, rate = size_mb / t_json, size_mb / t_duck, size_mb / t_build
+    _emit("kaikki_jsonl_json_loads", py_rate, "MB/s", None, mb=round(size_mb), lines=n)
+    _emit("kaikki_jsonl_duckdb_read_json_count", duck_rate, "MB/s", None, mb=round(size_mb))
+    _emit("kaikki_jsonl_build", rate, "MB/s", py_rate, baseline_name="json.loads", mb=round(size_mb), lines=n,
+          seconds=round(t_build, 2))
+    _emit("kaikki_jsonl_build_vs_duckdb_count", rate, "MB/s", duck_rate, baseline_name="duckdb read_json count")
+
+    # .gz: a smaller file (compressing is slow); rates per compressed and per decompressed MB
+    part = tmp / "kaikki-gz-src.jsonl"
+    m = make_kaikki(part, gz_megabytes)
+    raw = part.read_bytes()
+    gz = tmp / "kaikki-bench.jsonl.gz"
+    gz.write_bytes(gzip.compress(raw, compresslevel=6))
+    gz_mb, raw_mb = gz.stat().st_size / 1e6, len(raw) / 1e6
+    t = time.perf_counter()
+    d = zlib.decompressobj(wbits=31)
+    with open(gz, "rb") as f:
+        while chunk := f.read(1 << 20):
+            d.decompress(chunk)
+    t_unzip = time.perf_counter() - t
+    t_gz, rep = time_build(f"kaikki:{gz}", tmp / "b.duckdb")
+    assert rep["records"] == m == rep["loaded"], rep
+    _emit("kaikki_jsonl_gz_build", raw_mb / t_gz, "MB/s (decompressed)", raw_mb / t_unzip,
+          baseline_name="zlib decompress alone", compressed_mb_per_s=round(gz_mb / t_gz, 1),
+          mb=round(raw_mb), gz_mb=round(gz_mb))
+
+
+def bench_open_dictionary(tmp: Path) -> None:
+    if not OPEN_DICTIONARY.is_dir():
+        print(json.dumps({"bench": "open_dictionary_build", "skipped": f"{OPEN_DICTIONARY} is absent"}))
+        return
+    files = sorted(p for p in OPEN_DICTIONARY.rglob("*.json") if p.name != "valid_words.json")
+    t = time.perf_counter()
+    n_senses = 0
+    for f in files:
+        for w in json.loads(f.read_bytes()).values():
+            n_senses += sum(len(p["senses"]) for e in w["etymologies"] for p in e["partsOfSpeech"])
+    t_json = time.perf_counter() - t
+    t_build, rep = time_build(f"open-dictionary:{OPEN_DICTIONARY}", tmp / "od.duckdb")
+    con = duckdb.connect(str(tmp / "od.duckdb"), read_only=True)
+    kept = con.execute("SELECT count(*) FROM sense").fetchall()[0][0]
+    con.close()
+    _emit("open_dictionary_build", t_build, "s", t_json, baseline_name="json.loads of all files (s)",
+          words=rep["loaded"], senses_in=n_senses, senses_kept=kept, senses_per_s=round(n_senses / t_build))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mb", type=float, default=400, help="size of the plain kaikki file (MB)")
+    ap.add_argument("--gz-mb", type=float, default=100, help="decompressed size of the .gz file (MB)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-lexicon-") as d:
+        tmp = Path(d)
+        bench_kaikki(tmp, args.mb, args.gz_mb)
+        bench_open_dictionary(tmp)
+
+
+if __name__ == "__main__":
+    main()
