@@ -49,6 +49,7 @@ from lexicon.errors import LexiconError, TokenizerError
 from lexicon.frequencies import (
     Frequencies,
     check_buckets,
+    from_chunks,
     from_corpus,
     from_dict_txt,
     from_vocab_order,
@@ -120,13 +121,20 @@ def _frequencies(con: duckdb.DuckDBPyConnection, vocab: Vocab, frequencies: str 
             raise LexiconError(f"corpus {path} is not a file; give a UTF-8 text file, one passage a line")
         with path.open(encoding="utf-8", errors="replace") as fh:
             return from_corpus((line.rstrip("\n") for line in fh), vocab, f"corpus:{path}", progress=progress)
-    texts = con.execute(
-        "SELECT gloss FROM sense UNION ALL SELECT example FROM sense WHERE example IS NOT NULL"
-    ).fetchnumpy()["gloss"]
-    if len(texts) == 0:
+    # The lexicon's glosses and examples, cut at spaces and tallied in SQL (see from_chunks).
+    tally = con.execute(
+        """WITH texts AS (SELECT gloss AS text FROM sense
+                          UNION ALL SELECT example FROM sense WHERE example IS NOT NULL),
+                parts AS (SELECT string_split(text, ' ') AS l FROM texts)
+           SELECT chunk, pos = 0 AS first, count(*)::DOUBLE AS n
+           FROM (SELECT unnest(l) AS chunk, unnest(range(len(l))) AS pos FROM parts)
+           WHERE chunk <> '' GROUP BY ALL"""
+    ).fetchnumpy()
+    if len(tally["chunk"]) == 0:
         return from_vocab_order(vocab)
     try:
-        return from_corpus((str(t) for t in texts), vocab, "corpus:lexicon", progress=progress)
+        return from_chunks([str(c) for c in tally["chunk"]], [bool(f) for f in tally["first"]], tally["n"],
+                           vocab, "corpus:lexicon", progress=progress)
     except TokenizerError:
         return from_vocab_order(vocab)  # e.g. a bare SentencePiece .model: nothing here can tokenize
 
@@ -189,11 +197,11 @@ def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, kind: str, lang: str | 
            SELECT s.sense_id, s.entry_id, s.ord, e.word, lower(e.word) AS lword, e.pos,
                   coalesce(s.form_of, s.alt_of) AS target,
                   (s.form_of IS NOT NULL OR s.alt_of IS NOT NULL) AS is_form, s.user_defined,
-                  CASE WHEN e.pos IN (SELECT unnest({content})) THEN 0
-                       WHEN e.pos IN (SELECT unnest({marginal})) THEN 2 ELSE 1 END AS pos_tier,
+                  CASE WHEN list_contains({content}, e.pos) THEN 0
+                       WHEN list_contains({marginal}, e.pos) THEN 2 ELSE 1 END AS pos_tier,
                   CASE WHEN list_has_any(coalesce(s.tags, []::VARCHAR[]), {weak}) THEN 1 ELSE 0 END AS tag_tier
            FROM sense s JOIN entry e USING (entry_id)
-           WHERE trim(s.gloss) <> '' {lang_filter}""",
+           WHERE s.gloss <> '' {lang_filter}""",  # glosses are stored trimmed (lexicon.normalise)
         # exact and case-folded headword matches
         """CREATE OR REPLACE TEMP TABLE _m AS
            SELECT k.surface, k.word_initial, s.sense_id, s.is_form, s.target, s.pos, s.word,

@@ -224,3 +224,9 @@ def test_corpus_counts_pieces(roberta, minilm) -> None:
     w = {p: i for i, p in enumerate(minilm.pieces)}
     assert wp.counts[w["the"]] == 3  # uncased
     assert wp.counts[w["[CLS]"]] == 0
+
+
+def test_a_hub_name_offline_is_refused_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TokenizerError, match="local tokenizer folder"):
+        load_vocab("no-such-org/no-such-tokenizer-xyz")
