@@ -125,7 +125,9 @@ def _frequencies(con: duckdb.DuckDBPyConnection, vocab: Vocab, frequencies: str 
     tally = con.execute(
         """WITH texts AS (SELECT gloss AS text FROM sense
                           UNION ALL SELECT example FROM sense WHERE example IS NOT NULL),
-                parts AS (SELECT string_split(text, ' ') AS l FROM texts)
+                parts AS (SELECT CASE WHEN contains(text, '  ') OR starts_with(text, ' ') OR suffix(text, ' ')
+                                      THEN [text] ELSE string_split(text, ' ') END AS l
+                          FROM texts WHERE text <> '')
            SELECT chunk, pos = 0 AS first, count(*)::DOUBLE AS n
            FROM (SELECT unnest(l) AS chunk, unnest(range(len(l))) AS pos FROM parts)
            WHERE chunk <> '' GROUP BY ALL"""

@@ -126,9 +126,10 @@ def from_chunks(chunks: Sequence[str], first: Sequence[bool], weights: np.ndarra
                 batch: int = 16384, progress: bool = False) -> Frequencies:
     """Counts from space-separated chunks of text, each tokenized once and weighted by how often it occurs.
 
-    Every pre-tokenizer this lexicon knows (byte-level, BERT, Metaspace) splits at spaces, so a text's
-    pieces are the pieces of its chunks; a byte-level BPE sees a chunk that follows a space as
-    ``" chunk"``, which `first` (the chunk opens its line) tells apart. Tokenizing the distinct chunks
+    Every pre-tokenizer this lexicon knows (byte-level, BERT, Metaspace) splits at a single space between
+    two non-spaces, so a text's pieces are the pieces of its chunks; a byte-level BPE sees a chunk that
+    follows a space as ``" chunk"``, which `first` (the chunk opens its text) tells apart. Texts with runs
+    of spaces or spaces at either end are passed as one chunk. Tokenizing the distinct chunks
     instead of every line does the same counting several times faster.
     """
     tok = open_tokenizer(vocab)
@@ -157,9 +158,13 @@ def from_corpus(lines: Iterable[str], vocab: Vocab, source: str, progress: bool 
     """Counts of each piece when the tokenizer reads `lines` (special tokens not added)."""
     tally: Counter[tuple[str, bool]] = Counter()
     for line in lines:
+        if not line:
+            continue
+        if "  " in line or line[0] == " " or line[-1] == " ":
+            tally[(line, True)] += 1  # runs of spaces are pieces of their own: keep such a line whole
+            continue
         for n, chunk in enumerate(line.split(" ")):
-            if chunk:
-                tally[(chunk, n == 0)] += 1
+            tally[(chunk, n == 0)] += 1
     keys = list(tally)
     return from_chunks([k[0] for k in keys], [k[1] for k in keys],
                        np.fromiter(tally.values(), dtype=np.float64, count=len(keys)), vocab, source,

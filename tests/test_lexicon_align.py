@@ -212,3 +212,16 @@ def test_lang_filter(built: Path, tmp_path: Path, minilm_tokenizer_dir: Path) ->
     shutil.copy(built, path)
     r = lexicon.align(path, minilm_tokenizer_dir, lang="fr", progress=False)
     assert r.covered == 0 and r.links == 0
+
+
+def test_lexicon_counts_equal_tokenizing_every_gloss(db: Path, minilm_tokenizer_dir: Path) -> None:
+    import numpy as np
+
+    from lexicon.frequencies import from_corpus
+
+    texts = query(db, "SELECT gloss AS t FROM sense UNION ALL SELECT example FROM sense WHERE example IS NOT NULL")
+    vocab = lexicon.load_vocab(minilm_tokenizer_dir)
+    expected = from_corpus(texts["t"].to_list(), vocab, "corpus:test").counts
+    stored = query(db, "SELECT frequency FROM token WHERE tokenizer_id = 2 ORDER BY token_id")["frequency"]
+    assert (stored.to_numpy() == expected).all()
+    assert np.asarray(expected).sum() > 1000

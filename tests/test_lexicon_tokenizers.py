@@ -230,3 +230,23 @@ def test_a_hub_name_offline_is_refused_with_a_hint(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(TokenizerError, match="local tokenizer folder"):
         load_vocab("no-such-org/no-such-tokenizer-xyz")
+
+
+def test_chunked_counting_equals_tokenizing_every_line(roberta, minilm) -> None:
+    # real glosses and examples: counting each distinct space-separated chunk once must give exactly the
+    # counts of tokenizing every line whole
+    lines: list[str] = []
+    for path in sorted((Path(__file__).parent / "data" / "lexicon-align").rglob("*.json")):
+        for word in json.loads(path.read_text(encoding="utf-8")).values():
+            for ety in word["etymologies"]:
+                for pos in ety["partsOfSpeech"]:
+                    for sense in pos["senses"]:
+                        lines.append(sense["sense"])
+                        lines.extend(sense["examples"])
+    assert len(lines) > 500
+    for vocab in (roberta, minilm):
+        tok = open_tokenizer(vocab)
+        direct = np.zeros(len(vocab.pieces), dtype=np.int64)
+        for enc in tok.encode_batch(lines, add_special_tokens=False):
+            np.add.at(direct, enc.ids, 1)
+        assert (from_corpus(lines, vocab, "corpus:test").counts == direct).all(), vocab.kind
