@@ -98,10 +98,12 @@ def build(db: Path, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
 @click.option("--buckets", default="0.3,0.5,0.2", show_default=True,
               help="Shares of the frequent, medium and rare buckets by frequency rank.")
 @click.option("--max-senses", type=int, help="Keep at most this many ranked senses per token.")
+@click.option("--rules", help="Comma-separated alignment rules to apply (default all: user, exact, casefold, "
+                              "lemma, affix, numeral, unaccent, stem, completion).")
 @_JSON
 @_clean_errors
 def align(db: Path, tokenizer: str, frequencies: Path | None, corpus: str | None, buckets: str,
-          max_senses: int | None, as_json: bool) -> None:
+          max_senses: int | None, rules: str | None, as_json: bool) -> None:
     """Load a tokenizer's vocabulary and link every token to its ranked definitions."""
     from lexicon.align import align as align_
 
@@ -110,7 +112,8 @@ def align(db: Path, tokenizer: str, frequencies: Path | None, corpus: str | None
     except ValueError as exc:
         raise LexiconError(f"--buckets takes three comma-separated shares like 0.3,0.5,0.2, got {buckets!r}") from exc
     report = align_(db, tokenizer, frequencies=frequencies, corpus=corpus, buckets=shares,
-                    max_senses=max_senses, progress=not as_json)
+                    max_senses=max_senses, progress=not as_json,
+                    rules=None if rules is None else [r.strip() for r in rules.split(",") if r.strip()])
     data = report.to_dict()
     if as_json:
         _print_json(data)

@@ -11,14 +11,20 @@ user        a user-written definition (tsv source) of the surface            0  
 affix       ``ing`` ↔ ``-ing``, ``-ing-``; word-initial ``pre`` ↔ ``pre-``    50             5
 exact       the surface is the headword                                       10            10
 casefold    the surface is the headword up to case                            11            11
-lemma       the lemma's definitions, reached through a form-of / alt-of       12            12
-            sense of the surface or the `form` table ("brought" → bring)
+lemma       the lemma's definitions, reached through a form-of / alt-of       12 (9)        12 (9)
+            sense of the surface or the `form` table ("brought" → bring);
+            9 when the surface's first listed sense is itself a form-of
+            ("ran": simple past of run, before its nautical noun)
 exact       form-of senses themselves ("plural of cat"), after the lemma      13            13
 casefold    likewise, up to case                                              14            14
 numeral     digits → number words (``12`` → twelve, ``3rd`` → third)          60            60
 unaccent    equal once accents are stripped (``cafe`` ↔ café)                 70            70
 stem        only where nothing above matched: a regular English suffix       80            80
             stripped (``editors`` → editor, ``hoping`` → hope)
+completion  only where nothing above matched, for lower-case alphabetic        90            90
+            pieces of 5+ (word-initial) or 6+ (word-internal) letters: the
+            shortest headword the piece begins (``Ġincarcer`` → incarcerate)
+            or ends (``monary`` → pulmonary); form-of-only words are skipped
 ==========  ==========================================================  ============  ============
 
 Word-internal pieces rank affixes first, because a continuation piece such as ``ing`` is almost always
@@ -58,10 +64,12 @@ from lexicon.frequencies import (
 from lexicon.numerals import numeral_table
 from lexicon.tokenizers import Vocab, load_vocab, token_rows
 
-__all__ = ["align", "AlignReport", "tokenizer_id", "RULES", "STEM_SUFFIXES"]
+__all__ = ["align", "AlignReport", "tokenizer_id", "RULES", "FALLBACK_RULES", "STEM_SUFFIXES"]
 
 # The rules in the order they are reported (coverage tables add them one by one in this order).
-RULES = ("user", "exact", "casefold", "lemma", "affix", "numeral", "unaccent", "stem")
+RULES = ("user", "exact", "casefold", "lemma", "affix", "numeral", "unaccent", "stem", "completion")
+# Rules that only reach tokens no other rule reached.
+FALLBACK_RULES = ("stem", "completion")
 
 # (suffix, replacement) pairs the `stem` fallback tries; doubled final consonants are undone as well.
 STEM_SUFFIXES = (
@@ -179,13 +187,13 @@ _MARKS = {"bpe": ("'Ġ' || surface", "surface"), "wordpiece": ("surface", "'##' 
 
 
 def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, kind: str, lang: str | None,
-               max_senses: int | None) -> None:
+               max_senses: int | None, rules: Sequence[str] = RULES) -> None:
     spell_initial, spell_internal = _MARKS[kind]
     con.register("_numerals", numeral_table())
     stems = pl.DataFrame({"suffix": [s for s, _ in STEM_SUFFIXES], "repl": [r for _, r in STEM_SUFFIXES]})
     con.register("_stems", stems)
     lang_filter = "AND e.lang_code = $lang" if lang else ""
-    params: dict[str, Any] = {"tid": tid}
+    params: dict[str, Any] = {"tid": tid, "rules": list(rules)}
     if lang:
         params["lang"] = lang
     weak, content, marginal, not_forms = (_sql_list(x) for x in (_WEAK_TAGS, _CONTENT_POS, _MARGINAL_POS, _NOT_FORMS))
@@ -276,6 +284,7 @@ def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, kind: str, lang: str | 
            -- shorter keys are mostly lone accented letters ("á" is not the article "a")
            WHERE length(k.bare) >= 4""",
         # stem: a fallback for keys nothing above reached
+        """DELETE FROM _l WHERE NOT list_contains($rules, rule)""",
         """INSERT INTO _l
            WITH c AS (
                SELECT k.surface, k.word_initial, st.sub, st.repl,
@@ -291,7 +300,37 @@ def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, kind: str, lang: str | 
                SELECT surface, word_initial, sub + 100, left(base, -1) FROM c
                WHERE repl = '' AND length(base) > 2 AND right(base, 1) = left(right(base, 2), 1))
            SELECT c.surface, c.word_initial, s.sense_id, 'stem', 80, c.sub, 0
-           FROM cand c JOIN _s s ON s.lword = c.word AND NOT s.user_defined""",
+           FROM cand c JOIN _s s ON s.lword = c.word AND NOT s.user_defined
+           WHERE list_contains($rules, 'stem')""",
+        # completion: the last fallback. Every headword is cut into its heads and tails of 4+ letters
+        # so that the match is an equi-join, not a scan of all words per piece.
+        """INSERT INTO _l
+           WITH todo AS (
+               SELECT k.surface, k.word_initial, k.lsurface FROM _k k
+               ANTI JOIN (SELECT DISTINCT surface, word_initial FROM _l) l
+                 ON l.surface = k.surface AND l.word_initial = k.word_initial
+               -- capitalised pieces are mostly names ("ĠTokyo" is no tokyoite), short word-internal
+               -- pieces end too many words ("ight": bight? light?) to pick one
+               WHERE regexp_full_match(k.surface, '[a-z]+')
+                 AND length(k.surface) >= CASE WHEN k.word_initial THEN 5 ELSE 6 END),
+           words AS (
+               SELECT DISTINCT lword FROM _s
+               WHERE NOT user_defined AND NOT is_form AND length(lword) BETWEEN 5 AND 24
+                 AND regexp_full_match(lword, '[a-z]+')),
+           cuts AS (
+               SELECT lword, left(lword, n) AS head, right(lword, n) AS tail
+               FROM (SELECT lword, unnest(range(4, length(lword))) AS n FROM words)),
+           hit AS (
+               SELECT * FROM (
+                   SELECT t.surface, t.word_initial, c.lword FROM todo t JOIN cuts c ON c.head = t.lsurface
+                   WHERE t.word_initial
+                   UNION ALL
+                   SELECT t.surface, t.word_initial, c.lword FROM todo t JOIN cuts c ON c.tail = t.lsurface
+                   WHERE NOT t.word_initial)
+               QUALIFY row_number() OVER (PARTITION BY surface, word_initial ORDER BY length(lword), lword) = 1)
+           SELECT h.surface, h.word_initial, s.sense_id, 'completion', 90, 0, 0
+           FROM hit h JOIN _s s ON s.lword = h.lword AND NOT s.user_defined AND NOT s.is_form
+           WHERE list_contains($rules, 'completion')""",
     ]
     for sql in statements:
         con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
@@ -339,6 +378,7 @@ def align(
     *,
     lang: str | None = None,
     max_senses: int | None = None,
+    rules: Sequence[str] | None = None,
     progress: bool = True,
 ) -> AlignReport:
     """Load `tokenizer`'s vocabulary into the lexicon at `db` and link every token to ranked senses.
@@ -346,11 +386,16 @@ def align(
     `frequencies` is a fairseq `dict.txt`; without it, pieces are counted in `corpus` (a text file; by
     default the lexicon's own glosses and examples; the string ``"vocab-order"`` skips counting).
     `buckets` are the (frequent, medium, rare) shares by frequency rank. `lang` keeps only entries of
-    that language code; `max_senses` caps the links per token. Aligning the same vocabulary again
-    replaces its rows, atomically.
+    that language code; `max_senses` caps the links per token; `rules` restricts the rules applied (a
+    subset of :data:`RULES`; default all). Aligning the same vocabulary again replaces its rows,
+    atomically.
     """
     started = time.perf_counter()
     check_buckets(buckets)
+    chosen = tuple(RULES if rules is None else rules)
+    unknown = sorted(set(chosen) - set(RULES))
+    if unknown or not chosen:
+        raise LexiconError(f"unknown or no alignment rules {unknown or ''}; choose among {', '.join(RULES)}")
     if max_senses is not None and max_senses < 1:
         raise LexiconError(f"max_senses must be at least 1, got {max_senses}")
     connect(db).close()  # a missing or outdated lexicon is refused before any work
@@ -371,7 +416,7 @@ def align(
             [tid, vocab.name, vocab.kind, len(vocab.pieces), vocab.sha256, freq.source],
         )
         _write_tokens(con, tid, vocab, freq, buckets)
-        _align_sql(con, tid, vocab.kind, lang, max_senses)
+        _align_sql(con, tid, vocab.kind, lang, max_senses, chosen)
         tokens, covered, links, bucket_cov, rules = _summary(con, tid)
     return AlignReport(
         tokenizer_id=tid,

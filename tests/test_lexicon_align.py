@@ -31,8 +31,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def db(built: Path, tmp_path_factory: pytest.TempPathFactory, roberta_tokenizer_dir: Path,
-       roberta_dict_txt: Path, minilm_tokenizer_dir: Path) -> Path:
+def db(
+    built: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    roberta_tokenizer_dir: Path,
+    roberta_dict_txt: Path,
+    minilm_tokenizer_dir: Path,
+) -> Path:
     path = tmp_path_factory.mktemp("aligned") / "lexicon.duckdb"
     shutil.copy(built, path)
     align(path, roberta_tokenizer_dir, frequencies=roberta_dict_txt, progress=False)
@@ -54,7 +59,9 @@ def test_exact_and_casefold(db: Path, roberta_tokenizer_dir: Path) -> None:
     assert saw["gloss"].startswith("A tool with a toothed blade")
 
 
-def test_lemma_through_form_of_ranks_the_lemma_before_the_form_of_sense(db: Path, roberta_tokenizer_dir: Path) -> None:
+def test_lemma_through_form_of_ranks_the_lemma_before_the_form_of_sense(
+    db: Path, roberta_tokenizer_dir: Path
+) -> None:
     cats = definitions(db, roberta_tokenizer_dir, ["Ġcats"])
     top = cats.row(0, named=True)
     assert (top["rule"], top["word"], top["pos"]) == ("lemma", "cat", "noun")
@@ -68,7 +75,9 @@ def test_a_word_listed_first_as_a_form_follows_its_lemma(db: Path, roberta_token
     # "ran" is first "simple past tense of run" (then "of rin"), and only later a nautical noun
     ran = definitions(db, roberta_tokenizer_dir, ["Ġran"])
     assert ran.row(0, named=True)["word"] == "run"
-    assert ran.filter(pl.col("word") == "run")["rank"].min() < ran.filter(pl.col("word") == "rin")["rank"].min()
+    assert (
+        ran.filter(pl.col("word") == "run")["rank"].min() < ran.filter(pl.col("word") == "rin")["rank"].min()
+    )
     noun = ran.filter(pl.col("word") == "ran")
     assert noun.height > 0 and noun["rank"].min() > ran.filter(pl.col("word") == "run")["rank"].max()
     went = first(db, roberta_tokenizer_dir, "Ġwent")
@@ -85,7 +94,9 @@ def test_own_definitions_outrank_the_lemma_when_listed_first(db: Path, roberta_t
     assert lemma["rank"].max() < forms["rank"].min()
 
 
-def test_lemma_through_the_form_table(db: Path, roberta_tokenizer_dir: Path, minilm_tokenizer_dir: Path) -> None:
+def test_lemma_through_the_form_table(
+    db: Path, roberta_tokenizer_dir: Path, minilm_tokenizer_dir: Path
+) -> None:
     # kaikki lists "brought" among the forms of "bring"; there is no entry "brought"
     for tok, token in ((roberta_tokenizer_dir, "Ġbrought"), (minilm_tokenizer_dir, "brought")):
         row = first(db, tok, token)
@@ -93,14 +104,20 @@ def test_lemma_through_the_form_table(db: Path, roberta_tokenizer_dir: Path, min
 
 
 def test_affixes(db: Path, roberta_tokenizer_dir: Path, minilm_tokenizer_dir: Path) -> None:
-    for tok, token, word in ((roberta_tokenizer_dir, "ity", "-ity"), (minilm_tokenizer_dir, "##ity", "-ity"),
-                             (roberta_tokenizer_dir, "Ġpseudo", "pseudo-"),
-                             (minilm_tokenizer_dir, "pseudo", "pseudo-")):
+    for tok, token, word in (
+        (roberta_tokenizer_dir, "ity", "-ity"),
+        (minilm_tokenizer_dir, "##ity", "-ity"),
+        (roberta_tokenizer_dir, "Ġpseudo", "pseudo-"),
+        (minilm_tokenizer_dir, "pseudo", "pseudo-"),
+    ):
         row = first(db, tok, token)
         assert (row["rule"], row["word"]) == ("affix", word), token
     # a word-initial piece never takes a suffix, a continuation never a prefix
-    kinds = query(db, """SELECT word_initial, starts_with(word, '-') AS suffix, count(*) AS n
-                         FROM token_definition WHERE rule = 'affix' GROUP BY ALL ORDER BY ALL""")
+    kinds = query(
+        db,
+        """SELECT word_initial, starts_with(word, '-') AS suffix, count(*) AS n
+                         FROM token_definition WHERE rule = 'affix' GROUP BY ALL ORDER BY ALL""",
+    )
     assert kinds.select("word_initial", "suffix").rows() == [(False, True), (True, False)]
 
 
@@ -118,8 +135,12 @@ def test_user_definitions_come_first_and_match_piece_spellings(db: Path, roberta
     the = first(db, roberta_tokenizer_dir, "Ġthe")
     assert the["rule"] == "user" and the["gloss"].startswith("Definite grammatical article")
     # the key "Ġbeach" names the word-initial piece only
-    assert "user" not in definitions(db, roberta_tokenizer_dir, ["beach"]).filter(
-        pl.col("piece") == "beach")["rule"].to_list()
+    assert (
+        "user"
+        not in definitions(db, roberta_tokenizer_dir, ["beach"])
+        .filter(pl.col("piece") == "beach")["rule"]
+        .to_list()
+    )
 
 
 def test_unaccent_and_stem(db: Path, roberta_tokenizer_dir: Path) -> None:
@@ -128,19 +149,28 @@ def test_unaccent_and_stem(db: Path, roberta_tokenizer_dir: Path) -> None:
     editors = first(db, roberta_tokenizer_dir, "Ġeditors")  # the slice has "editor" but not "editors"
     assert (editors["rule"], editors["word"]) == ("stem", "editor")
     # stem is a fallback: a token reached by any other rule gets no stem links
-    stems = query(db, """SELECT count(*) AS n FROM alignment a
+    stems = query(
+        db,
+        """SELECT count(*) AS n FROM alignment a
                          WHERE rule = 'stem' AND EXISTS (SELECT 1 FROM alignment b WHERE b.tokenizer_id = a.tokenizer_id
-                               AND b.token_id = a.token_id AND b.rule <> 'stem')""")
+                               AND b.token_id = a.token_id AND b.rule <> 'stem')""",
+    )
     assert stems["n"][0] == 0
 
 
 def test_ranks_are_contiguous_and_specials_and_broken_pieces_unlinked(db: Path) -> None:
-    bad = query(db, """SELECT tokenizer_id, token_id FROM alignment GROUP BY ALL
-                       HAVING min(rank) <> 1 OR max(rank) <> count(*) OR count(DISTINCT rank) <> count(*)""")
+    bad = query(
+        db,
+        """SELECT tokenizer_id, token_id FROM alignment GROUP BY ALL
+                       HAVING min(rank) <> 1 OR max(rank) <> count(*) OR count(DISTINCT rank) <> count(*)""",
+    )
     assert bad.height == 0
-    linked = query(db, """SELECT count(*) FILTER (WHERE t.special) AS special,
+    linked = query(
+        db,
+        """SELECT count(*) FILTER (WHERE t.special) AS special,
                                  count(*) FILTER (WHERE t.surface IS NULL) AS broken
-                          FROM alignment a JOIN token t USING (tokenizer_id, token_id)""")
+                          FROM alignment a JOIN token t USING (tokenizer_id, token_id)""",
+    )
     assert linked.row(0) == (0, 0)
     kept = query(db, "SELECT count(*) AS n FROM token WHERE tokenizer_id = 1 AND surface IS NULL")
     assert kept["n"][0] > 300
@@ -153,15 +183,20 @@ def test_report_and_frequency_sources(db: Path, roberta_tokenizer_dir: Path) -> 
     assert rows["frequency_source"][0].startswith("dict.txt:")
     assert rows["frequency_source"][1] == "corpus:lexicon"
     # counted from the lexicon's glosses: "the" occurs, and more often than "pseudo"
-    freq = dict(query(db, "SELECT piece, frequency FROM token WHERE tokenizer_id = 2 AND piece IN ('the', 'pseudo')").iter_rows())
+    freq = dict(
+        query(
+            db, "SELECT piece, frequency FROM token WHERE tokenizer_id = 2 AND piece IN ('the', 'pseudo')"
+        ).iter_rows()
+    )
     assert freq["the"] > freq["pseudo"] >= 0
     with connect(db) as con:
         assert lexicon.tokenizer_id(con, lexicon.load_vocab(roberta_tokenizer_dir).sha256) == 1
         assert lexicon.tokenizer_id(con, "0" * 64) is None
 
 
-def test_realign_replaces_rows_and_is_idempotent(built: Path, tmp_path: Path, roberta_tokenizer_dir: Path,
-                                                 roberta_dict_txt: Path) -> None:
+def test_realign_replaces_rows_and_is_idempotent(
+    built: Path, tmp_path: Path, roberta_tokenizer_dir: Path, roberta_dict_txt: Path
+) -> None:
     path = tmp_path / "lex.duckdb"
     shutil.copy(built, path)
     r1 = lexicon.align(path, roberta_tokenizer_dir, frequencies=roberta_dict_txt, progress=False)
@@ -172,20 +207,24 @@ def test_realign_replaces_rows_and_is_idempotent(built: Path, tmp_path: Path, ro
     assert query(path, "SELECT count(*) AS n FROM tokenizer")["n"][0] == 1
     assert query(path, "SELECT * FROM alignment ORDER BY token_id, rank").equals(a1)
     assert query(path, "SELECT * FROM token ORDER BY token_id").equals(t1)
-    r3 = lexicon.align(path, roberta_tokenizer_dir, corpus="vocab-order", buckets=(0.5, 0.3, 0.2), progress=False)
+    r3 = lexicon.align(
+        path, roberta_tokenizer_dir, corpus="vocab-order", buckets=(0.5, 0.3, 0.2), progress=False
+    )
     counts = dict(query(path, "SELECT bucket, count(*) FROM token GROUP BY bucket").iter_rows())
     assert counts["frequent"] == 25130 and r3.frequency_source == "vocab-order"
     assert query(path, "SELECT count(*) AS n FROM token")["n"][0] == 50265
 
 
-def test_failures_leave_the_lexicon_untouched(db: Path, tmp_path: Path, roberta_tokenizer_dir: Path,
-                                              roberta_dict_txt: Path) -> None:
+def test_failures_leave_the_lexicon_untouched(
+    db: Path, tmp_path: Path, roberta_tokenizer_dir: Path, roberta_dict_txt: Path
+) -> None:
     path = tmp_path / "lex.duckdb"
     shutil.copy(db, path)
     before = query(path, "SELECT * FROM alignment ORDER BY ALL")
     shifted = tmp_path / "dict.txt"
-    shifted.write_text("\n".join(roberta_dict_txt.read_text(encoding="utf-8").splitlines()[1:]) + "\n",
-                       encoding="utf-8")
+    shifted.write_text(
+        "\n".join(roberta_dict_txt.read_text(encoding="utf-8").splitlines()[1:]) + "\n", encoding="utf-8"
+    )
     with pytest.raises(TokenizerError, match="does not match"):
         lexicon.align(path, roberta_tokenizer_dir, frequencies=shifted, progress=False)
     empty = tmp_path / "not-a-tokenizer"
@@ -219,9 +258,44 @@ def test_lexicon_counts_equal_tokenizing_every_gloss(db: Path, minilm_tokenizer_
 
     from lexicon.frequencies import from_corpus
 
-    texts = query(db, "SELECT gloss AS t FROM sense UNION ALL SELECT example FROM sense WHERE example IS NOT NULL")
+    texts = query(
+        db, "SELECT gloss AS t FROM sense UNION ALL SELECT example FROM sense WHERE example IS NOT NULL"
+    )
     vocab = lexicon.load_vocab(minilm_tokenizer_dir)
     expected = from_corpus(texts["t"].to_list(), vocab, "corpus:test").counts
     stored = query(db, "SELECT frequency FROM token WHERE tokenizer_id = 2 ORDER BY token_id")["frequency"]
     assert (stored.to_numpy() == expected).all()
     assert np.asarray(expected).sum() > 1000
+
+
+def test_completion_is_a_careful_last_resort(db: Path, roberta_tokenizer_dir: Path) -> None:
+    incarcer = first(db, roberta_tokenizer_dir, "Ġincarcer")
+    assert (incarcer["rule"], incarcer["word"]) == ("completion", "incarcerate")
+    monary = first(db, roberta_tokenizer_dir, "monary")
+    assert (monary["rule"], monary["word"]) == ("completion", "pulmonary")
+    # names and short endings are left alone although "tokyoite" and "bight" are in the lexicon
+    assert definitions(db, roberta_tokenizer_dir, ["ĠTokyo", "ight"]).height == 0
+    # a token that any other rule reached gets no completion links
+    mixed = query(
+        db,
+        """SELECT count(*) AS n FROM alignment a WHERE rule = 'completion' AND EXISTS (
+                           SELECT 1 FROM alignment b WHERE b.tokenizer_id = a.tokenizer_id
+                           AND b.token_id = a.token_id AND b.rule <> 'completion')""",
+    )
+    assert mixed["n"][0] == 0
+
+
+def test_rules_can_be_restricted(
+    built: Path, tmp_path: Path, roberta_tokenizer_dir: Path, roberta_dict_txt: Path
+) -> None:
+    path = tmp_path / "lex.duckdb"
+    shutil.copy(built, path)
+    r = lexicon.align(
+        path, roberta_tokenizer_dir, frequencies=roberta_dict_txt, rules=["exact", "casefold"], progress=False
+    )
+    assert set(query(path, "SELECT DISTINCT rule FROM alignment")["rule"]) == {"exact", "casefold"}
+    assert set(r.rules) == {"exact", "casefold"}
+    # without the lemma rule, "Ġcats" falls back to its own form-of sense
+    assert first(path, roberta_tokenizer_dir, "Ġcats")["gloss"] == "plural of cat"
+    with pytest.raises(LexiconError, match="choose among"):
+        lexicon.align(path, roberta_tokenizer_dir, rules=["exact", "fuzzy"], progress=False)
