@@ -20,6 +20,7 @@ One JSON line per measurement: ``{"bench", "value", "unit", "baseline", "ratio",
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -96,7 +97,7 @@ def main() -> int:
     for rows in SIZES:
         w = big[:rows]
         for name, fn in metrics.items():
-            t, _ = _time(lambda fn=fn, w=w: fn(w), repeat=2)
+            t, _ = _time(functools.partial(fn, w), repeat=2)
             first.setdefault(name, t)
             _emit(f"{name}_{rows}x{DIM}", t, "s", first[name], rows=rows, rows_ratio=round(rows / SIZES[0], 3))
 

@@ -103,8 +103,8 @@ def eval_() -> None:
                "  defemb eval isotropy --matrix vectors.npy\n\n  defemb eval isotropy --model path/to/minilm")
 @click.option("--matrix", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A V x d .npy matrix; buckets follow row order (30/50/20 %), first 4 rows special.")
-@click.option("--model", type=click.Path(exists=True, file_okay=False), default=None,
-              help="A local model folder: its input embedding rows.")
+@click.option("--model", default=None,
+              help="A model folder (or a name in the local Hugging Face cache): its input embedding rows.")
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="A run folder: original, DefinitionEMB and ABTT matrices side by side.")
 @_DB

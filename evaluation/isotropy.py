@@ -74,7 +74,11 @@ def isotropy(w: np.ndarray) -> float:
     as the DefinitionEMB code computes it), signs fixed by `_fix_signs`. Returns a value in (0, 1]; 1 is perfectly isotropic.
     """
     w = _as_matrix(w)
-    _, vecs = np.linalg.eigh(_gram(w))
+    return _isotropy_with_gram(w, _gram(w))
+
+
+def _isotropy_with_gram(w: np.ndarray, gram: np.ndarray) -> float:
+    _, vecs = np.linalg.eigh(gram)
     vecs = _fix_signs(vecs)
     z = np.zeros(vecs.shape[1], dtype=np.float64)
     for s in range(0, w.shape[0], _CHUNK):
@@ -100,14 +104,19 @@ def isotropy_naive(w: np.ndarray) -> float:
     return float(min(zs) / max(zs))
 
 
-def _centred_eigenvalues(w: np.ndarray) -> np.ndarray:
-    """Eigenvalues (descending) of the covariance of the rows: the variance along each principal axis."""
+def _centred_eigenvalues(w: np.ndarray, gram: np.ndarray | None = None) -> np.ndarray:
+    """Eigenvalues (descending) of the covariance of the rows: the variance along each principal axis.
+
+    The covariance comes from the uncentred Gram matrix minus n * mean mean^T, so one Gram serves I(W)
+    and the PCA-based measures alike.
+    """
     n = w.shape[0]
     mean = np.zeros(w.shape[1], dtype=np.float64)
     for s in range(0, n, _CHUNK):
         mean += np.asarray(w[s : s + _CHUNK], dtype=np.float64).sum(axis=0)
     mean /= n
-    cov = (_gram(w) - n * np.outer(mean, mean)) / max(n - 1, 1)
+    g = _gram(w) if gram is None else gram
+    cov = (g - n * np.outer(mean, mean)) / max(n - 1, 1)
     vals = np.linalg.eigvalsh(cov)[::-1]
     return np.clip(vals, 0.0, None)
 
@@ -121,10 +130,13 @@ def isoscore(w: np.ndarray) -> float:
     rank-1 cloud scores 0 and an isotropic one 1.
     """
     w = _as_matrix(w)
-    d = w.shape[1]
+    return _isoscore_of_variances(_centred_eigenvalues(w))
+
+
+def _isoscore_of_variances(var: np.ndarray) -> float:
+    d = var.shape[0]
     if d == 1:
         return 1.0
-    var = _centred_eigenvalues(w)
     norm = np.linalg.norm(var)
     if norm == 0.0:
         raise EvaluationError("IsoScore is undefined for a matrix whose rows are all identical")
@@ -198,12 +210,13 @@ class IsotropyMetrics:
 def measure(w: np.ndarray) -> IsotropyMetrics:
     """All isotropy measures of the rows of `w`."""
     w = _as_matrix(w)
-    vals = _centred_eigenvalues(w)
+    gram = _gram(w)
+    vals = _centred_eigenvalues(w, gram)
     total = vals.sum()
     return IsotropyMetrics(
         rows=int(w.shape[0]),
-        isotropy=isotropy(w),
-        isoscore=isoscore(w),
+        isotropy=_isotropy_with_gram(w, gram),
+        isoscore=_isoscore_of_variances(vals),
         mean_cosine=mean_cosine(w),
         top1_share=float(vals[:1].sum() / total) if total > 0 else 0.0,
         top10_share=float(vals[:10].sum() / total) if total > 0 else 0.0,

@@ -119,6 +119,13 @@ def run_buckets(run: RunDir, db: str | os.PathLike[str] | None = None) -> tuple[
     n = int(m.get("vocab_size") or run.original_vectors().shape[0])
     path = db if db is not None else m.get("lexicon_db")
     if path and Path(path).is_file():
+        from lexicon.db import connect, fingerprint
+
+        con = connect(path)
+        try:
+            run.check_lexicon(fingerprint(con))  # buckets of another lexicon would mislabel rows
+        finally:
+            con.close()
         return buckets_from_lexicon(path, run_tokenizer_id(run, path), n), f"lexicon:{path}"
     if db is not None:
         raise EvaluationError(f"no lexicon database at {db}")

@@ -127,3 +127,21 @@ def test_cola_with_real_minilm(minilm_dir: Path, tmp_path: Path) -> None:
     res = compare_glue(RunDir.open(run.path), _cfg(seeds=(1, 2), lr=5e-5, epochs=1.0, max_train=48))
     assert res.eval_examples == 32
     assert all(-1 <= s.original["mcc"] <= 1 for s in res.seeds)
+
+
+def test_sentence_pair_regression(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    """The STS-B path: a headered TSV with sentence1, sentence2 and a float score; Pearson/Spearman out."""
+    pytest.importorskip("index.swap")
+    cola = read_glue_tsv(COLA / "in_domain_train.tsv")
+    task = tmp_path / "STS-B"
+    task.mkdir()
+    for name, lo, hi in (("train.tsv", 0, 32), ("dev.tsv", 32, 56)):
+        rows = ["index\tgenre\tsentence1\tsentence2\tscore"]
+        for i in range(lo, hi, 2):  # pairs of real CoLA sentences; the score is how many are acceptable
+            rows.append(f"{i}\tmain\t{cola.text_a[i]}\t{cola.text_a[i + 1]}\t{float(cola.labels[i] + cola.labels[i + 1])}")
+        (task / name).write_text("\n".join(rows) + "\n")
+    run = make_run(tmp_path / "r", tiny_bert_dir, "bert")
+    res = compare_glue(run, _cfg(task="stsb", data_dir=str(task), seeds=(1,)))
+    assert res.metric == "pearson" and res.train_examples == 16 and res.eval_examples == 12
+    m = res.seeds[0].definitionemb
+    assert set(m) == {"pearson", "spearman"} and all(-1.0 <= v <= 1.0 for v in m.values())

@@ -144,3 +144,17 @@ def test_measure_by_bucket_excludes_special_rows() -> None:
     assert out["all"] is not None and out["all"]["rows"] == 100
     assert out["all"]["isotropy"] == pytest.approx(isotropy(w[4:]), rel=1e-12)
     assert out["rare"] is not None and out["rare"]["isotropy"] == pytest.approx(isotropy(w[84:]), rel=1e-12)
+
+
+def test_measure_shares_one_gram_but_agrees_with_each_metric() -> None:
+    from evaluation.isotropy import measure
+
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((900, 12)) * np.linspace(3, 0.2, 12) + 0.4
+    m = measure(w)
+    assert m.rows == 900
+    assert m.isotropy == pytest.approx(isotropy(w), rel=1e-12)
+    assert m.isoscore == pytest.approx(isoscore(w), rel=1e-12)
+    assert m.mean_cosine == pytest.approx(mean_cosine(w), rel=1e-12)
+    assert m.top1_share == pytest.approx(top_pc_share(w, 1), rel=1e-12)
+    assert m.top10_share == pytest.approx(top_pc_share(w, 10), rel=1e-12)

@@ -138,3 +138,15 @@ def test_build_report_twice_replaces_atomically(roberta_run: tuple[RunDir, Path]
     a = build_report(run, db, plots=False).content
     b = build_report(run, db, plots=False).content
     assert a["isotropy"] == b["isotropy"]
+
+
+def test_a_run_refuses_another_lexicon(roberta_run: tuple[RunDir, Path], tmp_path: Path) -> None:
+    from embedder.errors import RunMismatch
+    from evaluation.rows import run_buckets
+
+    run, db = roberta_run
+    other = make_run(tmp_path / "other", Path(run.manifest()["model"]), "roberta",
+                     original=np.asarray(run.original_vectors()))
+    other.update_manifest(lexicon_fingerprint="0123456789abcdef")
+    with pytest.raises(RunMismatch, match="built from lexicon"):
+        run_buckets(other, db)
