@@ -417,7 +417,7 @@ def align(
         )
         _write_tokens(con, tid, vocab, freq, buckets)
         _align_sql(con, tid, vocab.kind, lang, max_senses, chosen)
-        tokens, covered, links, bucket_cov, rules = _summary(con, tid)
+        tokens, covered, links, bucket_cov, rank1_rules = _summary(con, tid)
     return AlignReport(
         tokenizer_id=tid,
         name=vocab.name,
@@ -430,7 +430,7 @@ def align(
         ratio=covered / tokens if tokens else 0.0,
         links=links,
         buckets=bucket_cov,
-        rules=rules,
+        rules=rank1_rules,
         seconds=round(time.perf_counter() - started, 3),
     )
 
