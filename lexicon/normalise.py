@@ -32,7 +32,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "VERSION",
@@ -64,7 +64,8 @@ _QUOTES = re.compile(r"'{2,}")
 _WS = re.compile(r"\s+")
 _QUALIFIER = re.compile(r"\(([^()]{1,80})\)(?:\s+|$)")
 _QUAL_SPLIT = re.compile(r"\s*(?:[,;]|\bor\b|\band\b)\s*")
-_MARKUP_CHARS = frozenset("<&[{'")
+_MARKUP = re.compile(r"[<&\[{']")
+_NEEDS_WS = re.compile(r"\s\s|[^\S ]")  # two blanks, or a blank other than a plain space
 
 _TAG_SYNONYMS = {
     "figurative": "figuratively",
@@ -97,6 +98,16 @@ _ALT_OF = re.compile(
     r"ellipsis|short\s+form|short|alternative\s+name)\s+(?:of|for)\s+(?P<target>.+)$",
     re.I,
 )
+# Every form-of / alt-of gloss starts with one of these words: a cheap test before the regexes.
+_FIRST_WORDS = frozenset(
+    (
+        _INFLECTION_WORDS.replace("|", " ")
+        + " alternative obsolete archaic dated rare nonstandard informal uncommon euphemistic elongated"
+        " pronunciation eye eye-dialect dialectal standard former british american us uk misspelling common"
+        " abbreviation initialism acronym contraction clipping ellipsis short"
+    ).split()
+)
+
 # Hedges in qualifiers ("now usually literary", "especially derogatory") say how often, not what.
 _HEDGE = re.compile(
     r"^(?:(?:now|usually|chiefly|often|frequently|especially|mostly|sometimes|rarely|originally|"
@@ -106,9 +117,8 @@ _HEDGE = re.compile(
 _TARGET_END = re.compile(r"\s*(?:[,;:(]|\s[-–—]\s).*$", re.S)
 
 
-@dataclass(frozen=True, slots=True)
-class Gloss:
-    """A normalised gloss: text plus what normalisation learned about it."""
+class Gloss(NamedTuple):
+    """A normalised gloss: text plus what normalisation learned about it (a NamedTuple: cheap to make)."""
 
     text: str
     tags: tuple[str, ...] = ()
@@ -127,7 +137,7 @@ def _supsub(m: re.Match[str]) -> str:
 
 def clean_markup(text: str) -> str:
     """Strip HTML and wiki markup, decode entities, NFC, collapse whitespace (rules 1-2)."""
-    if _MARKUP_CHARS.intersection(text):
+    if _MARKUP.search(text):
         if "<" in text:
             text = _SUPSUB.sub(_supsub, text)
             text = _TAG.sub("", text)
@@ -142,7 +152,9 @@ def clean_markup(text: str) -> str:
             text = _QUOTES.sub("", text)
     if not text.isascii() and not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
-    return _WS.sub(" ", text).strip()
+    if _NEEDS_WS.search(text):
+        text = _WS.sub(" ", text)
+    return text.strip()
 
 
 def _tag(word: str) -> str:
@@ -177,6 +189,8 @@ def detect_form_of(text: str) -> tuple[str | None, str | None, tuple[str, ...]]:
     Returns ``(form_of_target, alt_of_target, extra_tags)``.
     """
     if " of " not in text and " for " not in text:
+        return None, None, ()
+    if text.split(" ", 1)[0].rstrip(",").lower() not in _FIRST_WORDS:
         return None, None, ()
     m = _ALT_OF.match(text)
     if m:

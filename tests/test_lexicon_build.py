@@ -104,7 +104,6 @@ def test_exception_mid_build_leaves_db_byte_for_byte(tmp_path: Path, monkeypatch
     assert not list(tmp_path.glob("lex.duckdb.tmp-*"))
 
 
-@pytest.mark.slow
 def test_kill_9_mid_build_leaves_db_intact(tmp_path: Path) -> None:
     db = tmp_path / "lex.duckdb"
     build(db, [f"tsv:{TSV}"], progress=False)

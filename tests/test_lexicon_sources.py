@@ -314,3 +314,57 @@ def test_wiktionary_dump_integration(tmp_path: Path) -> None:
         pytest.skip(f"{dump} is absent")
     rep = build(tmp_path / "lex.duckdb", [f"wiktionary-dump:{dump}"], progress=False).sources[0]
     assert rep.loaded > 0
+
+
+def _dump_tables(db: Path) -> dict[str, list[tuple]]:
+    return {
+        t: _rows(db, f"SELECT * FROM {t} ORDER BY ALL")
+        for t in ("entry", "form", "sense", "reject", "filtered")
+    }
+
+
+def test_parallel_workers_give_the_same_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker processes (used for big files) must load exactly what the single-process path loads."""
+    from lexicon.sources import base, kaikki
+
+    f, _ = _bad_kaikki(tmp_path)
+    big = tmp_path / "mixed.jsonl"
+    lines = _sample_lines()
+    big.write_bytes(b"\n".join(lines * 3) + b"\n" + f.read_bytes() + b"\n" + b"\n".join(lines))
+    monkeypatch.setattr(base, "_BLOCK", 100_000)  # many chunks, some straddling lines
+    serial = build(tmp_path / "serial.duckdb", [f"kaikki:{big}"], progress=False).sources[0]
+    monkeypatch.setattr(kaikki, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(kaikki, "workers", lambda: 2)
+    pools = []
+    real_pool = kaikki.process_pool
+
+    def counting_pool(n: int):  # type: ignore[no-untyped-def]
+        pools.append(n)
+        return real_pool(n)
+
+    monkeypatch.setattr(kaikki, "process_pool", counting_pool)
+    parallel = build(tmp_path / "parallel.duckdb", [f"kaikki:{big}"], progress=False).sources[0]
+    assert (serial.records, serial.loaded, serial.rejected, serial.filtered) == (
+        parallel.records,
+        parallel.loaded,
+        parallel.rejected,
+        parallel.filtered,
+    )
+    assert pools == [2]
+    assert serial.loaded == 4 * 11 + 2 and serial.rejected >= 8
+    assert _dump_tables(tmp_path / "serial.duckdb") == _dump_tables(tmp_path / "parallel.duckdb")
+
+
+def test_open_dictionary_parallel_matches_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lexicon.sources import open_dictionary
+
+    tree = tmp_path / "api"
+    shutil.copytree(OD, tree)
+    (tree / "x" / "xz.json").write_text('{"xzzy": {"word": "xzzy", "etym')  # one unreadable file
+    serial = build(tmp_path / "serial.duckdb", [f"open-dictionary:{tree}"], progress=False).sources[0]
+    monkeypatch.setattr(open_dictionary, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(open_dictionary, "workers", lambda: 2)
+    parallel = build(tmp_path / "parallel.duckdb", [f"open-dictionary:{tree}"], progress=False).sources[0]
+    assert serial.sha256 == parallel.sha256
+    assert (serial.records, serial.loaded, serial.rejected) == (parallel.records, parallel.loaded, 1)
+    assert _dump_tables(tmp_path / "serial.duckdb") == _dump_tables(tmp_path / "parallel.duckdb")

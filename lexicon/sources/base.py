@@ -10,12 +10,15 @@ input size.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import hashlib
 import io
+import multiprocessing
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -23,6 +26,8 @@ from typing import IO, Any, cast
 from lexicon.errors import SourceError
 
 __all__ = [
+    "process_pool",
+    "workers",
     "MAX_LINE_BYTES",
     "RAW_LIMIT",
     "Columns",
@@ -186,13 +191,45 @@ class Sink:
         self.loaded += 1
         self._maybe_flush()
 
+    def absorb(self, other: Sink, record_offset: int = 0) -> None:
+        """Take over the rows and counts of `other`, a sink filled elsewhere (a worker process) whose ids
+        started at 1: they are renumbered to continue this sink's, and its record numbers are shifted by
+        `record_offset` (for readers that number records by count rather than by line)."""
+        de, ds = self.next_entry_id - 1, self.next_sense_id - 1
+        oc, c = other.cols, self.cols
+        if record_offset:
+            for cols in (oc.entry, oc.reject):
+                cols["record_no"] = [n + record_offset for n in cols["record_no"]]
+        c.entry["entry_id"].extend(i + de for i in oc.entry["entry_id"])
+        c.form["entry_id"].extend(i + de for i in oc.form["entry_id"])
+        c.sense["sense_id"].extend(i + ds for i in oc.sense["sense_id"])
+        c.sense["entry_id"].extend(i + de for i in oc.sense["entry_id"])
+        for table in ("entry", "form", "sense", "reject"):
+            mine, theirs = getattr(c, table), getattr(oc, table)
+            for name, values in theirs.items():
+                if name not in ("entry_id", "sense_id"):
+                    mine[name].extend(values)
+        self.next_entry_id += other.next_entry_id - 1
+        self.next_sense_id += other.next_sense_id - 1
+        self.records += other.records
+        self.loaded += other.loaded
+        self.rejected += other.rejected
+        self.filtered.update(other.filtered)
+        self._pending += other._pending
+        self._maybe_flush()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_flush"] = None  # the flush callback stays in its process
+        return state
+
     def _maybe_flush(self) -> None:
         if self._pending >= self.batch_senses:
             self.flush()
 
     def flush(self) -> None:
         """Hand the collected rows to the flush callback and start a new batch."""
-        if any(self.cols.entry["entry_id"]) or self.cols.reject["record_no"]:
+        if self.cols.entry["entry_id"] or self.cols.reject["record_no"]:
             self._flush(self.cols)
         self.cols = Columns()
         self._pending = 0
@@ -422,6 +459,21 @@ def iter_chunks(
         yield skipping
     elif pending_len:
         yield Chunk(no, start, b"".join(pending), 1)
+
+
+def workers() -> int:
+    """How many worker processes a big source may use: the cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def process_pool(n: int) -> Iterator[Executor]:
+    """Worker processes for parsing. fork starts them in milliseconds and they need only the readers'
+    code; the parent's DuckDB connection and hashing thread are never touched in a child."""
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        yield pool
 
 
 def combine_hashes(root: Path, files: list[Path], hashes: list[str]) -> str:

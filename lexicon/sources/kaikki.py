@@ -10,7 +10,9 @@ line number and byte offset.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import msgspec
@@ -21,13 +23,16 @@ from lexicon.sources.base import (
     COMPRESSED_BLOCK,
     MAX_LINE_BYTES,
     Chunk,
+    Columns,
     Line,
     Sink,
     Source,
     iter_chunks,
     iter_lines,
     open_decompressed,
+    process_pool,
     sniff,
+    workers,
 )
 
 __all__ = ["KaikkiSource"]
@@ -51,7 +56,8 @@ class _Sense(msgspec.Struct):
     topics: list[str] = []
     form_of: list[_Word] = []
     alt_of: list[_Word] = []
-    examples: list[_Example] = []
+    # Examples can be long quotations and only the first is kept: leave them undecoded (a Raw is a view).
+    examples: list[msgspec.Raw] = []
 
 
 class _Form(msgspec.Struct):
@@ -73,6 +79,18 @@ class _Record(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(_Record)
+_EXAMPLE = msgspec.json.Decoder(_Example)
+
+
+def _first_example(examples: list[msgspec.Raw]) -> str | None:
+    for raw in examples:
+        try:
+            text = _EXAMPLE.decode(raw).text
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue  # a malformed example does not cost the sense
+        if text and text.strip():
+            return text
+    return None
 
 
 def _decode_error(data: bytes) -> str:
@@ -98,13 +116,15 @@ def _nth_line(chunk: bytes, index: int) -> tuple[int, bytes]:
 
 
 class _Loader:
-    """Turns decoded records of one kaikki file into sink rows."""
+    """Turns decoded records of one kaikki file (`name` in reject locations) into sink rows."""
 
-    def __init__(self, source: Source, file: Path, sink: Sink) -> None:
-        self.source = source
-        self.file = file
+    def __init__(self, name: str, lang: str, sink: Sink) -> None:
+        self.name = name
         self.sink = sink
-        self.lang = source.lang
+        self.lang = lang
+
+    def loc(self, offset: int) -> str:
+        return f"{self.name}@{offset}"
 
     def chunk(self, chunk: Chunk) -> None:
         """A run of whole lines: one msgspec call for all of them, per-line only if that fails."""
@@ -120,9 +140,7 @@ class _Loader:
                     why = self.record(chunk.no + i, rec)
                     if why:
                         off, raw = _nth_line(bytes(data), i)
-                        self.sink.reject(
-                            chunk.no + i, self.source.location(self.file, chunk.offset + off), why, raw
-                        )
+                        self.sink.reject(chunk.no + i, self.loc(chunk.offset + off), why, raw)
                 return
         for line in iter_lines(
             io.BytesIO(bytes(data)), block_size=len(data) + 1, first_no=chunk.no, first_offset=chunk.offset
@@ -130,9 +148,9 @@ class _Loader:
             self.line(line)
 
     def line(self, line: Line) -> None:
-        loc = self.source.location
+        loc = self.loc
         if line.too_long:
-            self.sink.reject(line.no, loc(self.file, line.offset), "line over 10 MiB", line.data)
+            self.sink.reject(line.no, loc(line.offset), "line over 10 MiB", line.data)
             return
         if not line.data.strip():
             self.sink.filter("blank_line")
@@ -140,11 +158,11 @@ class _Loader:
         try:
             rec = _DECODER.decode(line.data)
         except (msgspec.DecodeError, UnicodeDecodeError):
-            self.sink.reject(line.no, loc(self.file, line.offset), _decode_error(line.data), line.data)
+            self.sink.reject(line.no, loc(line.offset), _decode_error(line.data), line.data)
             return
         why = self.record(line.no, rec)
         if why:
-            self.sink.reject(line.no, loc(self.file, line.offset), why, line.data)
+            self.sink.reject(line.no, loc(line.offset), why, line.data)
 
     def record(self, no: int, rec: _Record) -> str | None:
         """Load or filter one decoded record; return the reason when it must be rejected instead."""
@@ -168,29 +186,48 @@ class _Loader:
         kept = []
         seen: set[str] = set()
         for s in rec.senses:
-            raw = nested_gloss(s.glosses) or nested_gloss(s.raw_glosses)
+            gl = s.glosses
+            raw = gl[-1] if gl and gl[-1].strip() else nested_gloss(gl) or nested_gloss(s.raw_glosses)
             if not raw:
                 continue
             g = normalise_gloss(raw, s.tags)
             if not g.text or g.text in seen:
                 continue
             seen.add(g.text)
-            kept.append((s, g))
+            kept.append((s, g, raw))
         if not kept:
             sink.filter("empty_gloss")
             return None
         eid = sink.entry(no, word, rec.lang_code, normalise_pos(rec.pos), rec.etymology_number, rec.redirects)
         for f in rec.forms:
-            if f.form and f.form != word and not _META_FORM_TAGS.intersection(f.tags):
+            if f.form and f.form != word and (not f.tags or _META_FORM_TAGS.isdisjoint(f.tags)):
                 sink.form(eid, f.form, f.tags)
-        for i, (s, g) in enumerate(kept):
-            form_of = next((w.word for w in s.form_of if w.word), None) or g.form_of
-            alt_of = next((w.word for w in s.alt_of if w.word), None) or g.alt_of
-            example = next((e.text for e in s.examples if e.text), None)
-            raw_gloss = nested_gloss(s.raw_glosses) or nested_gloss(s.glosses)
+        for i, (s, g, raw) in enumerate(kept):
+            # the source's own form_of/alt_of target wins over the one read from the gloss
+            form_of = (s.form_of[0].word if s.form_of else None) or g.form_of
+            alt_of = (s.alt_of[0].word if s.alt_of else None) or g.alt_of
+            example = _first_example(s.examples) if s.examples else None
+            rg = s.raw_glosses
+            raw_gloss = rg[-1] if rg and rg[-1].strip() else raw
             sink.sense(eid, i, g.text, raw_gloss, g.tags, s.topics, form_of, alt_of, example)
         sink.loaded_record()
         return None
+
+
+def _work(name: str, lang: str, chunk: Chunk) -> Sink:
+    """Worker process: one chunk into a private sink (ids from 1; the parent renumbers on absorb)."""
+    sink = Sink(_no_flush, batch_senses=1 << 62)
+    _Loader(name, lang, sink).chunk(chunk)
+    return sink
+
+
+def _no_flush(cols: Columns) -> None:
+    raise AssertionError("a worker sink never flushes")  # batch_senses is unreachable
+
+
+# Files at least this large are parsed by worker processes (one per core): below it, starting them
+# costs more than it saves.
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
 
 
 class KaikkiSource(Source):
@@ -224,21 +261,46 @@ class KaikkiSource(Source):
 
             stream = open_decompressed(raw, file.name)  # type: ignore[arg-type]
             compressed = stream is not raw
-            loader = _Loader(self, file, sink)
             chunks = iter_chunks(
                 stream, on_bytes=on_bytes, block_size=COMPRESSED_BLOCK if compressed else None
             )
-            next_no = 1
-            while True:
-                try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    break
-                except (OSError, EOFError, ValueError) as exc:
-                    # A truncated or corrupt compressed stream: what came before is kept; the break itself
-                    # is recorded as one more record so the accounting shows it.
-                    sink.reject(next_no, self.location(file), f"unreadable compressed stream: {exc}", b"")
-                    break
-                loader.chunk(chunk)
-                next_no = chunk.no + chunk.n_lines
+            name = self.location(file)
+            n_workers = workers()
+            # a compressed file holds several times its size in text
+            if n_workers > 1 and file.stat().st_size * (5 if compressed else 1) >= PARALLEL_MIN_BYTES:
+                with process_pool(n_workers) as pool:
+                    self._read_chunks(chunks, name, sink, pool, 2 * n_workers)
+            else:
+                self._read_chunks(chunks, name, sink, None, 0)
         return self._content_hash()
+
+    def _read_chunks(
+        self, chunks: Iterator[Chunk], name: str, sink: Sink, pool: Executor | None, in_flight: int
+    ) -> None:
+        """Feed chunks to `sink`, in order, through `pool` when given (at most `in_flight` pending)."""
+        loader = _Loader(name, self.lang, sink)
+        pending: deque[Future[Sink]] = deque()
+        next_no = 1
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except (OSError, EOFError, ValueError) as exc:
+                # A truncated or corrupt compressed stream: what came before is kept; the break itself
+                # is recorded as one more record so the accounting shows it.
+                while pending:
+                    sink.absorb(pending.popleft().result())
+                sink.reject(next_no, name, f"unreadable compressed stream: {exc}", b"")
+                break
+            next_no = chunk.no + chunk.n_lines
+            if pool is None:
+                loader.chunk(chunk)
+                continue
+            if isinstance(chunk.data, memoryview):  # views do not pickle
+                chunk = Chunk(chunk.no, chunk.offset, bytes(chunk.data), chunk.n_lines, chunk.too_long)
+            pending.append(pool.submit(_work, name, self.lang, chunk))
+            if len(pending) >= in_flight:
+                sink.absorb(pending.popleft().result())
+        while pending:
+            sink.absorb(pending.popleft().result())

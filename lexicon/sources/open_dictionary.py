@@ -8,14 +8,25 @@ rejected alone; a file that is not valid JSON at all is rejected as one record. 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 import msgspec
 
 from lexicon.errors import SourceError
 from lexicon.normalise import normalise_gloss, normalise_pos
-from lexicon.sources.base import Sink, Source, open_decompressed, sniff
+from lexicon.sources.base import (
+    Columns,
+    Sink,
+    Source,
+    file_sha256,
+    open_decompressed,
+    process_pool,
+    sniff,
+    workers,
+)
 
 __all__ = ["OpenDictionarySource"]
 
@@ -69,62 +80,114 @@ class OpenDictionarySource(Source):
             )
 
     def read(self, sink: Sink, progress: Callable[[int], None]) -> str:
+        n_workers = workers()
+        if n_workers > 1 and len(self.files) > 1 and self.total_bytes >= PARALLEL_MIN_BYTES:
+            return self._read_parallel(sink, progress, n_workers)
         for file, raw in self._hashed_files(sink, progress):
+            data: bytes | Exception
             try:
                 data = open_decompressed(raw, file.name).read()  # type: ignore[arg-type]
             except (OSError, EOFError, ValueError) as exc:
-                sink.reject(sink.records + 1, self.location(file), f"unreadable file: {exc}", b"")
-                progress(file.stat().st_size)
-                continue
+                data = exc
             progress(file.stat().st_size)
-            try:
-                words = _FILE.decode(data)
-            except UnicodeDecodeError as exc:
-                sink.reject(sink.records + 1, self.location(file), f"invalid UTF-8 file: {exc.reason}", data)
-                continue
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                sink.reject(sink.records + 1, self.location(file), f"invalid JSON file: {exc}", data)
-                continue
-            for key, value in words.items():
-                self._word(file, key, value, sink)
+            _parse_file(data, self.location(file), self.lang, sink)
         return self._content_hash()
 
-    def _word(self, file: Path, key: str, value: msgspec.Raw, sink: Sink) -> None:
-        no = sink.records + 1
-        loc = f"{self.location(file)}#{key}"
-        try:
-            w = _WORD.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            sink.reject(no, loc, f"wrong type: {exc}", bytes(value))
-            return
-        word = (w.word if w.word is not None else key).strip()
-        if not word:
-            sink.reject(no, loc, "empty word", bytes(value))
-            return
-        if self.lang not in ("en", "*"):
-            sink.filter("lang")
-            return
-        multi = len(w.etymologies) > 1
-        entries = []
-        any_sense = False
-        seen: set[str] = set()  # identical glosses of one word are kept once
-        for e_no, ety in enumerate(w.etymologies, start=1):
-            for p in ety.partsOfSpeech:
-                kept = []
-                for s in p.senses:
-                    any_sense = True
-                    g = normalise_gloss(s.sense)
-                    if g.text and g.text not in seen:
-                        seen.add(g.text)
-                        kept.append((s, g))
-                if kept:
-                    entries.append((e_no if multi else None, p.partOfSpeech, kept))
-        if not entries:
-            sink.filter("empty_gloss" if any_sense else "no_senses")
-            return
-        for ety_no, pos, senses in entries:
-            eid = sink.entry(no, word, "en", normalise_pos(pos), ety_no, None)
-            for i, (s, g) in enumerate(senses):
-                example = next((x for x in s.examples if x and x.strip()), None)
-                sink.sense(eid, i, g.text, s.sense, g.tags, None, g.form_of, g.alt_of, example)
-        sink.loaded_record()
+    def _read_parallel(self, sink: Sink, progress: Callable[[int], None], n_workers: int) -> str:
+        """Workers parse whole files while this process hashes them; results are taken in file order."""
+        hashes: list[str] = []
+        pending: deque[tuple[Path, Future[Sink]]] = deque()
+
+        def take() -> None:
+            file, fut = pending.popleft()
+            sink.absorb(fut.result(), record_offset=sink.records)
+            progress(file.stat().st_size)
+
+        with process_pool(n_workers) as pool:
+            for file in self.files:
+                pending.append((file, pool.submit(_parse_path, file, self.location(file), self.lang)))
+                hashes.append(file_sha256(file))
+                while len(pending) > 4 * n_workers:
+                    take()
+            while pending:
+                take()
+        self._hashes = hashes
+        return self._content_hash()
+
+
+# Trees at least this large are parsed by worker processes (the whole Open Dictionary is 75 MB).
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+
+
+def _parse_path(path: Path, name: str, lang: str) -> Sink:
+    """Worker process: one file into a private sink (ids and record numbers from 1)."""
+    sink = Sink(_no_flush, batch_senses=1 << 62)
+    try:
+        with open(path, "rb") as raw, open_decompressed(raw, path.name) as f:
+            data: bytes | Exception = f.read()
+    except (OSError, EOFError, ValueError) as exc:
+        data = exc
+    _parse_file(data, name, lang, sink)
+    return sink
+
+
+def _no_flush(cols: Columns) -> None:
+    raise AssertionError("a worker sink never flushes")  # batch_senses is unreachable
+
+
+def _parse_file(data: bytes | Exception, name: str, lang: str, sink: Sink) -> None:
+    """The words of one file (or, for an unreadable or invalid file, one reject)."""
+    if isinstance(data, Exception):
+        sink.reject(sink.records + 1, name, f"unreadable file: {data}", b"")
+        return
+    try:
+        words = _FILE.decode(data)
+    except UnicodeDecodeError as exc:
+        sink.reject(sink.records + 1, name, f"invalid UTF-8 file: {exc.reason}", data)
+        return
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        sink.reject(sink.records + 1, name, f"invalid JSON file: {exc}", data)
+        return
+    for key, value in words.items():
+        _word(name, lang, key, value, sink)
+
+
+def _word(name: str, lang: str, key: str, value: msgspec.Raw, sink: Sink) -> None:
+    no = sink.records + 1
+    loc = f"{name}#{key}"
+    try:
+        w = _WORD.decode(value)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        sink.reject(no, loc, f"wrong type: {exc}", bytes(value))
+        return
+    word = (w.word if w.word is not None else key).strip()
+    if not word:
+        sink.reject(no, loc, "empty word", bytes(value))
+        return
+    if lang not in ("en", "*"):
+        sink.filter("lang")
+        return
+    multi = len(w.etymologies) > 1
+    entries = []
+    any_sense = False
+    seen: set[str] = set()  # identical glosses of one word are kept once
+    for e_no, ety in enumerate(w.etymologies, start=1):
+        for p in ety.partsOfSpeech:
+            kept = []
+            for s in p.senses:
+                any_sense = True
+                g = normalise_gloss(s.sense)
+                if g.text and g.text not in seen:
+                    seen.add(g.text)
+                    kept.append((s, g))
+            if kept:
+                entries.append((e_no if multi else None, p.partOfSpeech, kept))
+    if not entries:
+        sink.filter("empty_gloss" if any_sense else "no_senses")
+        return
+    for ety_no, pos, senses in entries:
+        eid = sink.entry(no, word, "en", normalise_pos(pos), ety_no, None)
+        for i, (s, g) in enumerate(senses):
+            example = next((x for x in s.examples if x and x.strip()), None)
+            sink.sense(eid, i, g.text, s.sense, g.tags, None, g.form_of, g.alt_of, example)
+    sink.loaded_record()
