@@ -150,3 +150,14 @@ def test_a_run_refuses_another_lexicon(roberta_run: tuple[RunDir, Path], tmp_pat
     other.update_manifest(lexicon_fingerprint="0123456789abcdef")
     with pytest.raises(RunMismatch, match="built from lexicon"):
         run_buckets(other, db)
+
+
+def test_cli_isotropy_of_a_model_folder(tiny_bert_dir: Path) -> None:
+    from defemb.cli import cli
+
+    res = CliRunner().invoke(cli, ["eval", "isotropy", "--model", str(tiny_bert_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert set(out) == {"original", "abtt"}
+    assert out["original"]["all"]["rows"] == 30522 - 5  # the tokenizer's five special tokens left out
+    assert out["abtt"]["all"]["mean_cosine"] < out["original"]["all"]["mean_cosine"] + 1e-9

@@ -102,3 +102,23 @@ def test_cli_summarization_rejects_an_encoder(tiny_bert_dir: Path, tmp_path: Pat
                                    "--max-eval", "2", "--device", "cpu"])
     assert res.exit_code == 1 and "sequence-to-sequence" in res.output, res.output
     assert not (run.path / "report" / "results").exists() or not list((run.path / "report" / "results").iterdir())
+
+
+@pytest.mark.slow
+def test_cli_summarization_json(tiny_bart_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("index.swap")
+    import json
+
+    from click.testing import CliRunner
+
+    from defemb.cli import cli
+
+    run = make_run(tmp_path / "bart", tiny_bart_dir, "bart", covered_share=0.0)
+    res = CliRunner().invoke(cli, ["eval", "summarization", "--run", str(run.path), "--data", str(SUMM),
+                                   "--preset", "xsum", "--max-eval", "1", "--device", "cpu", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["decoding"] == PRESETS["xsum"].to_dict() and out["eval_examples"] == 1
+    assert out["original"] == out["definitionemb"]  # nothing selected: the same model twice
+    stored = json.loads((run.path / "report" / "results" / "summarization-xsum.json").read_text())
+    assert stored["command"].startswith("defemb eval summarization --run")
