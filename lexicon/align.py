@@ -31,9 +31,10 @@ Word-internal pieces rank affixes first, because a continuation piece such as ``
 the suffix; word-initial pieces rank a prefix last, because ``Ġpre`` is as often a word of its own.
 
 "The first definition of a token" (rank 1) is well defined: order by tier, then the rule's own
-preference (`sub`: e.g. a lemma of the same part of speech first), then the part-of-speech tier (content
-words, then names/phrases/abbreviations, then letters/symbols/affixes), then senses not tagged
-obsolete/archaic/dated/rare/misspelling first, then entry order, sense order and sense id.
+preference (`sub`: e.g. a lemma of the same part of speech first), then the part-of-speech tier
+(content words, then names/phrases/abbreviations, then letters/symbols/affixes and a one-letter word's
+senses about the letter), then senses not tagged obsolete/archaic/dated/rare/misspelling first, then
+entry order, sense order and sense id.
 """
 
 from __future__ import annotations
@@ -207,8 +208,12 @@ def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, kind: str, lang: str | 
            SELECT s.sense_id, s.entry_id, s.ord, e.word, lower(e.word) AS lword, e.pos,
                   coalesce(s.form_of, s.alt_of) AS target,
                   (s.form_of IS NOT NULL OR s.alt_of IS NOT NULL) AS is_form, s.user_defined,
-                  CASE WHEN list_contains({content}, e.pos) THEN 0
-                       WHEN list_contains({marginal}, e.pos) THEN 2 ELSE 1 END AS pos_tier,
+                  -- a one-letter word's senses about the letter ("The name of the Latin-script letter
+                  -- A", "The ordinal number first, derived from this letter") count as marginal, so
+                  -- "a" means the article first
+                  CASE WHEN list_contains({marginal}, e.pos)
+                            OR (length(e.word) = 1 AND s.gloss ILIKE '%letter%') THEN 2
+                       WHEN list_contains({content}, e.pos) THEN 0 ELSE 1 END AS pos_tier,
                   CASE WHEN list_has_any(coalesce(s.tags, []::VARCHAR[]), {weak}) THEN 1 ELSE 0 END AS tag_tier
            FROM sense s JOIN entry e USING (entry_id)
            WHERE s.gloss <> '' {lang_filter}""",  # glosses are stored trimmed (lexicon.normalise)

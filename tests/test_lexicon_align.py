@@ -299,3 +299,10 @@ def test_rules_can_be_restricted(
     assert first(path, roberta_tokenizer_dir, "Ġcats")["gloss"] == "plural of cat"
     with pytest.raises(LexiconError, match="choose among"):
         lexicon.align(path, roberta_tokenizer_dir, rules=["exact", "fuzzy"], progress=False)
+
+
+def test_a_one_letter_word_means_its_word_before_its_letter(db: Path, roberta_tokenizer_dir: Path) -> None:
+    a = first(db, roberta_tokenizer_dir, "Ġa")
+    assert (a["word"], a["pos"]) == ("a", "article")
+    letter = definitions(db, roberta_tokenizer_dir, ["Ġa"]).filter(pl.col("gloss").str.contains("letter"))
+    assert letter.height > 0 and letter["rank"].min() > 1
