@@ -38,7 +38,9 @@ def resolve_tokenizer_id(con: duckdb.DuckDBPyConnection, tokenizer: TokenizerRef
         if row:
             return int(row[0])
         raise TokenizerError(f"the lexicon has no tokenizer_id {tokenizer}")
-    if not isinstance(tokenizer, Vocab):
+    # A folder is identified by its content (it may have changed since it was aligned); a name that is
+    # no folder here (a hub name, a folder since moved) by the name it was aligned under.
+    if not isinstance(tokenizer, Vocab) and not Path(tokenizer).is_dir():
         rows = con.execute("SELECT tokenizer_id FROM tokenizer WHERE name = ?", [str(tokenizer)]).fetchall()
         if len(rows) == 1:
             return int(rows[0][0])

@@ -58,9 +58,23 @@ def test_coverage_frame(db: Path, roberta_tokenizer_dir: Path) -> None:
 def test_definitions_by_piece_surface_marker_and_id(db: Path, roberta_tokenizer_dir: Path) -> None:
     by_piece = lexicon.definitions(db, roberta_tokenizer_dir, ["Ġcats"])
     assert set(by_piece["token_id"]) == {10017}
-    assert by_piece.columns == ["tokenizer_id", "token_id", "piece", "surface", "word_initial", "bucket",
-                                "freq_rank", "rank", "rule", "sense_id", "word", "pos", "gloss", "tags",
-                                "example"]
+    assert by_piece.columns == [
+        "tokenizer_id",
+        "token_id",
+        "piece",
+        "surface",
+        "word_initial",
+        "bucket",
+        "freq_rank",
+        "rank",
+        "rule",
+        "sense_id",
+        "word",
+        "pos",
+        "gloss",
+        "tags",
+        "example",
+    ]
     assert by_piece["rank"].to_list() == list(range(1, by_piece.height + 1))
     assert lexicon.definitions(db, roberta_tokenizer_dir, [10017]).equals(by_piece)
     assert lexicon.definitions(db, roberta_tokenizer_dir, ["10017"]).equals(by_piece)
@@ -104,8 +118,13 @@ def test_query_is_read_only_and_reports_sql_errors(db: Path) -> None:
 def test_export_parquet_writes_every_table_and_the_view(db: Path, tmp_path: Path) -> None:
     out = tmp_path / "pq"
     written = lexicon.export_parquet(db, out)
-    tables = set(lexicon.query(db, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
-                                   "AND table_type = 'BASE TABLE'")["table_name"])
+    tables = set(
+        lexicon.query(
+            db,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND table_type = 'BASE TABLE'",
+        )["table_name"]
+    )
     assert tables | {"token_definition", "coverage"} == set(written)
     for name, path in written.items():
         assert path == out / f"{name}.parquet" and path.is_file()
@@ -113,3 +132,25 @@ def test_export_parquet_writes_every_table_and_the_view(db: Path, tmp_path: Path
     assert view.height == lexicon.query(db, "SELECT count(*) AS n FROM token_definition")["n"][0]
     assert pl.read_parquet(written["token"]).height == 50265
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_a_moved_folder_is_found_by_its_aligned_name_and_a_changed_one_is_refused(
+        db: Path, tmp_path: Path, roberta_tokenizer_dir: Path) -> None:
+    import shutil
+
+    name = lexicon.query(db, "SELECT name FROM tokenizer WHERE tokenizer_id = 1")["name"][0]
+    assert name == str(roberta_tokenizer_dir)
+    copy = tmp_path / "db.duckdb"
+    shutil.copy(db, copy)
+    moved = tmp_path / "moved-name"
+    # the name is not a folder any more: found by name
+    from lexicon.db import writing
+
+    with writing(copy) as con:
+        con.execute("UPDATE tokenizer SET name = ? WHERE tokenizer_id = 1", [str(moved)])
+    assert lexicon.coverage(copy, moved)["overall"]["tokens"] == 50260
+    # a folder at that name now holds another vocabulary: identified by content, so refused
+    moved.mkdir()
+    (moved / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n", encoding="utf-8")
+    with pytest.raises(TokenizerError, match="not aligned"):
+        lexicon.coverage(copy, moved)
