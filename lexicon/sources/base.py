@@ -387,7 +387,8 @@ def iter_lines(
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """A run of `n_lines` whole lines starting at line `no` and stream `offset` (``data`` may be a
-    zero-copy view of a read block); or, with ``too_long``, the head of one line over the limit."""
+    zero-copy view of a read block); or, with ``too_long``, the head of one line over the limit.
+    ``n_lines = -1`` / ``no = 0``: not counted (see :func:`iter_chunks`)."""
 
     no: int
     offset: int
@@ -401,8 +402,12 @@ def iter_chunks(
     max_len: int = MAX_LINE_BYTES,
     on_bytes: Callable[[int], None] | None = None,
     block_size: int | None = None,
+    count_lines: bool = True,
 ) -> Iterator[Chunk]:
     """Cut a binary stream into runs of whole lines, about one read block each, with bounded memory.
+
+    Without `count_lines` (counting newlines costs a pass over the data; worker processes can do it),
+    runs of several lines carry ``n_lines = -1`` and no chunk carries a line number (``no = 0``).
 
     Parsers can then decode a whole run at once and fall back to :func:`iter_lines` on the run when it
     fails. Each block gives at most two chunks: the line that straddles the previous block (joined) and
@@ -435,16 +440,16 @@ def iter_chunks(
             if pending:
                 pending.append(block[lo : first + 1])
                 head = b"".join(pending)
-                yield Chunk(no, start, head, 1)
+                yield Chunk(no if count_lines else 0, start, head, 1)
                 no += 1
                 start += len(head)
                 pending, pending_len = [], 0
                 lo = first + 1
             last = block.rfind(b"\n", lo)
             if last >= lo:
-                n = block.count(b"\n", lo, last + 1)
+                n = block.count(b"\n", lo, last + 1) if count_lines else -1
                 view = memoryview(block)[lo : last + 1] if (lo or last + 1 < len(block)) else block
-                yield Chunk(no, start, view, n)
+                yield Chunk(no if count_lines else 0, start, view, n)
                 no += n
                 start += last + 1 - lo
                 lo = last + 1
@@ -452,13 +457,13 @@ def iter_chunks(
             pending.append(block[lo:])
             pending_len += len(block) - lo
         if pending_len > max_len:
-            skipping = Chunk(no, start, b"".join(pending)[:RAW_LIMIT], 1, True)
+            skipping = Chunk(no if count_lines else 0, start, b"".join(pending)[:RAW_LIMIT], 1, True)
             start += pending_len
             pending, pending_len = [], 0
     if skipping is not None:
         yield skipping
     elif pending_len:
-        yield Chunk(no, start, b"".join(pending), 1)
+        yield Chunk(no if count_lines else 0, start, b"".join(pending), 1)
 
 
 def workers() -> int:
