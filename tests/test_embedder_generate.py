@@ -1,0 +1,113 @@
+"""Generation: token rows, sense vectors, free-text definitions, refusals."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_embedder_support import base_lexicon, bert_lexicon, tiny_config  # noqa: F401
+
+import embedder
+from embedder.errors import EmbedderError, NonFiniteOutput, RunMismatch
+from embedder.rundir import RunDir
+
+
+@pytest.fixture(scope="module")
+def generated(bert_lexicon: Path, tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("gen") / "run"
+    embedder.train(tiny_config(bert_lexicon, tiny_bert_dir, run, steps=2, eval_every=2))
+    embedder.generate(embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), senses=True, progress=False))
+    return run
+
+
+def test_token_rows_cover_exactly_the_aligned_tokens(generated: Path, bert_lexicon: Path) -> None:
+    rd = RunDir.open(generated)
+    m = rd.manifest()
+    from lexicon.db import connect
+
+    con = connect(bert_lexicon)
+    aligned = {r[0] for r in con.execute(
+        "SELECT DISTINCT token_id FROM token_definition WHERE tokenizer_id = ? AND bucket <> 'special'",
+        [m["tokenizer_id"]]).fetchall()}
+    n_senses = con.execute("SELECT count(*) FROM sense").fetchone()[0]  # type: ignore[index]
+    con.close()
+    covered = rd.covered_mask()
+    assert set(np.flatnonzero(covered).tolist()) == aligned
+    tv, orig = rd.token_vectors(), rd.original_vectors()
+    assert tv.dtype == np.float32 and tv.shape == (30522, 32)
+    assert np.array_equal(tv[~covered], orig[~covered])
+    assert not np.allclose(tv[covered], orig[covered])
+    assert rd.sense_vectors().shape == (n_senses, 32) and rd.sense_ids().dtype == np.int64
+    assert m["generate"]["covered_tokens"] == len(aligned)
+
+
+def test_token_row_is_the_first_definition_through_the_regressor(generated: Path, bert_lexicon: Path) -> None:
+    from lexicon.db import connect
+
+    con = connect(bert_lexicon)
+    tid, pos, gloss = con.execute(
+        "SELECT token_id, pos, gloss FROM token_definition WHERE rank = 1 AND piece = 'water' AND tokenizer_id = ?",
+        [RunDir.open(generated).manifest()["tokenizer_id"]]).fetchone()  # type: ignore[misc]
+    con.close()
+    vec = embedder.encode_definitions(generated, [gloss], [pos], device="cpu")
+    assert np.allclose(vec[0], RunDir.open(generated).token_vectors()[tid], atol=1e-5)
+
+
+def test_encode_definitions_is_order_independent(generated: Path) -> None:
+    texts = ["a domesticated animal", "the liquid that falls as rain, forming seas and rivers", "to move fast",
+             "a building for living in, a home for a family of people", "red", "a very long definition " * 8]
+    pos = ["noun", "noun", "verb", "noun", None, "noun"]
+    a = embedder.encode_definitions(generated, texts, pos, batch_size=2, device="cpu")
+    perm = np.random.default_rng(0).permutation(len(texts))
+    b = embedder.encode_definitions(generated, [texts[i] for i in perm], [pos[i] for i in perm], batch_size=4)
+    assert a.dtype == np.float32 and a.shape == (6, 32)
+    assert np.allclose(a[perm], b, atol=1e-5)
+    with pytest.raises(EmbedderError, match="pos has"):
+        embedder.encode_definitions(generated, texts, pos[:2])
+
+
+def test_nan_rows_are_refused_and_nothing_is_written(generated: Path, bert_lexicon: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from embedder.checkpoint import latest_checkpoint
+
+    run = tmp_path / "nan"
+    shutil.copytree(generated, run)
+    (run / "token_vectors.npy").unlink()
+    ck = latest_checkpoint(run)
+    assert ck is not None
+    st = load_file(str(ck / "model.safetensors"))
+    st["head.weight"] = torch.full_like(st["head.weight"], float("nan"))
+    save_file(st, str(ck / "model.safetensors"))
+    with pytest.raises(NonFiniteOutput, match="NaN"):
+        embedder.generate(embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), progress=False))
+    assert not (run / "token_vectors.npy").exists()
+    assert not list(run.glob(".token_vectors*"))
+
+
+def test_mismatched_lexicon_or_tokenizer_is_refused(generated: Path, base_lexicon: Path, bert_lexicon: Path,
+                                                    tmp_path: Path) -> None:
+    import lexicon
+
+    other = tmp_path / "other.duckdb"
+    shutil.copy(bert_lexicon, other)
+    extra = tmp_path / "extra.tsv"
+    extra.write_text("key\tpos\tdefinition\nzyzzyva\tnoun\tA tropical weevil.\n")
+    lexicon.build(str(other), [f"tsv:{extra}"], progress=False)
+    with pytest.raises(RunMismatch, match="lexicon"):
+        embedder.generate(embedder.GenerateConfig(db=str(other), run=str(generated), progress=False))
+    run = tmp_path / "swapped"
+    shutil.copytree(generated, run)
+    tok_dir = run / "regressor" / "tokenizer"
+    shutil.rmtree(tok_dir)
+    shutil.copytree(Path(__file__).parent / "data" / "roberta-bart", tok_dir)
+    from transformers import RobertaTokenizerFast
+
+    RobertaTokenizerFast.from_pretrained(str(tok_dir)).save_pretrained(str(tok_dir))
+    with pytest.raises(RunMismatch, match="tokenizer"):
+        embedder.generate(embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), progress=False))
+    with pytest.raises(EmbedderError, match="manifest"):
+        embedder.generate(embedder.GenerateConfig(db=str(bert_lexicon), run=str(tmp_path), progress=False))
