@@ -13,12 +13,15 @@ RoBERTa/BART vocabulary with its fairseq ``dict.txt`` frequencies, then MiniLM's
 * coverage: the exact + case-folded rules alone; each further rule is added in turn and reported with
   what it adds per frequency bucket.
 
-One JSON line per measurement: ``{"bench", "value", "unit", "baseline", "ratio", ...}``.
+One JSON line per measurement: ``{"bench", "value", "unit", "baseline", "ratio", ...}``; timings also give
+the process CPU seconds (`cpu_s`, all threads) and the 1-minute load average, since wall time on a shared
+machine moves with its load.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -43,9 +46,9 @@ def _emit(bench: str, value: float, unit: str, baseline: float | None, digits: i
           flush=True)
 
 
-def _python_baseline(db: Path, tid: int) -> tuple[float, int]:
+def _python_baseline(db: Path, tid: int) -> tuple[float, float, int]:
     """Exact + case-folded matching with Python dicts: load senses, loop over tokens."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with connect(db) as con:
         senses = con.execute("SELECT e.word, s.sense_id FROM sense s JOIN entry e USING (entry_id)").fetchall()
         tokens = con.execute(
@@ -64,7 +67,7 @@ def _python_baseline(db: Path, tid: int) -> tuple[float, int]:
         if found:
             covered += 1
             links += len(found)
-    return time.perf_counter() - started, covered
+    return time.perf_counter() - started, time.process_time() - cpu, covered
 
 
 def _cumulative(db: Path, tid: int) -> list[tuple[str, dict[str, float]]]:
@@ -96,18 +99,21 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-align-") as tmp:
         db = Path(tmp) / "lexicon.duckdb"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         lexicon.build(db, [f"open-dictionary:{OPEN_DICTIONARY}"], progress=False)
-        build_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
+        build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
+        t1, c1 = time.perf_counter(), time.process_time()
         report = lexicon.align(db, ROBERTA, frequencies=ROBERTA / "dict.txt", progress=False)
-        align_s = time.perf_counter() - t1
+        align_s, align_cpu = time.perf_counter() - t1, time.process_time() - c1
         senses = lexicon.query(db, "SELECT count(*) AS n FROM sense")["n"][0]
-        _emit("open_dictionary_build_s", build_s, "s", None, senses=int(senses))
+        load = os.getloadavg()[0]
+        _emit("open_dictionary_build_s", build_s, "s", None, senses=int(senses), cpu_s=round(build_cpu, 2),
+              loadavg=load)
         _emit("open_dictionary_build_plus_roberta_align_s", build_s + align_s, "s", TARGET_S,
               baseline_kind="target (issue: under 60 s)")
-        base_s, base_cov = _python_baseline(db, report.tokenizer_id)
-        _emit("roberta_align_s", align_s, "s", base_s, links=report.links,
+        base_s, base_cpu, base_cov = _python_baseline(db, report.tokenizer_id)
+        _emit("roberta_align_s", align_s, "s", base_s, links=report.links, cpu_s=round(align_cpu, 2),
+              baseline_cpu_s=round(base_cpu, 2),
               baseline_kind="python dict exact+casefold look-up, no ranking, no write")
 
         steps = _cumulative(db, report.tokenizer_id)
@@ -122,10 +128,11 @@ def main() -> None:
         for rule, n in report.rules.items():
             _emit(f"roberta_rank1_rule_{rule}", n, "tokens", report.covered, digits=0)
 
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         mini = lexicon.align(db, MINILM, progress=False)
-        mini_s = time.perf_counter() - t2
+        mini_s, mini_cpu = time.perf_counter() - t2, time.process_time() - c2
         _emit("minilm_align_s", mini_s, "s", align_s, links=mini.links, frequency_source=mini.frequency_source,
+              cpu_s=round(mini_cpu, 2),
               baseline_kind="roberta align in this run")
         msteps = _cumulative(db, mini.tokenizer_id)
         mbase = msteps[0][1]
