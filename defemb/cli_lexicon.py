@@ -79,8 +79,13 @@ def build(db: Path, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
         _print_json(data)
         return
     for src in data.get("sources", []):
-        click.echo(", ".join(f"{k}={v}" for k, v in src.items() if not isinstance(v, (dict, list))))
-    click.echo(f"lexicon: {data.get('db', db)}")
+        if src.get("skipped"):
+            click.echo(f"{src['kind']:<16} {src['uri']}: already loaded (same sha256), skipped")
+            continue
+        filtered = ", ".join(f"{k} {v:,}" for k, v in (src.get("filtered") or {}).items()) or "none"
+        click.echo(f"{src['kind']:<16} {src['uri']}: {src['loaded']:,} loaded, {src['rejected']:,} rejected, "
+                   f"filtered: {filtered} ({src['seconds']:.1f} s)")
+    click.echo(f"lexicon: {getattr(report, 'db', db)}")
 
 
 @lexicon.command(

@@ -94,3 +94,23 @@ def test_errors_are_one_clean_line(db: Path, tmp_path: Path, args: list[str], me
 def test_help_has_an_example(path: list[str]) -> None:
     code, out, _ = run(*path, "--help")
     assert code == 0 and "Example:" in out
+
+
+def test_align_with_a_corpus_and_chosen_rules(db: Path, tmp_path: Path, minilm_tokenizer_dir: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "lex.duckdb"
+    shutil.copy(db, copy)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("The cats sat on the beach.\nThe beach was wide.\n", encoding="utf-8")
+    code, out, err = run("lexicon", "align", "--db", copy, "--tokenizer", minilm_tokenizer_dir,
+                         "--corpus", corpus, "--rules", "exact,casefold", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["frequency_source"] == f"corpus:{corpus}"
+    assert set(report["rules"]) <= {"exact", "casefold"}
+    freq = lexicon.query(copy, f"SELECT piece, frequency FROM token WHERE tokenizer_id = {report['tokenizer_id']} "
+                               "AND piece IN ('the', 'beach', 'cats')")
+    assert dict(freq.iter_rows()) == {"the": 3, "beach": 2, "cats": 1}
+    code, out, _ = run("lexicon", "build", "--db", copy, "--source", f"tsv:{TSV}")
+    assert code == 0 and "already loaded" in out
