@@ -86,8 +86,9 @@ def test_wordpiece_continuations_and_placeholders(minilm) -> None:
     assert len(minilm.special_ids) == 5 + 994
 
 
-def test_tokenizer_json_and_vocab_txt_give_the_same_identity(minilm, tmp_path: Path,
-                                                              minilm_tokenizer_dir: Path) -> None:
+def test_tokenizer_json_and_vocab_txt_give_the_same_identity(
+    minilm, tmp_path: Path, minilm_tokenizer_dir: Path
+) -> None:
     only_txt = tmp_path / "vocab-only"
     only_txt.mkdir()
     shutil.copy(minilm_tokenizer_dir / "vocab.txt", only_txt / "vocab.txt")
@@ -97,11 +98,14 @@ def test_tokenizer_json_and_vocab_txt_give_the_same_identity(minilm, tmp_path: P
     assert bare.special_ids == minilm.special_ids
 
 
-def test_byte_level_tokenizer_json_matches_vocab_json(roberta, roberta_tokenizer_dir: Path, tmp_path: Path) -> None:
+def test_byte_level_tokenizer_json_matches_vocab_json(
+    roberta, roberta_tokenizer_dir: Path, tmp_path: Path
+) -> None:
     import tokenizers
 
-    tok = tokenizers.ByteLevelBPETokenizer(str(roberta_tokenizer_dir / "vocab.json"),
-                                           str(roberta_tokenizer_dir / "merges.txt"))
+    tok = tokenizers.ByteLevelBPETokenizer(
+        str(roberta_tokenizer_dir / "vocab.json"), str(roberta_tokenizer_dir / "merges.txt")
+    )
     tok.save(str(tmp_path / "tokenizer.json"))
     fast = load_vocab(tmp_path)
     assert fast.kind == "bpe"
@@ -109,8 +113,9 @@ def test_byte_level_tokenizer_json_matches_vocab_json(roberta, roberta_tokenizer
 
 
 @pytest.mark.slow
-def test_saved_transformers_model_folder_has_the_lexicon_identity(roberta, tiny_roberta_dir: Path,
-                                                                   minilm, minilm_dir: Path) -> None:
+def test_saved_transformers_model_folder_has_the_lexicon_identity(
+    roberta, tiny_roberta_dir: Path, minilm, minilm_dir: Path
+) -> None:
     assert load_vocab(tiny_roberta_dir).sha256 == roberta.sha256
     assert load_vocab(minilm_dir).sha256 == minilm.sha256
 
@@ -121,9 +126,18 @@ def test_sentencepiece_style_tokenizer_json(tmp_path: Path) -> None:
         "normalizer": None,
         "pre_tokenizer": {"type": "Metaspace", "replacement": "▁"},
         "decoder": {"type": "Metaspace", "replacement": "▁"},
-        "model": {"type": "Unigram", "unk_id": 0,
-                  "vocab": [["<unk>", 0.0], ["▁the", -1.0], ["ing", -2.0], ["▁", -3.0], ["<0xE2>", -4.0],
-                            ["<0x41>", -4.0]]},
+        "model": {
+            "type": "Unigram",
+            "unk_id": 0,
+            "vocab": [
+                ["<unk>", 0.0],
+                ["▁the", -1.0],
+                ["ing", -2.0],
+                ["▁", -3.0],
+                ["<0xE2>", -4.0],
+                ["<0x41>", -4.0],
+            ],
+        },
     }
     (tmp_path / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
     vocab = load_vocab(tmp_path)
@@ -131,7 +145,12 @@ def test_sentencepiece_style_tokenizer_json(tmp_path: Path) -> None:
     assert vocab.special_ids == frozenset({0})
     rows = token_rows(vocab)
     assert list(zip(rows.surface, rows.word_initial, strict=True))[1:] == [
-        ("the", True), ("ing", False), ("", True), (None, False), ("A", False)]
+        ("the", True),
+        ("ing", False),
+        ("", True),
+        (None, False),
+        ("A", False),
+    ]
 
 
 def test_unknown_folders_are_refused_clearly(tmp_path: Path) -> None:
@@ -250,3 +269,44 @@ def test_chunked_counting_equals_tokenizing_every_line(roberta, minilm) -> None:
         for enc in tok.encode_batch(lines, add_special_tokens=False):
             np.add.at(direct, enc.ids, 1)
         assert (from_corpus(lines, vocab, "corpus:test").counts == direct).all(), vocab.kind
+
+
+_WORDS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZéüß0123456789.,'-"
+
+
+@pytest.fixture(scope="module")
+def roberta_rows(roberta):
+    return token_rows(roberta), open_tokenizer(roberta)
+
+
+@pytest.fixture(scope="module")
+def minilm_rows(minilm):
+    return token_rows(minilm), open_tokenizer(minilm)
+
+
+def test_surfaces_and_word_starts_rebuild_the_text(roberta_rows, minilm_rows) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    words = st.lists(st.text(alphabet=_WORDS, min_size=1, max_size=12), min_size=1, max_size=6)
+
+    @settings(max_examples=200, deadline=None)
+    @given(words)
+    def check(ws: list[str]) -> None:
+        text = " ".join(ws)
+        rows, tok = roberta_rows
+        ids = tok.encode(text, add_special_tokens=False).ids
+        if all(rows.surface[i] is not None for i in ids):
+            rebuilt = "".join((" " if rows.word_initial[i] else "") + rows.surface[i] for i in ids)
+            assert rebuilt == text
+        wrows, wtok = minilm_rows
+        wids = wtok.encode(text, add_special_tokens=False).ids
+        if 100 not in wids:  # [UNK] hides its text
+            rebuilt = "".join((" " if wrows.word_initial[i] else "") + wrows.surface[i] for i in wids).strip()
+            # BERT lower-cases, strips accents and splits punctuation off words
+            normal = wtok.normalizer.normalize_str(text)
+            assert rebuilt.replace(" ", "") == normal.replace(" ", "")
+            # one word-initial piece per pre-tokenized word, continuations for the rest
+            assert sum(wrows.word_initial[i] for i in wids) == len(wtok.pre_tokenizer.pre_tokenize_str(normal))
+
+    check()
