@@ -116,11 +116,17 @@ def _index(ctx: Context) -> dict[str, Any]:
     tmp.write_text(json.dumps(frame.to_dicts(), indent=1, default=str))
     os.replace(tmp, out)
     return {
-        "indexes": [dataclasses.asdict(m) if dataclasses.is_dataclass(m) else str(m) for m in built],
+        "indexes": [_as_dict(m) for m in built],
         "neighbor_table": table.to_dict() if hasattr(table, "to_dict") else str(table),
         "probes": probes,
         "probe_neighbors": str(out),
     }
+
+
+def _as_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return str(obj)
 
 
 def _evaluate(ctx: Context) -> dict[str, Any]:

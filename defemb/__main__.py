@@ -1,0 +1,5 @@
+"""`python -m defemb ...` (and `torchrun -m defemb embed train ...`) run the command line."""
+
+from defemb.cli import main
+
+main()
