@@ -37,13 +37,14 @@ def _init(con: duckdb.DuckDBPyConnection) -> None:
 
 def _check(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     try:
-        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and blocks the next query.
+        rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
     except duckdb.CatalogException as exc:
         raise SchemaMismatch(
             f"{path} is not a definitionemb lexicon (no meta table). "
             f"Build one with: defemb lexicon build --db {path} --source KIND:PATH"
         ) from exc
-    found = row[0] if row else None
+    found = rows[0][0] if rows else None
     if found != SCHEMA_VERSION:
         raise SchemaMismatch(
             f"{path} has lexicon schema version {found!r}, this definitionemb reads {SCHEMA_VERSION!r}. "
