@@ -26,22 +26,31 @@ from typing import IO, Any, cast
 from lexicon.errors import SourceError
 
 __all__ = [
-    "process_pool",
-    "workers",
+    "COMPRESSED_BLOCK",
     "MAX_LINE_BYTES",
     "RAW_LIMIT",
+    "Chunk",
     "Columns",
-    "Sink",
-    "Line",
     "HashingReader",
+    "Line",
+    "Sink",
+    "Source",
+    "combine_hashes",
+    "file_sha256",
+    "iter_chunks",
     "iter_lines",
     "open_decompressed",
+    "process_pool",
     "raw_text",
+    "sniff",
+    "workers",
 ]
 
 MAX_LINE_BYTES = 10 * 1024 * 1024  # longer lines are rejected unread (bounded memory)
 RAW_LIMIT = 64 * 1024  # rejects keep at most this much of the record
-_BLOCK = 8 * 1024 * 1024
+_BLOCK = 8 * 1024 * 1024  # read size for plain files
+# Smaller reads for compressed files: a decompressor that meets a truncated end raises and loses the
+# block it was decoding, so a smaller block loses less of what came before the break.
 COMPRESSED_BLOCK = 1024 * 1024
 
 
