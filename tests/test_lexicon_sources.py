@@ -342,7 +342,6 @@ def test_parallel_workers_give_the_same_database(
         big.write_bytes(gz[: len(gz) - 2000])
     monkeypatch.setattr(base, "_BLOCK", 100_000)  # many chunks, some straddling lines
     monkeypatch.setattr(base, "COMPRESSED_BLOCK", 100_000)
-    monkeypatch.setattr(kaikki, "COMPRESSED_BLOCK", 100_000)
     serial = build(tmp_path / "serial.duckdb", [f"kaikki:{big}"], progress=False).sources[0]
     monkeypatch.setattr(kaikki, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(kaikki, "_RANGE_MIN", 50_000)  # both ways of handing chunks to workers

@@ -16,6 +16,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -29,6 +30,7 @@ __all__ = [
     "COMPRESSED_BLOCK",
     "MAX_LINE_BYTES",
     "RAW_LIMIT",
+    "STREAM_ERRORS",
     "Chunk",
     "Columns",
     "HashingReader",
@@ -52,6 +54,8 @@ _BLOCK = 8 * 1024 * 1024  # read size for plain files
 # Smaller reads for compressed files: a decompressor that meets a truncated end raises and loses the
 # block it was decoding, so a smaller block loses less of what came before the break.
 COMPRESSED_BLOCK = 1024 * 1024
+# What reading a truncated or corrupt (compressed) file raises.
+STREAM_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, ValueError, zlib.error)
 
 
 def raw_text(raw: bytes | str) -> str:
@@ -295,12 +299,52 @@ class HashingReader(io.RawIOBase):
         super().close()
 
 
+class _Pieces(io.RawIOBase):
+    """Reads a decompressor in :data:`COMPRESSED_BLOCK` pieces, however much is asked for at once.
+
+    A decompressor that meets a truncated or corrupt end raises and loses the piece it was decoding;
+    reading small pieces loses little, and an error is held back until what came before it has been
+    returned, so callers can ask for big blocks (fewer, larger chunks) and still keep that data.
+    """
+
+    def __init__(self, f: IO[bytes]) -> None:
+        super().__init__()
+        self._f = f
+        self._error: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._error is not None:
+            raise self._error
+        parts: list[bytes] = []
+        n = 0
+        while size < 0 or n < size:
+            try:
+                piece = self._f.read(COMPRESSED_BLOCK if size < 0 else min(COMPRESSED_BLOCK, size - n))
+            except STREAM_ERRORS as exc:
+                if not parts:
+                    raise
+                self._error = exc
+                break
+            if not piece:
+                break
+            parts.append(piece)
+            n += len(piece)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
 def open_decompressed(raw: IO[bytes], name: str) -> IO[bytes]:
-    """Wrap `raw` in a gzip/bz2 decompressor when `name` says so."""
+    """Wrap `raw` in a gzip/bz2 decompressor when `name` says so (see :class:`_Pieces`)."""
     if name.endswith(".gz"):
-        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
+        return cast(IO[bytes], _Pieces(cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))))
     if name.endswith(".bz2"):
-        return cast(IO[bytes], bz2.BZ2File(raw, mode="rb"))
+        return cast(IO[bytes], _Pieces(cast(IO[bytes], bz2.BZ2File(raw, mode="rb"))))
     return raw
 
 
@@ -309,7 +353,7 @@ def sniff(path: Path, n: int = 65536) -> bytes:
     try:
         with open(path, "rb") as raw, open_decompressed(raw, path.name) as f:
             return f.read(n)
-    except (OSError, EOFError, ValueError) as exc:
+    except STREAM_ERRORS as exc:
         raise SourceError(f"{path} cannot be read ({exc}); check that the file is complete") from exc
 
 

@@ -30,8 +30,8 @@ import msgspec
 from lexicon.errors import SourceError
 from lexicon.normalise import nested_gloss, normalise_gloss, normalise_pos
 from lexicon.sources.base import (
-    COMPRESSED_BLOCK,
     MAX_LINE_BYTES,
+    STREAM_ERRORS,
     Chunk,
     Columns,
     Line,
@@ -284,16 +284,15 @@ class KaikkiSource(Source):
 
             stream = open_decompressed(raw, file.name)  # type: ignore[arg-type]
             compressed = stream is not raw
-            block = COMPRESSED_BLOCK if compressed else None
             name = self.location(file)
             n_workers = workers()
             # a compressed file holds several times its size in text
             if n_workers > 1 and file.stat().st_size * (5 if compressed else 1) >= PARALLEL_MIN_BYTES:
-                chunks = iter_chunks(stream, on_bytes=on_bytes, block_size=block, count_lines=False)
+                chunks = iter_chunks(stream, on_bytes=on_bytes, count_lines=False)
                 with process_pool(n_workers) as pool:
                     self._read_parallel(chunks, name, sink, pool, 2 * n_workers, None if compressed else file)
             else:
-                chunks = iter_chunks(stream, on_bytes=on_bytes, block_size=block)
+                chunks = iter_chunks(stream, on_bytes=on_bytes)
                 self._read_serial(chunks, name, sink)
         return self._content_hash()
 
@@ -305,7 +304,7 @@ class KaikkiSource(Source):
                 chunk = next(chunks)
             except StopIteration:
                 return
-            except (OSError, EOFError, ValueError) as exc:
+            except STREAM_ERRORS as exc:
                 _truncated(sink, next_no, name, exc)
                 return
             loader.chunk(chunk)
@@ -337,7 +336,7 @@ class KaikkiSource(Source):
                 chunk = next(chunks)
             except StopIteration:
                 break
-            except (OSError, EOFError, ValueError) as exc:
+            except STREAM_ERRORS as exc:
                 while pending:
                     take()
                 _truncated(sink, next_no, name, exc)

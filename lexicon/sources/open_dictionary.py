@@ -18,6 +18,7 @@ import msgspec
 from lexicon.errors import SourceError
 from lexicon.normalise import normalise_gloss, normalise_pos
 from lexicon.sources.base import (
+    STREAM_ERRORS,
     Columns,
     Sink,
     Source,
@@ -87,7 +88,7 @@ class OpenDictionarySource(Source):
             data: bytes | Exception
             try:
                 data = open_decompressed(raw, file.name).read()  # type: ignore[arg-type]
-            except (OSError, EOFError, ValueError) as exc:
+            except STREAM_ERRORS as exc:
                 data = exc
             progress(file.stat().st_size)
             _parse_file(data, self.location(file), self.lang, sink)
@@ -125,7 +126,7 @@ def _parse_path(path: Path, name: str, lang: str) -> Sink:
     try:
         with open(path, "rb") as raw, open_decompressed(raw, path.name) as f:
             data: bytes | Exception = f.read()
-    except (OSError, EOFError, ValueError) as exc:
+    except STREAM_ERRORS as exc:
         data = exc
     _parse_file(data, name, lang, sink)
     return sink
