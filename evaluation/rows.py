@@ -28,6 +28,7 @@ __all__ = [
     "run_tokenizer_id",
     "run_matrices",
     "swap_mask",
+    "describe",
 ]
 
 DEFAULT_SPLIT = (0.3, 0.5, 0.2)
