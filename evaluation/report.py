@@ -179,7 +179,7 @@ def _markdown(c: Mapping[str, Any]) -> str:
         lines.append("")
     ws = c.get("wordsim")
     if ws:
-        names = sorted({m for r in ws.values() for m in r["spearman"]})
+        names = list(dict.fromkeys(m for r in ws.values() for m in r["spearman"]))
         lines += ["## Word similarity (Spearman of cosine, single-token pairs)", "",
                   "| dataset | pairs | covered | " + " | ".join(names) + " |",
                   "|---|---|---|" + "---|" * len(names)]
