@@ -136,7 +136,11 @@ def test_form_of_alt_of(gloss: str, form_of: str | None, alt_of: str | None, tag
 
 
 def test_not_form_of() -> None:
-    for gloss in ("A form of government.", "Any bird of prey of the subfamilies Falconinae.", "Synonym of bird"):
+    for gloss in (
+        "A form of government.",
+        "Any bird of prey of the subfamilies Falconinae.",
+        "Synonym of bird",
+    ):
         assert detect_form_of(gloss) == (None, None, ())
 
 
@@ -181,8 +185,17 @@ def test_every_real_gloss_normalises_clean() -> None:
 
 @pytest.mark.parametrize(
     ("pos", "want"),
-    [("Noun", "noun"), ("Adjective ", "adj"), ("Adverb", "adv"), ("Proper noun", "name"), ("verb", "verb"),
-     ("Prepositional phrase", "prep_phrase"), ("adj", "adj"), (None, None), ("", None)],
+    [
+        ("Noun", "noun"),
+        ("Adjective ", "adj"),
+        ("Adverb", "adv"),
+        ("Proper noun", "name"),
+        ("verb", "verb"),
+        ("Prepositional phrase", "prep_phrase"),
+        ("adj", "adj"),
+        (None, None),
+        ("", None),
+    ],
 )
 def test_normalise_pos(pos: str | None, want: str | None) -> None:
     assert normalise_pos(pos) == want
