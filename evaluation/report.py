@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 REPORT_VERSION = 1
+_MATRIX_ORDER = {"original": 0, "definitionemb": 1, "abtt": 2}
 
 
 def current_command() -> str:
@@ -168,7 +169,7 @@ def _markdown(c: Mapping[str, Any]) -> str:
         lines += [f"## Isotropy (selection `{iso['select']}`, buckets from {iso['buckets_source']})", "",
                   "| matrix | rows | I(W) all | I(W) frequent | I(W) medium | I(W) rare | IsoScore | mean cos | top-1 PC | top-10 PC |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        for name, by in iso["matrices"].items():
+        for name, by in sorted(iso["matrices"].items(), key=lambda kv: _MATRIX_ORDER.get(kv[0], 9)):
             a = by.get("all") or {}
             lines.append("| " + " | ".join([
                 name, _fmt(a.get("rows")), _fmt(a.get("isotropy")),
@@ -179,7 +180,9 @@ def _markdown(c: Mapping[str, Any]) -> str:
         lines.append("")
     ws = c.get("wordsim")
     if ws:
-        names = list(dict.fromkeys(m for r in ws.values() for m in r["spearman"]))
+        found = {m for r in ws.values() for m in r["spearman"]}
+        names = [m for m in ("original", "definitionemb", "abtt") if m in found] + sorted(
+            found - {"original", "definitionemb", "abtt"})
         lines += ["## Word similarity (Spearman of cosine, single-token pairs)", "",
                   "| dataset | pairs | covered | " + " | ".join(names) + " |",
                   "|---|---|---|" + "---|" * len(names)]
