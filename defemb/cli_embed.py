@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -31,10 +32,11 @@ def embed() -> None:
 @embed.command(epilog="Example:\n\n  defemb embed train --db lex.duckdb --model path/to/all-MiniLM-L6-v2 --run runs/demo "
                       "--steps 300 --json\n\n"
                       "  torchrun --nproc-per-node 4 -m defemb.cli embed train --preset paper --db lex.duckdb "
-                      "--model path/to/roberta-base --run runs/paper")
+                      "--model path/to/roberta-base --run-dir runs/paper")
 @click.option("--db", required=True, type=click.Path(dir_okay=False), help="Lexicon DuckDB file.")
 @click.option("--model", required=True, help="Model folder (save_pretrained layout) or hub name.")
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@click.option("--run", "--run-dir", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder to write (spell it --run-dir under torchrun, whose parser claims --run…).")
 @click.option("--preset", type=click.Choice(["quick", "paper"]), default="quick", show_default=True,
               help="quick: CPU demo recipe (ridge-initialised head, MSE+cosine); paper: the authors' recipe.")
 @click.option("--steps", type=int, default=None, help="Optimizer updates (preset default if omitted).")
@@ -47,6 +49,7 @@ def embed() -> None:
 @click.option("--loss", type=click.Choice(["mse", "mse+cos"]), default=None, help="mse = the reference loss.")
 @click.option("--head-init", type=click.Choice(["random", "ridge"]), default=None)
 @click.option("--trainable", type=click.Choice(["auto", "all", "no-embeddings", "head"]), default=None)
+@click.option("--dropout", type=float, default=None, help="Override the model's dropout (0 for exact DDP checks).")
 @click.option("--no-pos", is_flag=True, help="Leave the part of speech out of the prompt.")
 @click.option("--template", default=None, help='Prompt template, e.g. "{target} ( {pos} ) : {gloss}".')
 @click.option("--max-length", type=int, default=None, help="Prompt length cap in tokens.")
@@ -58,7 +61,8 @@ def embed() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def train(db: str, model: str, run_dir: str, preset: str, steps: int | None, batch_tokens: int | None,
           grad_accum: int | None, lr: float | None, head_lr: float | None, schedule: str | None,
-          warmup: int | None, loss: str | None, head_init: str | None, trainable: str | None, no_pos: bool,
+          warmup: int | None, loss: str | None, head_init: str | None, trainable: str | None,
+          dropout: float | None, no_pos: bool,
           template: str | None, max_length: int | None, device: str, compile_: bool, seed: int, resume: bool,
           quiet: bool, as_json: bool) -> None:
     """Train the regressor on the lexicon's definitions for MODEL's tokenizer.
@@ -80,12 +84,14 @@ def train(db: str, model: str, run_dir: str, preset: str, steps: int | None, bat
         cfg = embedder.preset(
             preset, db=db, model=model, run=run_dir, steps=steps, batch_tokens=batch_tokens, grad_accum=grad_accum,
             lr=lr, head_lr=head_lr, schedule=schedule, warmup=warmup, loss=loss, head_init=head_init,
-            trainable=trainable, device=device, compile=compile_ or None, seed=seed, resume=resume or None,
+            trainable=trainable, dropout=dropout, device=device, compile=compile_ or None, seed=seed, resume=resume or None,
             progress=not quiet, prompt=PromptConfig(**prompt_kw) if prompt_kw else None,
         )
         res = embedder.train(cfg)
     except (embedder.EmbedderError, _lexicon_error()) as exc:
         _fail(exc)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     out = {"run": res.run, "steps": res.steps, "tokens_per_s": res.tokens_per_s, "train_loss": res.train_loss,
            "heldout": res.heldout, "seconds": res.seconds}
     h = res.heldout

@@ -162,11 +162,14 @@ class Regressor(nn.Module):
     the decoder's last real position (the one that predicts the current piece).
     """
 
+    backbone: Any  # an HF PreTrainedModel (typed loosely: nn.Module's __getattr__ hides its API)
+
     def __init__(self, backbone: nn.Module, family: str) -> None:
         super().__init__()
         self.backbone = backbone
         self.family = family
-        d = int(backbone.config.hidden_size if hasattr(backbone.config, "hidden_size") else backbone.config.d_model)
+        config: Any = backbone.config
+        d = int(getattr(config, "hidden_size", None) or config.d_model)
         self.dim = d
         self.head = nn.Linear(d, d, bias=False)
         nn.init.normal_(self.head.weight, mean=0.0, std=d**-0.5)

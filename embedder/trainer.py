@@ -115,7 +115,8 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.
 
 def _param_groups(model: Regressor, cfg: TrainConfig) -> list[dict[str, Any]]:
     head = [p for p in model.head.parameters() if p.requires_grad]
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.backbone.named_parameters():
         if not p.requires_grad:
             continue
@@ -375,6 +376,10 @@ def train(cfg: TrainConfig) -> TrainResult:
                 (loss / cfg.grad_accum).backward()
                 step_loss += float(loss.detach()) / cfg.grad_accum
                 tokens_seen += int(batch["attention_mask"].sum())
+            if dist.world > 1:  # report the loss of the whole update, not of this rank's share
+                t = torch.tensor([step_loss], dtype=torch.float64, device=device)
+                torch.distributed.all_reduce(t)
+                step_loss = float(t.item()) / dist.world
             if not math.isfinite(step_loss):
                 raise EmbedderError(
                     f"training loss became {step_loss} at step {step + 1}; lower --lr (now {cfg.lr}) or clip"

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedder.batching import MicroBatchStream, bucketed_epoch, fixed_batches, padding_fraction, sorted_batches
+from embedder.batching import (
+    MicroBatchStream,
+    bucketed_epoch,
+    fixed_batches,
+    padding_fraction,
+    sorted_batches,
+)
 from embedder.config import PromptConfig, TrainConfig
 from embedder.errors import EmbedderError
 from embedder.examples import Collator, build_examples, split_heldout, word_pieces

@@ -1,4 +1,5 @@
 """Generation: token rows, sense vectors, free-text definitions, refusals."""
+# ruff: noqa: F811  (fixtures imported from test_embedder_support are named by the tests that use them)
 
 from __future__ import annotations
 
