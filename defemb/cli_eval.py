@@ -97,6 +97,11 @@ def _iso_table(per_matrix: dict[str, Any]) -> str:
              "  defemb eval report --run runs/minilm")
 def eval_() -> None:
     """Swap DefinitionEMB rows into the PLM and measure what changed."""
+    import os
+
+    # A fresh classification head is expected here; transformers' per-load reports about it would bury
+    # the results. Set TRANSFORMERS_VERBOSITY=warning to see them again.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 @eval_.command("isotropy", epilog="Example:\n\n  defemb eval isotropy --run runs/minilm --json\n\n"
