@@ -39,6 +39,7 @@ __all__ = [
     "open_index",
     "index_vectors",
     "gpu_available",
+    "tune_blas",
 ]
 
 KINDS = ("generated", "original", "senses")
@@ -87,6 +88,16 @@ class LoadedIndex:
 def gpu_available() -> bool:
     """True when this faiss build has GPU support and sees at least one GPU."""
     return hasattr(faiss, "index_cpu_to_all_gpus") and faiss.get_num_gpus() > 0
+
+
+def tune_blas() -> None:
+    """Let exact searches of more than a handful of queries go through BLAS in large database blocks.
+
+    faiss-cpu 1.15 ships with a BLAS threshold of 128,000 queries and 1,024-row database blocks, which
+    made a 100-query Flat search of 200k×768 rows ~3× slower than a numpy matrix product here.
+    """
+    faiss.cvar.distance_compute_blas_threshold = 20
+    faiss.cvar.distance_compute_blas_database_bs = 16384
 
 
 def _faiss_metric(metric: str) -> int:
@@ -141,6 +152,7 @@ def build_faiss(
             "Use a factory string such as Flat, HNSW32, IVF1024,Flat or IVF1024,PQ64 (PQ m must divide d)"
         ) from exc
     index = _to_gpu(index)
+    tune_blas()  # IVF training and adding assign many vectors to centroids: an exact search
     if not index.is_trained:
         need = _min_training(index)
         if n < need:
@@ -175,6 +187,7 @@ def search_faiss(index: faiss.Index, ids: np.ndarray, queries: np.ndarray, k: in
         raise IndexStageError(f"k must be at least 1, got {k}")
     if queries.shape[1] != index.d:
         raise IndexMismatch(f"queries have dimension {queries.shape[1]}, the index {index.d}")
+    tune_blas()
     scores, labels = index.search(queries, k)
     out = np.where(labels >= 0, ids[np.clip(labels, 0, None)], -1).astype(np.int64)
     return out, scores

@@ -1,0 +1,96 @@
+"""The index stage on a real run: lexicon.build + lexicon.align over real glosses, embedder.train +
+embedder.generate on a tiny BERT, then every index query and an hf export of that run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+DEFS_TSV = Path(__file__).parent / "data" / "embedder" / "definitions.tsv"
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
+    embedder = pytest.importorskip("embedder")
+    lexicon = pytest.importorskip("lexicon")
+    if not DEFS_TSV.exists():
+        pytest.skip("tests/data/embedder/definitions.tsv is not there")
+    from embedder.config import GenerateConfig, TrainConfig
+
+    work = tmp_path_factory.mktemp("pipeline")
+    db = work / "lexicon.duckdb"
+    lexicon.build(str(db), [f"tsv:{DEFS_TSV}"], progress=False)
+    lexicon.align(str(db), str(tiny_bert_dir), progress=False)
+    run = work / "run"
+    embedder.train(TrainConfig(
+        db=str(db), model=str(tiny_bert_dir), run=str(run), steps=4, batch_tokens=512, warmup=1,
+        eval_every=2, ckpt_every=2, ridge_examples=200, device="cpu", progress=False, seed=0,
+        heldout_frac=0.1,
+    ))
+    embedder.generate(GenerateConfig(db=str(db), run=str(run), senses=True, device="cpu", progress=False))
+    return embedder.RunDir.open(run), db
+
+
+def test_queries_and_table_on_a_trained_run(real_run) -> None:
+    from index.faiss_index import build, open_index
+    from index.query import neighbors, reverse, senses_near
+    from index.table import neighbors_table
+    from lexicon.db import connect
+
+    run, db = real_run
+    built = build(run, "tokens", "Flat", "cosine", progress=False) + build(run, "senses", progress=False)
+    covered = np.asarray(run.covered_mask())
+    assert built[0].ntotal == int(covered.sum()) > 50
+    assert built[2].ntotal == np.asarray(run.sense_ids()).size
+    word_id = int(np.flatnonzero(covered)[10])
+    frame = neighbors(run, [word_id], k=5)
+    assert frame.height == 5 and (frame["generated_id"] != word_id).all()
+    assert set(frame["generated_id"].to_list()) <= set(np.flatnonzero(covered).tolist())
+    senses = senses_near(run, word_id, k=3)
+    assert senses.height == 3 and senses["gloss"].null_count() == 0
+    # Reverse: the gloss a token was generated from should find that token near the top.
+    con = connect(db)
+    try:
+        piece, gloss = con.execute(
+            "SELECT piece, gloss FROM token_definition WHERE token_id = ? AND rank = 1 "
+            "AND tokenizer_id = ?", [word_id, run.manifest()["tokenizer_id"]],
+        ).fetchone()
+    finally:
+        con.close()
+    hits = reverse(run, gloss, k=20, matrix="generated")
+    assert hits.columns[:6] == ["query", "rank", "token_id", "piece", "surface", "score"]
+    assert word_id in hits["token_id"].to_list(), (piece, gloss, hits.head(5))
+    assert hits["text"].unique().to_list() == [gloss]
+    result = neighbors_table(run, db, k=3, progress=False)
+    con = connect(db)
+    try:
+        n = con.execute(
+            "SELECT count(*) FROM neighbor n JOIN token_definition d USING (token_id) "
+            "WHERE n.run_id = ? AND d.rank = 1", [run.run_id],
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert result.rows["generated"] == 3 * int(covered.sum()) and n > 0
+    assert open_index(run, "original").manifest.run_id == run.run_id
+
+
+def test_hf_export_of_a_trained_run(real_run, tmp_path: Path) -> None:
+    from transformers import AutoModelForMaskedLM
+
+    from index.exporter import export
+
+    run, db = real_run
+    out = tmp_path / "model"
+    result = export(run, "hf", "covered", out, db=db)
+    model = AutoModelForMaskedLM.from_pretrained(str(out))
+    w = model.get_input_embeddings().weight.detach().numpy()
+    covered = np.asarray(run.covered_mask())
+    np.testing.assert_array_equal(w[covered], np.asarray(run.token_vectors())[covered])
+    np.testing.assert_array_equal(w[~covered], np.asarray(run.original_vectors())[~covered])
+    assert result.rows_replaced == int(covered.sum())
+    shutil.rmtree(out)
