@@ -111,20 +111,6 @@ def reverse_cmd(run_dir: str, text: str, k: int, matrix: str, db: str | None, as
     _print_frame(reverse(run_dir, text, k=k, matrix=matrix, db=db), as_json)
 
 
-@index.command("senses", epilog="Example:\n\n  defemb index senses --run runs/r1 bank -k 5")
-@_RUN
-@click.argument("token")
-@_K
-@_DB
-@_JSON
-@_fail_cleanly
-def senses_cmd(run_dir: str, token: str, k: int, db: str | None, as_json: bool) -> None:
-    """Senses whose vectors lie nearest to a token's row, with word and gloss."""
-    from index.query import senses_near
-
-    _print_frame(senses_near(run_dir, token, k=k, db=db), as_json)
-
-
 @index.command("neighbors-table", epilog="Example:\n\n  defemb index neighbors-table --run runs/r1 --db lex.duckdb -k 10\n\n"
                "  defemb sql --db lex.duckdb \"SELECT * FROM neighbor JOIN token_definition USING (token_id)\"")
 @_RUN

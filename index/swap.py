@@ -98,24 +98,29 @@ def replace_rows(model: torch.nn.Module, matrix: np.ndarray | torch.Tensor, mask
     `matrix` is the full V×d matrix (only the masked rows are read); `mask` a boolean vector of length
     V. The model's vocabulary must have exactly V rows of dimension d.
     """
-    m = torch.as_tensor(np.asarray(matrix) if not isinstance(matrix, torch.Tensor) else matrix)
-    sel = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+    sel = mask if isinstance(mask, torch.Tensor) else torch.from_numpy(np.array(mask, copy=True))
     if sel.dtype != torch.bool:
         raise SwapError(f"mask must be boolean, got {sel.dtype}")
+    shape = tuple(matrix.shape)
     tables, untied = embedding_tables(model)
     v, d = tables[0][1].shape
-    if m.ndim != 2 or tuple(m.shape) != (v, d):
+    if len(shape) != 2 or shape != (v, d):
         raise SwapError(
-            f"matrix has shape {tuple(m.shape)}, the model's embedding is {v}×{d}; export from a run "
+            f"matrix has shape {shape}, the model's embedding is {v}×{d}; export from a run "
             "made for this model (same tokenizer and hidden size)"
         )
     if tuple(sel.shape) != (v,):
         raise SwapError(f"mask has shape {tuple(sel.shape)}, expected ({v},)")
-    if not torch.isfinite(m[sel]).all():
+    # Only the chosen rows are copied (fancy indexing), so a read-only memory map is fine as input.
+    if isinstance(matrix, torch.Tensor):
+        new_rows = matrix[sel]
+    else:
+        new_rows = torch.from_numpy(np.asarray(matrix)[sel.cpu().numpy()].astype(np.float32, copy=False))
+    if not torch.isfinite(new_rows).all():
         raise SwapError("the rows to swap contain NaN or Inf; regenerate the run's vectors")
     rows = torch.nonzero(sel, as_tuple=True)[0]
     with torch.no_grad():
         for _, w in tables:
             idx = rows.to(w.device)
-            w.index_copy_(0, idx, m[sel].to(device=w.device, dtype=w.dtype))
+            w.index_copy_(0, idx, new_rows.to(device=w.device, dtype=w.dtype))
     return SwapReport(rows=int(rows.numel()), tables=tuple(n for n, _ in tables), untied=tuple(untied))

@@ -198,6 +198,22 @@ def test_hf_export_bert_and_model_mismatch(tmp_path: Path, tiny_bert_dir: Path, 
     assert not (tmp_path / "hf2").exists() and not (tmp_path / "hf3").exists()
 
 
+def test_swap_reads_a_read_only_memory_map(roberta_run, tiny_roberta_dir: Path) -> None:
+    import warnings
+
+    from transformers import AutoModelForMaskedLM
+
+    model = AutoModelForMaskedLM.from_pretrained(str(tiny_roberta_dir))
+    tokens = roberta_run.token_vectors()  # np.load(mmap_mode="r"): not writable
+    assert not tokens.flags.writeable
+    covered = np.asarray(roberta_run.covered_mask())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = replace_rows(model, tokens, covered)
+    np.testing.assert_array_equal(model.lm_head.decoder.weight.detach().numpy()[covered], tokens[covered])
+    assert report.rows == int(covered.sum())
+
+
 def test_swap_rules_on_untied_models_and_bad_shapes() -> None:
     from transformers import BertConfig, BertForMaskedLM
 

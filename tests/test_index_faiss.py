@@ -141,3 +141,19 @@ def test_missing_index_names_the_command(tmp_path: Path, lexicon_db: Path) -> No
     run = _run(tmp_path, lexicon_db)
     with pytest.raises(IndexMissing, match="defemb index build --run .* --kind senses"):
         open_index(run, "senses")
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_more_neighbours_than_rows_pad_like_faiss(metric: str) -> None:
+    from index.faiss_index import build_faiss, prepare, search_faiss
+
+    x = np.random.default_rng(5).standard_normal((7, 8)).astype(np.float32)
+    index = build_faiss(prepare(x, metric), "Flat", metric)
+    ids = np.arange(100, 107)
+    for nq in (3, 30):  # FAISS's own kernel below 20 queries, the blocked BLAS path above
+        q = prepare(np.random.default_rng(nq).standard_normal((nq, 8)), metric)
+        got_ids, got_scores = search_faiss(index, ids, q, 10)
+        want_scores, labels = index.search(q, 10)
+        np.testing.assert_array_equal(got_ids, np.where(labels >= 0, ids[np.clip(labels, 0, None)], -1))
+        np.testing.assert_allclose(got_scores, want_scores, rtol=1e-5, atol=1e-4)
+        assert (got_ids[:, 7:] == -1).all()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import duckdb
@@ -99,15 +98,6 @@ def test_reverse_vectors_finds_the_token_of_a_vector(world) -> None:
     assert frame.filter(pl.col("rank") == 1)["piece"].to_list() == ["Ġhouse", "Ġmoney"]
     gen = reverse_vectors(run, np.asarray(run.token_vectors())[[aligned["house"]]], k=1, matrix="generated")
     assert gen["token_id"].to_list() == [aligned["house"]]
-
-
-def test_reverse_text_through_the_embedder(world) -> None:
-    embedder = importlib.import_module("embedder")
-    if not hasattr(embedder, "encode_definitions"):
-        pytest.skip("embedder.encode_definitions is not available yet")
-    pytest.skip("needs a trained run; covered by the pipeline tests once embedder.train lands")
-    run, _, _ = world
-    reverse(run, "a building where people live", k=3)  # pragma: no cover
 
 
 def test_reverse_refuses_empty_text(world) -> None:
