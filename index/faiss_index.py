@@ -3,6 +3,8 @@
 Files live in `<run>/index/`: `<kind>.faiss` (the index), `<kind>.ids.npy` (row → DuckDB id: token_id
 or sense_id) and `<kind>.json` (the manifest binding both to the run). Kinds: `generated` (covered
 rows of token_vectors.npy), `original` (non-special rows of original_vectors.npy), `senses`.
+Opening an index refuses one built for another run, of another dimension, whose file no longer has
+the recorded sha256, or whose source vectors changed since (a sampled digest of the .npy file).
 
 Ids are kept in a separate array rather than an IndexIDMap so that every factory string (HNSW
 included) and the GPU path work the same way.
@@ -40,6 +42,7 @@ __all__ = [
     "index_vectors",
     "gpu_available",
     "tune_blas",
+    "source_digest",
 ]
 
 KINDS = ("generated", "original", "senses")
@@ -65,6 +68,8 @@ class IndexManifest:
     sha256: str
     ids_file: str
     ids_sha256: str
+    source_file: str
+    source_digest: str
     all_rows: bool
     faiss_version: str
     seconds: float
@@ -255,6 +260,27 @@ def _index_dir(run: RunDir) -> Path:
     return run.path / "index"
 
 
+_SOURCE = {"generated": "token_vectors.npy", "original": "original_vectors.npy", "senses": "sense_vectors.npy"}
+
+
+def source_digest(path: Path, samples: int = 64, chunk: int = 1 << 16) -> str:
+    """A cheap content digest of a vectors file: its size and 64 evenly spaced 64 KiB slices.
+
+    Regenerated vectors change bytes everywhere, so this tells a stale index from a current one while
+    reading ~4 MB instead of hashing gigabytes on every open; copying a run keeps it valid.
+    """
+    import hashlib
+
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as fh:
+        step = max(size // samples, 1)
+        for offset in range(0, size, step):
+            fh.seek(offset)
+            h.update(fh.read(chunk))
+    return h.hexdigest()
+
+
 def index_vectors(run: RunDir, kind: str, all_rows: bool = False, db: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """(vectors, ids) a kind indexes: covered generated rows, non-special original rows, or senses."""
     if kind == "generated":
@@ -315,6 +341,8 @@ def build_kind(
         sha256=sha256_file(faiss_path),
         ids_file=ids_path.name,
         ids_sha256=sha256_file(ids_path),
+        source_file=_SOURCE[kind],
+        source_digest=source_digest(r.path / _SOURCE[kind]),
         all_rows=all_rows,
         faiss_version=faiss.__version__,
         seconds=round(time.perf_counter() - t0, 3),
@@ -364,6 +392,12 @@ def open_index(
         raise IndexMismatch(
             f"{d / manifest.file} has dimension {manifest.dim}, run {r.run_id} has dim={want_dim}; "
             f"rebuild with: {rebuild}"
+        )
+    source = r.path / manifest.source_file
+    if source.is_file() and source_digest(source) != manifest.source_digest:
+        raise IndexMismatch(
+            f"{d / manifest.file} is stale: {source.name} changed after the index was built "
+            f"(vectors regenerated?); rebuild with: {rebuild}"
         )
     faiss_path, ids_path = d / manifest.file, d / manifest.ids_file
     for path, want in ((faiss_path, manifest.sha256), (ids_path, manifest.ids_sha256)):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from test_index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
 
+from embedder.rundir import RunDir
 from index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError, TooFewVectors
 from index.faiss_index import build, build_kind, open_index
 
@@ -129,12 +130,26 @@ def test_dimension_mismatch_is_refused(tmp_path: Path, lexicon_db: Path) -> None
     run.update_manifest(dim=8)
     with pytest.raises(IndexMismatch, match="dimension 24.*dim=8"):
         open_index(run, "original")
+    build(run, "generated", progress=False)
     manifest = json.loads((run.path / "index" / "generated.json").read_text())
-    manifest["ntotal"] += 1
-    manifest["dim"] = 8
+    manifest["ntotal"] += 1  # a manifest that does not describe its file
     (run.path / "index" / "generated.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexMismatch):
+    with pytest.raises(IndexMismatch, match="holds"):
         open_index(run, "generated")
+
+
+def test_stale_index_is_refused_after_vectors_change(tmp_path: Path, lexicon_db: Path) -> None:
+    run = _run(tmp_path, lexicon_db)
+    build(run, "tokens", progress=False)
+    regenerated = np.asarray(run.token_vectors()) * 1.5
+    run.save_array("token_vectors.npy", regenerated)
+    with pytest.raises(IndexMismatch, match="stale: token_vectors.npy changed"):
+        open_index(run, "generated")
+    assert open_index(run, "original").manifest.source_file == "original_vectors.npy"
+    shutil.copytree(run.path, tmp_path / "copy")  # a copied run keeps its indexes valid
+    build(run, "generated", progress=False)
+    assert open_index(RunDir.open(tmp_path / "copy"), "original").manifest.run_id == "run-a"
+    assert open_index(run, "generated").manifest.ntotal > 0
 
 
 def test_missing_index_names_the_command(tmp_path: Path, lexicon_db: Path) -> None:
