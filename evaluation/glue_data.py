@@ -130,5 +130,7 @@ def task_files(task: str, data_dir: str | os.PathLike[str]) -> tuple[GlueTask, P
     train, dev = d / spec.train, d / spec.dev
     for f in (train, dev):
         if not f.is_file():
-            raise DataFormatError(f"{f} is missing: --data must be the task folder holding {spec.train} and {spec.dev}")
+            raise DataFormatError(
+                f"{f} is missing: --data must be the task folder holding {spec.train} and {spec.dev}"
+            )
     return spec, train, dev

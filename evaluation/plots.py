@@ -63,8 +63,15 @@ def svd_scatter(
         xy = svd_projection(np.asarray(m)[rows])
         for b in _ORDER:  # rare last, so the tail is drawn on top
             sel = labels[rows] == b
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.5, c=_COLOURS[b], label=f"{b} ({int(sel.sum())})",
-                       linewidths=0)
+            ax.scatter(
+                xy[sel, 0],
+                xy[sel, 1],
+                s=4,
+                alpha=0.5,
+                c=_COLOURS[b],
+                label=f"{b} ({int(sel.sum())})",
+                linewidths=0,
+            )
         ax.set_title(name)
         ax.set_xlabel("singular direction 1")
         ax.set_ylabel("singular direction 2")
@@ -83,7 +90,9 @@ def isotropy_bars(
     fig, axes = _figure(1, 2, (11, 4))
     width = 0.8 / max(len(names), 1)
     x = np.arange(len(groups))
-    for k, (metric, title, log) in enumerate((("isotropy", "I(W) (log scale)", True), ("isoscore", "IsoScore", False))):
+    for k, (metric, title, log) in enumerate(
+        (("isotropy", "I(W) (log scale)", True), ("isoscore", "IsoScore", False))
+    ):
         ax = axes[0][k]
         lowest = 1.0
         for j, name in enumerate(names):
@@ -120,10 +129,13 @@ def coverage_bars(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str
     bottom = np.zeros(len(buckets))
     cmap = __import__("matplotlib").colormaps["tab10"]
     for i, rule in enumerate(rules):
-        share = np.array([
-            sum(int(r["tokens"]) for r in rows if r["bucket"] == b and r["rule"] == rule) / max(totals[b], 1)
-            for b in buckets
-        ])
+        share = np.array(
+            [
+                sum(int(r["tokens"]) for r in rows if r["bucket"] == b and r["rule"] == rule)
+                / max(totals[b], 1)
+                for b in buckets
+            ]
+        )
         colour = "#dddddd" if rule == "uncovered" else cmap(i % 10)
         ax.bar(buckets, share, bottom=bottom, label=rule, color=colour, edgecolor="white")
         bottom += share

@@ -66,8 +66,15 @@ def _write_json(path: Path, obj: Any) -> None:
 def save_result(run: RunDir, name: str, result: Mapping[str, Any], command: str | None = None) -> Path:
     """Store one evaluation result as `report/results/<name>.json`, with the command that produced it."""
     path = run.path / "report" / "results" / f"{name}.json"
-    _write_json(path, {"name": name, "command": command or current_command(),
-                       "created": _dt.datetime.now(_dt.timezone.utc).isoformat(), "result": dict(result)})
+    _write_json(
+        path,
+        {
+            "name": name,
+            "command": command or current_command(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "result": dict(result),
+        },
+    )
     return path
 
 
@@ -116,9 +123,7 @@ def wordsim_of_run(
         tok = AutoTokenizer.from_pretrained(str(model))
     except (OSError, ValueError) as exc:
         raise EvaluationError(f"cannot load the tokenizer of {model}: {exc}") from exc
-    return {
-        Path(d).stem: word_similarity(read_pairs(d), tok, matrices).to_dict() for d in datasets
-    }
+    return {Path(d).stem: word_similarity(read_pairs(d), tok, matrices).to_dict() for d in datasets}
 
 
 def coverage_rows(db: str | os.PathLike[str], tokenizer_id: int) -> list[dict[str, Any]]:
@@ -166,54 +171,95 @@ def _markdown(c: Mapping[str, Any]) -> str:
     lines = [f"# Evaluation of run `{c['run_id']}`", "", f"Created {c['created']}.", ""]
     iso = c.get("isotropy")
     if iso:
-        lines += [f"## Isotropy (selection `{iso['select']}`, buckets from {iso['buckets_source']})", "",
-                  "| matrix | rows | I(W) all | I(W) frequent | I(W) medium | I(W) rare | IsoScore | mean cos | top-1 PC | top-10 PC |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## Isotropy (selection `{iso['select']}`, buckets from {iso['buckets_source']})",
+            "",
+            "| matrix | rows | I(W) all | I(W) frequent | I(W) medium | I(W) rare | IsoScore | mean cos | top-1 PC | top-10 PC |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for name, by in sorted(iso["matrices"].items(), key=lambda kv: _MATRIX_ORDER.get(kv[0], 9)):
             a = by.get("all") or {}
-            lines.append("| " + " | ".join([
-                name, _fmt(a.get("rows")), _fmt(a.get("isotropy")),
-                *(_fmt((by.get(b) or {}).get("isotropy")) for b in ("frequent", "medium", "rare")),
-                _fmt(a.get("isoscore")), _fmt(a.get("mean_cosine")), _fmt(a.get("top1_share")),
-                _fmt(a.get("top10_share")),
-            ]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        name,
+                        _fmt(a.get("rows")),
+                        _fmt(a.get("isotropy")),
+                        *(_fmt((by.get(b) or {}).get("isotropy")) for b in ("frequent", "medium", "rare")),
+                        _fmt(a.get("isoscore")),
+                        _fmt(a.get("mean_cosine")),
+                        _fmt(a.get("top1_share")),
+                        _fmt(a.get("top10_share")),
+                    ]
+                )
+                + " |"
+            )
         lines.append("")
     ws = c.get("wordsim")
     if ws:
         found = {m for r in ws.values() for m in r["spearman"]}
         names = [m for m in ("original", "definitionemb", "abtt") if m in found] + sorted(
-            found - {"original", "definitionemb", "abtt"})
-        lines += ["## Word similarity (Spearman of cosine, single-token pairs)", "",
-                  "| dataset | pairs | covered | " + " | ".join(names) + " |",
-                  "|---|---|---|" + "---|" * len(names)]
+            found - {"original", "definitionemb", "abtt"}
+        )
+        lines += [
+            "## Word similarity (Spearman of cosine, single-token pairs)",
+            "",
+            "| dataset | pairs | covered | " + " | ".join(names) + " |",
+            "|---|---|---|" + "---|" * len(names),
+        ]
         for ds, r in ws.items():
-            lines.append(f"| {ds} | {r['pairs']} | {r['covered_pairs']} ({r['coverage']:.1%}) | "
-                         + " | ".join(_fmt(r["spearman"].get(n)) for n in names) + " |")
+            lines.append(
+                f"| {ds} | {r['pairs']} | {r['covered_pairs']} ({r['coverage']:.1%}) | "
+                + " | ".join(_fmt(r["spearman"].get(n)) for n in names)
+                + " |"
+            )
         lines.append("")
     for g in c.get("glue", []):
         s = g["summary"]
-        lines += [f"## Fine-tuning: {g['task']} ({g['metric']}, selection `{g['select']}`, "
-                  f"{g['replaced_rows']} rows swapped, {len(g['seeds'])} seeds)", "",
-                  "| model | mean | std | per seed |", "|---|---|---|---|"]
+        lines += [
+            f"## Fine-tuning: {g['task']} ({g['metric']}, selection `{g['select']}`, "
+            f"{g['replaced_rows']} rows swapped, {len(g['seeds'])} seeds)",
+            "",
+            "| model | mean | std | per seed |",
+            "|---|---|---|---|",
+        ]
         for name in ("original", "definitionemb"):
             per = ", ".join(_fmt(x[name][g["metric"]]) for x in g["seeds"])
             lines.append(f"| {name} | {_fmt(s[name]['mean'])} | {_fmt(s[name]['std'])} | {per} |")
         t = g["test"]
-        lines += ["", f"Paired t-test over seeds: mean difference {_fmt(t['mean_diff'])}, "
-                  f"t = {_fmt(t['t'])}, p = {_fmt(t['p'])}.", ""]
+        lines += [
+            "",
+            f"Paired t-test over seeds: mean difference {_fmt(t['mean_diff'])}, "
+            f"t = {_fmt(t['t'])}, p = {_fmt(t['p'])}.",
+            "",
+        ]
     for s in c.get("summarization", []):
-        lines += [f"## Summarisation (preset `{s['preset']}`, {s['eval_examples']} examples, "
-                  f"{s['train_steps']} fine-tuning steps)", "",
-                  "| metric | original | DefinitionEMB | bootstrap p |", "|---|---|---|---|"]
+        lines += [
+            f"## Summarisation (preset `{s['preset']}`, {s['eval_examples']} examples, "
+            f"{s['train_steps']} fine-tuning steps)",
+            "",
+            "| metric | original | DefinitionEMB | bootstrap p |",
+            "|---|---|---|---|",
+        ]
         for k in s["original"]:
-            lines.append(f"| {k} | {_fmt(s['original'][k])} | {_fmt(s['definitionemb'][k])} | "
-                         f"{_fmt(s['bootstrap_p'].get(k))} |")
+            lines.append(
+                f"| {k} | {_fmt(s['original'][k])} | {_fmt(s['definitionemb'][k])} | "
+                f"{_fmt(s['bootstrap_p'].get(k))} |"
+            )
         lines.append("")
     if c.get("plots"):
         lines += ["## Figures", ""] + [f"![{k}]({v})" for k, v in c["plots"].items()] + [""]
     if c.get("commands"):
         lines += ["## Commands", "", "```"] + list(c["commands"]) + ["```", ""]
-    lines += ["## Run manifest", "", "```json", json.dumps(c["manifest"], indent=2, sort_keys=True), "```", ""]
+    lines += [
+        "## Run manifest",
+        "",
+        "```json",
+        json.dumps(c["manifest"], indent=2, sort_keys=True),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 

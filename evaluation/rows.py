@@ -174,7 +174,11 @@ def run_matrices(
         raise EvaluationError(f"selection mask has shape {mask.shape}, expected ({original.shape[0]},)")
     swapped = np.where(mask[:, None], generated, original).astype(np.float32)
     exclude = None if buckets is None else np.asarray(buckets) == "special"
-    return {"original": original, "definitionemb": swapped, "abtt": all_but_the_top(original, abtt_dims, exclude)}
+    return {
+        "original": original,
+        "definitionemb": swapped,
+        "abtt": all_but_the_top(original, abtt_dims, exclude),
+    }
 
 
 def describe(labels: np.ndarray) -> dict[str, Any]:

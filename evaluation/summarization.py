@@ -223,8 +223,12 @@ def summarize_once(
                     break
                 idx = order[s : s + cfg.batch_size]
                 batch = tok(
-                    [train.documents[i] for i in idx], text_target=[train.summaries[i] for i in idx],
-                    max_length=cfg.max_source_len, truncation=True, padding=True, return_tensors="pt",
+                    [train.documents[i] for i in idx],
+                    text_target=[train.summaries[i] for i in idx],
+                    max_length=cfg.max_source_len,
+                    truncation=True,
+                    padding=True,
+                    return_tensors="pt",
                 )
                 labels = batch["labels"]
                 labels[labels == tok.pad_token_id] = -100
@@ -243,11 +247,20 @@ def summarize_once(
     with torch.no_grad():
         for s in range(0, len(order), cfg.eval_batch_size):
             idx = order[s : s + cfg.eval_batch_size]
-            enc = tok([test.documents[i] for i in idx], max_length=cfg.max_source_len, truncation=True,
-                      padding=True, return_tensors="pt").to(device)
+            enc = tok(
+                [test.documents[i] for i in idx],
+                max_length=cfg.max_source_len,
+                truncation=True,
+                padding=True,
+                return_tensors="pt",
+            ).to(device)
             out = model.generate(
-                **enc, num_beams=dec.num_beams, max_length=dec.max_length, min_length=dec.min_length,
-                length_penalty=dec.length_penalty, no_repeat_ngram_size=dec.no_repeat_ngram_size,
+                **enc,
+                num_beams=dec.num_beams,
+                max_length=dec.max_length,
+                min_length=dec.min_length,
+                length_penalty=dec.length_penalty,
+                no_repeat_ngram_size=dec.no_repeat_ngram_size,
                 early_stopping=True,
             )
             for i, text in zip(idx, tok.batch_decode(out, skip_special_tokens=True), strict=True):
@@ -306,6 +319,8 @@ def compare_summarization(
         original=mean(r_orig),
         definitionemb=mean(r_new),
         bootstrap_p={k: paired_bootstrap(r_orig[k], r_new[k], seed=cfg.seed) for k in r_orig},
-        examples=[{"summary": test.summaries[i], "definitionemb": preds[i]} for i in range(min(3, len(test)))],
+        examples=[
+            {"summary": test.summaries[i], "definitionemb": preds[i]} for i in range(min(3, len(test)))
+        ],
         seconds=time.perf_counter() - t0,
     )

@@ -27,7 +27,9 @@ def replace_rows(model: Any, matrix: np.ndarray, mask: np.ndarray) -> Any:
     try:
         from index.swap import replace_rows as _replace
     except ImportError as exc:
-        raise MissingStage(f"swapping rows needs index.swap.replace_rows, which is not available: {exc}") from exc
+        raise MissingStage(
+            f"swapping rows needs index.swap.replace_rows, which is not available: {exc}"
+        ) from exc
     # A copy: run arrays are read-only memory maps, and torch must not wrap a read-only buffer.
     return _replace(model, np.array(matrix, dtype=np.float32), np.array(mask, dtype=bool))
 
@@ -104,8 +106,12 @@ def save_swapped(
         result = SwapResult(str(out), select, n, int(np.asarray(run.covered_mask()).shape[0]))
         import json
 
-        atomic_write_bytes(tmp / "definitionemb_swap.json", json.dumps(
-            {**result.to_dict(), "run_id": run.run_id, "source_model": str(m["model"])}, indent=2).encode())
+        atomic_write_bytes(
+            tmp / "definitionemb_swap.json",
+            json.dumps(
+                {**result.to_dict(), "run_id": run.run_id, "source_model": str(m["model"])}, indent=2
+            ).encode(),
+        )
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")

@@ -107,9 +107,7 @@ def _cosines(m: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return np.divide((a * b).sum(axis=1), den, out=np.zeros_like(den), where=den > 0)
 
 
-def word_similarity(
-    pairs: WordPairs, tokenizer: Any, matrices: Mapping[str, np.ndarray]
-) -> WordSimResult:
+def word_similarity(pairs: WordPairs, tokenizer: Any, matrices: Mapping[str, np.ndarray]) -> WordSimResult:
     """Score every matrix (`name -> V x d`) on the pairs both of whose words are single tokens."""
     if not matrices:
         raise EvaluationError("word_similarity needs at least one matrix")

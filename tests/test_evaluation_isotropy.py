@@ -138,7 +138,11 @@ def test_measure_by_bucket_excludes_special_rows() -> None:
     w[:4] = 1000.0  # special rows would dominate every measure if they were counted
     labels = buckets_by_order(104)
     assert list(labels[:4]) == ["special"] * 4
-    assert (labels == "frequent").sum() == 30 and (labels == "medium").sum() == 50 and (labels == "rare").sum() == 20
+    assert (
+        (labels == "frequent").sum() == 30
+        and (labels == "medium").sum() == 50
+        and (labels == "rare").sum() == 20
+    )
     out = measure_by_bucket(w, labels)
     assert set(out) == {"all", "frequent", "medium", "rare"}
     assert out["all"] is not None and out["all"]["rows"] == 100

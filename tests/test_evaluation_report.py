@@ -43,7 +43,8 @@ def test_isotropy_of_run_compares_three_matrices(roberta_run: tuple[RunDir, Path
         assert set(by) == {"all", "frequent", "medium", "rare"}
     keep = labels != "special"
     assert res["matrices"]["original"]["all"]["isotropy"] == pytest.approx(
-        isotropy(np.asarray(run.original_vectors())[keep]), rel=1e-12)
+        isotropy(np.asarray(run.original_vectors())[keep]), rel=1e-12
+    )
     assert res["matrices"]["original"]["all"]["rows"] == 50265 - len(SPECIAL)
     # Generated rows here are isotropic Gaussians, so the swapped matrix must be measurably more isotropic,
     # and ABTT removes the common and dominant directions.
@@ -57,7 +58,9 @@ def test_isotropy_of_run_compares_three_matrices(roberta_run: tuple[RunDir, Path
 
 def test_buckets_fall_back_to_row_order_without_a_lexicon(tiny_bert_dir: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    run = make_run(tmp_path / "r", tiny_bert_dir, "bert", original=rng.standard_normal((30522, 8)).astype(np.float32))
+    run = make_run(
+        tmp_path / "r", tiny_bert_dir, "bert", original=rng.standard_normal((30522, 8)).astype(np.float32)
+    )
     res, _, labels = isotropy_of_run(run)
     assert res["buckets_source"] == "row-order"
     # BERT's specials ([PAD] 0, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103) come from the tokenizer.
@@ -66,11 +69,23 @@ def test_buckets_fall_back_to_row_order_without_a_lexicon(tiny_bert_dir: Path, t
 
 def test_report_files_and_keys(roberta_run: tuple[RunDir, Path], tmp_path: Path) -> None:
     run, db = roberta_run
-    rep = evaluate_run(run, db, wordsim=[DATA / "word-similarity" / "EN-RG-65.txt"], command="defemb eval report")
+    rep = evaluate_run(
+        run, db, wordsim=[DATA / "word-similarity" / "EN-RG-65.txt"], command="defemb eval report"
+    )
     out = Path(rep.report_dir)
     assert out == run.path / "report"
     content = json.loads((out / "report.json").read_text())
-    for key in ("run_id", "manifest", "isotropy", "wordsim", "glue", "summarization", "coverage", "plots", "commands"):
+    for key in (
+        "run_id",
+        "manifest",
+        "isotropy",
+        "wordsim",
+        "glue",
+        "summarization",
+        "coverage",
+        "plots",
+        "commands",
+    ):
         assert key in content
     assert content["manifest"]["model_family"] == "roberta"
     assert content["wordsim"]["EN-RG-65"]["pairs"] == 65
@@ -145,8 +160,12 @@ def test_a_run_refuses_another_lexicon(roberta_run: tuple[RunDir, Path], tmp_pat
     from evaluation.rows import run_buckets
 
     run, db = roberta_run
-    other = make_run(tmp_path / "other", Path(run.manifest()["model"]), "roberta",
-                     original=np.asarray(run.original_vectors()))
+    other = make_run(
+        tmp_path / "other",
+        Path(run.manifest()["model"]),
+        "roberta",
+        original=np.asarray(run.original_vectors()),
+    )
     other.update_manifest(lexicon_fingerprint="0123456789abcdef")
     with pytest.raises(RunMismatch, match="built from lexicon"):
         run_buckets(other, db)

@@ -24,8 +24,9 @@ SUMM = DATA / "summarization"
 
 
 def test_presets_match_the_paper() -> None:
-    assert PRESETS["xsum"] == Decoding(num_beams=6, max_length=60, min_length=10, length_penalty=1.0,
-                                       no_repeat_ngram_size=3)
+    assert PRESETS["xsum"] == Decoding(
+        num_beams=6, max_length=60, min_length=10, length_penalty=1.0, no_repeat_ngram_size=3
+    )
     assert PRESETS["cnndm"] == Decoding(4, 140, 55, 2.0, 3)
     assert set(PRESETS) == {"xsum", "cnndm", "billsum"}
     with pytest.raises(EvaluationError, match="unknown preset"):
@@ -69,8 +70,15 @@ def test_compare_summarization_on_tiny_bart(tiny_bart_dir: Path, tmp_path: Path)
     pytest.importorskip("index.swap")
     run = make_run(tmp_path / "bart", tiny_bart_dir, "bart", covered_share=0.5)
     dec = Decoding(num_beams=2, max_length=16, min_length=2, length_penalty=1.0, no_repeat_ngram_size=3)
-    cfg = SummarizationConfig(data_dir=str(SUMM), train_steps=2, batch_size=4, max_eval=4, decoding=dec,
-                              device="cpu", max_source_len=64)
+    cfg = SummarizationConfig(
+        data_dir=str(SUMM),
+        train_steps=2,
+        batch_size=4,
+        max_eval=4,
+        decoding=dec,
+        device="cpu",
+        max_source_len=64,
+    )
     res = compare_summarization(run, cfg)
     d = res.to_dict()
     assert d["eval_examples"] == 4 and d["train_steps"] == 2 and d["decoding"]["num_beams"] == 2
@@ -85,8 +93,15 @@ def test_summarization_without_swap_is_reproducible(tiny_bart_dir: Path, tmp_pat
     """Nothing selected: both models are the same, so the same seed must decode the same summaries."""
     pytest.importorskip("index.swap")
     run = make_run(tmp_path / "bart0", tiny_bart_dir, "bart", covered_share=0.0)
-    cfg = SummarizationConfig(data_dir=str(SUMM), train_steps=1, batch_size=4, max_eval=3, device="cpu",
-                              decoding=Decoding(1, 12, 1, 1.0, 0), max_source_len=64)
+    cfg = SummarizationConfig(
+        data_dir=str(SUMM),
+        train_steps=1,
+        batch_size=4,
+        max_eval=3,
+        device="cpu",
+        decoding=Decoding(1, 12, 1, 1.0, 0),
+        max_source_len=64,
+    )
     res = compare_summarization(run, cfg)
     assert res.replaced_rows == 0 and res.original == res.definitionemb
 
@@ -98,10 +113,25 @@ def test_cli_summarization_rejects_an_encoder(tiny_bert_dir: Path, tmp_path: Pat
     from defemb.cli import cli
 
     run = make_run(tmp_path / "bert", tiny_bert_dir, "bert")
-    res = CliRunner().invoke(cli, ["eval", "summarization", "--run", str(run.path), "--data", str(SUMM),
-                                   "--max-eval", "2", "--device", "cpu"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "summarization",
+            "--run",
+            str(run.path),
+            "--data",
+            str(SUMM),
+            "--max-eval",
+            "2",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 1 and "sequence-to-sequence" in res.output, res.output
-    assert not (run.path / "report" / "results").exists() or not list((run.path / "report" / "results").iterdir())
+    assert not (run.path / "report" / "results").exists() or not list(
+        (run.path / "report" / "results").iterdir()
+    )
 
 
 @pytest.mark.slow
@@ -114,8 +144,24 @@ def test_cli_summarization_json(tiny_bart_dir: Path, tmp_path: Path) -> None:
     from defemb.cli import cli
 
     run = make_run(tmp_path / "bart", tiny_bart_dir, "bart", covered_share=0.0)
-    res = CliRunner().invoke(cli, ["eval", "summarization", "--run", str(run.path), "--data", str(SUMM),
-                                   "--preset", "xsum", "--max-eval", "1", "--device", "cpu", "--json"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "summarization",
+            "--run",
+            str(run.path),
+            "--data",
+            str(SUMM),
+            "--preset",
+            "xsum",
+            "--max-eval",
+            "1",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["decoding"] == PRESETS["xsum"].to_dict() and out["eval_examples"] == 1

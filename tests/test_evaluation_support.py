@@ -44,11 +44,21 @@ def make_run(
     generated[covered] = (rng.standard_normal((int(covered.sum()), d)) * scale).astype(np.float32)
     run = RunDir(path)
     path.mkdir(parents=True, exist_ok=True)
-    run.write_manifest({
-        "run_id": path.name, "model": str(model_dir), "model_family": family, "tokenizer_id": 1,
-        "lexicon_db": str(db) if db is not None else None, "vocab_size": v, "dim": d, "seed": seed,
-        "config": {"fabricated": True}, "versions": {}, "timings": {},
-    })
+    run.write_manifest(
+        {
+            "run_id": path.name,
+            "model": str(model_dir),
+            "model_family": family,
+            "tokenizer_id": 1,
+            "lexicon_db": str(db) if db is not None else None,
+            "vocab_size": v,
+            "dim": d,
+            "seed": seed,
+            "config": {"fabricated": True},
+            "versions": {},
+            "timings": {},
+        }
+    )
     run.save_array("original_vectors.npy", orig)
     run.save_array("token_vectors.npy", generated)
     run.save_array("token_covered.npy", covered)
@@ -66,22 +76,35 @@ def make_lexicon(db: Path, vocab_size: int, special: tuple[int, ...], covered: n
     ids = np.arange(vocab_size)
     rank = np.full(vocab_size, -1)
     rank[labels != "special"] = np.arange(int((labels != "special").sum()))
-    tokens = pl.DataFrame({
-        "tokenizer_id": np.ones(vocab_size, dtype=np.int32), "token_id": ids.astype(np.int32),
-        "piece": [f"p{i}" for i in ids], "surface": [f"p{i}" for i in ids],
-        "word_initial": np.ones(vocab_size, dtype=bool), "special": labels == "special",
-        "frequency": (vocab_size - ids).astype(np.int64), "freq_rank": rank.astype(np.int32),
-        "bucket": labels.tolist(),
-    })
+    tokens = pl.DataFrame(
+        {
+            "tokenizer_id": np.ones(vocab_size, dtype=np.int32),
+            "token_id": ids.astype(np.int32),
+            "piece": [f"p{i}" for i in ids],
+            "surface": [f"p{i}" for i in ids],
+            "word_initial": np.ones(vocab_size, dtype=bool),
+            "special": labels == "special",
+            "frequency": (vocab_size - ids).astype(np.int64),
+            "freq_rank": rank.astype(np.int32),
+            "bucket": labels.tolist(),
+        }
+    )
     cov = np.flatnonzero(covered & (labels != "special"))
-    align = pl.DataFrame({
-        "tokenizer_id": np.ones(cov.size, dtype=np.int32), "token_id": cov.astype(np.int32),
-        "sense_id": cov.astype(np.int64), "rule": [RULES[i % len(RULES)] for i in range(cov.size)],
-        "rank": np.ones(cov.size, dtype=np.int32),
-    })
+    align = pl.DataFrame(
+        {
+            "tokenizer_id": np.ones(cov.size, dtype=np.int32),
+            "token_id": cov.astype(np.int32),
+            "sense_id": cov.astype(np.int64),
+            "rule": [RULES[i % len(RULES)] for i in range(cov.size)],
+            "rank": np.ones(cov.size, dtype=np.int32),
+        }
+    )
     with writing(db) as con:
-        con.execute("INSERT INTO tokenizer (tokenizer_id, name, kind, vocab_size, sha256) "
-                    "VALUES (1, 'fixture', 'bpe', ?, 'fixture-sha')", [vocab_size])
+        con.execute(
+            "INSERT INTO tokenizer (tokenizer_id, name, kind, vocab_size, sha256) "
+            "VALUES (1, 'fixture', 'bpe', ?, 'fixture-sha')",
+            [vocab_size],
+        )
         con.register("tokens_df", tokens.to_arrow())
         con.execute("INSERT INTO token SELECT * FROM tokens_df")
         con.register("align_df", align.to_arrow())

@@ -19,9 +19,12 @@ def _rows(model: torch.nn.Module) -> np.ndarray:
     return model.get_input_embeddings().weight.detach().numpy()
 
 
-@pytest.mark.parametrize("family,fixture", [("roberta", "tiny_roberta_dir"), ("bart", "tiny_bart_dir"),
-                                            ("bert", "tiny_bert_dir")])
-def test_swap_save_load_round_trip(family: str, fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "family,fixture", [("roberta", "tiny_roberta_dir"), ("bart", "tiny_bart_dir"), ("bert", "tiny_bert_dir")]
+)
+def test_swap_save_load_round_trip(
+    family: str, fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     model_dir: Path = request.getfixturevalue(fixture)
     run = make_run(tmp_path / f"run-{family}", model_dir, family, seed=11)
     res = save_swapped(run, select="covered")
@@ -75,7 +78,9 @@ def test_cli_swap(tiny_bert_dir: Path, tmp_path: Path) -> None:
     from defemb.cli import cli
 
     run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=4)
-    res = CliRunner().invoke(cli, ["eval", "swap", "--run", str(run.path), "--out", str(tmp_path / "m"), "--json"])
+    res = CliRunner().invoke(
+        cli, ["eval", "swap", "--run", str(run.path), "--out", str(tmp_path / "m"), "--json"]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["replaced_rows"] == int(np.asarray(run.covered_mask()).sum())
