@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -71,7 +72,6 @@ def train(db: str, model: str, run_dir: str, preset: str, steps: int | None, bat
     torchrun the same command trains with DDP.
     """
     import embedder
-    from embedder.config import PromptConfig
 
     try:
         prompt_kw: dict[str, Any] = {}
@@ -85,8 +85,10 @@ def train(db: str, model: str, run_dir: str, preset: str, steps: int | None, bat
             preset, db=db, model=model, run=run_dir, steps=steps, batch_tokens=batch_tokens, grad_accum=grad_accum,
             lr=lr, head_lr=head_lr, schedule=schedule, warmup=warmup, loss=loss, head_init=head_init,
             trainable=trainable, dropout=dropout, device=device, compile=compile_ or None, seed=seed, resume=resume or None,
-            progress=not quiet, prompt=PromptConfig(**prompt_kw) if prompt_kw else None,
+            progress=not quiet,
         )
+        if prompt_kw:  # on top of the preset's prompt (its max_length included)
+            cfg = dataclasses.replace(cfg, prompt=dataclasses.replace(cfg.prompt, **prompt_kw))
         res = embedder.train(cfg)
     except (embedder.EmbedderError, _lexicon_error()) as exc:
         _fail(exc)

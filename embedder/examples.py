@@ -180,8 +180,9 @@ class Collator:
     """
 
     def __init__(self, tokenizer: Any, family: str, vocab_size: int, p_mask: float = 0.5, p_random: float = 0.25,
-                 decoder_start_id: int | None = None) -> None:
+                 decoder_start_id: int | None = None, pad_multiple: int = 1) -> None:
         self.family = family
+        self.pad_multiple = max(1, pad_multiple)  # 8 on GPUs: tensor-core shapes and fewer compiled shapes
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self.mask_id = int(tokenizer.mask_token_id)
         self.bos_id = int(tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id)
@@ -197,6 +198,7 @@ class Collator:
         idx = np.asarray(idx, dtype=np.int64)
         lens = ex.lengths[idx]
         b, width = len(idx), int(lens.max())
+        width = -(-width // self.pad_multiple) * self.pad_multiple
         ids = np.full((b, width), self.pad_id, dtype=np.int64)
         att = np.zeros((b, width), dtype=np.int64)
         for r, i in enumerate(idx):

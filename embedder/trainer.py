@@ -288,7 +288,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     model = Regressor(model_bb, family)
     original = model.input_embeddings().weight.detach().clone().float()
     vocab_size, dim = original.shape
-    collator = Collator(tok, family, vocab_size, decoder_start_id=getattr(model_bb.config, "decoder_start_token_id", None))
+    collator = Collator(tok, family, vocab_size, cfg.mask_prob, cfg.random_prob,
+                        decoder_start_id=getattr(model_bb.config, "decoder_start_token_id", None),
+                        pad_multiple=8 if cfg.compile else 1)  # bounds the shapes compile specialises on
     special = set(getattr(tok, "all_special_ids", []) or [])
 
     ckpt = latest_checkpoint(run.path) if (run.path / "regressor").exists() else None
@@ -330,11 +332,19 @@ def train(cfg: TrainConfig) -> TrainResult:
         )
 
     policy = set_trainable(model, cfg.trainable)
-    opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+                            fused=device.type == "cuda")
     sched = make_scheduler(opt, cfg)
     if trainer_state is not None:
         opt.load_state_dict(trainer_state["optimizer"])
         sched.load_state_dict(trainer_state["scheduler"])
+
+    if dist.main and ckpt is None:  # where training starts from: the init's held-out quality
+        h0 = _evaluate(model, collator, data.heldout, original, device, cfg.batch_tokens * 2)
+        history.append({"step": 0, "train_loss": float("nan"), **h0})
+        if cfg.progress:
+            print(f"step 0 ({cfg.head_init} head): heldout loss {h0['loss']:.4f} cos {h0['cosine']:.4f} "
+                  f"(baseline {baseline:.4f})", file=sys.stderr)
 
     fwd: Any = model
     if dist.world > 1:
@@ -352,20 +362,35 @@ def train(cfg: TrainConfig) -> TrainResult:
     bar = tqdm(total=cfg.steps, initial=start_step, desc="train", unit="step", file=sys.stderr,
                disable=not (cfg.progress and dist.main), dynamic_ncols=True)
     recent: list[float] = []
+    pending: list[torch.Tensor] = []  # step losses still on the device: read back in groups, not per step
     tokens_seen = 0
     t_loop = time.perf_counter()
     heldout: dict[str, float] = {}
     model.train()
     step = start_step
+
+    def drain() -> None:
+        if not pending:
+            return
+        vals = torch.stack(pending).double().cpu().tolist()
+        pending.clear()
+        bad = [v for v in vals if not math.isfinite(v)]
+        if bad:
+            raise EmbedderError(
+                f"training loss became {bad[0]} near step {step}; lower --lr (now {cfg.lr}) or use the default loss"
+            )
+        recent.extend(vals)
+
     try:
         while step < end_step:
             torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + dist.rank)
             opt.zero_grad(set_to_none=True)
-            step_loss = 0.0
+            step_loss = torch.zeros((), device=device)
             for a in range(cfg.grad_accum):
                 k = step * micro_per_step + a * dist.world + dist.rank
                 _, idx = stream.get(k)
                 batch = collator(data.train, idx, mode="train", seed=cfg.seed * 7_919 + k)
+                tokens_seen += int(batch["attention_mask"].sum())
                 batch = {key: v.to(device, non_blocking=True) for key, v in batch.items()}
                 target = original[torch.from_numpy(data.train.target_id[idx]).to(device)]
                 sync = a == cfg.grad_accum - 1 or dist.world == 1
@@ -374,39 +399,38 @@ def train(cfg: TrainConfig) -> TrainResult:
                     pred = fwd(**batch)
                     loss, _ = regression_loss(pred, target, cfg.loss, cfg.cos_weight)
                 (loss / cfg.grad_accum).backward()
-                step_loss += float(loss.detach()) / cfg.grad_accum
-                tokens_seen += int(batch["attention_mask"].sum())
+                step_loss += loss.detach().float() / cfg.grad_accum
             if dist.world > 1:  # report the loss of the whole update, not of this rank's share
-                t = torch.tensor([step_loss], dtype=torch.float64, device=device)
-                torch.distributed.all_reduce(t)
-                step_loss = float(t.item()) / dist.world
-            if not math.isfinite(step_loss):
-                raise EmbedderError(
-                    f"training loss became {step_loss} at step {step + 1}; lower --lr (now {cfg.lr}) or clip"
-                )
+                torch.distributed.all_reduce(step_loss)
+                step_loss = step_loss / dist.world
             if cfg.clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             opt.step()
             sched.step()
             step += 1
-            recent.append(step_loss)
-            elapsed = time.perf_counter() - t_loop
-            tps = tokens_seen * dist.world / max(elapsed, 1e-9)
+            pending.append(step_loss)
+            do_eval = dist.main and (step % cfg.eval_every == 0 or step == end_step)
+            do_ckpt = dist.main and (step % cfg.ckpt_every == 0 or step == end_step)
             bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tps:,.0f}")
-            if dist.main and (step % cfg.eval_every == 0 or step == end_step):
+            if step % 10 == 0 or do_eval or do_ckpt or step == end_step or device.type == "cpu":
+                drain()
+                tps = tokens_seen * dist.world / max(time.perf_counter() - t_loop, 1e-9)
+                bar.set_postfix(loss=f"{recent[-1]:.3f}", tok_s=f"{tps:,.0f}")
+            if do_eval:
                 heldout = _evaluate(model, collator, data.heldout, original, device, cfg.batch_tokens * 2)
                 history.append({"step": step, "train_loss": float(np.mean(recent[-cfg.eval_every:])), **heldout})
-                bar.write(f"step {step}: train {history[-1]['train_loss']:.4f} heldout loss {heldout['loss']:.4f} "
+                if cfg.progress:
+                    bar.write(f"step {step}: train {history[-1]['train_loss']:.4f} heldout loss {heldout['loss']:.4f} "
                           f"cos {heldout['cosine']:.4f} (baseline {baseline:.4f})", file=sys.stderr)
-            if dist.main and (step % cfg.ckpt_every == 0 or step == end_step):
+            if do_ckpt:
                 state = {"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                          "history": history, "init": init_info, "config": cfg.to_dict()}
                 save_checkpoint(run.path, model, step, state)
-            if dist.world > 1:
-                torch.distributed.barrier()
+        drain()
     finally:
         bar.close()
+    if dist.world > 1:
+        torch.distributed.barrier()
     seconds = time.perf_counter() - t_start
     tps = tokens_seen * dist.world / max(time.perf_counter() - t_loop, 1e-9)
     heldout = {**heldout, "baseline_cosine": baseline}

@@ -106,8 +106,11 @@ def test_roberta_trains_everything_and_loss_is_finite(roberta_lexicon: Path, tin
 
 
 def test_bart_keeps_shared_embeddings_frozen(roberta_lexicon: Path, tiny_bart_dir: Path, tmp_path: Path) -> None:
-    res = embedder.train(tiny_config(roberta_lexicon, tiny_bart_dir, tmp_path / "b", lr=1e-3))
+    res = embedder.train(tiny_config(roberta_lexicon, tiny_bart_dir, tmp_path / "b", lr=1e-3, multipiece_words=True))
     assert math.isfinite(res.train_loss)
+    data = json.loads((tmp_path / "b" / "manifest.json").read_text())["data"]
+    # the 40 multi-piece words of the test lexicon add one example per piece on top of the aligned tokens
+    assert data["train_examples"] > data["aligned_tokens"] - data["heldout_tokens"] + 40
     st = _state(tmp_path / "b")
     orig = np.load(tmp_path / "b" / "original_vectors.npy")
     shared = [k for k in st if k.endswith("shared.weight") or k.endswith("embed_tokens.weight")]
