@@ -87,3 +87,20 @@ def test_cli_swap(tiny_bert_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "m" / "config.json").is_file()
     res = CliRunner().invoke(cli, ["eval", "swap", "--run", str(run.path), "--select", "nonsense"])
     assert res.exit_code == 1 and "unknown selection" in res.output
+
+
+def test_swap_task_tail_selection(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from test_evaluation_support import DATA
+
+    from index.select import select_rows
+
+    run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=6, covered_share=0.9)
+    task = DATA / "glue" / "CoLA" / "in_domain_train.tsv"
+    select = f"task:{task}:0.5"
+    res = save_swapped(run, select=select)
+    want = select_rows(run, None, select)
+    assert res.replaced_rows == int(want.sum()) > 0
+    assert int(want.sum()) < int(np.asarray(run.covered_mask()).sum())  # only the task's rare half
+    rows = _rows(load_model(res.out_dir))
+    np.testing.assert_array_equal(rows[want], np.asarray(run.token_vectors())[want])
+    np.testing.assert_array_equal(rows[~want], np.asarray(run.original_vectors())[~want])
