@@ -3,11 +3,15 @@ embedder.generate on a tiny BERT, then every index query and an hf export of tha
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
+
+from defemb.cli import cli as defemb_cli
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +70,13 @@ def test_queries_and_table_on_a_trained_run(real_run) -> None:
     assert hits.columns[:6] == ["query", "rank", "token_id", "piece", "surface", "score"]
     assert word_id in hits["token_id"].to_list(), (piece, gloss, hits.head(5))
     assert hits["text"].unique().to_list() == [gloss]
+    by_word = neighbors(run, [piece], k=2)
+    assert by_word["token_id"].unique().to_list() == [word_id]
+    cli = CliRunner().invoke(
+        defemb_cli, ["index", "reverse", "--run", str(run.path), gloss, "-k", "20", "--matrix", "generated", "--json"]
+    )
+    assert cli.exit_code == 0, cli.output
+    assert word_id in [row["token_id"] for row in json.loads(cli.stdout)]
     result = neighbors_table(run, db, k=3, progress=False)
     con = connect(db)
     try:
