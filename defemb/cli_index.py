@@ -111,6 +111,20 @@ def reverse_cmd(run_dir: str, text: str, k: int, matrix: str, db: str | None, as
     _print_frame(reverse(run_dir, text, k=k, matrix=matrix, db=db), as_json)
 
 
+@index.command("senses", epilog="Example:\n\n  defemb index senses --run runs/r1 Ġbank -k 5 --json")
+@_RUN
+@click.argument("token")
+@_K
+@_DB
+@_JSON
+@_fail_cleanly
+def senses_cmd(run_dir: str, token: str, k: int, db: str | None, as_json: bool) -> None:
+    """Senses nearest to a token's generated row (needs `defemb embed generate --senses` and a senses index)."""
+    from index.query import senses_near
+
+    _print_frame(senses_near(run_dir, token, k=k, db=db), as_json)
+
+
 @index.command("neighbors-table", epilog="Example:\n\n  defemb index neighbors-table --run runs/r1 --db lex.duckdb -k 10\n\n"
                "  defemb sql --db lex.duckdb \"SELECT * FROM neighbor JOIN token_definition USING (token_id)\"")
 @_RUN
