@@ -433,8 +433,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         torch.distributed.barrier()
     seconds = time.perf_counter() - t_start
     tps = tokens_seen * dist.world / max(time.perf_counter() - t_loop, 1e-9)
+    if dist.main and not heldout and len(data.heldout):  # resumed a finished run: report where it stands
+        heldout = _evaluate(model, collator, data.heldout, original, device, cfg.batch_tokens * 2)
     heldout = {**heldout, "baseline_cosine": baseline}
-    train_loss = float(np.mean(recent[-max(1, min(len(recent), 50)):])) if recent else float("nan")
+    if recent:
+        train_loss = float(np.mean(recent[-max(1, min(len(recent), 50)):]))
+    else:
+        done = [h["train_loss"] for h in history if math.isfinite(h.get("train_loss", float("nan")))]
+        train_loss = done[-1] if done else float("nan")
     if dist.main:
         check_finite(model.head.weight.detach().float().cpu().numpy(), "head rows")
         run.update_manifest(

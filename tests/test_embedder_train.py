@@ -68,6 +68,8 @@ def test_resume_matches_uninterrupted(bert_lexicon: Path, tiny_bert_dir: Path, t
     assert first.steps == 4
     second = embedder.train(tiny_config(bert_lexicon, tiny_bert_dir, split, resume=True, ckpt_every=100))
     assert second.steps == 6
+    again = embedder.train(tiny_config(bert_lexicon, tiny_bert_dir, split, resume=True, ckpt_every=100))
+    assert again.steps == 6 and math.isfinite(again.heldout["cosine"]) and math.isfinite(again.train_loss)
     a, b = _state(whole), _state(split)
     assert a.keys() == b.keys()
     for k in a:
