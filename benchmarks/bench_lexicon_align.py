@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import lexicon
-from lexicon.align import RULES
+from lexicon.aligner import RULES
 from lexicon.db import connect
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-import lexicon.build
+import lexicon.builder
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "data" / "kaikki"
@@ -102,7 +102,7 @@ def time_duckdb_count(path: Path, function: str = "read_json") -> float:
 
 def time_build(spec: str, db: Path) -> tuple[float, dict]:
     c, t = _cpu(), time.perf_counter()
-    rep = lexicon.build.build(db, [spec], progress=False).to_dict()["sources"][0]
+    rep = lexicon.builder.build(db, [spec], progress=False).to_dict()["sources"][0]
     _CPU["build"] = _cpu() - c
     return time.perf_counter() - t, rep
 

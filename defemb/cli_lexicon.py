@@ -71,7 +71,7 @@ def lexicon() -> None:
 @_clean_errors
 def build(db: Path, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
     """Load dictionary sources into the lexicon (created if missing), atomically."""
-    from lexicon.build import build as build_
+    from lexicon.builder import build as build_
 
     report = build_(db, list(sources), lang=lang, progress=not as_json)
     data = report.to_dict()
@@ -110,7 +110,7 @@ def build(db: Path, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
 def align(db: Path, tokenizer: str, frequencies: Path | None, corpus: str | None, buckets: str,
           max_senses: int | None, rules: str | None, as_json: bool) -> None:
     """Load a tokenizer's vocabulary and link every token to its ranked definitions."""
-    from lexicon.align import align as align_
+    from lexicon.aligner import align as align_
 
     try:
         shares = tuple(float(x) for x in buckets.split(","))

@@ -61,7 +61,7 @@ def tokenizer_sha256(model_dir: str | os.PathLike[str], tokenizer: Any) -> str:
 
 def _tokenizer_id(con: Any, sha: str) -> int | None:
     try:
-        from lexicon.align import tokenizer_id
+        from lexicon.aligner import tokenizer_id
 
         return tokenizer_id(con, sha)
     except (ImportError, AttributeError):
@@ -99,7 +99,7 @@ def resolve_tokenizer(db: str | os.PathLike[str], model_dir: str, sha: str, alig
     print(f"embedder: tokenizer of {model_dir} is not aligned in {db}; aligning it now (lexicon.align)",
           file=sys.stderr)
     try:
-        from lexicon.align import align
+        from lexicon.aligner import align
     except (ImportError, AttributeError) as exc:
         raise EmbedderError(f"lexicon.align is not available to align {model_dir}: {exc}") from exc
     align(db, model_dir, progress=progress)

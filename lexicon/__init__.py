@@ -17,11 +17,11 @@ from typing import Any
 from lexicon.errors import LexiconError, SchemaMismatch, SourceError, TokenizerError
 
 _LAZY = {
-    "build": "lexicon.build",
-    "BuildReport": "lexicon.build",
-    "align": "lexicon.align",
-    "AlignReport": "lexicon.align",
-    "tokenizer_id": "lexicon.align",
+    "build": "lexicon.builder",
+    "BuildReport": "lexicon.builder",
+    "align": "lexicon.aligner",
+    "AlignReport": "lexicon.aligner",
+    "tokenizer_id": "lexicon.aligner",
     "coverage": "lexicon.queries",
     "coverage_frame": "lexicon.queries",
     "definitions": "lexicon.queries",

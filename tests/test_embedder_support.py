@@ -23,7 +23,7 @@ def build_lexicon(path: Path) -> Path:
 
 
 def align(db: Path, model_dir: Path, frequencies: Path | None = None) -> None:
-    from lexicon.align import align as _align
+    from lexicon.aligner import align as _align
 
     _align(str(db), str(model_dir), frequencies=str(frequencies) if frequencies else None, progress=False)
 

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 import lexicon
-from lexicon.align import align
+from lexicon.aligner import align
 from lexicon.db import connect
 from lexicon.errors import LexiconError, TokenizerError
 from lexicon.queries import definitions, query

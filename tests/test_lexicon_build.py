@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import lexicon
 import lexicon.db
-from lexicon.build import BuildReport, build
+from lexicon.builder import BuildReport, build
 from lexicon.errors import SourceError
 from lexicon.sources import base
 from lexicon.sources.base import Columns, Sink, iter_lines
@@ -113,7 +113,7 @@ def test_kill_9_mid_build_leaves_db_intact(tmp_path: Path) -> None:
         f"""
         import time, pathlib
         from lexicon.sources.kaikki import KaikkiSource
-        import lexicon.build
+        import lexicon.builder
         real = KaikkiSource.read
         def slow(self, sink, progress):
             real(self, sink, progress)
@@ -121,7 +121,7 @@ def test_kill_9_mid_build_leaves_db_intact(tmp_path: Path) -> None:
             pathlib.Path({str(flag)!r}).touch()
             time.sleep(60)
         KaikkiSource.read = slow
-        lexicon.build.build({str(db)!r}, ["kaikki:{KAIKKI}"], progress=False)
+        lexicon.builder.build({str(db)!r}, ["kaikki:{KAIKKI}"], progress=False)
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import lexicon.db
-from lexicon.build import build
+from lexicon.builder import build
 from lexicon.errors import SourceError
 from lexicon.sources import KINDS, open_source, parse_spec
 from lexicon.sources.wiktionary_dump import wiktextract_unavailable

@@ -253,15 +253,3 @@ def build(
         for src in opened:
             reports.append(_load(con, src, lang, progress))
     return BuildReport(str(Path(db).resolve()), tuple(reports))
-
-
-class _CallableModule(type(sys)):  # type: ignore[misc]
-    """Importing ``lexicon.build`` binds the *module* as the package attribute ``lexicon.build``,
-    shadowing the lazily exported function of the same name; making the module callable keeps
-    ``lexicon.build(db, sources)`` working either way."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> BuildReport:
-        return build(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -40,9 +40,7 @@ entry order, sense order and sense id.
 from __future__ import annotations
 
 import os
-import sys
 import time
-import types
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -438,14 +436,3 @@ def align(
         rules=rank1_rules,
         seconds=round(time.perf_counter() - started, 3),
     )
-
-
-class _CallableModule(types.ModuleType):
-    """`lexicon.align` names both this module and its function; importing the module rebinds the package
-    attribute to the module, so the module itself forwards calls to :func:`align`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> AlignReport:
-        return align(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
