@@ -7,15 +7,13 @@ one place, `index.swap.replace_rows`; this module only loads, calls it, and save
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embedder.rundir import RunDir, atomic_write_bytes
+from embedder.rundir import RunDir
 from evaluation.errors import EvaluationError, MissingStage
 from evaluation.rows import swap_mask
 
@@ -97,29 +95,15 @@ def save_swapped(
         raise EvaluationError(f"{run.manifest_path} names no model; the run cannot be swapped")
     model = load_model(m["model"])
     n = swap_into(model, run, db, select)
+    import json
+
+    from index._io import atomic_dir
+
     out = Path(out_dir) if out_dir is not None else run.path / "model"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    result = SwapResult(str(out), select, n, int(np.asarray(run.covered_mask()).shape[0]))
+    with atomic_dir(out) as tmp:
         model.save_pretrained(str(tmp))
         AutoTokenizer.from_pretrained(str(m["model"])).save_pretrained(str(tmp))
-        result = SwapResult(str(out), select, n, int(np.asarray(run.covered_mask()).shape[0]))
-        import json
-
-        atomic_write_bytes(
-            tmp / "definitionemb_swap.json",
-            json.dumps(
-                {**result.to_dict(), "run_id": run.run_id, "source_model": str(m["model"])}, indent=2
-            ).encode(),
-        )
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        meta = {**result.to_dict(), "run_id": run.run_id, "source_model": str(m["model"])}
+        (tmp / "definitionemb_swap.json").write_text(json.dumps(meta, indent=2))
     return result
