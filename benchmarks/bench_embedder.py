@@ -30,8 +30,12 @@ TRAIN_STEPS = 6
 
 def emit(bench: str, value: float, unit: str, baseline: float | None, **extra: object) -> None:
     ratio = value / baseline if baseline else None
-    print(json.dumps({"bench": bench, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio, **extra}),
-          flush=True)
+    print(
+        json.dumps(
+            {"bench": bench, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio, **extra}
+        ),
+        flush=True,
+    )
 
 
 def _train_steps(model, coll, ex, original, batches) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -81,8 +85,12 @@ def main() -> None:
         original = model.input_embeddings().weight.detach().clone()
         coll = Collator(tok, fam, original.shape[0])
         lengths = ex.lengths
-        info = {"examples": len(ex), "mean_len": float(lengths.mean()), "threads": torch.get_num_threads(),
-                "model": "all-MiniLM-L6-v2"}
+        info = {
+            "examples": len(ex),
+            "mean_len": float(lengths.mean()),
+            "threads": torch.get_num_threads(),
+            "model": "all-MiniLM-L6-v2",
+        }
 
         bucketed = bucketed_epoch(lengths, BATCH_TOKENS, seed=0, epoch=0)[:TRAIN_STEPS]
         rows = max(1, round(float(np.mean([len(b) for b in bucketed]))))
@@ -90,10 +98,24 @@ def main() -> None:
         _train_steps(model, coll, ex, original, naive[:1])  # warm-up (allocator, kernels)
         tps_naive, pad_naive = _train_steps(model, coll, ex, original, naive)
         tps_bucket, pad_bucket = _train_steps(model, coll, ex, original, bucketed)
-        emit("embedder_train_tokens_per_s_bucketed_vs_fixed", tps_bucket, "tokens/s", tps_naive,
-             batch_tokens=BATCH_TOKENS, fixed_rows=rows, steps=TRAIN_STEPS, **info)
-        emit("embedder_train_padding_fraction_bucketed_vs_fixed", pad_bucket, "fraction", pad_naive,
-             note="lower is better; ratio = bucketed / fixed", **info)
+        emit(
+            "embedder_train_tokens_per_s_bucketed_vs_fixed",
+            tps_bucket,
+            "tokens/s",
+            tps_naive,
+            batch_tokens=BATCH_TOKENS,
+            fixed_rows=rows,
+            steps=TRAIN_STEPS,
+            **info,
+        )
+        emit(
+            "embedder_train_padding_fraction_bucketed_vs_fixed",
+            pad_bucket,
+            "fraction",
+            pad_naive,
+            note="lower is better; ratio = bucketed / fixed",
+            **info,
+        )
 
         model.eval()
         gen = ex.subset(np.arange(min(len(ex), 1200)))
@@ -107,18 +129,48 @@ def main() -> None:
                 unsorted_out[idx] = model(**coll(gen, idx, mode="generate")).numpy()
         t_unsorted = time.perf_counter() - t0
         assert np.allclose(sorted_out, unsorted_out, atol=1e-4)
-        emit("embedder_generate_definitions_per_s_sorted_vs_unsorted", len(gen) / t_sorted, "definitions/s",
-             len(gen) / t_unsorted, **info)
+        emit(
+            "embedder_generate_definitions_per_s_sorted_vs_unsorted",
+            len(gen) / t_sorted,
+            "definitions/s",
+            len(gen) / t_unsorted,
+            **info,
+        )
 
         run = Path(tmp) / "run"
-        res = embedder.train(embedder.preset("quick", db=str(db), model=str(minilm), run=str(run), steps=4,
-                                             batch_tokens=BATCH_TOKENS, head_init="random", eval_every=4,
-                                             device="cpu", progress=False))
+        res = embedder.train(
+            embedder.preset(
+                "quick",
+                db=str(db),
+                model=str(minilm),
+                run=str(run),
+                steps=4,
+                batch_tokens=BATCH_TOKENS,
+                head_init="random",
+                eval_every=4,
+                device="cpu",
+                progress=False,
+            )
+        )
         g = embedder.generate(embedder.GenerateConfig(db=str(db), run=str(run), progress=False))
-        emit("embedder_pipeline_train_tokens_per_s", res.tokens_per_s, "tokens/s", None, steps=res.steps,
-             seconds=res.seconds, **info)
-        emit("embedder_pipeline_generate_definitions_per_s", g.definitions_per_s, "definitions/s", None,
-             tokens=g.tokens, seconds=g.seconds, **info)
+        emit(
+            "embedder_pipeline_train_tokens_per_s",
+            res.tokens_per_s,
+            "tokens/s",
+            None,
+            steps=res.steps,
+            seconds=res.seconds,
+            **info,
+        )
+        emit(
+            "embedder_pipeline_generate_definitions_per_s",
+            g.definitions_per_s,
+            "definitions/s",
+            None,
+            tokens=g.tokens,
+            seconds=g.seconds,
+            **info,
+        )
 
 
 if __name__ == "__main__":

@@ -89,7 +89,9 @@ def bench_search(n: int, nq: int, nlist: int, nprobe: int, seed: int = 0) -> Non
 
     tune_blas()
     rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((2048, 64), dtype=np.float32) @ rng.standard_normal((64, DIM), dtype=np.float32)
+    centers = rng.standard_normal((2048, 64), dtype=np.float32) @ rng.standard_normal(
+        (64, DIM), dtype=np.float32
+    )
     noise = 2.8 * rng.standard_normal((65536, DIM), dtype=np.float32)
     flat = faiss.IndexFlatIP(DIM)
     t0 = time.perf_counter()
@@ -111,16 +113,32 @@ def bench_search(n: int, nq: int, nlist: int, nprobe: int, seed: int = 0) -> Non
     t0 = time.perf_counter()
     k_s, k_i = flat.search(q, K)  # FAISS's own flat kernel, for reference
     t_kernel = time.perf_counter() - t0
-    emit(f"qps_flat_{tag}", nq / t_flat, "queries/s", nq / t_np, queries=nq, baseline_is="numpy brute force",
-         faiss_kernel_qps=round(nq / t_kernel, 2))
-    emit(f"exact_equals_numpy_{tag}", float(np.mean(f_i == np_i)), "fraction of ids",
-         max_score_gap=float(np.max(np.abs(f_s - np_s))), faiss_kernel_ids_equal=float(np.mean(k_i == np_i)))
+    emit(
+        f"qps_flat_{tag}",
+        nq / t_flat,
+        "queries/s",
+        nq / t_np,
+        queries=nq,
+        baseline_is="numpy brute force",
+        faiss_kernel_qps=round(nq / t_kernel, 2),
+    )
+    emit(
+        f"exact_equals_numpy_{tag}",
+        float(np.mean(f_i == np_i)),
+        "fraction of ids",
+        max_score_gap=float(np.max(np.abs(f_s - np_s))),
+        faiss_kernel_ids_equal=float(np.mean(k_i == np_i)),
+    )
 
     if n <= 100_000:  # the library path end to end, on a size where a second copy is cheap
         lib = build_faiss(prepare(xb, "ip"), "Flat", "ip")  # rows are unit already
         l_i, l_s = search_faiss(lib, np.arange(n, dtype=np.int64), prepare(q, "ip"), K)
-        emit(f"exact_equals_numpy_library_{tag}", float(np.mean(l_i == np_i)), "fraction of ids",
-             max_score_gap=float(np.max(np.abs(l_s - np_s))))
+        emit(
+            f"exact_equals_numpy_library_{tag}",
+            float(np.mean(l_i == np_i)),
+            "fraction of ids",
+            max_score_gap=float(np.max(np.abs(l_s - np_s))),
+        )
         del lib
 
     factory = f"IVF{nlist},SQ8"
@@ -136,8 +154,16 @@ def bench_search(n: int, nq: int, nlist: int, nprobe: int, seed: int = 0) -> Non
     t0 = time.perf_counter()
     _, a_i = approx.search(q, K)
     t_a = time.perf_counter() - t0
-    emit(f"qps_{factory}_{tag}", nq / t_a, "queries/s", nq / t_np, queries=nq, nprobe=nprobe,
-         baseline_is="numpy brute force", build_s=round(t_build, 2))
+    emit(
+        f"qps_{factory}_{tag}",
+        nq / t_a,
+        "queries/s",
+        nq / t_np,
+        queries=nq,
+        nprobe=nprobe,
+        baseline_is="numpy brute force",
+        build_s=round(t_build, 2),
+    )
     emit(f"recall10_{factory}_{tag}", recall(f_i, a_i), "recall@10", qps_vs_flat=round(t_flat / t_a, 2))
     del approx, flat
 
@@ -152,8 +178,16 @@ def bench_export(work: Path) -> None:
     tok_dir = SHARED if (SHARED / "vocab.json").exists() else LOCAL_TOKENIZER
     model_dir = work / "roberta-768"
     torch.manual_seed(0)
-    cfg = RobertaConfig(vocab_size=50265, hidden_size=DIM, num_hidden_layers=1, num_attention_heads=12,
-                        intermediate_size=1024, max_position_embeddings=130, pad_token_id=1, type_vocab_size=1)
+    cfg = RobertaConfig(
+        vocab_size=50265,
+        hidden_size=DIM,
+        num_hidden_layers=1,
+        num_attention_heads=12,
+        intermediate_size=1024,
+        max_position_embeddings=130,
+        pad_token_id=1,
+        type_vocab_size=1,
+    )
     RobertaForMaskedLM(cfg).save_pretrained(str(model_dir))
     RobertaTokenizerFast.from_pretrained(str(tok_dir)).save_pretrained(str(model_dir))
     from safetensors import safe_open
@@ -166,8 +200,15 @@ def bench_export(work: Path) -> None:
     tokens[covered] += rng.standard_normal((int(covered.sum()), DIM), dtype=np.float32) * 0.02
     run = RunDir(work / "run")
     run.path.mkdir()
-    run.write_manifest({"run_id": "bench", "model": str(model_dir), "model_family": "roberta",
-                        "vocab_size": original.shape[0], "dim": DIM})
+    run.write_manifest(
+        {
+            "run_id": "bench",
+            "model": str(model_dir),
+            "model_family": "roberta",
+            "vocab_size": original.shape[0],
+            "dim": DIM,
+        }
+    )
     run.save_array("original_vectors.npy", original)
     run.save_array("token_vectors.npy", tokens)
     run.save_array("token_covered.npy", covered)
@@ -175,7 +216,12 @@ def bench_export(work: Path) -> None:
     t0 = time.perf_counter()
     np.save(work / "baseline.npy", tokens)
     t_base = time.perf_counter() - t0
-    for fmt, out in (("npy", "out-npy"), ("safetensors", "out.safetensors"), ("pt", "out.pt"), ("hf", "out-hf")):
+    for fmt, out in (
+        ("npy", "out-npy"),
+        ("safetensors", "out.safetensors"),
+        ("pt", "out.pt"),
+        ("hf", "out-hf"),
+    ):
         t0 = time.perf_counter()
         export(run, fmt, "covered", work / out)
         dt = time.perf_counter() - t0

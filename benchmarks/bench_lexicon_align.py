@@ -41,16 +41,28 @@ TARGET_S = 60.0
 
 def _emit(bench: str, value: float, unit: str, baseline: float | None, digits: int = 3, **extra: Any) -> None:
     ratio = round(value / baseline, 3) if baseline else None
-    print(json.dumps({"bench": bench, "value": round(value, digits), "unit": unit,
-                      "baseline": None if baseline is None else round(baseline, digits), "ratio": ratio, **extra}),
-          flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": bench,
+                "value": round(value, digits),
+                "unit": unit,
+                "baseline": None if baseline is None else round(baseline, digits),
+                "ratio": ratio,
+                **extra,
+            }
+        ),
+        flush=True,
+    )
 
 
 def _python_baseline(db: Path, tid: int) -> tuple[float, float, int]:
     """Exact + case-folded matching with Python dicts: load senses, loop over tokens."""
     started, cpu = time.perf_counter(), time.process_time()
     with connect(db) as con:
-        senses = con.execute("SELECT e.word, s.sense_id FROM sense s JOIN entry e USING (entry_id)").fetchall()
+        senses = con.execute(
+            "SELECT e.word, s.sense_id FROM sense s JOIN entry e USING (entry_id)"
+        ).fetchall()
         tokens = con.execute(
             "SELECT token_id, surface FROM token WHERE tokenizer_id = ? AND NOT special AND surface IS NOT NULL",
             [tid],
@@ -63,7 +75,9 @@ def _python_baseline(db: Path, tid: int) -> tuple[float, float, int]:
     covered = 0
     links = 0
     for _tid, surface in tokens:
-        found = by_word.get(surface, []) + [s for s in by_lower.get(surface.lower(), []) if s not in by_word.get(surface, [])]
+        found = by_word.get(surface, []) + [
+            s for s in by_lower.get(surface.lower(), []) if s not in by_word.get(surface, [])
+        ]
         if found:
             covered += 1
             links += len(found)
@@ -107,23 +121,51 @@ def main() -> None:
         align_s, align_cpu = time.perf_counter() - t1, time.process_time() - c1
         senses = lexicon.query(db, "SELECT count(*) AS n FROM sense")["n"][0]
         load = os.getloadavg()[0]
-        _emit("open_dictionary_build_s", build_s, "s", None, senses=int(senses), cpu_s=round(build_cpu, 2),
-              loadavg=load)
-        _emit("open_dictionary_build_plus_roberta_align_s", build_s + align_s, "s", TARGET_S,
-              baseline_kind="target (issue: under 60 s)")
+        _emit(
+            "open_dictionary_build_s",
+            build_s,
+            "s",
+            None,
+            senses=int(senses),
+            cpu_s=round(build_cpu, 2),
+            loadavg=load,
+        )
+        _emit(
+            "open_dictionary_build_plus_roberta_align_s",
+            build_s + align_s,
+            "s",
+            TARGET_S,
+            baseline_kind="target (issue: under 60 s)",
+        )
         base_s, base_cpu, base_cov = _python_baseline(db, report.tokenizer_id)
-        _emit("roberta_align_s", align_s, "s", base_s, links=report.links, cpu_s=round(align_cpu, 2),
-              baseline_cpu_s=round(base_cpu, 2),
-              baseline_kind="python dict exact+casefold look-up, no ranking, no write")
+        _emit(
+            "roberta_align_s",
+            align_s,
+            "s",
+            base_s,
+            links=report.links,
+            cpu_s=round(align_cpu, 2),
+            baseline_cpu_s=round(base_cpu, 2),
+            baseline_kind="python dict exact+casefold look-up, no ranking, no write",
+        )
 
         steps = _cumulative(db, report.tokenizer_id)
         base = steps[0][1]
-        assert base["covered"] == base_cov, (base["covered"], base_cov)  # SQL and Python agree on the baseline
+        assert base["covered"] == base_cov, (
+            base["covered"],
+            base_cov,
+        )  # SQL and Python agree on the baseline
         prev = base
         for name, cell in steps:
             for part in ("overall", "frequent", "medium", "rare"):
-                _emit(f"roberta_coverage_{name}_{part}", cell[part], "ratio", base[part], digits=4,
-                      adds=round(cell[part] - prev[part], 4))
+                _emit(
+                    f"roberta_coverage_{name}_{part}",
+                    cell[part],
+                    "ratio",
+                    base[part],
+                    digits=4,
+                    adds=round(cell[part] - prev[part], 4),
+                )
             prev = cell
         for rule, n in report.rules.items():
             _emit(f"roberta_rank1_rule_{rule}", n, "tokens", report.covered, digits=0)
@@ -131,14 +173,28 @@ def main() -> None:
         t2, c2 = time.perf_counter(), time.process_time()
         mini = lexicon.align(db, MINILM, progress=False)
         mini_s, mini_cpu = time.perf_counter() - t2, time.process_time() - c2
-        _emit("minilm_align_s", mini_s, "s", align_s, links=mini.links, frequency_source=mini.frequency_source,
-              cpu_s=round(mini_cpu, 2),
-              baseline_kind="roberta align in this run")
+        _emit(
+            "minilm_align_s",
+            mini_s,
+            "s",
+            align_s,
+            links=mini.links,
+            frequency_source=mini.frequency_source,
+            cpu_s=round(mini_cpu, 2),
+            baseline_kind="roberta align in this run",
+        )
         msteps = _cumulative(db, mini.tokenizer_id)
         mbase = msteps[0][1]
         for part in ("overall", "frequent", "medium", "rare"):
-            _emit(f"minilm_coverage_{part}", msteps[-1][1][part], "ratio", mbase[part], digits=4,
-                  tokens=mini.tokens, baseline_kind="exact+casefold")
+            _emit(
+                f"minilm_coverage_{part}",
+                msteps[-1][1][part],
+                "ratio",
+                mbase[part],
+                digits=4,
+                tokens=mini.tokens,
+                baseline_kind="exact+casefold",
+            )
         for name, cell in msteps[1:]:
             _emit(f"minilm_coverage_{name}_overall", cell["overall"], "ratio", mbase["overall"], digits=4)
 

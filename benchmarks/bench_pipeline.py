@@ -23,15 +23,35 @@ def main() -> None:
     first = run_pipeline(cfg)
     total = time.perf_counter() - t0
     for stage, info in first.stages.items():
-        print(json.dumps({"bench": f"pipeline_{stage}", "value": info["seconds"], "unit": "s",
-                          "status": info["status"]}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": f"pipeline_{stage}",
+                    "value": info["seconds"],
+                    "unit": "s",
+                    "status": info["status"],
+                }
+            ),
+            flush=True,
+        )
     t1 = time.perf_counter()
     again = run_pipeline(cfg, log=lambda m: None)
     reuse = time.perf_counter() - t1
     assert all(v["status"] == "reused" for v in again.stages.values()), again.stages
-    print(json.dumps({"bench": "pipeline_total", "value": round(total, 2), "unit": "s",
-                      "baseline": round(reuse, 3), "baseline_what": "second run, every stage reused",
-                      "ratio": round(total / max(reuse, 1e-9), 1), "work": str(Path(work))}), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "pipeline_total",
+                "value": round(total, 2),
+                "unit": "s",
+                "baseline": round(reuse, 3),
+                "baseline_what": "second run, every stage reused",
+                "ratio": round(total / max(reuse, 1e-9), 1),
+                "work": str(Path(work)),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

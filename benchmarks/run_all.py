@@ -42,7 +42,9 @@ def main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", f"benchmarks.bench_{stage}"],
-            cwd=HERE.parent, capture_output=True, text=True,
+            cwd=HERE.parent,
+            capture_output=True,
+            text=True,
         )
         sys.stderr.write(proc.stderr[-4000:])
         for line in proc.stdout.splitlines():
@@ -58,15 +60,27 @@ def main(argv: list[str]) -> int:
             print(json.dumps(rec), flush=True)
         if proc.returncode != 0:
             failed.append(stage)
-        print(json.dumps({"stage": stage, "bench": "stage_wall", "value": round(time.perf_counter() - t0, 2),
-                          "unit": "s", "rc": proc.returncode}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "stage": stage,
+                    "bench": "stage_wall",
+                    "value": round(time.perf_counter() - t0, 2),
+                    "unit": "s",
+                    "rc": proc.returncode,
+                }
+            ),
+            flush=True,
+        )
     (out_dir / "results.jsonl").write_text(
         "".join(json.dumps({**r, "machine": machine()}) + "\n" for r in results), encoding="utf-8"
     )
     for r in results:
         ratio = r.get("ratio")
-        sys.stderr.write(f"{r.get('stage', ''):<16} {r.get('bench', ''):<44} {r.get('value', '')!s:>14} "
-                         f"{r.get('unit', ''):<10} {'' if ratio is None else f'x{ratio}'}\n")
+        sys.stderr.write(
+            f"{r.get('stage', ''):<16} {r.get('bench', ''):<44} {r.get('value', '')!s:>14} "
+            f"{r.get('unit', ''):<10} {'' if ratio is None else f'x{ratio}'}\n"
+        )
     if failed:
         sys.stderr.write(f"failed benchmarks: {', '.join(failed)}\n")
     return 1 if failed else 0

@@ -24,22 +24,37 @@ def _emit(payload: dict[str, Any], as_json: bool, human: str) -> None:
         click.echo(human)
 
 
-@click.group(epilog="Example:\n\n  defemb embed train --db lex.duckdb --model path/to/minilm --run runs/demo\n\n"
-                    "  defemb embed generate --db lex.duckdb --run runs/demo --senses")
+@click.group(
+    epilog="Example:\n\n  defemb embed train --db lex.duckdb --model path/to/minilm --run runs/demo\n\n"
+    "  defemb embed generate --db lex.duckdb --run runs/demo --senses"
+)
 def embed() -> None:
     """Train the DefinitionEMB regressor and generate definition vectors."""
 
 
-@embed.command(epilog="Example:\n\n  defemb embed train --db lex.duckdb --model path/to/all-MiniLM-L6-v2 --run runs/demo "
-                      "--steps 300 --json\n\n"
-                      "  torchrun --nproc-per-node 4 -m defemb.cli embed train --preset paper --db lex.duckdb "
-                      "--model path/to/roberta-base --run-dir runs/paper")
+@embed.command(
+    epilog="Example:\n\n  defemb embed train --db lex.duckdb --model path/to/all-MiniLM-L6-v2 --run runs/demo "
+    "--steps 300 --json\n\n"
+    "  torchrun --nproc-per-node 4 -m defemb.cli embed train --preset paper --db lex.duckdb "
+    "--model path/to/roberta-base --run-dir runs/paper"
+)
 @click.option("--db", required=True, type=click.Path(dir_okay=False), help="Lexicon DuckDB file.")
 @click.option("--model", required=True, help="Model folder (save_pretrained layout) or hub name.")
-@click.option("--run", "--run-dir", "run_dir", required=True, type=click.Path(file_okay=False),
-              help="Run folder to write (spell it --run-dir under torchrun, whose parser claims --run…).")
-@click.option("--preset", type=click.Choice(["quick", "paper"]), default="quick", show_default=True,
-              help="quick: CPU demo recipe (ridge-initialised head, MSE+cosine); paper: the authors' recipe.")
+@click.option(
+    "--run",
+    "--run-dir",
+    "run_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Run folder to write (spell it --run-dir under torchrun, whose parser claims --run…).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["quick", "paper"]),
+    default="quick",
+    show_default=True,
+    help="quick: CPU demo recipe (ridge-initialised head, MSE+cosine); paper: the authors' recipe.",
+)
 @click.option("--steps", type=int, default=None, help="Optimizer updates (preset default if omitted).")
 @click.option("--batch-tokens", type=int, default=None, help="Padded tokens per micro-batch.")
 @click.option("--grad-accum", type=int, default=None, help="Micro-batches per update.")
@@ -50,7 +65,9 @@ def embed() -> None:
 @click.option("--loss", type=click.Choice(["mse", "mse+cos"]), default=None, help="mse = the reference loss.")
 @click.option("--head-init", type=click.Choice(["random", "ridge"]), default=None)
 @click.option("--trainable", type=click.Choice(["auto", "all", "no-embeddings", "head"]), default=None)
-@click.option("--dropout", type=float, default=None, help="Override the model's dropout (0 for exact DDP checks).")
+@click.option(
+    "--dropout", type=float, default=None, help="Override the model's dropout (0 for exact DDP checks)."
+)
 @click.option("--no-pos", is_flag=True, help="Leave the part of speech out of the prompt.")
 @click.option("--template", default=None, help='Prompt template, e.g. "{target} ( {pos} ) : {gloss}".')
 @click.option("--max-length", type=int, default=None, help="Prompt length cap in tokens.")
@@ -60,12 +77,32 @@ def embed() -> None:
 @click.option("--resume", is_flag=True, help="Continue the run's latest checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def train(db: str, model: str, run_dir: str, preset: str, steps: int | None, batch_tokens: int | None,
-          grad_accum: int | None, lr: float | None, head_lr: float | None, schedule: str | None,
-          warmup: int | None, loss: str | None, head_init: str | None, trainable: str | None,
-          dropout: float | None, no_pos: bool,
-          template: str | None, max_length: int | None, device: str, compile_: bool, seed: int, resume: bool,
-          quiet: bool, as_json: bool) -> None:
+def train(
+    db: str,
+    model: str,
+    run_dir: str,
+    preset: str,
+    steps: int | None,
+    batch_tokens: int | None,
+    grad_accum: int | None,
+    lr: float | None,
+    head_lr: float | None,
+    schedule: str | None,
+    warmup: int | None,
+    loss: str | None,
+    head_init: str | None,
+    trainable: str | None,
+    dropout: float | None,
+    no_pos: bool,
+    template: str | None,
+    max_length: int | None,
+    device: str,
+    compile_: bool,
+    seed: int,
+    resume: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Train the regressor on the lexicon's definitions for MODEL's tokenizer.
 
     If the tokenizer is not aligned in the lexicon yet, it is aligned first (said on stderr). Under
@@ -82,9 +119,25 @@ def train(db: str, model: str, run_dir: str, preset: str, steps: int | None, bat
         if max_length:
             prompt_kw["max_length"] = max_length
         cfg = embedder.preset(
-            preset, db=db, model=model, run=run_dir, steps=steps, batch_tokens=batch_tokens, grad_accum=grad_accum,
-            lr=lr, head_lr=head_lr, schedule=schedule, warmup=warmup, loss=loss, head_init=head_init,
-            trainable=trainable, dropout=dropout, device=device, compile=compile_ or None, seed=seed, resume=resume or None,
+            preset,
+            db=db,
+            model=model,
+            run=run_dir,
+            steps=steps,
+            batch_tokens=batch_tokens,
+            grad_accum=grad_accum,
+            lr=lr,
+            head_lr=head_lr,
+            schedule=schedule,
+            warmup=warmup,
+            loss=loss,
+            head_init=head_init,
+            trainable=trainable,
+            dropout=dropout,
+            device=device,
+            compile=compile_ or None,
+            seed=seed,
+            resume=resume or None,
             progress=not quiet,
         )
         if prompt_kw:  # on top of the preset's prompt (its max_length included)
@@ -94,37 +147,71 @@ def train(db: str, model: str, run_dir: str, preset: str, steps: int | None, bat
         _fail(exc)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
-    out = {"run": res.run, "steps": res.steps, "tokens_per_s": res.tokens_per_s, "train_loss": res.train_loss,
-           "heldout": res.heldout, "seconds": res.seconds}
+    out = {
+        "run": res.run,
+        "steps": res.steps,
+        "tokens_per_s": res.tokens_per_s,
+        "train_loss": res.train_loss,
+        "heldout": res.heldout,
+        "seconds": res.seconds,
+    }
     h = res.heldout
-    _emit(out, as_json, f"trained {res.steps} steps in {res.seconds:.0f}s ({res.tokens_per_s:,.0f} tokens/s); "
-                        f"held-out cosine {h.get('cosine', float('nan')):.3f} vs baseline "
-                        f"{h.get('baseline_cosine', float('nan')):.3f} on {h.get('tokens', 0)} tokens → {res.run}")
+    _emit(
+        out,
+        as_json,
+        f"trained {res.steps} steps in {res.seconds:.0f}s ({res.tokens_per_s:,.0f} tokens/s); "
+        f"held-out cosine {h.get('cosine', float('nan')):.3f} vs baseline "
+        f"{h.get('baseline_cosine', float('nan')):.3f} on {h.get('tokens', 0)} tokens → {res.run}",
+    )
 
 
 @embed.command(epilog="Example:\n\n  defemb embed generate --db lex.duckdb --run runs/demo --senses --json")
-@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False), help="Lexicon the run was trained on.")
-@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False), help="Trained run folder.")
+@click.option(
+    "--db",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Lexicon the run was trained on.",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Trained run folder.",
+)
 @click.option("--senses", is_flag=True, help="Also write one vector per lexicon sense (for the index).")
 @click.option("--topk", type=int, default=1, show_default=True, help="Average a token's top-k definitions.")
 @click.option("--batch-tokens", type=int, default=16384, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def generate(db: str, run_dir: str, senses: bool, topk: int, batch_tokens: int, device: str, quiet: bool,
-             as_json: bool) -> None:
+def generate(
+    db: str, run_dir: str, senses: bool, topk: int, batch_tokens: int, device: str, quiet: bool, as_json: bool
+) -> None:
     """Write token_vectors.npy / token_covered.npy (and sense vectors) into a trained run."""
     import embedder
 
     try:
-        res = embedder.generate(embedder.GenerateConfig(db=db, run=run_dir, senses=senses, topk=topk,
-                                                        batch_tokens=batch_tokens, device=device,
-                                                        progress=not quiet))
+        res = embedder.generate(
+            embedder.GenerateConfig(
+                db=db,
+                run=run_dir,
+                senses=senses,
+                topk=topk,
+                batch_tokens=batch_tokens,
+                device=device,
+                progress=not quiet,
+            )
+        )
     except (embedder.EmbedderError, _lexicon_error()) as exc:
         _fail(exc)
-    _emit(res.to_dict(), as_json, f"generated {res.tokens} token rows of {res.vocab_size}"
-                                  + (f" and {res.senses} sense vectors" if senses else "")
-                                  + f" ({res.definitions_per_s:,.0f} definitions/s) → {res.run}")
+    _emit(
+        res.to_dict(),
+        as_json,
+        f"generated {res.tokens} token rows of {res.vocab_size}"
+        + (f" and {res.senses} sense vectors" if senses else "")
+        + f" ({res.definitions_per_s:,.0f} definitions/s) → {res.run}",
+    )
 
 
 def _lexicon_error() -> type[Exception]:

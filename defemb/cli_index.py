@@ -46,35 +46,58 @@ def _print_frame(frame: Any, as_json: bool) -> None:
 
 
 _RUN = click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
-_DB = click.option("--db", type=click.Path(dir_okay=False), default=None,
-                   help="Lexicon database (default: the run's manifest lexicon_db).")
+_DB = click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Lexicon database (default: the run's manifest lexicon_db).",
+)
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
-_K = click.option("-k", "k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours per query.")
+_K = click.option(
+    "-k", "k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours per query."
+)
 
 
-@click.group(epilog="Example:\n\n  defemb index build --run runs/r1 --factory HNSW32 --metric cosine\n\n"
-             "  defemb index neighbors --run runs/r1 cat Ġbank 1234 -k 5")
+@click.group(
+    epilog="Example:\n\n  defemb index build --run runs/r1 --factory HNSW32 --metric cosine\n\n"
+    "  defemb index neighbors --run runs/r1 cat Ġbank 1234 -k 5"
+)
 def index() -> None:
     """FAISS indexes over a run's vectors: neighbours, reverse dictionary, neighbour tables."""
 
 
-@index.command("build", epilog="Example:\n\n  defemb index build --run runs/r1 --kind tokens --factory IVF1024,PQ64 --json")
+@index.command(
+    "build",
+    epilog="Example:\n\n  defemb index build --run runs/r1 --kind tokens --factory IVF1024,PQ64 --json",
+)
 @_RUN
-@click.option("--kind", type=click.Choice(["tokens", "senses", "generated", "original"]), default="tokens",
-              show_default=True, help="tokens = generated and original side by side.")
-@click.option("--factory", default="Flat", show_default=True, help="Any FAISS factory string (Flat, HNSW32, IVF4096,PQ64, …).")
+@click.option(
+    "--kind",
+    type=click.Choice(["tokens", "senses", "generated", "original"]),
+    default="tokens",
+    show_default=True,
+    help="tokens = generated and original side by side.",
+)
+@click.option(
+    "--factory",
+    default="Flat",
+    show_default=True,
+    help="Any FAISS factory string (Flat, HNSW32, IVF4096,PQ64, …).",
+)
 @click.option("--metric", type=click.Choice(["ip", "cosine", "l2"]), default="cosine", show_default=True)
 @click.option("--all-rows", is_flag=True, help="Index every row of token_vectors, not only the covered ones.")
 @_DB
 @_JSON
 @_fail_cleanly
-def build_cmd(run_dir: str, kind: str, factory: str, metric: str, all_rows: bool, db: str | None,
-              as_json: bool) -> None:
+def build_cmd(
+    run_dir: str, kind: str, factory: str, metric: str, all_rows: bool, db: str | None, as_json: bool
+) -> None:
     """Build and save a run's FAISS index(es) under RUN/index/."""
     from index.faiss_index import build
 
-    manifests = build(run_dir, kind=kind, factory=factory, metric=metric, all_rows=all_rows, db=db,
-                      progress=not as_json)
+    manifests = build(
+        run_dir, kind=kind, factory=factory, metric=metric, all_rows=all_rows, db=db, progress=not as_json
+    )
     if as_json:
         click.echo(json.dumps([m.to_dict() for m in manifests]))
     else:
@@ -82,7 +105,9 @@ def build_cmd(run_dir: str, kind: str, factory: str, metric: str, all_rows: bool
             click.echo(f"{m.kind}: {m.factory} ({m.metric}), {m.ntotal} × {m.dim}, {m.seconds:.2f} s")
 
 
-@index.command("neighbors", epilog="Example:\n\n  defemb index neighbors --run runs/r1 cat Ġbank 1234 -k 5 --json")
+@index.command(
+    "neighbors", epilog="Example:\n\n  defemb index neighbors --run runs/r1 cat Ġbank 1234 -k 5 --json"
+)
 @_RUN
 @click.argument("tokens", nargs=-1, required=True)
 @_K
@@ -96,7 +121,9 @@ def neighbors_cmd(run_dir: str, tokens: tuple[str, ...], k: int, db: str | None,
     _print_frame(neighbors(run_dir, list(tokens), k=k, db=db), as_json)
 
 
-@index.command("reverse", epilog="Example:\n\n  defemb index reverse --run runs/r1 \"a small domesticated feline\" -k 5")
+@index.command(
+    "reverse", epilog='Example:\n\n  defemb index reverse --run runs/r1 "a small domesticated feline" -k 5'
+)
 @_RUN
 @click.argument("text")
 @_K
@@ -125,21 +152,32 @@ def senses_cmd(run_dir: str, token: str, k: int, db: str | None, as_json: bool) 
     _print_frame(senses_near(run_dir, token, k=k, db=db), as_json)
 
 
-@index.command("neighbors-table", epilog="Example:\n\n  defemb index neighbors-table --run runs/r1 --db lex.duckdb -k 10\n\n"
-               "  defemb sql --db lex.duckdb \"SELECT * FROM neighbor JOIN token_definition USING (token_id)\"")
+@index.command(
+    "neighbors-table",
+    epilog="Example:\n\n  defemb index neighbors-table --run runs/r1 --db lex.duckdb -k 10\n\n"
+    '  defemb sql --db lex.duckdb "SELECT * FROM neighbor JOIN token_definition USING (token_id)"',
+)
 @_RUN
 @_DB
 @_K
-@click.option("--matrix", "matrices", multiple=True, type=click.Choice(["generated", "original"]),
-              help="Matrices to write (default: both).")
+@click.option(
+    "--matrix",
+    "matrices",
+    multiple=True,
+    type=click.Choice(["generated", "original"]),
+    help="Matrices to write (default: both).",
+)
 @_JSON
 @_fail_cleanly
-def neighbors_table_cmd(run_dir: str, db: str | None, k: int, matrices: tuple[str, ...], as_json: bool) -> None:
+def neighbors_table_cmd(
+    run_dir: str, db: str | None, k: int, matrices: tuple[str, ...], as_json: bool
+) -> None:
     """Write every indexed token's neighbours into the lexicon's `neighbor` table (atomic)."""
     from index.table import neighbors_table
 
-    result = neighbors_table(run_dir, db=db, k=k, matrices=matrices or ("generated", "original"),
-                             progress=not as_json)
+    result = neighbors_table(
+        run_dir, db=db, k=k, matrices=matrices or ("generated", "original"), progress=not as_json
+    )
     if as_json:
         click.echo(json.dumps(result.to_dict()))
     else:
@@ -147,8 +185,11 @@ def neighbors_table_cmd(run_dir: str, db: str | None, k: int, matrices: tuple[st
         click.echo(f"neighbor rows for run {result.run_id} in {result.db}: {rows} ({result.seconds:.1f} s)")
 
 
-@click.command("export", epilog="Example:\n\n  defemb export --run runs/r1 --format hf --select rare --out models/r1-rare\n\n"
-               "  defemb export --run runs/r1 --format npy --select task:train.tsv:0.2 --out r1-task")
+@click.command(
+    "export",
+    epilog="Example:\n\n  defemb export --run runs/r1 --format hf --select rare --out models/r1-rare\n\n"
+    "  defemb export --run runs/r1 --format npy --select task:train.tsv:0.2 --out r1-task",
+)
 @_RUN
 @click.option("--format", "fmt", type=click.Choice(["npy", "safetensors", "pt", "hf"]), required=True)
 @click.option("--select", "select", required=True, help="covered | rare | task:FILE[:ratio]")
@@ -164,5 +205,8 @@ def export(run_dir: str, fmt: str, select: str, out: str, db: str | None, as_jso
     if as_json:
         click.echo(json.dumps(result.to_dict()))
     else:
-        click.echo(f"{result.rows_replaced} of {result.vocab_size} rows replaced → {result.out} "
-                   f"({result.format}, {result.seconds:.2f} s)", file=sys.stdout)
+        click.echo(
+            f"{result.rows_replaced} of {result.vocab_size} rows replaced → {result.out} "
+            f"({result.format}, {result.seconds:.2f} s)",
+            file=sys.stdout,
+        )

@@ -17,8 +17,9 @@ __all__ = ["lexicon", "sql"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_DB = click.option("--db", required=True, type=click.Path(dir_okay=False, path_type=Path),
-                   help="The lexicon DuckDB file.")
+_DB = click.option(
+    "--db", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The lexicon DuckDB file."
+)
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 
 
@@ -63,9 +64,15 @@ def lexicon() -> None:
     "--source tsv:my-definitions.tsv --json",
 )
 @_DB
-@click.option("--source", "sources", multiple=True, required=True, metavar="KIND:PATH",
-              help="A source to load: kaikki, open-dictionary, tsv or wiktionary-dump, then ':' and its path. "
-                   "Repeatable.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    required=True,
+    metavar="KIND:PATH",
+    help="A source to load: kaikki, open-dictionary, tsv or wiktionary-dump, then ':' and its path. "
+    "Repeatable.",
+)
 @click.option("--lang", default="en", show_default=True, help="Language code kept from multilingual sources.")
 @_JSON
 @_clean_errors
@@ -83,8 +90,10 @@ def build(db: Path, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
             click.echo(f"{src['kind']:<16} {src['uri']}: already loaded (same sha256), skipped")
             continue
         filtered = ", ".join(f"{k} {v:,}" for k, v in (src.get("filtered") or {}).items()) or "none"
-        click.echo(f"{src['kind']:<16} {src['uri']}: {src['loaded']:,} loaded, {src['rejected']:,} rejected, "
-                   f"filtered: {filtered} ({src['seconds']:.1f} s)")
+        click.echo(
+            f"{src['kind']:<16} {src['uri']}: {src['loaded']:,} loaded, {src['rejected']:,} rejected, "
+            f"filtered: {filtered} ({src['seconds']:.1f} s)"
+        )
     click.echo(f"lexicon: {getattr(report, 'db', db)}")
 
 
@@ -94,39 +103,78 @@ def build(db: Path, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
     "  defemb lexicon align --db lex.duckdb --tokenizer path/to/minilm --corpus corpus.txt --json",
 )
 @_DB
-@click.option("--tokenizer", required=True, metavar="DIR_OR_NAME",
-              help="A tokenizer or model folder (tokenizer.json, vocab.json+merges.txt or vocab.txt).")
-@click.option("--frequencies", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A fairseq dict.txt with pre-training counts (RoBERTa/BART).")
-@click.option("--corpus", help="A text file whose tokenization gives the counts (default: the lexicon's own "
-                               "glosses and examples; 'vocab-order' uses the vocabulary order).")
-@click.option("--buckets", default="0.3,0.5,0.2", show_default=True,
-              help="Shares of the frequent, medium and rare buckets by frequency rank.")
+@click.option(
+    "--tokenizer",
+    required=True,
+    metavar="DIR_OR_NAME",
+    help="A tokenizer or model folder (tokenizer.json, vocab.json+merges.txt or vocab.txt).",
+)
+@click.option(
+    "--frequencies",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A fairseq dict.txt with pre-training counts (RoBERTa/BART).",
+)
+@click.option(
+    "--corpus",
+    help="A text file whose tokenization gives the counts (default: the lexicon's own "
+    "glosses and examples; 'vocab-order' uses the vocabulary order).",
+)
+@click.option(
+    "--buckets",
+    default="0.3,0.5,0.2",
+    show_default=True,
+    help="Shares of the frequent, medium and rare buckets by frequency rank.",
+)
 @click.option("--max-senses", type=int, help="Keep at most this many ranked senses per token.")
-@click.option("--rules", help="Comma-separated alignment rules to apply (default all: user, exact, casefold, "
-                              "lemma, affix, numeral, unaccent, stem, completion).")
+@click.option(
+    "--rules",
+    help="Comma-separated alignment rules to apply (default all: user, exact, casefold, "
+    "lemma, affix, numeral, unaccent, stem, completion).",
+)
 @_JSON
 @_clean_errors
-def align(db: Path, tokenizer: str, frequencies: Path | None, corpus: str | None, buckets: str,
-          max_senses: int | None, rules: str | None, as_json: bool) -> None:
+def align(
+    db: Path,
+    tokenizer: str,
+    frequencies: Path | None,
+    corpus: str | None,
+    buckets: str,
+    max_senses: int | None,
+    rules: str | None,
+    as_json: bool,
+) -> None:
     """Load a tokenizer's vocabulary and link every token to its ranked definitions."""
     from lexicon.aligner import align as align_
 
     try:
         shares = tuple(float(x) for x in buckets.split(","))
     except ValueError as exc:
-        raise LexiconError(f"--buckets takes three comma-separated shares like 0.3,0.5,0.2, got {buckets!r}") from exc
-    report = align_(db, tokenizer, frequencies=frequencies, corpus=corpus, buckets=shares,
-                    max_senses=max_senses, progress=not as_json,
-                    rules=None if rules is None else [r.strip() for r in rules.split(",") if r.strip()])
+        raise LexiconError(
+            f"--buckets takes three comma-separated shares like 0.3,0.5,0.2, got {buckets!r}"
+        ) from exc
+    report = align_(
+        db,
+        tokenizer,
+        frequencies=frequencies,
+        corpus=corpus,
+        buckets=shares,
+        max_senses=max_senses,
+        progress=not as_json,
+        rules=None if rules is None else [r.strip() for r in rules.split(",") if r.strip()],
+    )
     data = report.to_dict()
     if as_json:
         _print_json(data)
         return
-    click.echo(f"tokenizer {data['tokenizer_id']} ({data['kind']}, {data['vocab_size']:,} pieces, "
-               f"frequencies from {data['frequency_source']}): {data['links']:,} links in {data['seconds']:.1f} s")
-    cov = {"overall": {"tokens": data["tokens"], "covered": data["covered"], "ratio": data["ratio"]},
-           "buckets": data["buckets"], "rules": data["rules"]}
+    click.echo(
+        f"tokenizer {data['tokenizer_id']} ({data['kind']}, {data['vocab_size']:,} pieces, "
+        f"frequencies from {data['frequency_source']}): {data['links']:,} links in {data['seconds']:.1f} s"
+    )
+    cov = {
+        "overall": {"tokens": data["tokens"], "covered": data["covered"], "ratio": data["ratio"]},
+        "buckets": data["buckets"],
+        "rules": data["rules"],
+    }
     for line in _coverage_lines(cov):
         click.echo(line)
 
@@ -135,7 +183,9 @@ def align(db: Path, tokenizer: str, frequencies: Path | None, corpus: str | None
     epilog="Example:\n\n  defemb lexicon coverage --db lex.duckdb --tokenizer tests/data/roberta-bart --json",
 )
 @_DB
-@click.option("--tokenizer", required=True, metavar="DIR_OR_NAME", help="An aligned tokenizer (folder, name or id).")
+@click.option(
+    "--tokenizer", required=True, metavar="DIR_OR_NAME", help="An aligned tokenizer (folder, name or id)."
+)
 @_JSON
 @_clean_errors
 def coverage(db: Path, tokenizer: str, as_json: bool) -> None:
@@ -155,7 +205,9 @@ def coverage(db: Path, tokenizer: str, as_json: bool) -> None:
     "Ġcats ing 20920\n\n  (a token is a piece as spelled, a surface, or an id)",
 )
 @_DB
-@click.option("--tokenizer", required=True, metavar="DIR_OR_NAME", help="An aligned tokenizer (folder, name or id).")
+@click.option(
+    "--tokenizer", required=True, metavar="DIR_OR_NAME", help="An aligned tokenizer (folder, name or id)."
+)
 @click.argument("tokens", nargs=-1, required=True)
 @click.option("--limit", type=int, default=5, show_default=True, help="Senses shown per token (0 = all).")
 @_JSON
@@ -176,16 +228,23 @@ def definitions(db: Path, tokenizer: str, tokens: tuple[str, ...], limit: int, a
         click.echo("no definitions for these tokens")
         return
     for row in frame.iter_rows(named=True):
-        click.echo(f"{row['token_id']:>6} {row['piece']!r:<16} {row['rank']:>3} {row['rule']:<9} "
-                   f"{row['word']} ({row['pos']}): {row['gloss']}")
+        click.echo(
+            f"{row['token_id']:>6} {row['piece']!r:<16} {row['rank']:>3} {row['rule']:<9} "
+            f"{row['word']} ({row['pos']}): {row['gloss']}"
+        )
 
 
 @lexicon.command(
     epilog="Example:\n\n  defemb lexicon export --db lex.duckdb --parquet out/lexicon-parquet",
 )
 @_DB
-@click.option("--parquet", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write one <table>.parquet per table and view into.")
+@click.option(
+    "--parquet",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write one <table>.parquet per table and view into.",
+)
 @_JSON
 @_clean_errors
 def export(db: Path, out_dir: Path, as_json: bool) -> None:
@@ -201,13 +260,15 @@ def export(db: Path, out_dir: Path, as_json: bool) -> None:
 
 
 @click.command(
-    epilog="Example:\n\n  defemb sql --db lex.duckdb \"SELECT bucket, count(*) FROM token GROUP BY bucket\"\n\n"
-    "  defemb sql --db lex.duckdb --csv \"SELECT * FROM token_definition WHERE rank = 1\" > first.csv",
+    epilog='Example:\n\n  defemb sql --db lex.duckdb "SELECT bucket, count(*) FROM token GROUP BY bucket"\n\n'
+    '  defemb sql --db lex.duckdb --csv "SELECT * FROM token_definition WHERE rank = 1" > first.csv',
 )
 @_DB
 @click.argument("query")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
-@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown in the table view (0 = all).")
+@click.option(
+    "--limit", type=int, default=50, show_default=True, help="Rows shown in the table view (0 = all)."
+)
 @_JSON
 @_clean_errors
 def sql(db: Path, query: str, as_csv: bool, limit: int, as_json: bool) -> None:

@@ -22,15 +22,26 @@ from defemb.pipeline import STAGES, PipelineError, run_pipeline
   defemb run --config my.toml --from train --until index   # redo training onwards, stop after indexing
 """,
 )
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Pipeline TOML file (see defemb/configs/). Default: the embedded demo.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Pipeline TOML file (see defemb/configs/). Default: the embedded demo.",
+)
 @click.option("--work", default=None, help="Work folder (overrides [run] work).")
-@click.option("--from", "from_stage", type=click.Choice(STAGES), default=None,
-              help="Run this stage and every later one again, even if their inputs are unchanged.")
+@click.option(
+    "--from",
+    "from_stage",
+    type=click.Choice(STAGES),
+    default=None,
+    help="Run this stage and every later one again, even if their inputs are unchanged.",
+)
 @click.option("--until", type=click.Choice(STAGES), default=None, help="Stop after this stage.")
 @click.option("--json", "as_json", is_flag=True, help="Print what every stage did as JSON on stdout.")
-def run(config_path: str | None, work: str | None, from_stage: str | None, until: str | None,
-        as_json: bool) -> None:
+def run(
+    config_path: str | None, work: str | None, from_stage: str | None, until: str | None, as_json: bool
+) -> None:
     """Run the whole pipeline: lexicon → align → train → generate → index → evaluate → report.
 
     With no --config it runs offline on the embedded default data and the real all-MiniLM-L6-v2, on the

@@ -19,8 +19,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["PipelineConfig", "LexiconSection", "ModelSection", "EmbedderSection", "IndexSection",
-           "EvaluationSection", "load_config", "ConfigError"]
+__all__ = [
+    "PipelineConfig",
+    "LexiconSection",
+    "ModelSection",
+    "EmbedderSection",
+    "IndexSection",
+    "EvaluationSection",
+    "load_config",
+    "ConfigError",
+]
 
 
 class ConfigError(ValueError):
@@ -151,11 +159,14 @@ def load_config(path: str | Path | None) -> PipelineConfig:
     sections["lexicon"] = dataclasses.replace(lex, sources=tuple(_resolve(s, base) for s in lex.sources))
     mod = sections["model"]
     sections["model"] = dataclasses.replace(
-        mod, name=_resolve(mod.name, base), frequencies=_path(mod.frequencies, base) if mod.frequencies else ""
+        mod,
+        name=_resolve(mod.name, base),
+        frequencies=_path(mod.frequencies, base) if mod.frequencies else "",
     )
     ev = sections["evaluation"]
     sections["evaluation"] = dataclasses.replace(
-        ev, wordsim=tuple(w if w.startswith("@") else _path(w, base) for w in ev.wordsim),
+        ev,
+        wordsim=tuple(w if w.startswith("@") else _path(w, base) for w in ev.wordsim),
         glue_data=_path(ev.glue_data, base) if ev.glue_data else "",
     )
     return PipelineConfig(work=run.get("work", "defemb-work"), seed=int(run.get("seed", 13)), **sections)

@@ -39,7 +39,11 @@ class PipelineResult:
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> {status, seconds, result}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"work": str(self.work), "run": str(self.run_dir) if self.run_dir else None, "stages": self.stages}
+        return {
+            "work": str(self.work),
+            "run": str(self.run_dir) if self.run_dir else None,
+            "stages": self.stages,
+        }
 
 
 # --- inputs --------------------------------------------------------------------------------------------
@@ -161,8 +165,7 @@ def run_pipeline(
 
     ctx = st.Context(cfg=cfg, work=work, db=db, model=model, sources=sources, log=log)
     inputs: dict[str, Any] = {
-        "lexicon": [cfg.lexicon.__dict__,
-                    [_fingerprint_path(Path(s.partition(":")[2])) for s in sources]],
+        "lexicon": [cfg.lexicon.__dict__, [_fingerprint_path(Path(s.partition(":")[2])) for s in sources]],
         "align": [model, cfg.model.frequencies, _fingerprint_path(Path(model))],
         "train": [cfg.embedder.__dict__, cfg.seed],
         "generate": [cfg.embedder.senses],
@@ -177,7 +180,12 @@ def run_pipeline(
         prev_key = key
         old = state.get(stage)
         t0 = time.perf_counter()
-        if not forced and old and old.get("key") == key and st.outputs_exist(stage, ctx, old.get("result", {})):
+        if (
+            not forced
+            and old
+            and old.get("key") == key
+            and st.outputs_exist(stage, ctx, old.get("result", {}))
+        ):
             log(f"{stage}: reused (same inputs, key {key})")
             out = old.get("result", {})
             status = "reused"

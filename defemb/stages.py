@@ -42,8 +42,10 @@ def _lexicon(ctx: Context) -> dict[str, Any]:
 
     rep = lexicon.build(ctx.db, ctx.sources, lang=ctx.cfg.lexicon.lang).to_dict()
     for s in rep["sources"]:
-        ctx.log(f"  {s['uri']}: {s['records']} records, {s['loaded']} loaded, {s['rejected']} rejected"
-                + (" (already loaded)" if s.get("skipped") else ""))
+        ctx.log(
+            f"  {s['uri']}: {s['records']} records, {s['loaded']} loaded, {s['rejected']} rejected"
+            + (" (already loaded)" if s.get("skipped") else "")
+        )
     return rep
 
 
@@ -53,8 +55,10 @@ def _align(ctx: Context) -> dict[str, Any]:
     rep = lexicon.align(ctx.db, ctx.model, frequencies=ctx.cfg.model.frequencies or None).to_dict()
     cov = lexicon.coverage(ctx.db, ctx.model)
     o = cov["overall"]
-    ctx.log(f"  coverage: {o['covered']}/{o['tokens']} tokens ({o['ratio']:.1%}); rare "
-            f"{cov['buckets']['rare']['ratio']:.1%}")
+    ctx.log(
+        f"  coverage: {o['covered']}/{o['tokens']} tokens ({o['ratio']:.1%}); rare "
+        f"{cov['buckets']['rare']['ratio']:.1%}"
+    )
     return {"align": rep, "coverage": cov}
 
 
@@ -63,22 +67,33 @@ def _train(ctx: Context) -> dict[str, Any]:
 
     e = ctx.cfg.embedder
     tc = embedder.preset(
-        e.preset, db=str(ctx.db), model=ctx.model, run=str(ctx.run_dir), steps=e.steps,
-        batch_tokens=e.batch_tokens, lr=e.lr, device=e.device, seed=ctx.cfg.seed, **e.extra,
+        e.preset,
+        db=str(ctx.db),
+        model=ctx.model,
+        run=str(ctx.run_dir),
+        steps=e.steps,
+        batch_tokens=e.batch_tokens,
+        lr=e.lr,
+        device=e.device,
+        seed=ctx.cfg.seed,
+        **e.extra,
     )
     res = embedder.train(tc).to_dict()
     res.pop("history", None)
     h = res.get("heldout", {})
-    ctx.log(f"  held-out cosine {h.get('cosine', float('nan')):.3f} vs baseline "
-            f"{h.get('baseline_cosine', float('nan')):.3f}; {res.get('tokens_per_s', 0):,.0f} tokens/s")
+    ctx.log(
+        f"  held-out cosine {h.get('cosine', float('nan')):.3f} vs baseline "
+        f"{h.get('baseline_cosine', float('nan')):.3f}; {res.get('tokens_per_s', 0):,.0f} tokens/s"
+    )
     return res
 
 
 def _generate(ctx: Context) -> dict[str, Any]:
     import embedder
 
-    gc = embedder.GenerateConfig(db=str(ctx.db), run=str(ctx.run_dir), senses=ctx.cfg.embedder.senses,
-                                 device=ctx.cfg.embedder.device)
+    gc = embedder.GenerateConfig(
+        db=str(ctx.db), run=str(ctx.run_dir), senses=ctx.cfg.embedder.senses, device=ctx.cfg.embedder.device
+    )
     return embedder.generate(gc).to_dict()
 
 
@@ -133,17 +148,28 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
     import evaluation
 
     ev = ctx.cfg.evaluation
-    wordsim = [str(Path(__file__).parent / "data" / "EN-RW-STANFORD.txt") if w == "@rare-words" else w
-               for w in ev.wordsim]
+    wordsim = [
+        str(Path(__file__).parent / "data" / "EN-RW-STANFORD.txt") if w == "@rare-words" else w
+        for w in ev.wordsim
+    ]
     glue = None
     if ev.glue_task:
-        glue = evaluation.FinetuneConfig(task=ev.glue_task, data_dir=ev.glue_data, select=ev.glue_select,
-                                         seeds=tuple(range(1, ev.glue_seeds + 1)))
-    rep = evaluation.evaluate_run(ctx.run_dir, ctx.db, wordsim=wordsim, glue=glue,
-                                  command="defemb run" + (f" --work {ctx.work}"))
+        glue = evaluation.FinetuneConfig(
+            task=ev.glue_task,
+            data_dir=ev.glue_data,
+            select=ev.glue_select,
+            seeds=tuple(range(1, ev.glue_seeds + 1)),
+        )
+    rep = evaluation.evaluate_run(
+        ctx.run_dir, ctx.db, wordsim=wordsim, glue=glue, command="defemb run" + (f" --work {ctx.work}")
+    )
     c = rep.content
-    return {"report_dir": rep.report_dir, "isotropy": c.get("isotropy"), "wordsim": c.get("wordsim"),
-            "glue": c.get("glue")}
+    return {
+        "report_dir": rep.report_dir,
+        "isotropy": c.get("isotropy"),
+        "wordsim": c.get("wordsim"),
+        "glue": c.get("glue"),
+    }
 
 
 def _report(ctx: Context) -> dict[str, Any]:

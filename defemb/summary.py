@@ -44,8 +44,10 @@ def _wordsim_rows(ws: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for name, res in (ws or {}).items():
         sp = res.get("spearman", {}) if isinstance(res, dict) else {}
-        lines.append(f"- **{name}**: {res.get('covered_pairs', '?')}/{res.get('pairs', '?')} pairs covered; "
-                     "Spearman " + ", ".join(f"{m} {_f(v)}" for m, v in sp.items()))
+        lines.append(
+            f"- **{name}**: {res.get('covered_pairs', '?')}/{res.get('pairs', '?')} pairs covered; "
+            "Spearman " + ", ".join(f"{m} {_f(v)}" for m, v in sp.items())
+        )
     return lines
 
 
@@ -76,34 +78,54 @@ def write_summary(ctx: Context) -> dict[str, Any]:
     ev = r.get("evaluate", {})
     idx = r.get("index", {})
     lines = [
-        "# defemb run — summary", "",
+        "# defemb run — summary",
+        "",
         f"- work folder: `{ctx.work}`",
         f"- model: `{ctx.model}`",
         f"- run: `{ctx.run_dir}`",
-        f"- full evaluation report: `{ev.get('report_dir', ctx.run_dir / 'report')}/report.md`", "",
-        "## Lexicon", "",
+        f"- full evaluation report: `{ev.get('report_dir', ctx.run_dir / 'report')}/report.md`",
+        "",
+        "## Lexicon",
+        "",
     ]
     for s in lex.get("sources", []):
-        lines.append(f"- `{s.get('uri')}`: {s.get('records')} records, {s.get('loaded')} loaded, "
-                     f"{s.get('rejected')} rejected, filtered {s.get('filtered')}")
+        lines.append(
+            f"- `{s.get('uri')}`: {s.get('records')} records, {s.get('loaded')} loaded, "
+            f"{s.get('rejected')} rejected, filtered {s.get('filtered')}"
+        )
     if cov:
         o = cov["overall"]
-        lines += ["", f"Coverage of the vocabulary: {o['covered']}/{o['tokens']} tokens ({o['ratio']:.1%}).", "",
-                  "| bucket | tokens | covered | ratio |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"Coverage of the vocabulary: {o['covered']}/{o['tokens']} tokens ({o['ratio']:.1%}).",
+            "",
+            "| bucket | tokens | covered | ratio |",
+            "|---|---|---|---|",
+        ]
         for b, v in cov.get("buckets", {}).items():
             lines.append(f"| {b} | {v['tokens']} | {v['covered']} | {v['ratio']:.1%} |")
         if cov.get("rules"):
-            lines += ["", "First definitions by rule: " + ", ".join(f"{k} {v}" for k, v in cov["rules"].items())]
+            lines += [
+                "",
+                "First definitions by rule: " + ", ".join(f"{k} {v}" for k, v in cov["rules"].items()),
+            ]
     if train:
         h = train.get("heldout", {})
-        lines += ["", "## Regressor", "",
-                  f"{train.get('steps')} steps, {_f(train.get('tokens_per_s'), 0)} tokens/s, final train loss "
-                  f"{_f(train.get('train_loss'))}. On {h.get('tokens', '?')} held-out tokens the mean cosine "
-                  f"between generated and original rows is **{_f(h.get('cosine'))}**, against "
-                  f"{_f(h.get('baseline_cosine'))} for the mean of the definition's own token rows."]
+        lines += [
+            "",
+            "## Regressor",
+            "",
+            f"{train.get('steps')} steps, {_f(train.get('tokens_per_s'), 0)} tokens/s, final train loss "
+            f"{_f(train.get('train_loss'))}. On {h.get('tokens', '?')} held-out tokens the mean cosine "
+            f"between generated and original rows is **{_f(h.get('cosine'))}**, against "
+            f"{_f(h.get('baseline_cosine'))} for the mean of the definition's own token rows.",
+        ]
     if gen:
-        lines += ["", f"Generated {gen.get('tokens')} of {gen.get('vocab_size')} rows "
-                      f"({_f(gen.get('definitions_per_s'), 0)} definitions/s)."]
+        lines += [
+            "",
+            f"Generated {gen.get('tokens')} of {gen.get('vocab_size')} rows "
+            f"({_f(gen.get('definitions_per_s'), 0)} definitions/s).",
+        ]
     iso = _isotropy_rows(ev.get("isotropy", {}))
     if iso:
         lines += ["", "## Isotropy", "", *iso]

@@ -33,8 +33,19 @@ _LAZY = {
     "load_regressor": "embedder.checkpoint",
     "Regressor": "embedder.models",
 }
-_SUBMODULES = {"models", "trainer", "generator", "config", "examples", "batching", "checkpoint", "inference",
-               "lexicon_io", "rundir", "errors"}
+_SUBMODULES = {
+    "models",
+    "trainer",
+    "generator",
+    "config",
+    "examples",
+    "batching",
+    "checkpoint",
+    "inference",
+    "lexicon_io",
+    "rundir",
+    "errors",
+}
 
 __all__ = ["EmbedderError", "NonFiniteOutput", "RunMismatch", "RunDir", *_LAZY]
 

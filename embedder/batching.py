@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["budget_batches", "bucketed_epoch", "sorted_batches", "fixed_batches", "padding_fraction", "MicroBatchStream"]
+__all__ = [
+    "budget_batches",
+    "bucketed_epoch",
+    "sorted_batches",
+    "fixed_batches",
+    "padding_fraction",
+    "MicroBatchStream",
+]
 
 
 def budget_batches(order: np.ndarray, lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
@@ -29,13 +36,15 @@ def budget_batches(order: np.ndarray, lengths: np.ndarray, batch_tokens: int) ->
     return out
 
 
-def bucketed_epoch(lengths: np.ndarray, batch_tokens: int, seed: int, epoch: int, pool: int = 4096) -> list[np.ndarray]:
+def bucketed_epoch(
+    lengths: np.ndarray, batch_tokens: int, seed: int, epoch: int, pool: int = 4096
+) -> list[np.ndarray]:
     """One epoch of shuffled, length-bucketed, budget-cut batches."""
     rng = np.random.default_rng([seed, epoch, 1])
     perm = rng.permutation(len(lengths))
     batches: list[np.ndarray] = []
     for s in range(0, len(perm), pool):
-        chunk = perm[s: s + pool]
+        chunk = perm[s : s + pool]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches.extend(budget_batches(chunk, lengths, batch_tokens))
     order = rng.permutation(len(batches))
@@ -51,7 +60,7 @@ def sorted_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
 def fixed_batches(n: int, batch_size: int, seed: int | None = None) -> list[np.ndarray]:
     """The naive baseline: fixed-size batches in random (or given) order, no sorting."""
     order = np.random.default_rng(seed).permutation(n) if seed is not None else np.arange(n)
-    return [order[s: s + batch_size] for s in range(0, n, batch_size)]
+    return [order[s : s + batch_size] for s in range(0, n, batch_size)]
 
 
 def padding_fraction(batches: list[np.ndarray], lengths: np.ndarray) -> float:

@@ -48,7 +48,9 @@ def save_tokenizer(run_path: Path, tokenizer: Any) -> None:
     os.replace(tmp, target)
 
 
-def save_checkpoint(run_path: Path, model: Regressor, step: int, trainer_state: dict[str, Any] | None) -> Path:
+def save_checkpoint(
+    run_path: Path, model: Regressor, step: int, trainer_state: dict[str, Any] | None
+) -> Path:
     from safetensors.torch import save_model
 
     reg = _regdir(run_path)
@@ -85,7 +87,9 @@ def latest_checkpoint(run_path: Path) -> Path | None:
     return p
 
 
-def load_regressor(run_path: Path, device: torch.device | str = "cpu") -> tuple[Regressor, Any, dict[str, Any]]:
+def load_regressor(
+    run_path: Path, device: torch.device | str = "cpu"
+) -> tuple[Regressor, Any, dict[str, Any]]:
     """The trained regressor (eval mode) and tokenizer of a run, with the checkpoint's meta."""
     from safetensors.torch import load_model
     from transformers import AutoConfig

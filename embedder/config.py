@@ -39,7 +39,15 @@ from typing import Any
 
 from embedder.errors import EmbedderError
 
-__all__ = ["PromptConfig", "TrainConfig", "GenerateConfig", "TrainResult", "GenerateResult", "PRESETS", "preset"]
+__all__ = [
+    "PromptConfig",
+    "TrainConfig",
+    "GenerateConfig",
+    "TrainResult",
+    "GenerateResult",
+    "PRESETS",
+    "preset",
+]
 
 
 @dataclass(frozen=True)
@@ -84,31 +92,31 @@ class TrainConfig:
     steps: int = 150
     batch_tokens: int = 1024
     grad_accum: int = 1
-    lr: float = 2e-5                 # encoder (and embeddings when they train)
-    head_lr: float | None = 1e-4     # None: same as lr
+    lr: float = 2e-5  # encoder (and embeddings when they train)
+    head_lr: float | None = 1e-4  # None: same as lr
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.98)
     clip: float = 1.0
-    schedule: str = "cosine"         # inverse_sqrt | cosine | constant (all after linear warm-up)
+    schedule: str = "cosine"  # inverse_sqrt | cosine | constant (all after linear warm-up)
     warmup: int = 10
-    min_lr_ratio: float = 0.05       # floor of the cosine schedule
-    loss: str = "mse+cos"            # mse (the reference) | mse+cos
+    min_lr_ratio: float = 0.05  # floor of the cosine schedule
+    loss: str = "mse+cos"  # mse (the reference) | mse+cos
     cos_weight: float = 0.05
-    head_init: str = "ridge"         # random (N(0, d^-1/2), the reference) | ridge
+    head_init: str = "ridge"  # random (N(0, d^-1/2), the reference) | ridge
     ridge_alpha: float = 1e-2
     ridge_examples: int = 20000
-    trainable: str = "auto"          # auto | all | no-embeddings | head
-    mask_prob: float = 1.0           # target corruption in training: mask token ... (paper: 0.5)
-    random_prob: float = 0.0         # ... or a random token; kept otherwise (paper: 0.25)
-    dropout: float | None = None     # override the model's dropout (None keeps it)
-    senses_per_token: int = 1        # training uses each token's top-k ranked definitions
-    multipiece_words: bool = False   # also train on words the tokenizer splits (one example per piece)
+    trainable: str = "auto"  # auto | all | no-embeddings | head
+    mask_prob: float = 1.0  # target corruption in training: mask token ... (paper: 0.5)
+    random_prob: float = 0.0  # ... or a random token; kept otherwise (paper: 0.25)
+    dropout: float | None = None  # override the model's dropout (None keeps it)
+    senses_per_token: int = 1  # training uses each token's top-k ranked definitions
+    multipiece_words: bool = False  # also train on words the tokenizer splits (one example per piece)
     max_pieces: int = 4
     heldout_frac: float = 0.05
     heldout_max: int = 1000
     eval_every: int = 50
     ckpt_every: int = 200
-    stop_after: int | None = None    # stop (with a checkpoint) after this many steps of this call
+    stop_after: int | None = None  # stop (with a checkpoint) after this many steps of this call
     resume: bool = False
     device: str = "auto"
     compile: bool = False
@@ -121,7 +129,9 @@ class TrainConfig:
         if self.steps < 1:
             raise EmbedderError("steps must be >= 1")
         if self.batch_tokens < self.prompt.max_length:
-            raise EmbedderError(f"batch_tokens ({self.batch_tokens}) must be >= prompt.max_length ({self.prompt.max_length})")
+            raise EmbedderError(
+                f"batch_tokens ({self.batch_tokens}) must be >= prompt.max_length ({self.prompt.max_length})"
+            )
         if self.schedule not in ("inverse_sqrt", "cosine", "constant"):
             raise EmbedderError(f"schedule must be inverse_sqrt|cosine|constant, got {self.schedule!r}")
         if self.loss not in ("mse", "mse+cos"):
@@ -155,11 +165,27 @@ class TrainConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},  # the dataclass defaults
     "paper": {
-        "steps": 400_000, "batch_tokens": 4096, "lr": 1e-4, "head_lr": None, "weight_decay": 0.01,
-        "betas": (0.9, 0.98), "clip": 0.1, "schedule": "inverse_sqrt", "warmup": 24_000, "loss": "mse",
-        "head_init": "random", "trainable": "auto", "senses_per_token": 1, "multipiece_words": True,
-        "mask_prob": 0.5, "random_prob": 0.25, "cos_weight": 1.0, "prompt": PromptConfig(max_length=64),
-        "heldout_max": 2000, "eval_every": 2000, "ckpt_every": 5000,
+        "steps": 400_000,
+        "batch_tokens": 4096,
+        "lr": 1e-4,
+        "head_lr": None,
+        "weight_decay": 0.01,
+        "betas": (0.9, 0.98),
+        "clip": 0.1,
+        "schedule": "inverse_sqrt",
+        "warmup": 24_000,
+        "loss": "mse",
+        "head_init": "random",
+        "trainable": "auto",
+        "senses_per_token": 1,
+        "multipiece_words": True,
+        "mask_prob": 0.5,
+        "random_prob": 0.25,
+        "cos_weight": 1.0,
+        "prompt": PromptConfig(max_length=64),
+        "heldout_max": 2000,
+        "eval_every": 2000,
+        "ckpt_every": 5000,
     },
 }
 
@@ -179,7 +205,7 @@ class GenerateConfig:
     db: str
     run: str
     senses: bool = False
-    topk: int = 1                    # >1: a token's row is the mean over its top-k ranked definitions
+    topk: int = 1  # >1: a token's row is the mean over its top-k ranked definitions
     batch_tokens: int = 16384
     device: str = "auto"
     progress: bool = True
@@ -211,7 +237,7 @@ class TrainResult:
 @dataclass(frozen=True)
 class GenerateResult:
     run: str
-    tokens: int                      # rows generated (covered tokens)
+    tokens: int  # rows generated (covered tokens)
     vocab_size: int
     senses: int
     definitions_per_s: float

@@ -26,14 +26,14 @@ __all__ = ["Examples", "Collator", "build_examples", "word_pieces", "split_heldo
 class Examples:
     """Ragged token-id sequences (flat + offsets) with one target position per sequence."""
 
-    ids: np.ndarray          # int32, all sequences concatenated
-    offsets: np.ndarray      # int64, n+1
-    target_pos: np.ndarray   # int32: index of the target inside its sequence
-    span_start: np.ndarray   # int32: index of the first revealed piece (== target_pos for single pieces)
-    target_id: np.ndarray    # int64: whose original row is the target (-1: none, e.g. a sense)
-    token_id: np.ndarray     # int64: the aligned token the example belongs to (-1: none)
-    sense_id: np.ndarray     # int64
-    rank: np.ndarray         # int32
+    ids: np.ndarray  # int32, all sequences concatenated
+    offsets: np.ndarray  # int64, n+1
+    target_pos: np.ndarray  # int32: index of the target inside its sequence
+    span_start: np.ndarray  # int32: index of the first revealed piece (== target_pos for single pieces)
+    target_id: np.ndarray  # int64: whose original row is the target (-1: none, e.g. a sense)
+    token_id: np.ndarray  # int64: the aligned token the example belongs to (-1: none)
+    sense_id: np.ndarray  # int64
+    rank: np.ndarray  # int32
 
     def __len__(self) -> int:
         return int(self.target_pos.shape[0])
@@ -43,7 +43,7 @@ class Examples:
         return np.diff(self.offsets).astype(np.int32)
 
     def seq(self, i: int) -> np.ndarray:
-        return self.ids[self.offsets[i]: self.offsets[i + 1]]
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
 
     def subset(self, idx: np.ndarray) -> Examples:
         idx = np.asarray(idx, dtype=np.int64)
@@ -55,9 +55,14 @@ class Examples:
         else:
             gather = np.zeros(0, dtype=np.int64)
         return Examples(
-            ids=self.ids[gather], offsets=offsets, target_pos=self.target_pos[idx],
-            span_start=self.span_start[idx], target_id=self.target_id[idx], token_id=self.token_id[idx],
-            sense_id=self.sense_id[idx], rank=self.rank[idx],
+            ids=self.ids[gather],
+            offsets=offsets,
+            target_pos=self.target_pos[idx],
+            span_start=self.span_start[idx],
+            target_id=self.target_id[idx],
+            token_id=self.token_id[idx],
+            sense_id=self.sense_id[idx],
+            rank=self.rank[idx],
         )
 
     @staticmethod
@@ -71,12 +76,14 @@ class Examples:
             offs.append(p.offsets[1:] + base)
             base += p.offsets[-1]
         return Examples(
-            ids=np.concatenate([p.ids for p in parts]), offsets=np.concatenate(offs),
+            ids=np.concatenate([p.ids for p in parts]),
+            offsets=np.concatenate(offs),
             target_pos=np.concatenate([p.target_pos for p in parts]),
             span_start=np.concatenate([p.span_start for p in parts]),
             target_id=np.concatenate([p.target_id for p in parts]),
             token_id=np.concatenate([p.token_id for p in parts]),
-            sense_id=np.concatenate([p.sense_id for p in parts]), rank=np.concatenate([p.rank for p in parts]),
+            sense_id=np.concatenate([p.sense_id for p in parts]),
+            rank=np.concatenate([p.rank for p in parts]),
         )
 
 
@@ -147,14 +154,20 @@ def build_examples(
     np.cumsum(lens, out=offsets[1:])
     flat = np.fromiter((t for s in seqs for t in s), dtype=np.int32, count=int(offsets[-1]))
     return Examples(
-        ids=flat, offsets=offsets, target_pos=np.asarray(tpos, dtype=np.int32),
-        span_start=np.asarray(sstart, dtype=np.int32), target_id=np.asarray(tid, dtype=np.int64),
-        token_id=np.asarray(tok, dtype=np.int64), sense_id=np.asarray(sid, dtype=np.int64),
+        ids=flat,
+        offsets=offsets,
+        target_pos=np.asarray(tpos, dtype=np.int32),
+        span_start=np.asarray(sstart, dtype=np.int32),
+        target_id=np.asarray(tid, dtype=np.int64),
+        token_id=np.asarray(tok, dtype=np.int64),
+        sense_id=np.asarray(sid, dtype=np.int64),
         rank=np.asarray(rk, dtype=np.int32),
     )
 
 
-def word_pieces(tokenizer: Any, words: list[str], family: str, min_pieces: int = 2, max_pieces: int = 4) -> list[list[int]]:
+def word_pieces(
+    tokenizer: Any, words: list[str], family: str, min_pieces: int = 2, max_pieces: int = 4
+) -> list[list[int]]:
     """Word-initial pieces of each word (as it would appear after a space); [] outside [min, max]."""
     texts = [(" " + w) if family in ("roberta", "bart") else w for w in words]
     out = tokenizer(texts, add_special_tokens=False)["input_ids"]
@@ -179,22 +192,39 @@ class Collator:
     uninterrupted single process. `mode="generate"`: the target is always the mask token.
     """
 
-    def __init__(self, tokenizer: Any, family: str, vocab_size: int, p_mask: float = 0.5, p_random: float = 0.25,
-                 decoder_start_id: int | None = None, pad_multiple: int = 1) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        family: str,
+        vocab_size: int,
+        p_mask: float = 0.5,
+        p_random: float = 0.25,
+        decoder_start_id: int | None = None,
+        pad_multiple: int = 1,
+    ) -> None:
         self.family = family
         self.pad_multiple = max(1, pad_multiple)  # 8 on GPUs: tensor-core shapes and fewer compiled shapes
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self.mask_id = int(tokenizer.mask_token_id)
-        self.bos_id = int(tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id)
-        self.dec_start = int(decoder_start_id if decoder_start_id is not None else
-                             (tokenizer.eos_token_id if tokenizer.eos_token_id is not None else self.bos_id))
+        self.bos_id = int(
+            tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+        )
+        self.dec_start = int(
+            decoder_start_id
+            if decoder_start_id is not None
+            else (tokenizer.eos_token_id if tokenizer.eos_token_id is not None else self.bos_id)
+        )
         self.p_mask = p_mask
         self.p_random = p_random
         special = set(getattr(tokenizer, "all_special_ids", []) or [])
-        allowed = np.setdiff1d(np.arange(vocab_size), np.fromiter(special, dtype=np.int64, count=len(special)))
+        allowed = np.setdiff1d(
+            np.arange(vocab_size), np.fromiter(special, dtype=np.int64, count=len(special))
+        )
         self.random_pool = torch.from_numpy(allowed.astype(np.int64))
 
-    def __call__(self, ex: Examples, idx: np.ndarray, mode: str = "train", seed: int = 0) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, ex: Examples, idx: np.ndarray, mode: str = "train", seed: int = 0
+    ) -> dict[str, torch.Tensor]:
         idx = np.asarray(idx, dtype=np.int64)
         lens = ex.lengths[idx]
         b, width = len(idx), int(lens.max())
@@ -213,8 +243,11 @@ class Collator:
             u = torch.rand(b, generator=g)
             rand_tok = self.random_pool[torch.randint(len(self.random_pool), (b,), generator=g)]
             cur = input_ids[rows, tpos]
-            new = torch.where(u < self.p_mask, torch.full_like(cur, self.mask_id),
-                              torch.where(u < self.p_mask + self.p_random, rand_tok, cur))
+            new = torch.where(
+                u < self.p_mask,
+                torch.full_like(cur, self.mask_id),
+                torch.where(u < self.p_mask + self.p_random, rand_tok, cur),
+            )
             input_ids[rows, tpos] = new
         else:
             input_ids[rows, tpos] = self.mask_id
@@ -231,7 +264,7 @@ class Collator:
             datt = np.zeros((b, dw), dtype=np.int64)
             for r, i in enumerate(idx):
                 s = ex.seq(int(i))
-                revealed = s[ex.span_start[i]: ex.target_pos[i]]
+                revealed = s[ex.span_start[i] : ex.target_pos[i]]
                 dec[r, : dlen[r]] = [self.dec_start, self.bos_id, *revealed.tolist()]
                 datt[r, : dlen[r]] = 1
             batch["decoder_input_ids"] = torch.from_numpy(dec)

@@ -67,8 +67,10 @@ def open_run_for(run_path: str | os.PathLike[str], db: str | os.PathLike[str] | 
         run.check_lexicon(lexicon_fingerprint(db))
         want_db = m.get("lexicon_db")
         if want_db and Path(want_db).resolve() != Path(db).resolve():
-            print(f"embedder: note: run {run.path} was trained on {want_db}; using {db} (same fingerprint)",
-                  file=sys.stderr)
+            print(
+                f"embedder: note: run {run.path} was trained on {want_db}; using {db} (same fingerprint)",
+                file=sys.stderr,
+            )
     tok_dir = run.path / "regressor" / "tokenizer"
     if tok_dir.is_dir() and m.get("tokenizer_sha256"):
         from embedder.models import load_tokenizer
@@ -82,7 +84,9 @@ def _prompt_of(run: RunDir) -> PromptConfig:
     try:
         return TrainConfig.from_dict(cfg).prompt if cfg else PromptConfig()
     except (TypeError, EmbedderError):
-        return PromptConfig(**cfg.get("prompt", {})) if isinstance(cfg.get("prompt"), dict) else PromptConfig()
+        return (
+            PromptConfig(**cfg.get("prompt", {})) if isinstance(cfg.get("prompt"), dict) else PromptConfig()
+        )
 
 
 def generate(cfg: GenerateConfig) -> GenerateResult:
@@ -95,15 +99,23 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     original = np.asarray(run.original_vectors())
     vocab_size, dim = original.shape
     if (m.get("vocab_size"), m.get("dim")) != (vocab_size, dim):
-        raise RunMismatch(f"{run.path}/original_vectors.npy is {original.shape}, manifest says "
-                          f"{(m.get('vocab_size'), m.get('dim'))}")
+        raise RunMismatch(
+            f"{run.path}/original_vectors.npy is {original.shape}, manifest says "
+            f"{(m.get('vocab_size'), m.get('dim'))}"
+        )
     prompt = _prompt_of(run)
-    collator = Collator(tok, model.family, vocab_size,
-                        decoder_start_id=getattr(model.backbone.config, "decoder_start_token_id", None))
+    collator = Collator(
+        tok,
+        model.family,
+        vocab_size,
+        decoder_start_id=getattr(model.backbone.config, "decoder_start_token_id", None),
+    )
     defs = fetch_definitions(cfg.db, int(m["tokenizer_id"]), cfg.topk)
     ex = build_examples(tok, prompt, defs)
     if len(ex) != len(defs):
-        raise EmbedderError("the run's prompt template leaves no room for definitions; check its config.prompt")
+        raise EmbedderError(
+            "the run's prompt template leaves no room for definitions; check its config.prompt"
+        )
     n_defs = len(ex)
     t1 = time.perf_counter()
     preds = predict(model, collator, ex, device, cfg.batch_tokens, cfg.progress, "token rows")
@@ -137,11 +149,21 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     dps = total_defs / max(t2 - t1, 1e-9)
     run.update_manifest(
         timings={**m.get("timings", {}), "generate_s": t2 - t0},
-        generate={**cfg.to_dict(), "covered_tokens": int(covered.sum()), "senses": n_senses,
-                  "definitions_per_s": dps},
+        generate={
+            **cfg.to_dict(),
+            "covered_tokens": int(covered.sum()),
+            "senses": n_senses,
+            "definitions_per_s": dps,
+        },
     )
-    return GenerateResult(run=str(run.path), tokens=int(covered.sum()), vocab_size=int(vocab_size), senses=n_senses,
-                          definitions_per_s=dps, seconds=t2 - t0)
+    return GenerateResult(
+        run=str(run.path),
+        tokens=int(covered.sum()),
+        vocab_size=int(vocab_size),
+        senses=n_senses,
+        definitions_per_s=dps,
+        seconds=t2 - t0,
+    )
 
 
 _CACHE: dict[tuple[str, str, float], tuple[Any, Any, PromptConfig, Collator, torch.device]] = {}
@@ -169,16 +191,23 @@ def encode_definitions(
     key = (str(rd.path.resolve()), str(dev), ck.stat().st_mtime if ck.exists() else 0.0)
     if key not in _CACHE:
         model, tok, _ = load_regressor(rd.path, dev)
-        coll = Collator(tok, model.family, model.input_embeddings().num_embeddings,
-                        decoder_start_id=getattr(model.backbone.config, "decoder_start_token_id", None))
+        coll = Collator(
+            tok,
+            model.family,
+            model.input_embeddings().num_embeddings,
+            decoder_start_id=getattr(model.backbone.config, "decoder_start_token_id", None),
+        )
         _CACHE.clear()
         _CACHE[key] = (model, tok, _prompt_of(rd), coll, dev)
     model, tok, prompt, coll, dev = _CACHE[key]
     n = len(texts)
     defs = Definitions(
-        token_id=np.full(n, -1, dtype=np.int64), rank=np.ones(n, dtype=np.int32),
-        sense_id=np.arange(n, dtype=np.int64), word=[""] * n,
-        pos=list(pos) if pos is not None else [None] * n, gloss=[str(t) for t in texts],
+        token_id=np.full(n, -1, dtype=np.int64),
+        rank=np.ones(n, dtype=np.int32),
+        sense_id=np.arange(n, dtype=np.int64),
+        word=[""] * n,
+        pos=list(pos) if pos is not None else [None] * n,
+        gloss=[str(t) for t in texts],
     )
     ex = build_examples(tok, prompt, defs)
     if len(ex) != n:

@@ -15,17 +15,24 @@ import numpy as np
 
 from embedder.errors import EmbedderError
 
-__all__ = ["Definitions", "tokenizer_sha256", "resolve_tokenizer", "fetch_definitions", "fetch_senses",
-           "fetch_words", "lexicon_fingerprint"]
+__all__ = [
+    "Definitions",
+    "tokenizer_sha256",
+    "resolve_tokenizer",
+    "fetch_definitions",
+    "fetch_senses",
+    "fetch_words",
+    "lexicon_fingerprint",
+]
 
 
 @dataclass(frozen=True)
 class Definitions:
     """Column-wise definition rows (one per token × ranked sense, or per sense)."""
 
-    token_id: np.ndarray     # int64; -1 for sense-only rows
-    rank: np.ndarray         # int32
-    sense_id: np.ndarray     # int64
+    token_id: np.ndarray  # int64; -1 for sense-only rows
+    rank: np.ndarray  # int32
+    sense_id: np.ndarray  # int64
     word: list[str]
     pos: list[str | None]
     gloss: list[str]
@@ -47,8 +54,10 @@ def tokenizer_sha256(model_dir: str | os.PathLike[str], tokenizer: Any) -> str:
     except ImportError:
         pass
     except Exception as exc:  # a folder load_vocab cannot read: derive the same fingerprint ourselves
-        print(f"embedder: lexicon.tokenizers.load_vocab({model_dir}) failed ({exc}); hashing the HF vocabulary",
-              file=sys.stderr)
+        print(
+            f"embedder: lexicon.tokenizers.load_vocab({model_dir}) failed ({exc}); hashing the HF vocabulary",
+            file=sys.stderr,
+        )
     import hashlib
     import json
 
@@ -79,8 +88,9 @@ def lexicon_fingerprint(db: str | os.PathLike[str]) -> str:
         con.close()
 
 
-def resolve_tokenizer(db: str | os.PathLike[str], model_dir: str, sha: str, align_if_missing: bool,
-                      progress: bool = True) -> int:
+def resolve_tokenizer(
+    db: str | os.PathLike[str], model_dir: str, sha: str, align_if_missing: bool, progress: bool = True
+) -> int:
     """The lexicon's tokenizer_id for this model's tokenizer, aligning it first when asked to."""
     from lexicon.db import connect
 
@@ -96,8 +106,10 @@ def resolve_tokenizer(db: str | os.PathLike[str], model_dir: str, sha: str, alig
             f"the tokenizer of {model_dir} is not aligned in {db}. Run: defemb lexicon align --db {db} "
             f"--tokenizer {model_dir}"
         )
-    print(f"embedder: tokenizer of {model_dir} is not aligned in {db}; aligning it now (lexicon.align)",
-          file=sys.stderr)
+    print(
+        f"embedder: tokenizer of {model_dir} is not aligned in {db}; aligning it now (lexicon.align)",
+        file=sys.stderr,
+    )
     try:
         from lexicon.aligner import align
     except (ImportError, AttributeError) as exc:

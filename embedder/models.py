@@ -36,9 +36,16 @@ __all__ = [
 
 FAMILIES = ("roberta", "bert", "bart")
 _MODEL_TYPES = {
-    "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta", "xlm-roberta-xl": "roberta",
-    "bert": "bert", "distilbert": "bert", "electra": "bert", "mpnet": "bert",
-    "bart": "bart", "mbart": "bart",
+    "roberta": "roberta",
+    "xlm-roberta": "roberta",
+    "camembert": "roberta",
+    "xlm-roberta-xl": "roberta",
+    "bert": "bert",
+    "distilbert": "bert",
+    "electra": "bert",
+    "mpnet": "bert",
+    "bart": "bart",
+    "mbart": "bart",
 }
 # The paper's choices: RoBERTa trains everything including its embedding matrix; BART keeps the shared
 # embedding matrix frozen (it is tied to the LM head and to both stacks).
@@ -89,7 +96,9 @@ def load_tokenizer(name_or_dir: str | os.PathLike[str]) -> Any:
     return tok
 
 
-def load_pretrained(name_or_dir: str | os.PathLike[str], family: str | None = None) -> tuple[nn.Module, Any, str]:
+def load_pretrained(
+    name_or_dir: str | os.PathLike[str], family: str | None = None
+) -> tuple[nn.Module, Any, str]:
     """Load a backbone (no LM head, SDPA attention) and its fast tokenizer: `(model, tokenizer, family)`.
 
     `name_or_dir` is a local folder (tests and offline machines) or a hub name. Encoders load without
@@ -141,7 +150,9 @@ def model_sha256(name_or_dir: str | os.PathLike[str]) -> str | None:
     if not p.is_dir():
         return None
     files = sorted(
-        f for f in p.iterdir() if f.suffix in (".safetensors", ".bin") and f.is_file() and "optimizer" not in f.name
+        f
+        for f in p.iterdir()
+        if f.suffix in (".safetensors", ".bin") and f.is_file() and "optimizer" not in f.name
     )
     if not files:
         return None
@@ -194,8 +205,10 @@ class Regressor(nn.Module):
             if decoder_input_ids is None or decoder_pos is None:
                 raise EmbedderError("BART needs decoder_input_ids and decoder_pos")
             out = self.backbone(
-                input_ids=input_ids, attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask,
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids,
+                decoder_attention_mask=decoder_attention_mask,
                 use_cache=False,
             )
             return out.last_hidden_state[rows, decoder_pos]

@@ -80,7 +80,9 @@ class RunDir:
         run = cls(p)
         fmt = run.manifest().get("format")
         if fmt != RUN_FORMAT:
-            raise RunMismatch(f"{p}/manifest.json has run format {fmt!r}, this definitionemb reads {RUN_FORMAT}")
+            raise RunMismatch(
+                f"{p}/manifest.json has run format {fmt!r}, this definitionemb reads {RUN_FORMAT}"
+            )
         return run
 
     # --- manifest -------------------------------------------------------------------------------
@@ -129,14 +131,18 @@ class RunDir:
         mask = self._load("token_covered.npy")
         m = self.manifest()
         if "vocab_size" in m and mask.shape != (m["vocab_size"],):
-            raise RunMismatch(f"token_covered.npy has shape {mask.shape}, manifest says vocab_size={m['vocab_size']}")
+            raise RunMismatch(
+                f"token_covered.npy has shape {mask.shape}, manifest says vocab_size={m['vocab_size']}"
+            )
         return mask
 
     def sense_vectors(self) -> np.ndarray:
         sv = self._load("sense_vectors.npy")
         ids = self.sense_ids()
         if sv.shape[0] != ids.shape[0]:
-            raise RunMismatch(f"sense_vectors.npy has {sv.shape[0]} rows but sense_ids.npy has {ids.shape[0]}")
+            raise RunMismatch(
+                f"sense_vectors.npy has {sv.shape[0]} rows but sense_ids.npy has {ids.shape[0]}"
+            )
         return sv
 
     def sense_ids(self) -> np.ndarray:

@@ -67,8 +67,12 @@ def versions() -> dict[str, str]:
 
     import transformers
 
-    out = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-           "numpy": np.__version__}
+    out = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "numpy": np.__version__,
+    }
     try:
         from importlib.metadata import version
 
@@ -78,8 +82,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse", cos_weight: float = 1.0
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def regression_loss(
+    pred: torch.Tensor, target: torch.Tensor, kind: str = "mse", cos_weight: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, reference MSE). The reference MSE: summed squared error / d × 100, mean over targets.
 
     `mse+cos` adds `cos_weight × 100 × mean(1 − cos)`: the ×100 puts it on the scale of the reference
@@ -134,8 +139,13 @@ def _set_dropout(model: torch.nn.Module, p: float) -> None:
         if isinstance(m, torch.nn.Dropout):
             m.p = p
     cfg = getattr(model, "config", None)
-    for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout",
-                 "activation_dropout"):
+    for attr in (
+        "hidden_dropout_prob",
+        "attention_probs_dropout_prob",
+        "dropout",
+        "attention_dropout",
+        "activation_dropout",
+    ):
         if cfg is not None and hasattr(cfg, attr):
             setattr(cfg, attr, p)
 
@@ -143,7 +153,7 @@ def _set_dropout(model: torch.nn.Module, p: float) -> None:
 @dataclass(frozen=True)
 class _Data:
     train: Examples
-    heldout: Examples          # one example per held-out token: its first-ranked definition
+    heldout: Examples  # one example per held-out token: its first-ranked definition
     heldout_gloss_ids: list[list[int]]
     tokenizer_id: int
     n_tokens: int
@@ -159,7 +169,9 @@ def _prepare_data(cfg: TrainConfig, tok: Any, family: str, tid: int) -> _Data:
     ex = build_examples(tok, cfg.prompt, defs)
     held_tokens = split_heldout(ex.token_id, cfg.heldout_frac, cfg.seed)
     if len(held_tokens) > cfg.heldout_max:
-        held_tokens = np.sort(np.random.default_rng([cfg.seed, 17]).choice(held_tokens, cfg.heldout_max, replace=False))
+        held_tokens = np.sort(
+            np.random.default_rng([cfg.seed, 17]).choice(held_tokens, cfg.heldout_max, replace=False)
+        )
     is_held = np.isin(ex.token_id, held_tokens)
     train_ex = ex.subset(np.flatnonzero(~is_held))
     # the first-ranked row of each held-out token (rows are ordered by token, rank)
@@ -178,9 +190,14 @@ def _prepare_data(cfg: TrainConfig, tok: Any, family: str, tid: int) -> _Data:
         if keep:
             from embedder.lexicon_io import Definitions
 
-            sub = Definitions(words.token_id[keep], words.rank[keep], words.sense_id[keep],
-                              [words.word[i] for i in keep], [words.pos[i] for i in keep],
-                              [words.gloss[i] for i in keep])
+            sub = Definitions(
+                words.token_id[keep],
+                words.rank[keep],
+                words.sense_id[keep],
+                [words.word[i] for i in keep],
+                [words.pos[i] for i in keep],
+                [words.gloss[i] for i in keep],
+            )
             mp = build_examples(tok, cfg.prompt, sub, [pieces[i] for i in keep])
             mp = mp.subset(np.flatnonzero(~np.isin(mp.target_id, held_tokens)))
             train_ex = Examples.concat([train_ex, mp])
@@ -196,7 +213,9 @@ def _example_rows(defs: Any, ex: Examples) -> np.ndarray:
     return np.arange(len(ex))
 
 
-def _baseline_cosine(original: torch.Tensor, held: Examples, gloss_ids: list[list[int]], special: set[int]) -> float:
+def _baseline_cosine(
+    original: torch.Tensor, held: Examples, gloss_ids: list[list[int]], special: set[int]
+) -> float:
     """Mean cosine of the mean of a definition's own token rows to the defined token's row."""
     if not gloss_ids:
         return float("nan")
@@ -210,8 +229,14 @@ def _baseline_cosine(original: torch.Tensor, held: Examples, gloss_ids: list[lis
     return float(np.mean(cos)) if cos else float("nan")
 
 
-def _evaluate(model: Regressor, collator: Collator, held: Examples, original: torch.Tensor,
-              device: torch.device, batch_tokens: int) -> dict[str, float]:
+def _evaluate(
+    model: Regressor,
+    collator: Collator,
+    held: Examples,
+    original: torch.Tensor,
+    device: torch.device,
+    batch_tokens: int,
+) -> dict[str, float]:
     if len(held) == 0:
         return {"tokens": 0, "loss": float("nan"), "cosine": float("nan")}
     pred = torch.from_numpy(predict(model, collator, held, device, batch_tokens))
@@ -222,8 +247,14 @@ def _evaluate(model: Regressor, collator: Collator, held: Examples, original: to
 
 
 @torch.no_grad()
-def _ridge_init(model: Regressor, collator: Collator, ex: Examples, original: torch.Tensor, device: torch.device,
-                cfg: TrainConfig) -> dict[str, float]:
+def _ridge_init(
+    model: Regressor,
+    collator: Collator,
+    ex: Examples,
+    original: torch.Tensor,
+    device: torch.device,
+    cfg: TrainConfig,
+) -> dict[str, float]:
     """Closed-form ridge from the frozen backbone's target-position features to the original rows.
 
     The head starts where a linear probe ends (held-out cosine ≈ 0.4 on MiniLM), instead of at a random
@@ -245,14 +276,20 @@ def _ridge_init(model: Regressor, collator: Collator, ex: Examples, original: to
     y = original[torch.from_numpy(sub.target_id)].double().cpu()
     gram = x.T @ x
     lam = cfg.ridge_alpha * float(torch.trace(gram)) / model.dim
-    w = torch.linalg.solve(gram + lam * torch.eye(model.dim, dtype=torch.float64), x.T @ y)  # d×d: feats → rows
+    w = torch.linalg.solve(
+        gram + lam * torch.eye(model.dim, dtype=torch.float64), x.T @ y
+    )  # d×d: feats → rows
     model.head.weight.copy_(w.T.to(model.head.weight.dtype))
     return {"ridge_examples": n, "ridge_lambda": lam, "ridge_seconds": time.perf_counter() - t0}
 
 
 def _check_resume(run: RunDir, cfg: TrainConfig, model_hash: str | None, tok_sha: str, fp: str) -> None:
     m = run.manifest()
-    for key, have in (("model_sha256", model_hash), ("tokenizer_sha256", tok_sha), ("lexicon_fingerprint", fp)):
+    for key, have in (
+        ("model_sha256", model_hash),
+        ("tokenizer_sha256", tok_sha),
+        ("lexicon_fingerprint", fp),
+    ):
         if m.get(key) and have and m[key] != have:
             raise RunMismatch(
                 f"cannot resume {run.path}: its {key} is {m[key][:16]}, now {have[:16]}. "
@@ -288,9 +325,15 @@ def train(cfg: TrainConfig) -> TrainResult:
     model = Regressor(model_bb, family)
     original = model.input_embeddings().weight.detach().clone().float()
     vocab_size, dim = original.shape
-    collator = Collator(tok, family, vocab_size, cfg.mask_prob, cfg.random_prob,
-                        decoder_start_id=getattr(model_bb.config, "decoder_start_token_id", None),
-                        pad_multiple=8 if cfg.compile else 1)  # bounds the shapes compile specialises on
+    collator = Collator(
+        tok,
+        family,
+        vocab_size,
+        cfg.mask_prob,
+        cfg.random_prob,
+        decoder_start_id=getattr(model_bb.config, "decoder_start_token_id", None),
+        pad_multiple=8 if cfg.compile else 1,
+    )  # bounds the shapes compile specialises on
     special = set(getattr(tok, "all_special_ids", []) or [])
 
     ckpt = latest_checkpoint(run.path) if (run.path / "regressor").exists() else None
@@ -324,16 +367,34 @@ def train(cfg: TrainConfig) -> TrainResult:
             run.save_array("original_vectors.npy", original.cpu().numpy())
         save_tokenizer(run.path, tok)
         run.update_manifest(
-            run_id=run.path.name, model=cfg.model, model_family=family, model_sha256=mhash,
-            tokenizer_sha256=tok_sha, tokenizer_id=int(tid), lexicon_db=abspath(cfg.db), lexicon_fingerprint=fp,
-            vocab_size=int(vocab_size), dim=int(dim), seed=cfg.seed, config=cfg.to_dict(), versions=versions(),
-            data={"train_examples": len(data.train), "heldout_tokens": len(data.heldout),
-                  "aligned_tokens": data.n_tokens},
+            run_id=run.path.name,
+            model=cfg.model,
+            model_family=family,
+            model_sha256=mhash,
+            tokenizer_sha256=tok_sha,
+            tokenizer_id=int(tid),
+            lexicon_db=abspath(cfg.db),
+            lexicon_fingerprint=fp,
+            vocab_size=int(vocab_size),
+            dim=int(dim),
+            seed=cfg.seed,
+            config=cfg.to_dict(),
+            versions=versions(),
+            data={
+                "train_examples": len(data.train),
+                "heldout_tokens": len(data.heldout),
+                "aligned_tokens": data.n_tokens,
+            },
         )
 
     policy = set_trainable(model, cfg.trainable)
-    opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
-                            fused=device.type == "cuda")
+    opt = torch.optim.AdamW(
+        _param_groups(model, cfg),
+        lr=cfg.lr,
+        betas=cfg.betas,
+        weight_decay=cfg.weight_decay,
+        fused=device.type == "cuda",
+    )
     sched = make_scheduler(opt, cfg)
     if trainer_state is not None:
         opt.load_state_dict(trainer_state["optimizer"])
@@ -343,8 +404,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         h0 = _evaluate(model, collator, data.heldout, original, device, cfg.batch_tokens * 2)
         history.append({"step": 0, "train_loss": float("nan"), **h0})
         if cfg.progress:
-            print(f"step 0 ({cfg.head_init} head): heldout loss {h0['loss']:.4f} cos {h0['cosine']:.4f} "
-                  f"(baseline {baseline:.4f})", file=sys.stderr)
+            print(
+                f"step 0 ({cfg.head_init} head): heldout loss {h0['loss']:.4f} cos {h0['cosine']:.4f} "
+                f"(baseline {baseline:.4f})",
+                file=sys.stderr,
+            )
 
     fwd: Any = model
     if dist.world > 1:
@@ -359,8 +423,15 @@ def train(cfg: TrainConfig) -> TrainResult:
     end_step = cfg.steps if cfg.stop_after is None else min(cfg.steps, start_step + cfg.stop_after)
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.steps, initial=start_step, desc="train", unit="step", file=sys.stderr,
-               disable=not (cfg.progress and dist.main), dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start_step,
+        desc="train",
+        unit="step",
+        file=sys.stderr,
+        disable=not (cfg.progress and dist.main),
+        dynamic_ncols=True,
+    )
     recent: list[float] = []
     pending: list[torch.Tensor] = []  # step losses still on the device: read back in groups, not per step
     tokens_seen = 0
@@ -394,7 +465,11 @@ def train(cfg: TrainConfig) -> TrainResult:
                 batch = {key: v.to(device, non_blocking=True) for key, v in batch.items()}
                 target = original[torch.from_numpy(data.train.target_id[idx]).to(device)]
                 sync = a == cfg.grad_accum - 1 or dist.world == 1
-                ctx = fwd.no_sync() if (dist.world > 1 and not sync and hasattr(fwd, "no_sync")) else contextlib.nullcontext()
+                ctx = (
+                    fwd.no_sync()
+                    if (dist.world > 1 and not sync and hasattr(fwd, "no_sync"))
+                    else contextlib.nullcontext()
+                )
                 with ctx, autocast(device):
                     pred = fwd(**batch)
                     loss, _ = regression_loss(pred, target, cfg.loss, cfg.cos_weight)
@@ -418,13 +493,24 @@ def train(cfg: TrainConfig) -> TrainResult:
                 bar.set_postfix(loss=f"{recent[-1]:.3f}", tok_s=f"{tps:,.0f}")
             if do_eval:
                 heldout = _evaluate(model, collator, data.heldout, original, device, cfg.batch_tokens * 2)
-                history.append({"step": step, "train_loss": float(np.mean(recent[-cfg.eval_every:])), **heldout})
+                history.append(
+                    {"step": step, "train_loss": float(np.mean(recent[-cfg.eval_every :])), **heldout}
+                )
                 if cfg.progress:
-                    bar.write(f"step {step}: train {history[-1]['train_loss']:.4f} heldout loss {heldout['loss']:.4f} "
-                          f"cos {heldout['cosine']:.4f} (baseline {baseline:.4f})", file=sys.stderr)
+                    bar.write(
+                        f"step {step}: train {history[-1]['train_loss']:.4f} heldout loss {heldout['loss']:.4f} "
+                        f"cos {heldout['cosine']:.4f} (baseline {baseline:.4f})",
+                        file=sys.stderr,
+                    )
             if do_ckpt:
-                state = {"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                         "history": history, "init": init_info, "config": cfg.to_dict()}
+                state = {
+                    "step": step,
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "history": history,
+                    "init": init_info,
+                    "config": cfg.to_dict(),
+                }
                 save_checkpoint(run.path, model, step, state)
         drain()
     finally:
@@ -437,20 +523,32 @@ def train(cfg: TrainConfig) -> TrainResult:
         heldout = _evaluate(model, collator, data.heldout, original, device, cfg.batch_tokens * 2)
     heldout = {**heldout, "baseline_cosine": baseline}
     if recent:
-        train_loss = float(np.mean(recent[-max(1, min(len(recent), 50)):]))
+        train_loss = float(np.mean(recent[-max(1, min(len(recent), 50)) :]))
     else:
         done = [h["train_loss"] for h in history if math.isfinite(h.get("train_loss", float("nan")))]
         train_loss = done[-1] if done else float("nan")
     if dist.main:
         check_finite(model.head.weight.detach().float().cpu().numpy(), "head rows")
         run.update_manifest(
-            trainable=policy, init=init_info,
+            trainable=policy,
+            init=init_info,
             timings={**run.manifest().get("timings", {}), "data_s": t_data - t_start, "train_s": seconds},
-            train={"steps": step, "tokens_per_s": tps, "train_loss": train_loss, "heldout": heldout,
-                   "history": history},
+            train={
+                "steps": step,
+                "tokens_per_s": tps,
+                "train_loss": train_loss,
+                "heldout": heldout,
+                "history": history,
+            },
         )
     if dist.world > 1:
         torch.distributed.barrier()
-    return TrainResult(run=str(run.path), steps=step, tokens_per_s=tps, train_loss=train_loss, heldout=heldout,
-                       seconds=seconds, history=tuple(history))
-
+    return TrainResult(
+        run=str(run.path),
+        steps=step,
+        tokens_per_s=tps,
+        train_loss=train_loss,
+        heldout=heldout,
+        seconds=seconds,
+        history=tuple(history),
+    )

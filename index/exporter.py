@@ -50,9 +50,13 @@ def export_matrix(run: RunLike, mask: np.ndarray) -> np.ndarray:
     original = r.original_vectors()
     tokens = r.token_vectors()
     if original.shape != tokens.shape:
-        raise ExportError(f"original_vectors {original.shape} and token_vectors {tokens.shape} differ in shape")
+        raise ExportError(
+            f"original_vectors {original.shape} and token_vectors {tokens.shape} differ in shape"
+        )
     if mask.shape != (original.shape[0],) or mask.dtype != np.bool_:
-        raise ExportError(f"mask must be a boolean vector of length {original.shape[0]}, got {mask.dtype}{mask.shape}")
+        raise ExportError(
+            f"mask must be a boolean vector of length {original.shape[0]}, got {mask.dtype}{mask.shape}"
+        )
     matrix = np.array(original, dtype=np.float32, order="C", copy=True)
     matrix[mask] = tokens[mask]
     if not np.isfinite(matrix[mask]).all():
@@ -92,7 +96,9 @@ def load_base_model(model: str | os.PathLike[str]) -> tuple[Any, Any]:
     return loaded, tokenizer
 
 
-def _write_hf(run: RunDir, matrix: np.ndarray, mask: np.ndarray, out: Path, meta: dict[str, str]) -> tuple[str, ...]:
+def _write_hf(
+    run: RunDir, matrix: np.ndarray, mask: np.ndarray, out: Path, meta: dict[str, str]
+) -> tuple[str, ...]:
     import torch
 
     from index.swap import replace_rows

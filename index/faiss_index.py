@@ -233,7 +233,9 @@ def _flat_search_blocked(xb: np.ndarray, is_l2: bool, q: np.ndarray, k: int) -> 
     return best_s.astype(np.float32, copy=False), best_i
 
 
-def search_faiss(index: faiss.Index, ids: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def search_faiss(
+    index: faiss.Index, ids: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Search prepared `queries`; map FAISS labels through `ids` (labels < 0 stay -1).
 
     Batches of 20+ queries against a CPU flat index are answered by :func:`_flat_search_blocked` on the
@@ -260,7 +262,11 @@ def _index_dir(run: RunDir) -> Path:
     return run.path / "index"
 
 
-_SOURCE = {"generated": "token_vectors.npy", "original": "original_vectors.npy", "senses": "sense_vectors.npy"}
+_SOURCE = {
+    "generated": "token_vectors.npy",
+    "original": "original_vectors.npy",
+    "senses": "sense_vectors.npy",
+}
 
 
 def source_digest(path: Path, samples: int = 64, chunk: int = 1 << 16) -> str:
@@ -281,7 +287,9 @@ def source_digest(path: Path, samples: int = 64, chunk: int = 1 << 16) -> str:
     return h.hexdigest()
 
 
-def index_vectors(run: RunDir, kind: str, all_rows: bool = False, db: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def index_vectors(
+    run: RunDir, kind: str, all_rows: bool = False, db: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(vectors, ids) a kind indexes: covered generated rows, non-special original rows, or senses."""
     if kind == "generated":
         tv = run.token_vectors()
@@ -381,7 +389,9 @@ def open_index(
         raw = json.loads(man_path.read_text(encoding="utf-8"))
         manifest = IndexManifest(**raw)
     except (OSError, json.JSONDecodeError, TypeError) as exc:
-        raise IndexCorrupt(f"{man_path} is not a readable index manifest ({exc}); rebuild with: {rebuild}") from exc
+        raise IndexCorrupt(
+            f"{man_path} is not a readable index manifest ({exc}); rebuild with: {rebuild}"
+        ) from exc
     if manifest.run_id != r.run_id:
         raise IndexMismatch(
             f"{d / manifest.file} was built for run {manifest.run_id!r}, not {r.run_id!r} "

@@ -100,9 +100,11 @@ def reverse_vectors(
             "score": scores.reshape(-1),
         }
     )
-    return hits.join(table.select("token_id", "piece", "surface"), on="token_id", how="left").select(
-        "query", "rank", "token_id", "piece", "surface", "score"
-    ).sort("query", "rank")
+    return (
+        hits.join(table.select("token_id", "piece", "surface"), on="token_id", how="left")
+        .select("query", "rank", "token_id", "piece", "surface", "score")
+        .sort("query", "rank")
+    )
 
 
 def reverse(
@@ -114,7 +116,7 @@ def reverse(
     """
     texts = [text] if isinstance(text, str) else list(text)
     if not texts or any(not t.strip() for t in texts):
-        raise IndexStageError("reverse needs a non-empty definition text, e.g. \"a small domesticated cat\"")
+        raise IndexStageError('reverse needs a non-empty definition text, e.g. "a small domesticated cat"')
     # Imported late: the embedder pulls in torch and transformers, which the vector half never needs.
     encode_definitions = getattr(importlib.import_module("embedder"), "encode_definitions", None)
     if encode_definitions is None:
@@ -125,7 +127,9 @@ def reverse(
     r = as_run(run)
     vectors = np.asarray(encode_definitions(r, texts), dtype=np.float32)
     frame = reverse_vectors(r, vectors, k, matrix, db)
-    return frame.with_columns(pl.col("query").map_elements(lambda i: texts[i], return_dtype=pl.String).alias("text"))
+    return frame.with_columns(
+        pl.col("query").map_elements(lambda i: texts[i], return_dtype=pl.String).alias("text")
+    )
 
 
 def senses_near(run: RunLike, token: str | int, k: int = 10, db: DbPath = None) -> pl.DataFrame:

@@ -89,7 +89,9 @@ def task_token_counts(run: RunDir, path: Path) -> np.ndarray:
         enc = tok(texts[start : start + 4096], add_special_tokens=False)["input_ids"]
         flat = np.fromiter((i for ids in enc for i in ids), dtype=np.int64)
         if flat.size and flat.max() >= vocab:
-            raise SelectError(f"the tokenizer at {model} yields id {flat.max()} ≥ the run's vocab_size {vocab}")
+            raise SelectError(
+                f"the tokenizer at {model} yields id {flat.max()} ≥ the run's vocab_size {vocab}"
+            )
         counts += np.bincount(flat, minlength=vocab)
     for sid in tok.all_special_ids:
         if 0 <= sid < vocab:

@@ -92,7 +92,9 @@ def embedding_tables(model: torch.nn.Module) -> tuple[list[tuple[str, torch.Tens
     return list(tables.values()), untied
 
 
-def replace_rows(model: torch.nn.Module, matrix: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor) -> SwapReport:
+def replace_rows(
+    model: torch.nn.Module, matrix: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor
+) -> SwapReport:
     """Write `matrix[mask]` into the model's embedding rows `mask`, in place, honouring tied weights.
 
     `matrix` is the full V×d matrix (only the masked rows are read); `mask` a boolean vector of length

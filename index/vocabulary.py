@@ -67,7 +67,9 @@ def run_tokenizer_id(run: RunDir, con: duckdb.DuckDBPyConnection) -> int:
     if m.get("tokenizer_id") is not None:
         return int(m["tokenizer_id"])
     sha = m.get("tokenizer_sha256")
-    row = con.execute("SELECT tokenizer_id FROM tokenizer WHERE sha256 = ?", [sha]).fetchone() if sha else None
+    row = (
+        con.execute("SELECT tokenizer_id FROM tokenizer WHERE sha256 = ?", [sha]).fetchone() if sha else None
+    )
     if row is None:
         raise IndexStageError(
             f"run {run.path} names no tokenizer_id and its tokenizer is not aligned in this lexicon; "

@@ -72,17 +72,56 @@ FALLBACK_RULES = ("stem", "completion")
 
 # (suffix, replacement) pairs the `stem` fallback tries; doubled final consonants are undone as well.
 STEM_SUFFIXES = (
-    ("s", ""), ("es", ""), ("ies", "y"), ("ed", ""), ("ed", "e"), ("ied", "y"), ("ing", ""), ("ing", "e"),
-    ("ly", ""), ("ily", "y"), ("er", ""), ("er", "e"), ("est", ""), ("est", "e"), ("ness", ""),
-    ("ment", ""), ("ers", ""), ("'s", ""),
+    ("s", ""),
+    ("es", ""),
+    ("ies", "y"),
+    ("ed", ""),
+    ("ed", "e"),
+    ("ied", "y"),
+    ("ing", ""),
+    ("ing", "e"),
+    ("ly", ""),
+    ("ily", "y"),
+    ("er", ""),
+    ("er", "e"),
+    ("est", ""),
+    ("est", "e"),
+    ("ness", ""),
+    ("ment", ""),
+    ("ers", ""),
+    ("'s", ""),
 )
 
 # Senses most readers would not call "the" definition of a word.
 _WEAK_TAGS = ["obsolete", "archaic", "dated", "rare", "misspelling", "nonstandard"]
-_CONTENT_POS = ["noun", "verb", "adj", "adv", "pron", "det", "article", "prep", "conj", "num", "intj",
-                "particle", "contraction", "postp"]
-_MARGINAL_POS = ["character", "symbol", "punct", "prefix", "suffix", "infix", "interfix", "affix",
-                 "circumfix", "combining_form"]
+_CONTENT_POS = [
+    "noun",
+    "verb",
+    "adj",
+    "adv",
+    "pron",
+    "det",
+    "article",
+    "prep",
+    "conj",
+    "num",
+    "intj",
+    "particle",
+    "contraction",
+    "postp",
+]
+_MARGINAL_POS = [
+    "character",
+    "symbol",
+    "punct",
+    "prefix",
+    "suffix",
+    "infix",
+    "interfix",
+    "affix",
+    "circumfix",
+    "combining_form",
+]
 # kaikki form rows that are inflection-table scaffolding, not forms.
 _NOT_FORMS = ["table-tags", "inflection-template", "class", "romanization"]
 
@@ -116,8 +155,13 @@ def tokenizer_id(con: duckdb.DuckDBPyConnection, sha256: str) -> int | None:
     return int(row[0]) if row else None
 
 
-def _frequencies(con: duckdb.DuckDBPyConnection, vocab: Vocab, frequencies: str | os.PathLike[str] | None,
-                 corpus: str | os.PathLike[str] | None, progress: bool) -> Frequencies:
+def _frequencies(
+    con: duckdb.DuckDBPyConnection,
+    vocab: Vocab,
+    frequencies: str | os.PathLike[str] | None,
+    corpus: str | os.PathLike[str] | None,
+    progress: bool,
+) -> Frequencies:
     if frequencies is not None:
         return from_dict_txt(frequencies, vocab)
     if corpus is not None and str(corpus) == "vocab-order":
@@ -142,14 +186,21 @@ def _frequencies(con: duckdb.DuckDBPyConnection, vocab: Vocab, frequencies: str 
     if len(tally["chunk"]) == 0:
         return from_vocab_order(vocab)
     try:
-        return from_chunks([str(c) for c in tally["chunk"]], [bool(f) for f in tally["first"]], tally["n"],
-                           vocab, "corpus:lexicon", progress=progress)
+        return from_chunks(
+            [str(c) for c in tally["chunk"]],
+            [bool(f) for f in tally["first"]],
+            tally["n"],
+            vocab,
+            "corpus:lexicon",
+            progress=progress,
+        )
     except TokenizerError:
         return from_vocab_order(vocab)  # e.g. a bare SentencePiece .model: nothing here can tokenize
 
 
-def _write_tokens(con: duckdb.DuckDBPyConnection, tid: int, vocab: Vocab, freq: Frequencies,
-                  buckets: Sequence[float]) -> None:
+def _write_tokens(
+    con: duckdb.DuckDBPyConnection, tid: int, vocab: Vocab, freq: Frequencies, buckets: Sequence[float]
+) -> None:
     rows = token_rows(vocab)
     rank, bucket = ranks_and_buckets(freq, rows.special, buckets)
     frame = pl.DataFrame(
@@ -163,8 +214,16 @@ def _write_tokens(con: duckdb.DuckDBPyConnection, tid: int, vocab: Vocab, freq: 
             "freq_rank": [int(r) if r >= 0 else None for r in rank],
             "bucket": bucket,
         },
-        schema={"token_id": pl.Int32, "piece": pl.Utf8, "surface": pl.Utf8, "word_initial": pl.Boolean,
-                "special": pl.Boolean, "frequency": pl.Int64, "freq_rank": pl.Int32, "bucket": pl.Utf8},
+        schema={
+            "token_id": pl.Int32,
+            "piece": pl.Utf8,
+            "surface": pl.Utf8,
+            "word_initial": pl.Boolean,
+            "special": pl.Boolean,
+            "frequency": pl.Int64,
+            "freq_rank": pl.Int32,
+            "bucket": pl.Utf8,
+        },
     )
     con.register("_token_frame", frame)
     try:
@@ -181,12 +240,21 @@ def _sql_list(items: Sequence[str]) -> str:
     return "[" + ", ".join("'" + i.replace("'", "''") + "'" for i in items) + "]"
 
 
-_MARKS = {"bpe": ("'Ġ' || surface", "surface"), "wordpiece": ("surface", "'##' || surface"),
-          "sentencepiece": ("'▁' || surface", "surface")}
+_MARKS = {
+    "bpe": ("'Ġ' || surface", "surface"),
+    "wordpiece": ("surface", "'##' || surface"),
+    "sentencepiece": ("'▁' || surface", "surface"),
+}
 
 
-def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, kind: str, lang: str | None,
-               max_senses: int | None, rules: Sequence[str] = RULES) -> None:
+def _align_sql(
+    con: duckdb.DuckDBPyConnection,
+    tid: int,
+    kind: str,
+    lang: str | None,
+    max_senses: int | None,
+    rules: Sequence[str] = RULES,
+) -> None:
     spell_initial, spell_internal = _MARKS[kind]
     con.register("_numerals", numeral_table())
     stems = pl.DataFrame({"suffix": [s for s, _ in STEM_SUFFIXES], "repl": [r for _, r in STEM_SUFFIXES]})
@@ -195,7 +263,9 @@ def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, kind: str, lang: str | 
     params: dict[str, Any] = {"tid": tid, "rules": list(rules)}
     if lang:
         params["lang"] = lang
-    weak, content, marginal, not_forms = (_sql_list(x) for x in (_WEAK_TAGS, _CONTENT_POS, _MARGINAL_POS, _NOT_FORMS))
+    weak, content, marginal, not_forms = (
+        _sql_list(x) for x in (_WEAK_TAGS, _CONTENT_POS, _MARGINAL_POS, _NOT_FORMS)
+    )
     statements = [
         # distinct alignment keys of this vocabulary
         """CREATE OR REPLACE TEMP TABLE _k AS
@@ -362,14 +432,20 @@ def _align_sql(con: duckdb.DuckDBPyConnection, tid: int, kind: str, lang: str | 
     con.unregister("_stems")
 
 
-def _summary(con: duckdb.DuckDBPyConnection, tid: int) -> tuple[int, int, int, dict[str, dict[str, float]],
-                                                                 dict[str, int]]:
+def _summary(
+    con: duckdb.DuckDBPyConnection, tid: int
+) -> tuple[int, int, int, dict[str, dict[str, float]], dict[str, int]]:
     from lexicon.queries import coverage_of
 
     cov = coverage_of(con, tid)
     links = con.execute("SELECT count(*) FROM alignment WHERE tokenizer_id = ?", [tid]).fetchone()
-    return (int(cov["overall"]["tokens"]), int(cov["overall"]["covered"]), int(links[0]) if links else 0,
-            cov["buckets"], cov["rules"])
+    return (
+        int(cov["overall"]["tokens"]),
+        int(cov["overall"]["covered"]),
+        int(links[0]) if links else 0,
+        cov["buckets"],
+        cov["rules"],
+    )
 
 
 def align(

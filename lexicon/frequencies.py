@@ -102,8 +102,10 @@ def from_dict_txt(path: str | os.PathLike[str], vocab: Vocab) -> Frequencies:
             hf = i + FAIRSEQ_SPECIALS
             if sym.isdigit():
                 if encoder is not None and encoder.get(int(sym)) != vocab.pieces[hf]:
-                    wrong.append(f"line {i + 1}: GPT-2 id {sym} is {encoder.get(int(sym))!r}, id {hf} is "
-                                 f"{vocab.pieces[hf]!r}")
+                    wrong.append(
+                        f"line {i + 1}: GPT-2 id {sym} is {encoder.get(int(sym))!r}, id {hf} is "
+                        f"{vocab.pieces[hf]!r}"
+                    )
             elif sym != vocab.pieces[hf]:
                 wrong.append(f"line {i + 1}: {sym!r} but id {hf} is {vocab.pieces[hf]!r}")
             counts[hf] = count
@@ -122,8 +124,15 @@ def from_dict_txt(path: str | os.PathLike[str], vocab: Vocab) -> Frequencies:
     return Frequencies(counts, f"dict.txt:{p}")
 
 
-def from_chunks(chunks: Sequence[str], first: Sequence[bool], weights: np.ndarray, vocab: Vocab, source: str,
-                batch: int = 16384, progress: bool = False) -> Frequencies:
+def from_chunks(
+    chunks: Sequence[str],
+    first: Sequence[bool],
+    weights: np.ndarray,
+    vocab: Vocab,
+    source: str,
+    batch: int = 16384,
+    progress: bool = False,
+) -> Frequencies:
     """Counts from space-separated chunks of text, each tokenized once and weighted by how often it occurs.
 
     Every pre-tokenizer this lexicon knows (byte-level, BERT, Metaspace) splits at a single space between
@@ -143,10 +152,12 @@ def from_chunks(chunks: Sequence[str], first: Sequence[bool], weights: np.ndarra
 
         bar = tqdm(total=len(texts), desc="counting pieces", unit=" chunks", leave=False)
     for start in range(0, len(texts), batch):
-        encs = tok.encode_batch(texts[start:start + batch], add_special_tokens=False)
+        encs = tok.encode_batch(texts[start : start + batch], add_special_tokens=False)
         lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
         ids = np.fromiter((i for e in encs for i in e.ids), dtype=np.int64, count=int(lengths.sum()))
-        counts += np.bincount(ids, weights=np.repeat(w[start:start + batch], lengths), minlength=len(counts))
+        counts += np.bincount(
+            ids, weights=np.repeat(w[start : start + batch], lengths), minlength=len(counts)
+        )
         if bar is not None:
             bar.update(len(encs))
     if bar is not None:
@@ -166,9 +177,14 @@ def from_corpus(lines: Iterable[str], vocab: Vocab, source: str, progress: bool 
         for n, chunk in enumerate(line.split(" ")):
             tally[(chunk, n == 0)] += 1
     keys = list(tally)
-    return from_chunks([k[0] for k in keys], [k[1] for k in keys],
-                       np.fromiter(tally.values(), dtype=np.float64, count=len(keys)), vocab, source,
-                       progress=progress)
+    return from_chunks(
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        np.fromiter(tally.values(), dtype=np.float64, count=len(keys)),
+        vocab,
+        source,
+        progress=progress,
+    )
 
 
 def from_vocab_order(vocab: Vocab) -> Frequencies:
@@ -185,8 +201,9 @@ def check_buckets(buckets: Sequence[float]) -> tuple[float, float, float]:
     return float(buckets[0]), float(buckets[1]), float(buckets[2])
 
 
-def ranks_and_buckets(freq: Frequencies, special: Sequence[bool],
-                      buckets: Sequence[float] = (0.3, 0.5, 0.2)) -> tuple[np.ndarray, list[str]]:
+def ranks_and_buckets(
+    freq: Frequencies, special: Sequence[bool], buckets: Sequence[float] = (0.3, 0.5, 0.2)
+) -> tuple[np.ndarray, list[str]]:
     """`freq_rank` (0 = most frequent; -1 for special tokens) and the bucket of every token.
 
     Ties, and tokens without a count, fall back to id order, which is frequency order for

@@ -104,7 +104,8 @@ def coverage_frame(db: str | os.PathLike[str], tokenizer: TokenizerRef) -> pl.Da
     """Coverage as a frame: one row per bucket plus `all`, with one `by_<rule>` column per rank-1 rule."""
     with connect(db) as con:
         tid = resolve_tokenizer_id(con, tokenizer)
-        frame = _frame(con, 
+        frame = _frame(
+            con,
             """WITH first AS (SELECT token_id, rule FROM alignment WHERE tokenizer_id = $tid AND rank = 1)
                SELECT coalesce(t.bucket, 'all') AS bucket, count(*) AS tokens, count(f.token_id) AS covered,
                       count(f.token_id) / count(*) AS ratio,
@@ -114,7 +115,8 @@ def coverage_frame(db: str | os.PathLike[str], tokenizer: TokenizerRef) -> pl.Da
                GROUP BY ROLLUP (t.bucket)""",
             {"tid": tid},
         )
-        by_rule = _frame(con, 
+        by_rule = _frame(
+            con,
             """SELECT coalesce(t.bucket, 'all') AS bucket, a.rule, count(*) AS n
                FROM alignment a JOIN token t USING (tokenizer_id, token_id)
                WHERE a.tokenizer_id = $tid AND a.rank = 1
@@ -127,7 +129,11 @@ def coverage_frame(db: str | os.PathLike[str], tokenizer: TokenizerRef) -> pl.Da
         wide = wide.rename({c: f"by_{c}" for c in wide.columns if c != "bucket"})
         frame = frame.join(wide, on="bucket", how="left").fill_null(0)
     order = {b: i for i, b in enumerate((*BUCKET_ORDER, "all"))}
-    return frame.with_columns(pl.col("bucket").replace_strict(order, default=99).alias("_o")).sort("_o").drop("_o")
+    return (
+        frame.with_columns(pl.col("bucket").replace_strict(order, default=99).alias("_o"))
+        .sort("_o")
+        .drop("_o")
+    )
 
 
 def _token_ids(con: duckdb.DuckDBPyConnection, tid: int, tokens: Sequence[str | int]) -> list[int]:
@@ -200,7 +206,9 @@ def definitions(
         if ids is not None:
             params["ids"] = ids
         return _frame(
-            con, f"SELECT * FROM token_definition WHERE tokenizer_id = $tid {where} ORDER BY token_id, rank", params
+            con,
+            f"SELECT * FROM token_definition WHERE tokenizer_id = $tid {where} ORDER BY token_id, rank",
+            params,
         )
 
 
@@ -222,10 +230,13 @@ def export_parquet(db: str | os.PathLike[str], out_dir: str | os.PathLike[str]) 
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     with connect(db) as con:
-        names = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
-            "AND (table_type = 'BASE TABLE' OR table_name IN ('token_definition', 'coverage')) ORDER BY 1"
-        ).fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+                "AND (table_type = 'BASE TABLE' OR table_name IN ('token_definition', 'coverage')) ORDER BY 1"
+            ).fetchall()
+        ]
         for name in names:
             final = out / f"{name}.parquet"
             tmp = out / f".{name}.parquet.tmp-{os.getpid()}"

@@ -38,7 +38,9 @@ __all__ = [
 Kind = Literal["bpe", "wordpiece", "sentencepiece"]
 
 # Used only when a folder names no special tokens itself (a bare vocab.json or vocab.txt).
-_DEFAULT_SPECIALS = frozenset({"<s>", "</s>", "<pad>", "<unk>", "<mask>", "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"})
+_DEFAULT_SPECIALS = frozenset(
+    {"<s>", "</s>", "<pad>", "<unk>", "<mask>", "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
+)
 # GPT-2's only special token; RoBERTa/BART keep it as an ordinary piece (it has a dict.txt count).
 _GPT2_SPECIAL = "<|endoftext|>"
 # BERT vocabularies reserve `[unusedN]` slots the tokenizer never produces; they carry no text, so they
@@ -123,8 +125,17 @@ def resolve_tokenizer_dir(name_or_dir: str | os.PathLike[str]) -> Path:
             f"no folder {name!r}, and huggingface_hub is not installed to resolve it as a hub name. "
             f"Pass a local tokenizer folder."
         ) from exc
-    patterns = ["tokenizer.json", "vocab.json", "merges.txt", "vocab.txt", "*.model", "dict.txt",
-                "special_tokens_map.json", "tokenizer_config.json", "config.json"]
+    patterns = [
+        "tokenizer.json",
+        "vocab.json",
+        "merges.txt",
+        "vocab.txt",
+        "*.model",
+        "dict.txt",
+        "special_tokens_map.json",
+        "tokenizer_config.json",
+        "config.json",
+    ]
     try:
         return Path(snapshot_download(repo_id=name, allow_patterns=patterns))
     except Exception as exc:  # offline, unknown repo, gated: all mean "not resolvable here"
@@ -163,8 +174,17 @@ def _declared_specials(folder: Path) -> set[str] | None:
     cfg = folder / "tokenizer_config.json"
     if cfg.is_file():
         data = _read_json(cfg)
-        for key in ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
-                    "mask_token", "additional_special_tokens", "extra_special_tokens"):
+        for key in (
+            "bos_token",
+            "eos_token",
+            "unk_token",
+            "sep_token",
+            "pad_token",
+            "cls_token",
+            "mask_token",
+            "additional_special_tokens",
+            "extra_special_tokens",
+        ):
             if key in data and data[key] is not None:
                 declared = True
                 add(data[key])
@@ -214,14 +234,18 @@ def _from_tokenizer_json(path: Path) -> tuple[Kind, list[str], set[int]]:
     elif mtype in ("BPE", "WordPiece", "WordLevel") and isinstance(vocab, dict):
         mapping = dict(vocab)
     else:
-        raise TokenizerError(f"{path}: tokenizer model type {mtype!r} is not supported (BPE, WordPiece, Unigram)")
+        raise TokenizerError(
+            f"{path}: tokenizer model type {mtype!r} is not supported (BPE, WordPiece, Unigram)"
+        )
     flagged: set[int] = set()
     for tok in data.get("added_tokens") or []:
         content, idx = tok.get("content"), tok.get("id")
         if not isinstance(content, str) or not isinstance(idx, int):
             continue
         if mapping.get(content, idx) != idx:
-            raise TokenizerError(f"{path}: added token {content!r} has id {idx}, the model says {mapping[content]}")
+            raise TokenizerError(
+                f"{path}: added token {content!r} has id {idx}, the model says {mapping[content]}"
+            )
         mapping[content] = idx
         if tok.get("special"):
             flagged.add(idx)

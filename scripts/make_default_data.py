@@ -62,10 +62,24 @@ def main(api: Path, vocab_txt: Path) -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_bytes(buf.getvalue())
     n_senses = sum(
-        len(p["senses"]) for d in files.values() for e in d.values() for y in e["etymologies"] for p in y["partsOfSpeech"]
+        len(p["senses"])
+        for d in files.values()
+        for e in d.values()
+        for y in e["etymologies"]
+        for p in y["partsOfSpeech"]
     )
-    print(json.dumps({"words": len(keep), "lemmas_added": len(lemmas - wanted), "senses": n_senses,
-                      "files": len(files), "bytes": OUT.stat().st_size, "out": str(OUT)}))
+    print(
+        json.dumps(
+            {
+                "words": len(keep),
+                "lemmas_added": len(lemmas - wanted),
+                "senses": n_senses,
+                "files": len(files),
+                "bytes": OUT.stat().st_size,
+                "out": str(OUT),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -53,9 +53,16 @@ def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-roberta")
     torch.manual_seed(0)
     cfg = RobertaConfig(
-        vocab_size=50265, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0,
-        eos_token_id=2, type_vocab_size=1,
+        vocab_size=50265,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        type_vocab_size=1,
     )
     RobertaForMaskedLM(cfg).save_pretrained(str(out))
     _save_tokenizer(DATA / "roberta-bart", out, "RobertaTokenizerFast")
@@ -71,9 +78,20 @@ def tiny_bart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-bart")
     torch.manual_seed(0)
     cfg = BartConfig(
-        vocab_size=50265, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2,
+        vocab_size=50265,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=128,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+        forced_eos_token_id=2,
     )
     BartForConditionalGeneration(cfg).save_pretrained(str(out))
     _save_tokenizer(DATA / "roberta-bart", out, "BartTokenizerFast")
@@ -89,8 +107,12 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-bert")
     torch.manual_seed(0)
     cfg = BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
     )
     BertForMaskedLM(cfg).save_pretrained(str(out))
     for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):

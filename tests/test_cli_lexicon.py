@@ -24,13 +24,31 @@ def run(*args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory, roberta_tokenizer_dir: Path, roberta_dict_txt: Path) -> Path:
     path = tmp_path_factory.mktemp("cli") / "lex.duckdb"
-    code, out, err = run("lexicon", "build", "--db", path, "--source", f"open-dictionary:{OD}",
-                         "--source", f"tsv:{TSV}", "--json")
+    code, out, err = run(
+        "lexicon",
+        "build",
+        "--db",
+        path,
+        "--source",
+        f"open-dictionary:{OD}",
+        "--source",
+        f"tsv:{TSV}",
+        "--json",
+    )
     assert code == 0, err
     report = json.loads(out)
     assert [s["kind"] for s in report["sources"]] == ["open-dictionary", "tsv"]
-    code, out, err = run("lexicon", "align", "--db", path, "--tokenizer", roberta_tokenizer_dir,
-                         "--frequencies", roberta_dict_txt, "--json")
+    code, out, err = run(
+        "lexicon",
+        "align",
+        "--db",
+        path,
+        "--tokenizer",
+        roberta_tokenizer_dir,
+        "--frequencies",
+        roberta_dict_txt,
+        "--json",
+    )
     assert code == 0, err
     aligned = json.loads(out)
     assert aligned["tokenizer_id"] == 1 and aligned["vocab_size"] == 50265 and aligned["covered"] > 0
@@ -46,11 +64,23 @@ def test_coverage_json_is_the_library_dict(db: Path, roberta_tokenizer_dir: Path
 
 
 def test_definitions(db: Path, roberta_tokenizer_dir: Path) -> None:
-    code, out, err = run("lexicon", "definitions", "--db", db, "--tokenizer", roberta_tokenizer_dir,
-                         "Ġcats", "ĠHello", "--limit", "1")
+    code, out, err = run(
+        "lexicon",
+        "definitions",
+        "--db",
+        db,
+        "--tokenizer",
+        roberta_tokenizer_dir,
+        "Ġcats",
+        "ĠHello",
+        "--limit",
+        "1",
+    )
     assert code == 0, err
     assert "An animal of the family Felidae" in out and "hello" in out
-    code, out, _ = run("lexicon", "definitions", "--db", db, "--tokenizer", roberta_tokenizer_dir, "Ġran", "--json")
+    code, out, _ = run(
+        "lexicon", "definitions", "--db", db, "--tokenizer", roberta_tokenizer_dir, "Ġran", "--json"
+    )
     rows = json.loads(out)
     assert rows[0]["word"] == "run" and [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
 
@@ -77,7 +107,10 @@ def test_export(db: Path, tmp_path: Path) -> None:
         (["sql", "--db", "{db}", "SELEC 1"], "SQL failed"),
         (["lexicon", "align", "--db", "{db}", "--tokenizer", "{tmp}"], "holds no tokenizer files"),
         (["lexicon", "coverage", "--db", "{tmp}/missing.duckdb", "--tokenizer", "1"], "no lexicon at"),
-        (["lexicon", "definitions", "--db", "{db}", "--tokenizer", "1", "no-such-piece-xyz"], "not in the vocabulary"),
+        (
+            ["lexicon", "definitions", "--db", "{db}", "--tokenizer", "1", "no-such-piece-xyz"],
+            "not in the vocabulary",
+        ),
         (["lexicon", "build", "--db", "{tmp}/x.duckdb", "--source", "nonsense:{tmp}"], "Error:"),
         (["lexicon", "align", "--db", "{db}", "--tokenizer", "1", "--buckets", "a,b"], "--buckets"),
     ],
@@ -89,8 +122,18 @@ def test_errors_are_one_clean_line(db: Path, tmp_path: Path, args: list[str], me
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("path", [["lexicon"], ["lexicon", "build"], ["lexicon", "align"], ["lexicon", "coverage"],
-                                  ["lexicon", "definitions"], ["lexicon", "export"], ["sql"]])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ["lexicon"],
+        ["lexicon", "build"],
+        ["lexicon", "align"],
+        ["lexicon", "coverage"],
+        ["lexicon", "definitions"],
+        ["lexicon", "export"],
+        ["sql"],
+    ],
+)
 def test_help_has_an_example(path: list[str]) -> None:
     code, out, _ = run(*path, "--help")
     assert code == 0 and "Example:" in out
@@ -103,14 +146,28 @@ def test_align_with_a_corpus_and_chosen_rules(db: Path, tmp_path: Path, minilm_t
     shutil.copy(db, copy)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("The cats sat on the beach.\nThe beach was wide.\n", encoding="utf-8")
-    code, out, err = run("lexicon", "align", "--db", copy, "--tokenizer", minilm_tokenizer_dir,
-                         "--corpus", corpus, "--rules", "exact,casefold", "--json")
+    code, out, err = run(
+        "lexicon",
+        "align",
+        "--db",
+        copy,
+        "--tokenizer",
+        minilm_tokenizer_dir,
+        "--corpus",
+        corpus,
+        "--rules",
+        "exact,casefold",
+        "--json",
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["frequency_source"] == f"corpus:{corpus}"
     assert set(report["rules"]) <= {"exact", "casefold"}
-    freq = lexicon.query(copy, f"SELECT piece, frequency FROM token WHERE tokenizer_id = {report['tokenizer_id']} "
-                               "AND piece IN ('the', 'beach', 'cats')")
+    freq = lexicon.query(
+        copy,
+        f"SELECT piece, frequency FROM token WHERE tokenizer_id = {report['tokenizer_id']} "
+        "AND piece IN ('the', 'beach', 'cats')",
+    )
     assert dict(freq.iter_rows()) == {"the": 3, "beach": 2, "cats": 1}
     code, out, _ = run("lexicon", "build", "--db", copy, "--source", f"tsv:{TSV}")
     assert code == 0 and "already loaded" in out

@@ -23,8 +23,12 @@ from embedder.lexicon_io import Definitions
 def _defs(token_ids: list[int], glosses: list[str], pos: list[str | None] | None = None) -> Definitions:
     n = len(glosses)
     return Definitions(
-        token_id=np.asarray(token_ids, dtype=np.int64), rank=np.ones(n, dtype=np.int32),
-        sense_id=np.arange(n, dtype=np.int64), word=["w"] * n, pos=pos or ["noun"] * n, gloss=glosses,
+        token_id=np.asarray(token_ids, dtype=np.int64),
+        rank=np.ones(n, dtype=np.int32),
+        sense_id=np.arange(n, dtype=np.int64),
+        word=["w"] * n,
+        pos=pos or ["noun"] * n,
+        gloss=glosses,
     )
 
 
@@ -46,8 +50,19 @@ def test_prompt_puts_target_first_with_pos(bert_tok) -> None:  # type: ignore[no
     cat = bert_tok.convert_tokens_to_ids("cat")
     ex = build_examples(bert_tok, PromptConfig(), _defs([cat], ["a small pet animal"]))
     seq = ex.seq(0).tolist()
-    assert bert_tok.convert_ids_to_tokens(seq) == ["[CLS]", "cat", "(", "noun", ")", ":", "a", "small",
-                                                   "pet", "animal", "[SEP]"]
+    assert bert_tok.convert_ids_to_tokens(seq) == [
+        "[CLS]",
+        "cat",
+        "(",
+        "noun",
+        ")",
+        ":",
+        "a",
+        "small",
+        "pet",
+        "animal",
+        "[SEP]",
+    ]
     assert ex.target_pos[0] == 1 and ex.target_id[0] == cat
 
 
@@ -55,8 +70,9 @@ def test_prompt_without_pos_and_custom_template(bert_tok) -> None:  # type: igno
     cat = bert_tok.convert_tokens_to_ids("cat")
     ex = build_examples(bert_tok, PromptConfig(use_pos=False), _defs([cat], ["a pet"]))
     assert bert_tok.convert_ids_to_tokens(ex.seq(0).tolist()) == ["[CLS]", "cat", ":", "a", "pet", "[SEP]"]
-    ex2 = build_examples(bert_tok, PromptConfig(template="definition of {target} , {pos} : {gloss}"),
-                         _defs([cat], ["a pet"]))
+    ex2 = build_examples(
+        bert_tok, PromptConfig(template="definition of {target} , {pos} : {gloss}"), _defs([cat], ["a pet"])
+    )
     toks = bert_tok.convert_ids_to_tokens(ex2.seq(0).tolist())
     assert toks[:4] == ["[CLS]", "definition", "of", "cat"] and ex2.target_pos[0] == 3
     with pytest.raises(EmbedderError, match="target"):
@@ -90,7 +106,7 @@ def test_multipiece_words_one_example_per_piece(roberta_tok) -> None:  # type: i
     for j in range(len(p)):
         seq = ex.seq(j)
         assert ex.target_id[j] == p[j] and seq[ex.target_pos[j]] == p[j]
-        assert seq[1: 1 + j].tolist() == p[:j]  # earlier pieces revealed, later ones absent
+        assert seq[1 : 1 + j].tolist() == p[:j]  # earlier pieces revealed, later ones absent
         assert ex.span_start[j] == 1 and ex.target_pos[j] == 1 + j
 
 
@@ -159,5 +175,11 @@ def test_config_refuses_bad_values(tmp_path: Path) -> None:
     from embedder.config import preset
 
     paper = preset("paper", db="x", model="y", run="z")
-    assert (paper.lr, paper.warmup, paper.schedule, paper.loss, paper.clip) == (1e-4, 24000, "inverse_sqrt", "mse", 0.1)
+    assert (paper.lr, paper.warmup, paper.schedule, paper.loss, paper.clip) == (
+        1e-4,
+        24000,
+        "inverse_sqrt",
+        "mse",
+        0.1,
+    )
     assert TrainConfig.from_dict(paper.to_dict()) == paper

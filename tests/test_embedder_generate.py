@@ -20,7 +20,9 @@ from embedder.rundir import RunDir
 def generated(bert_lexicon: Path, tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("gen") / "run"
     embedder.train(tiny_config(bert_lexicon, tiny_bert_dir, run, steps=2, eval_every=2))
-    embedder.generate(embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), senses=True, progress=False))
+    embedder.generate(
+        embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), senses=True, progress=False)
+    )
     return run
 
 
@@ -30,9 +32,13 @@ def test_token_rows_cover_exactly_the_aligned_tokens(generated: Path, bert_lexic
     from lexicon.db import connect
 
     con = connect(bert_lexicon)
-    aligned = {r[0] for r in con.execute(
-        "SELECT DISTINCT token_id FROM token_definition WHERE tokenizer_id = ? AND bucket <> 'special'",
-        [m["tokenizer_id"]]).fetchall()}
+    aligned = {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT token_id FROM token_definition WHERE tokenizer_id = ? AND bucket <> 'special'",
+            [m["tokenizer_id"]],
+        ).fetchall()
+    }
     n_senses = con.execute("SELECT count(*) FROM sense").fetchone()[0]  # type: ignore[index]
     con.close()
     covered = rd.covered_mask()
@@ -51,15 +57,22 @@ def test_token_row_is_the_first_definition_through_the_regressor(generated: Path
     con = connect(bert_lexicon)
     tid, pos, gloss = con.execute(
         "SELECT token_id, pos, gloss FROM token_definition WHERE rank = 1 AND piece = 'water' AND tokenizer_id = ?",
-        [RunDir.open(generated).manifest()["tokenizer_id"]]).fetchone()  # type: ignore[misc]
+        [RunDir.open(generated).manifest()["tokenizer_id"]],
+    ).fetchone()  # type: ignore[misc]
     con.close()
     vec = embedder.encode_definitions(generated, [gloss], [pos], device="cpu")
     assert np.allclose(vec[0], RunDir.open(generated).token_vectors()[tid], atol=1e-5)
 
 
 def test_encode_definitions_is_order_independent(generated: Path) -> None:
-    texts = ["a domesticated animal", "the liquid that falls as rain, forming seas and rivers", "to move fast",
-             "a building for living in, a home for a family of people", "red", "a very long definition " * 8]
+    texts = [
+        "a domesticated animal",
+        "the liquid that falls as rain, forming seas and rivers",
+        "to move fast",
+        "a building for living in, a home for a family of people",
+        "red",
+        "a very long definition " * 8,
+    ]
     pos = ["noun", "noun", "verb", "noun", None, "noun"]
     a = embedder.encode_definitions(generated, texts, pos, batch_size=2, device="cpu")
     perm = np.random.default_rng(0).permutation(len(texts))
@@ -70,7 +83,9 @@ def test_encode_definitions_is_order_independent(generated: Path) -> None:
         embedder.encode_definitions(generated, texts, pos[:2])
 
 
-def test_nan_rows_are_refused_and_nothing_is_written(generated: Path, bert_lexicon: Path, tmp_path: Path) -> None:
+def test_nan_rows_are_refused_and_nothing_is_written(
+    generated: Path, bert_lexicon: Path, tmp_path: Path
+) -> None:
     from safetensors.torch import load_file, save_file
 
     from embedder.checkpoint import latest_checkpoint
@@ -89,8 +104,9 @@ def test_nan_rows_are_refused_and_nothing_is_written(generated: Path, bert_lexic
     assert not list(run.glob(".token_vectors*"))
 
 
-def test_mismatched_lexicon_or_tokenizer_is_refused(generated: Path, base_lexicon: Path, bert_lexicon: Path,
-                                                    tmp_path: Path) -> None:
+def test_mismatched_lexicon_or_tokenizer_is_refused(
+    generated: Path, base_lexicon: Path, bert_lexicon: Path, tmp_path: Path
+) -> None:
     import lexicon
 
     other = tmp_path / "other.duckdb"

@@ -20,8 +20,18 @@ def test_minilm_quick_run_beats_baseline(base_lexicon: Path, minilm_dir: Path, t
     db = tmp_path / "lex.duckdb"
     shutil.copy(base_lexicon, db)
     run = tmp_path / "run"
-    cfg = embedder.preset("quick", db=str(db), model=str(minilm_dir), run=str(run), steps=3, batch_tokens=512,
-                          eval_every=3, heldout_frac=0.2, device="cpu", progress=False)
+    cfg = embedder.preset(
+        "quick",
+        db=str(db),
+        model=str(minilm_dir),
+        run=str(run),
+        steps=3,
+        batch_tokens=512,
+        eval_every=3,
+        heldout_frac=0.2,
+        device="cpu",
+        progress=False,
+    )
     res = embedder.train(cfg)
     h = res.heldout
     assert res.steps == 3 and h["tokens"] >= 80 and math.isfinite(res.train_loss)

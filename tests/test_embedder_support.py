@@ -42,8 +42,12 @@ def bert_lexicon(base_lexicon: Path, tiny_bert_dir: Path, tmp_path_factory: pyte
 
 
 @pytest.fixture(scope="session")
-def roberta_lexicon(base_lexicon: Path, tiny_roberta_dir: Path, roberta_dict_txt: Path,
-                    tmp_path_factory: pytest.TempPathFactory) -> Path:
+def roberta_lexicon(
+    base_lexicon: Path,
+    tiny_roberta_dir: Path,
+    roberta_dict_txt: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
     """Aligned to the RoBERTa/BART vocabulary, which tiny_roberta_dir and tiny_bart_dir share."""
     db = tmp_path_factory.mktemp("lex-roberta") / "lexicon.duckdb"
     shutil.copy(base_lexicon, db)
@@ -56,8 +60,19 @@ def tiny_config(db: Path, model: Path, run: Path, **kw: object):  # type: ignore
     from embedder.config import TrainConfig
 
     base: dict[str, object] = dict(
-        db=str(db), model=str(model), run=str(run), steps=6, batch_tokens=512, warmup=2, eval_every=3,
-        ckpt_every=3, ridge_examples=300, device="cpu", progress=False, seed=0, heldout_frac=0.1,
+        db=str(db),
+        model=str(model),
+        run=str(run),
+        steps=6,
+        batch_tokens=512,
+        warmup=2,
+        eval_every=3,
+        ckpt_every=3,
+        ridge_examples=300,
+        device="cpu",
+        progress=False,
+        seed=0,
+        heldout_frac=0.1,
     )
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]

@@ -19,8 +19,22 @@ from embedder.models import Regressor, load_pretrained, set_trainable
 from embedder.rundir import RunDir
 from embedder.trainer import make_scheduler, regression_loss
 
-MANIFEST_KEYS = {"run_id", "model", "model_family", "model_sha256", "tokenizer_sha256", "tokenizer_id", "lexicon_db",
-                 "lexicon_fingerprint", "vocab_size", "dim", "seed", "config", "versions", "timings"}
+MANIFEST_KEYS = {
+    "run_id",
+    "model",
+    "model_family",
+    "model_sha256",
+    "tokenizer_sha256",
+    "tokenizer_id",
+    "lexicon_db",
+    "lexicon_fingerprint",
+    "vocab_size",
+    "dim",
+    "seed",
+    "config",
+    "versions",
+    "timings",
+}
 
 
 def _state(run: Path) -> dict[str, torch.Tensor]:
@@ -76,7 +90,9 @@ def test_resume_matches_uninterrupted(bert_lexicon: Path, tiny_bert_dir: Path, t
         assert torch.equal(a[k], b[k]), k
 
 
-def test_resume_refuses_another_lexicon(bert_run: Path, base_lexicon: Path, tiny_bert_dir: Path, tmp_path: Path) -> None:
+def test_resume_refuses_another_lexicon(
+    bert_run: Path, base_lexicon: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
     import shutil
 
     from test_embedder_support import DEFS_TSV, align
@@ -94,10 +110,14 @@ def test_resume_refuses_another_lexicon(bert_run: Path, base_lexicon: Path, tiny
         embedder.train(tiny_config(other, tiny_bert_dir, bert_run, resume=True, steps=8))
 
 
-def test_roberta_trains_everything_and_loss_is_finite(roberta_lexicon: Path, tiny_roberta_dir: Path,
-                                                      tmp_path: Path) -> None:
-    res = embedder.train(tiny_config(roberta_lexicon, tiny_roberta_dir, tmp_path / "r", loss="mse",
-                                     head_init="random", lr=1e-3))
+def test_roberta_trains_everything_and_loss_is_finite(
+    roberta_lexicon: Path, tiny_roberta_dir: Path, tmp_path: Path
+) -> None:
+    res = embedder.train(
+        tiny_config(
+            roberta_lexicon, tiny_roberta_dir, tmp_path / "r", loss="mse", head_init="random", lr=1e-3
+        )
+    )
     assert res.steps == 6 and math.isfinite(res.train_loss) and res.tokens_per_s > 0
     st = _state(tmp_path / "r")
     orig = np.load(tmp_path / "r" / "original_vectors.npy")
@@ -107,8 +127,12 @@ def test_roberta_trains_everything_and_loss_is_finite(roberta_lexicon: Path, tin
     assert m["trainable"]["policy"] == "all" and m["model_family"] == "roberta"
 
 
-def test_bart_keeps_shared_embeddings_frozen(roberta_lexicon: Path, tiny_bart_dir: Path, tmp_path: Path) -> None:
-    res = embedder.train(tiny_config(roberta_lexicon, tiny_bart_dir, tmp_path / "b", lr=1e-3, multipiece_words=True))
+def test_bart_keeps_shared_embeddings_frozen(
+    roberta_lexicon: Path, tiny_bart_dir: Path, tmp_path: Path
+) -> None:
+    res = embedder.train(
+        tiny_config(roberta_lexicon, tiny_bart_dir, tmp_path / "b", lr=1e-3, multipiece_words=True)
+    )
     assert math.isfinite(res.train_loss)
     data = json.loads((tmp_path / "b" / "manifest.json").read_text())["data"]
     # the 40 multi-piece words of the test lexicon add one example per piece on top of the aligned tokens
@@ -120,7 +144,9 @@ def test_bart_keeps_shared_embeddings_frozen(roberta_lexicon: Path, tiny_bart_di
     model, _, _ = load_pretrained(tiny_bart_dir)
     before = model.state_dict()["encoder.layers.0.fc1.weight"]
     assert not torch.equal(st["backbone.encoder.layers.0.fc1.weight"], before)
-    g = embedder.generate(embedder.GenerateConfig(db=str(roberta_lexicon), run=str(tmp_path / "b"), progress=False))
+    g = embedder.generate(
+        embedder.GenerateConfig(db=str(roberta_lexicon), run=str(tmp_path / "b"), progress=False)
+    )
     assert g.tokens > 500 and g.vocab_size == 50265
 
 
@@ -130,7 +156,7 @@ def test_head_init_and_trainable_policies(tiny_bart_dir: Path) -> None:
     reg = Regressor(model, fam)
     w = reg.head.weight.detach()
     assert reg.head.bias is None and w.shape == (32, 32)
-    assert abs(float(w.std()) - 32 ** -0.5) < 0.03
+    assert abs(float(w.std()) - 32**-0.5) < 0.03
     info = set_trainable(reg, "auto")
     assert info["policy"] == "no-embeddings" and not reg.input_embeddings().weight.requires_grad
     set_trainable(reg, "head")

@@ -42,8 +42,20 @@ def test_build_neighbors_table_export(run_dir: Path, tmp_path: Path) -> None:
     table = _json(["index", "neighbors-table", "--run", str(run_dir), "-k", "2", "--json"])
     assert table["rows"]["original"] == (V - 4) * 2
     out = tmp_path / "m.safetensors"
-    exported = _json(["export", "--run", str(run_dir), "--format", "safetensors", "--select", "rare",
-                      "--out", str(out), "--json"])
+    exported = _json(
+        [
+            "export",
+            "--run",
+            str(run_dir),
+            "--format",
+            "safetensors",
+            "--select",
+            "rare",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     assert exported["rows_replaced"] > 0 and out.is_file()
 
 
@@ -52,13 +64,21 @@ def test_errors_are_one_clear_line(run_dir: Path) -> None:
     assert result.exit_code == 1
     assert "no generated index" in result.output and "defemb index build" in result.output
     assert "Traceback" not in result.output
-    result = CliRunner().invoke(cli, ["export", "--run", str(run_dir), "--format", "npy", "--select", "all",
-                                      "--out", str(run_dir / "x")])
+    result = CliRunner().invoke(
+        cli,
+        ["export", "--run", str(run_dir), "--format", "npy", "--select", "all", "--out", str(run_dir / "x")],
+    )
     assert result.exit_code == 1 and "covered, rare or task:FILE" in result.output
 
 
 def test_help_texts_carry_examples() -> None:
-    for args in (["index", "--help"], ["index", "build", "--help"], ["index", "neighbors", "--help"],
-                 ["index", "reverse", "--help"], ["index", "neighbors-table", "--help"], ["export", "--help"]):
+    for args in (
+        ["index", "--help"],
+        ["index", "build", "--help"],
+        ["index", "neighbors", "--help"],
+        ["index", "reverse", "--help"],
+        ["index", "neighbors-table", "--help"],
+        ["export", "--help"],
+    ):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0 and "Example:" in result.output, args

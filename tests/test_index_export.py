@@ -42,7 +42,9 @@ def roberta_lexicon(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def roberta_run(tmp_path_factory: pytest.TempPathFactory, tiny_roberta_dir: Path, roberta_lexicon: Path):
     original = _embedding_of(tiny_roberta_dir, "roberta.embeddings.word_embeddings.weight")
     path = tmp_path_factory.mktemp("runs") / "roberta"
-    return make_run(path, original, _covered(original.shape[0]), db=roberta_lexicon, model=str(tiny_roberta_dir))
+    return make_run(
+        path, original, _covered(original.shape[0]), db=roberta_lexicon, model=str(tiny_roberta_dir)
+    )
 
 
 def _expected(run, mask: np.ndarray) -> np.ndarray:
@@ -93,10 +95,12 @@ def test_select_task_takes_the_tail_by_count(roberta_run, tiny_roberta_dir: Path
     all_task = select_rows(roberta_run, None, f"task:{COLA}")
     np.testing.assert_array_equal(np.flatnonzero(all_task), sorted(i for i in counts if covered[i]))
     ranked = sorted(counts, key=lambda i: (-counts[i], i))
-    tail = set(ranked[len(ranked) - int(np.ceil(0.25 * len(ranked))):])
+    tail = set(ranked[len(ranked) - int(np.ceil(0.25 * len(ranked))) :])
     quarter = select_rows(roberta_run, None, f"task:{COLA}:0.25")
     np.testing.assert_array_equal(np.flatnonzero(quarter), sorted(i for i in tail if covered[i]))
-    assert max(counts[i] for i in np.flatnonzero(quarter)) <= min(counts[i] for i in np.flatnonzero(all_task) if i not in tail)
+    assert max(counts[i] for i in np.flatnonzero(quarter)) <= min(
+        counts[i] for i in np.flatnonzero(all_task) if i not in tail
+    )
 
 
 def test_bad_selections_are_refused(roberta_run, tmp_path: Path) -> None:
@@ -158,15 +162,25 @@ def test_hf_export_bart_shares_one_matrix(tmp_path: Path, tiny_bart_dir: Path, r
     from transformers import AutoModel, BartForConditionalGeneration
 
     original = _embedding_of(tiny_bart_dir, "model.shared.weight")
-    run = make_run(tmp_path / "run", original, _covered(original.shape[0], 1), db=roberta_lexicon,
-                   model=str(tiny_bart_dir), family="bart")
+    run = make_run(
+        tmp_path / "run",
+        original,
+        _covered(original.shape[0], 1),
+        db=roberta_lexicon,
+        model=str(tiny_bart_dir),
+        family="bart",
+    )
     out = tmp_path / "hf"
     export(run, "hf", "rare", out)
     mask = select_rows(run, roberta_lexicon, "rare")
     matrix = _expected(run, mask)
     model = BartForConditionalGeneration.from_pretrained(str(out))
-    for w in (model.model.shared.weight, model.model.encoder.embed_tokens.weight,
-              model.model.decoder.embed_tokens.weight, model.lm_head.weight):
+    for w in (
+        model.model.shared.weight,
+        model.model.encoder.embed_tokens.weight,
+        model.model.decoder.embed_tokens.weight,
+        model.lm_head.weight,
+    ):
         np.testing.assert_array_equal(w.detach().numpy(), matrix)
     ids = torch.tensor([[0, *np.flatnonzero(mask)[:4].tolist(), 2]])
     # BART's encoder looks rows up through its own embed_tokens module (same tensor as model.shared).
@@ -177,7 +191,9 @@ def test_hf_export_bart_shares_one_matrix(tmp_path: Path, tiny_bart_dir: Path, r
     np.testing.assert_array_equal(base.get_input_embeddings().weight.detach().numpy(), matrix)
 
 
-def test_hf_export_bert_and_model_mismatch(tmp_path: Path, tiny_bert_dir: Path, tiny_roberta_dir: Path) -> None:
+def test_hf_export_bert_and_model_mismatch(
+    tmp_path: Path, tiny_bert_dir: Path, tiny_roberta_dir: Path
+) -> None:
     from transformers import AutoModelForMaskedLM
 
     original = _embedding_of(tiny_bert_dir, "bert.embeddings.word_embeddings.weight")
@@ -217,8 +233,14 @@ def test_swap_reads_a_read_only_memory_map(roberta_run, tiny_roberta_dir: Path) 
 def test_swap_rules_on_untied_models_and_bad_shapes() -> None:
     from transformers import BertConfig, BertForMaskedLM
 
-    cfg = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=16, tie_word_embeddings=False)
+    cfg = BertConfig(
+        vocab_size=50,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(0)
     model = BertForMaskedLM(cfg)
     head_before = model.get_output_embeddings().weight.detach().clone()

@@ -31,11 +31,23 @@ def real_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
     lexicon.build(str(db), [f"tsv:{DEFS_TSV}"], progress=False)
     lexicon.align(str(db), str(tiny_bert_dir), progress=False)
     run = work / "run"
-    embedder.train(TrainConfig(
-        db=str(db), model=str(tiny_bert_dir), run=str(run), steps=4, batch_tokens=512, warmup=1,
-        eval_every=2, ckpt_every=2, ridge_examples=200, device="cpu", progress=False, seed=0,
-        heldout_frac=0.1,
-    ))
+    embedder.train(
+        TrainConfig(
+            db=str(db),
+            model=str(tiny_bert_dir),
+            run=str(run),
+            steps=4,
+            batch_tokens=512,
+            warmup=1,
+            eval_every=2,
+            ckpt_every=2,
+            ridge_examples=200,
+            device="cpu",
+            progress=False,
+            seed=0,
+            heldout_frac=0.1,
+        )
+    )
     embedder.generate(GenerateConfig(db=str(db), run=str(run), senses=True, device="cpu", progress=False))
     return embedder.RunDir.open(run), db
 
@@ -61,8 +73,8 @@ def test_queries_and_table_on_a_trained_run(real_run) -> None:
     con = connect(db)
     try:
         piece, gloss = con.execute(
-            "SELECT piece, gloss FROM token_definition WHERE token_id = ? AND rank = 1 "
-            "AND tokenizer_id = ?", [word_id, run.manifest()["tokenizer_id"]],
+            "SELECT piece, gloss FROM token_definition WHERE token_id = ? AND rank = 1 AND tokenizer_id = ?",
+            [word_id, run.manifest()["tokenizer_id"]],
         ).fetchone()
     finally:
         con.close()
@@ -73,7 +85,8 @@ def test_queries_and_table_on_a_trained_run(real_run) -> None:
     by_word = neighbors(run, [piece], k=2)
     assert by_word["token_id"].unique().to_list() == [word_id]
     cli = CliRunner().invoke(
-        defemb_cli, ["index", "reverse", "--run", str(run.path), gloss, "-k", "20", "--matrix", "generated", "--json"]
+        defemb_cli,
+        ["index", "reverse", "--run", str(run.path), gloss, "-k", "20", "--matrix", "generated", "--json"],
     )
     assert cli.exit_code == 0, cli.output
     assert word_id in [row["token_id"] for row in json.loads(cli.stdout)]
@@ -82,7 +95,8 @@ def test_queries_and_table_on_a_trained_run(real_run) -> None:
     try:
         n = con.execute(
             "SELECT count(*) FROM neighbor n JOIN token_definition d USING (token_id) "
-            "WHERE n.run_id = ? AND d.rank = 1", [run.run_id],
+            "WHERE n.run_id = ? AND d.rank = 1",
+            [run.run_id],
         ).fetchone()[0]
     finally:
         con.close()

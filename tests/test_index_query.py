@@ -31,7 +31,9 @@ def world(tmp_path: Path):
     # One sense vector per SENSES row, placed next to its word's token row (senses of unaligned words random).
     sense_ids = np.arange(1, len(SENSES) + 1, dtype=np.int64)
     sense_vectors = rng.standard_normal((len(SENSES), D)).astype(np.float32)
-    run = make_run(tmp_path / "run", original, covered, db=db, sense_ids=sense_ids, sense_vectors=sense_vectors)
+    run = make_run(
+        tmp_path / "run", original, covered, db=db, sense_ids=sense_ids, sense_vectors=sense_vectors
+    )
     tokens = np.asarray(run.token_vectors())
     for i, (word, _, _) in enumerate(SENSES):
         if word in aligned:
@@ -53,8 +55,16 @@ def test_neighbors_side_by_side_equal_brute_force(world) -> None:
     run, _, aligned = world
     frame = neighbors(run, ["cat", "Ġbank", str(aligned["dog"])], k=5)
     assert frame.columns == [
-        "query", "token_id", "piece", "rank", "generated_id", "generated_piece", "generated_score",
-        "original_id", "original_piece", "original_score",
+        "query",
+        "token_id",
+        "piece",
+        "rank",
+        "generated_id",
+        "generated_piece",
+        "generated_score",
+        "original_id",
+        "original_piece",
+        "original_score",
     ]
     assert frame.height == 15
     cat = frame.filter(pl.col("query") == "cat")
@@ -62,9 +72,13 @@ def test_neighbors_side_by_side_equal_brute_force(world) -> None:
     tid = int(cat["token_id"][0])
     covered = np.flatnonzero(np.asarray(run.covered_mask()))
     tv, ov = np.asarray(run.token_vectors()), np.asarray(run.original_vectors())
-    np.testing.assert_array_equal(cat["generated_id"].to_numpy(), _cos_top(tv[covered], covered, tv[tid], 5, tid))
+    np.testing.assert_array_equal(
+        cat["generated_id"].to_numpy(), _cos_top(tv[covered], covered, tv[tid], 5, tid)
+    )
     non_special = np.arange(4, V)
-    np.testing.assert_array_equal(cat["original_id"].to_numpy(), _cos_top(ov[4:], non_special, ov[tid], 5, tid))
+    np.testing.assert_array_equal(
+        cat["original_id"].to_numpy(), _cos_top(ov[4:], non_special, ov[tid], 5, tid)
+    )
     assert (frame["generated_id"] != frame["token_id"]).all()
     assert cat["generated_score"].is_sorted(descending=True)
     pieces = roberta_pieces(V)
@@ -130,7 +144,9 @@ def test_neighbor_table_joins_with_definitions_in_sql(world) -> None:
     neighbors_table(run, db, k=2, matrices=["generated"], progress=False)
     con = connect(db)
     try:
-        counts = dict(con.execute("SELECT run_id || '/' || matrix, count(*) FROM neighbor GROUP BY 1").fetchall())
+        counts = dict(
+            con.execute("SELECT run_id || '/' || matrix, count(*) FROM neighbor GROUP BY 1").fetchall()
+        )
     finally:
         con.close()
     assert counts == {"run-a/generated": n_cov * 2, "run-a/original": (V - 4) * 4, "other-run/generated": 1}
@@ -142,6 +158,8 @@ def test_neighbor_table_refuses_a_lexicon_of_another_build(world, tmp_path: Path
     other = tmp_path / "other.duckdb"
     make_lexicon(other, roberta_pieces(V))
     with duckdb.connect(str(other)) as raw:
-        raw.execute("INSERT INTO source VALUES (9, 'tsv', 'x.tsv', 'abc', 'en', 1, 1, 0, 0, 0.1, 'n1', now())")
+        raw.execute(
+            "INSERT INTO source VALUES (9, 'tsv', 'x.tsv', 'abc', 'en', 1, 1, 0, 0, 0.1, 'n1', now())"
+        )
     with pytest.raises(Exception, match="was built from lexicon"):
         neighbors_table(run, other, k=2, progress=False)

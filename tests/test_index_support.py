@@ -75,9 +75,7 @@ def make_lexicon(path: Path, pieces: list[str], tokenizer_id: int = 1) -> dict[s
         con.execute("INSERT INTO token SELECT * FROM tok")
         con.unregister("tok")
         for sid, (word, pos, gloss) in enumerate(SENSES, start=1):
-            con.execute(
-                "INSERT INTO entry VALUES (?, 1, ?, ?, 'en', ?, NULL, NULL)", [sid, sid, word, pos]
-            )
+            con.execute("INSERT INTO entry VALUES (?, 1, ?, ?, 'en', ?, NULL, NULL)", [sid, sid, word, pos])
             con.execute(
                 "INSERT INTO sense (sense_id, entry_id, ord, gloss) VALUES (?, ?, 0, ?)", [sid, sid, gloss]
             )

@@ -135,7 +135,8 @@ def test_export_parquet_writes_every_table_and_the_view(db: Path, tmp_path: Path
 
 
 def test_a_moved_folder_is_found_by_its_aligned_name_and_a_changed_one_is_refused(
-        db: Path, tmp_path: Path, roberta_tokenizer_dir: Path) -> None:
+    db: Path, tmp_path: Path, roberta_tokenizer_dir: Path
+) -> None:
     import shutil
 
     name = lexicon.query(db, "SELECT name FROM tokenizer WHERE tokenizer_id = 1")["name"][0]

@@ -307,6 +307,8 @@ def test_surfaces_and_word_starts_rebuild_the_text(roberta_rows, minilm_rows) ->
             normal = wtok.normalizer.normalize_str(text)
             assert rebuilt.replace(" ", "") == normal.replace(" ", "")
             # one word-initial piece per pre-tokenized word, continuations for the rest
-            assert sum(wrows.word_initial[i] for i in wids) == len(wtok.pre_tokenizer.pre_tokenize_str(normal))
+            assert sum(wrows.word_initial[i] for i in wids) == len(
+                wtok.pre_tokenizer.pre_tokenize_str(normal)
+            )
 
     check()

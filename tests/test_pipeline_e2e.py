@@ -18,12 +18,12 @@ def _config(tmp_path: Path, data_dir: Path, model: Path) -> Path:
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(f"""
 [run]
-work = "{tmp_path / 'work'}"
+work = "{tmp_path / "work"}"
 seed = 3
 
 [lexicon]
-sources = ["open-dictionary:{data_dir / 'open-dictionary' / 'api'}",
-           "open-dictionary:{data_dir / 'lexicon-align' / 'open-dictionary' / 'api'}"]
+sources = ["open-dictionary:{data_dir / "open-dictionary" / "api"}",
+           "open-dictionary:{data_dir / "lexicon-align" / "open-dictionary" / "api"}"]
 
 [model]
 name = "{model}"
@@ -44,7 +44,7 @@ metric = "cosine"
 k = 5
 
 [evaluation]
-wordsim = ["{data_dir / 'eval' / 'word-similarity' / 'EN-RG-65.txt'}"]
+wordsim = ["{data_dir / "eval" / "word-similarity" / "EN-RG-65.txt"}"]
 """)
     return cfg
 
