@@ -41,6 +41,23 @@ class Definitions:
         return len(self.gloss)
 
 
+def _definitions(rows: dict[str, Any]) -> Definitions:
+    """Definitions from DuckDB's fetchnumpy columns; rows without token ids are sense-only (-1, rank 1)."""
+    n = len(rows["sense_id"])
+    has_tokens = "token_id" in rows
+    return Definitions(
+        token_id=np.asarray(rows["token_id"], dtype=np.int64)
+        if has_tokens
+        else np.full(n, -1, dtype=np.int64),
+        rank=np.asarray(rows["rank"], dtype=np.int32) if has_tokens else np.ones(n, dtype=np.int32),
+        sense_id=np.asarray(rows["sense_id"], dtype=np.int64),
+        word=[str(w) for w in rows["word"]],
+        # NULL pos arrives as None or NaN depending on the column's other values
+        pos=[None if p is None or p != p else str(p) for p in rows["pos"]],
+        gloss=[str(g) for g in rows["gloss"]],
+    )
+
+
 def tokenizer_sha256(model_dir: str | os.PathLike[str], tokenizer: Any) -> str:
     """The lexicon's identity of a tokenizer (`lexicon.tokenizers.load_vocab(dir).sha256`).
 
@@ -140,14 +157,7 @@ def fetch_definitions(db: str | os.PathLike[str], tokenizer_id: int, max_rank: i
         ).fetchnumpy()
     finally:
         con.close()
-    return Definitions(
-        token_id=np.asarray(rows["token_id"], dtype=np.int64),
-        rank=np.asarray(rows["rank"], dtype=np.int32),
-        sense_id=np.asarray(rows["sense_id"], dtype=np.int64),
-        word=[str(w) for w in rows["word"]],
-        pos=[None if p is None or p != p else str(p) for p in rows["pos"]],
-        gloss=[str(g) for g in rows["gloss"]],
-    )
+    return _definitions(rows)
 
 
 def fetch_senses(db: str | os.PathLike[str]) -> Definitions:
@@ -162,15 +172,7 @@ def fetch_senses(db: str | os.PathLike[str]) -> Definitions:
         ).fetchnumpy()
     finally:
         con.close()
-    n = len(rows["sense_id"])
-    return Definitions(
-        token_id=np.full(n, -1, dtype=np.int64),
-        rank=np.ones(n, dtype=np.int32),
-        sense_id=np.asarray(rows["sense_id"], dtype=np.int64),
-        word=[str(w) for w in rows["word"]],
-        pos=[None if p is None or p != p else str(p) for p in rows["pos"]],
-        gloss=[str(g) for g in rows["gloss"]],
-    )
+    return _definitions(rows)
 
 
 def fetch_words(db: str | os.PathLike[str]) -> Definitions:
@@ -187,12 +189,4 @@ def fetch_words(db: str | os.PathLike[str]) -> Definitions:
         ).fetchnumpy()
     finally:
         con.close()
-    n = len(rows["sense_id"])
-    return Definitions(
-        token_id=np.full(n, -1, dtype=np.int64),
-        rank=np.ones(n, dtype=np.int32),
-        sense_id=np.asarray(rows["sense_id"], dtype=np.int64),
-        word=[str(w) for w in rows["word"]],
-        pos=[None if p is None or p != p else str(p) for p in rows["pos"]],
-        gloss=[str(g) for g in rows["gloss"]],
-    )
+    return _definitions(rows)
