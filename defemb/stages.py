@@ -98,7 +98,8 @@ def _generate(ctx: Context) -> dict[str, Any]:
 
 
 def probe_tokens(ctx: Context, n: int = 6) -> list[str]:
-    """Tokens whose neighbours `defemb run` shows: configured ones, else a few rare covered words."""
+    """Tokens whose neighbours `defemb run` shows: configured ones, else a few covered words, rarest
+    bucket first (a small lexicon may cover no rare token)."""
     if ctx.cfg.index.probe_tokens:
         return list(ctx.cfg.index.probe_tokens)
     import lexicon
@@ -108,9 +109,10 @@ def probe_tokens(ctx: Context, n: int = 6) -> list[str]:
     frame = lexicon.query(
         ctx.db,
         f"""SELECT piece FROM token_definition
-            WHERE bucket = 'rare' AND rank = 1 AND word_initial AND rule IN ('exact', 'casefold')
+            WHERE rank = 1 AND word_initial AND rule IN ('exact', 'casefold')
               AND regexp_matches(surface, '^[a-z]{{5,}}$') {where}
-            ORDER BY hash(piece) LIMIT {n}""",
+            ORDER BY CASE bucket WHEN 'rare' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, hash(piece)
+            LIMIT {n}""",
     )
     return [str(p) for p in frame["piece"].to_list()]
 

@@ -78,6 +78,12 @@ def test_defemb_run_end_to_end_and_reuse(tmp_path: Path, data_dir: Path, tiny_be
     summary = (work / "summary.md").read_text()
     assert "Isotropy" in summary and "Neighbours" in summary
 
+    # The sense index the pipeline built answers from the command line.
+    piece = json.loads((run / "report" / "neighbors.json").read_text())[0]["piece"]
+    senses = CliRunner().invoke(cli, ["index", "senses", "--run", str(run), piece, "-k", "3", "--json"])
+    assert senses.exit_code == 0, senses.output
+    assert len(json.loads(senses.stdout)) == 3
+
     # Same inputs: everything is reused, and says so.
     again = run_pipeline(load_config(cfg_path), log=lambda m: None)
     assert {v["status"] for v in again.stages.values()} == {"reused"}
