@@ -75,6 +75,9 @@ class EvaluationSection:
     glue_data: str = ""
     glue_seeds: int = 3
     glue_select: str = "rare"
+    swap_select: str = (
+        "covered"  # rows written into <run>/model (covered | rare | task:FILE[:ratio]); "" skips
+    )
 
 
 @dataclass(frozen=True)

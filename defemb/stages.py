@@ -166,7 +166,16 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
         ctx.run_dir, ctx.db, wordsim=wordsim, glue=glue, command="defemb run" + (f" --work {ctx.work}")
     )
     c = rep.content
+    swapped = None
+    if ev.swap_select:
+        from embedder.rundir import RunDir
+
+        swapped = evaluation.save_swapped(RunDir.open(ctx.run_dir), ctx.db, ev.swap_select).to_dict()
+        ctx.log(
+            f"  swapped model ({ev.swap_select} rows) saved in {swapped.get('out_dir', ctx.run_dir / 'model')}"
+        )
     return {
+        "swapped_model": swapped,
         "report_dir": rep.report_dir,
         "isotropy": c.get("isotropy"),
         "wordsim": c.get("wordsim"),
@@ -200,7 +209,8 @@ def outputs_exist(stage: str, ctx: Context, result: dict[str, Any]) -> bool:
         "train": [run / "manifest.json", run / "regressor"],
         "generate": [run / "token_vectors.npy", run / "token_covered.npy"],
         "index": [run / "index", run / "report" / "neighbors.json"],
-        "evaluate": [run / "report" / "report.json"],
+        "evaluate": [run / "report" / "report.json"]
+        + ([run / "model" / "config.json"] if ctx.cfg.evaluation.swap_select else []),
         "report": [Path(result.get("markdown", ctx.work / "missing"))],
     }
     return all(p.exists() for p in need[stage])

@@ -75,6 +75,11 @@ def test_defemb_run_end_to_end_and_reuse(tmp_path: Path, data_dir: Path, tiny_be
         assert key in report
     assert "EN-RG-65" in report["wordsim"]
     assert (run / "report" / "report.md").is_file()
+    # The PLM with the covered rows swapped in, loadable by transformers, rows equal to the run's vectors.
+    from transformers import AutoModel
+
+    swapped = AutoModel.from_pretrained(str(run / "model")).get_input_embeddings().weight.detach().numpy()
+    np.testing.assert_allclose(swapped[covered], tv[covered], rtol=0, atol=1e-6)
     summary = (work / "summary.md").read_text()
     assert "Isotropy" in summary and "Neighbours" in summary
 
