@@ -19,7 +19,7 @@ import numpy as np
 from embedder.rundir import RunDir
 from evaluation.errors import EvaluationError
 from evaluation.glue_data import Examples, GlueTask, read_glue_tsv, task_files
-from evaluation.training import optimizer_and_schedule, pick_device, seed_everything
+from evaluation.training import optimizer_and_schedule, optimizer_step, pick_device, seed_everything
 
 __all__ = [
     "FinetuneConfig",
@@ -156,11 +156,7 @@ def finetune_once(
             batch = {k: v.to(device) for k, v in batch.items()}
             labels = torch.as_tensor(train.labels[idx], dtype=dtype, device=device)
             loss = model(**batch, labels=labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            optimizer_step(model, loss, opt, sched)
             step += 1
             bar.update(1)
     bar.close()

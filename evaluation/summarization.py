@@ -21,7 +21,7 @@ import numpy as np
 
 from embedder.rundir import RunDir
 from evaluation.errors import DataFormatError, EvaluationError
-from evaluation.training import optimizer_and_schedule, pick_device, seed_everything
+from evaluation.training import optimizer_and_schedule, optimizer_step, pick_device, seed_everything
 
 __all__ = [
     "Decoding",
@@ -233,11 +233,7 @@ def summarize_once(
                 labels = batch["labels"]
                 labels[labels == tok.pad_token_id] = -100
                 loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
+                optimizer_step(model, loss, opt, sched)
                 step += 1
                 bar.update(1)
         bar.close()

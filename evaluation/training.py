@@ -51,3 +51,14 @@ def optimizer_and_schedule(
         return max(0.0, (total - step) / (total - warm))
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def optimizer_step(model: Any, loss: Any, opt: Any, sched: Any, clip: float = 1.0) -> None:
+    """Backpropagate `loss`, clip the gradient norm, and step the optimizer and its schedule."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
