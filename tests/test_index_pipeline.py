@@ -24,7 +24,9 @@ def real_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
     lexicon = pytest.importorskip("lexicon")
     if not DEFS_TSV.exists():
         pytest.skip("tests/data/embedder/definitions.tsv is not there")
-    from embedder.config import GenerateConfig, TrainConfig
+    from test_embedder_support import tiny_config
+
+    from embedder.config import GenerateConfig
 
     work = tmp_path_factory.mktemp("pipeline")
     db = work / "lexicon.duckdb"
@@ -32,21 +34,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
     lexicon.align(str(db), str(tiny_bert_dir), progress=False)
     run = work / "run"
     embedder.train(
-        TrainConfig(
-            db=str(db),
-            model=str(tiny_bert_dir),
-            run=str(run),
-            steps=4,
-            batch_tokens=512,
-            warmup=1,
-            eval_every=2,
-            ckpt_every=2,
-            ridge_examples=200,
-            device="cpu",
-            progress=False,
-            seed=0,
-            heldout_frac=0.1,
-        )
+        tiny_config(db, tiny_bert_dir, run, steps=4, warmup=1, eval_every=2, ckpt_every=2, ridge_examples=200)
     )
     embedder.generate(GenerateConfig(db=str(db), run=str(run), senses=True, device="cpu", progress=False))
     return embedder.RunDir.open(run), db
