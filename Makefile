@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-fast demo bench lint fmt clean
+.PHONY: venv test test-fast demo bench lint lock fmt clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins what the suite last passed with, so a fresh machine installs the same versions;
+# pyproject.toml keeps honest ranges for library users.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -33,6 +35,11 @@ demo: $(STAMP)
 ## make bench: every stage's benchmark; JSON lines on stdout, summary in benchmarks/out/
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
+
+## make lock: re-pin constraints.txt to what the venv has now (after a deliberate upgrade)
+lock: $(STAMP)
+	{ echo "# The versions the test suite last passed with; make uses them (pip -c). Upgrade deliberately: make lock."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > constraints.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -104,7 +104,15 @@ def _first_example(examples: list[msgspec.Raw]) -> str | None:
 
 
 def _decode_error(data: bytes) -> str:
-    """Why a line does not decode into a record."""
+    """Why a line does not decode into a record.
+
+    The reason is ours, not the JSON library's: its wording changes between releases (msgspec 0.23 calls
+    bad UTF-8 "invalid JSON"), so UTF-8 is checked here first.
+    """
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8: {exc.reason} at byte {exc.start}"
     try:
         _DECODER.decode(data)
     except UnicodeDecodeError as exc:
