@@ -39,7 +39,7 @@ bench: $(STAMP)
 ## make lock: re-pin constraints.txt to what the venv has now (after a deliberate upgrade)
 lock: $(STAMP)
 	{ echo "# The versions the test suite last passed with; make uses them (pip -c). Upgrade deliberately: make lock."; \
-	  $(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > constraints.txt
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v "^-e " | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > constraints.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
