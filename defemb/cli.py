@@ -12,6 +12,8 @@ import sys
 
 import click
 
+from defemb._cli import Group, set_debug
+
 # name -> (module, attribute, one-line help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "lexicon": ("defemb.cli_lexicon", "lexicon", "Build, align and inspect the DuckDB lexicon."),
@@ -24,7 +26,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(_COMMANDS)
 
@@ -54,8 +56,19 @@ class LazyGroup(click.Group):
     "  defemb lexicon build --db lex.duckdb --source open-dictionary:path/to/api",
 )
 @click.version_option(package_name="definitionemb")
-def cli() -> None:
-    """definitionemb: dictionary definitions turned into token embeddings (DefinitionEMB)."""
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show the full traceback of a failure instead of one line (or set DEFEMB_DEBUG=1).",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """definitionemb: dictionary definitions turned into token embeddings (DefinitionEMB).
+
+    An expected failure (bad input, a missing stage) prints one `Error: ...` line and exits with status 1;
+    a usage error exits with status 2.
+    """
+    set_debug(ctx, debug)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 from typing import Any
 
 import click
 
+from defemb._cli import Group, db_option, emit, json_option, run_option
+
 __all__ = ["embed"]
 
 
-def _fail(exc: Exception) -> None:
-    raise click.ClickException(str(exc)) from exc
-
-
-def _emit(payload: dict[str, Any], as_json: bool, human: str) -> None:
-    if as_json:
-        click.echo(json.dumps(payload, sort_keys=True, default=float))
-    else:
-        click.echo(human)
-
-
 @click.group(
+    cls=Group,
     epilog="Example:\n\n  defemb embed train --db lex.duckdb --model path/to/minilm --run runs/demo\n\n"
-    "  defemb embed generate --db lex.duckdb --run runs/demo --senses"
+    "  defemb embed generate --db lex.duckdb --run runs/demo --senses",
 )
 def embed() -> None:
     """Train the DefinitionEMB regressor and generate definition vectors."""
@@ -38,16 +29,9 @@ def embed() -> None:
     "  torchrun --nproc-per-node 4 -m defemb.cli embed train --preset paper --db lex.duckdb "
     "--model path/to/roberta-base --run-dir runs/paper"
 )
-@click.option("--db", required=True, type=click.Path(dir_okay=False), help="Lexicon DuckDB file.")
+@db_option(required=True, help="Lexicon DuckDB file.")
 @click.option("--model", required=True, help="Model folder (save_pretrained layout) or hub name.")
-@click.option(
-    "--run",
-    "--run-dir",
-    "run_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Run folder to write (spell it --run-dir under torchrun, whose parser claims --run…).",
-)
+@run_option(help="Run folder to write.")
 @click.option(
     "--preset",
     type=click.Choice(["quick", "paper"]),
@@ -76,7 +60,7 @@ def embed() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run's latest checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@json_option
 def train(
     db: str,
     model: str,
@@ -110,41 +94,38 @@ def train(
     """
     import embedder
 
-    try:
-        prompt_kw: dict[str, Any] = {}
-        if no_pos:
-            prompt_kw["use_pos"] = False
-        if template:
-            prompt_kw["template"] = template
-        if max_length:
-            prompt_kw["max_length"] = max_length
-        cfg = embedder.preset(
-            preset,
-            db=db,
-            model=model,
-            run=run_dir,
-            steps=steps,
-            batch_tokens=batch_tokens,
-            grad_accum=grad_accum,
-            lr=lr,
-            head_lr=head_lr,
-            schedule=schedule,
-            warmup=warmup,
-            loss=loss,
-            head_init=head_init,
-            trainable=trainable,
-            dropout=dropout,
-            device=device,
-            compile=compile_ or None,
-            seed=seed,
-            resume=resume or None,
-            progress=not quiet,
-        )
-        if prompt_kw:  # on top of the preset's prompt (its max_length included)
-            cfg = dataclasses.replace(cfg, prompt=dataclasses.replace(cfg.prompt, **prompt_kw))
-        res = embedder.train(cfg)
-    except (embedder.EmbedderError, _lexicon_error()) as exc:
-        _fail(exc)
+    prompt_kw: dict[str, Any] = {}
+    if no_pos:
+        prompt_kw["use_pos"] = False
+    if template:
+        prompt_kw["template"] = template
+    if max_length:
+        prompt_kw["max_length"] = max_length
+    cfg = embedder.preset(
+        preset,
+        db=db,
+        model=model,
+        run=run_dir,
+        steps=steps,
+        batch_tokens=batch_tokens,
+        grad_accum=grad_accum,
+        lr=lr,
+        head_lr=head_lr,
+        schedule=schedule,
+        warmup=warmup,
+        loss=loss,
+        head_init=head_init,
+        trainable=trainable,
+        dropout=dropout,
+        device=device,
+        compile=compile_ or None,
+        seed=seed,
+        resume=resume or None,
+        progress=not quiet,
+    )
+    if prompt_kw:  # on top of the preset's prompt (its max_length included)
+        cfg = dataclasses.replace(cfg, prompt=dataclasses.replace(cfg.prompt, **prompt_kw))
+    res = embedder.train(cfg)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
     out = {
@@ -156,7 +137,7 @@ def train(
         "seconds": res.seconds,
     }
     h = res.heldout
-    _emit(
+    emit(
         out,
         as_json,
         f"trained {res.steps} steps in {res.seconds:.0f}s ({res.tokens_per_s:,.0f} tokens/s); "
@@ -166,61 +147,38 @@ def train(
 
 
 @embed.command(epilog="Example:\n\n  defemb embed generate --db lex.duckdb --run runs/demo --senses --json")
-@click.option(
-    "--db",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Lexicon the run was trained on.",
-)
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Trained run folder.",
-)
+@db_option(required=True, exists=True, help="Lexicon the run was trained on.")
+@run_option(exists=True, help="Trained run folder.")
 @click.option("--senses", is_flag=True, help="Also write one vector per lexicon sense (for the index).")
 @click.option("--topk", type=int, default=1, show_default=True, help="Average a token's top-k definitions.")
 @click.option("--batch-tokens", type=int, default=16384, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@json_option
 def generate(
     db: str, run_dir: str, senses: bool, topk: int, batch_tokens: int, device: str, quiet: bool, as_json: bool
 ) -> None:
     """Write token_vectors.npy / token_covered.npy (and sense vectors) into a trained run."""
     import embedder
 
-    try:
-        res = embedder.generate(
-            embedder.GenerateConfig(
-                db=db,
-                run=run_dir,
-                senses=senses,
-                topk=topk,
-                batch_tokens=batch_tokens,
-                device=device,
-                progress=not quiet,
-            )
+    res = embedder.generate(
+        embedder.GenerateConfig(
+            db=db,
+            run=run_dir,
+            senses=senses,
+            topk=topk,
+            batch_tokens=batch_tokens,
+            device=device,
+            progress=not quiet,
         )
-    except (embedder.EmbedderError, _lexicon_error()) as exc:
-        _fail(exc)
-    _emit(
+    )
+    emit(
         res.to_dict(),
         as_json,
         f"generated {res.tokens} token rows of {res.vocab_size}"
         + (f" and {res.senses} sense vectors" if senses else "")
         + f" ({res.definitions_per_s:,.0f} definitions/s) → {res.run}",
     )
-
-
-def _lexicon_error() -> type[Exception]:
-    try:
-        from lexicon.errors import LexiconError
-
-        return LexiconError
-    except ImportError:  # pragma: no cover - lexicon is part of the package
-        return RuntimeError
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,16 +6,13 @@ Each subcommand is one call into `evaluation`; with `--run DIR` the result is al
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+from defemb._cli import Group, command_line, db_option, emit, json_option, run_option
 
 _SELECT = click.option(
     "--select",
@@ -23,68 +20,8 @@ _SELECT = click.option(
     show_default=True,
     help="Rows to swap in: covered | rare | task:FILE[:ratio] (index.select).",
 )
-_DB = click.option(
-    "--db",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Lexicon database (buckets, selection); default: the run's lexicon_db.",
-)
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable results on stdout.")
-
-
-def _errors(fn: F) -> F:
-    """Turn the stages' errors into one clean line instead of a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from embedder.errors import EmbedderError
-        from evaluation.errors import EvaluationError
-        from lexicon.errors import LexiconError
-
-        stage_errors: tuple[type[Exception], ...] = (EvaluationError, EmbedderError, LexiconError)
-        try:
-            from index.errors import IndexStageError
-
-            stage_errors += (IndexStageError,)
-        except ImportError:  # index not installed in this checkout: its errors cannot occur
-            pass
-        try:
-            return fn(*args, **kwargs)
-        except stage_errors as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _command() -> str:
-    """The current command with every option spelled out, as it would be typed to reproduce the result."""
-    import shlex
-
-    ctx = click.get_current_context()
-    parts = ["defemb", *ctx.command_path.split()[1:]]
-    for param in ctx.command.params:
-        if not isinstance(param, click.Option) or param.name is None:
-            continue
-        value = ctx.params.get(param.name)
-        flag = max(param.opts, key=len)
-        if param.is_flag:
-            if value:
-                parts.append(flag)
-        elif param.multiple:
-            for v in value or ():
-                parts += [flag, str(v)]
-        elif value is not None:
-            parts += [flag, str(value)]
-    return shlex.join(parts)
-
-
-def _emit(obj: Any, as_json: bool, text: str) -> None:
-    from evaluation.report import _jsonable
-
-    if as_json:
-        click.echo(json.dumps(_jsonable(obj), indent=2, sort_keys=True))
-    else:
-        click.echo(text)
+_DB = db_option(help="Lexicon database (buckets, selection); default: the run's lexicon_db.")
+_RUN = run_option(exists=True)
 
 
 def _iso_table(per_matrix: dict[str, Any]) -> str:
@@ -105,6 +42,7 @@ def _iso_table(per_matrix: dict[str, Any]) -> str:
 
 @click.group(
     "eval",
+    cls=Group,
     epilog="Example:\n\n  defemb eval isotropy --run runs/minilm --json\n\n"
     "  defemb eval report --run runs/minilm",
 )
@@ -133,17 +71,12 @@ def eval_() -> None:
     default=None,
     help="A model folder (or a name in the local Hugging Face cache): its input embedding rows.",
 )
-@click.option(
-    "--run",
-    "run_dir",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="A run folder: original, DefinitionEMB and ABTT matrices side by side.",
+@run_option(
+    required=False, exists=True, help="A run folder: original, DefinitionEMB and ABTT matrices side by side."
 )
 @_DB
 @_SELECT
-@_JSON
-@_errors
+@json_option
 def isotropy_cmd(
     matrix: str | None, model: str | None, run_dir: str | None, db: str | None, select: str, as_json: bool
 ) -> None:
@@ -197,7 +130,7 @@ def isotropy_cmd(
             name: measure_by_bucket(w, labels),
             "abtt": measure_by_bucket(all_but_the_top(w, 10, labels == "special"), labels),
         }
-    _emit(per, as_json, _iso_table(per))
+    emit(per, as_json, _iso_table(per))
 
 
 @eval_.command(
@@ -205,7 +138,7 @@ def isotropy_cmd(
     epilog="Example:\n\n  defemb eval wordsim --run runs/minilm "
     "--dataset ../shared/data/eval/word-similarity/EN-RW-STANFORD.txt --json",
 )
-@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@_RUN
 @click.option(
     "--dataset",
     "datasets",
@@ -216,8 +149,7 @@ def isotropy_cmd(
 )
 @_DB
 @_SELECT
-@_JSON
-@_errors
+@json_option
 def wordsim_cmd(run_dir: str, datasets: tuple[str, ...], db: str | None, select: str, as_json: bool) -> None:
     """Spearman of cosine similarity vs human scores, on pairs whose words are single tokens."""
     from embedder.rundir import RunDir
@@ -228,12 +160,12 @@ def wordsim_cmd(run_dir: str, datasets: tuple[str, ...], db: str | None, select:
     labels, _ = run_buckets(run, db)
     res = wordsim_of_run(run, datasets, run_matrices(run, db, select, buckets=labels))
     for name, r in res.items():  # one file per dataset, so later commands add to earlier ones
-        save_result(run, f"wordsim-{name}", {name: r}, _command())
+        save_result(run, f"wordsim-{name}", {name: r}, command_line())
     lines = []
     for ds, r in res.items():
         rho = "  ".join(f"{k}={v:.4f}" for k, v in r["spearman"].items())
         lines.append(f"{ds}: {r['covered_pairs']}/{r['pairs']} pairs covered ({r['coverage']:.1%})  {rho}")
-    _emit(res, as_json, "\n".join(lines))
+    emit(res, as_json, "\n".join(lines))
 
 
 @eval_.command(
@@ -241,7 +173,7 @@ def wordsim_cmd(run_dir: str, datasets: tuple[str, ...], db: str | None, select:
     epilog="Example:\n\n  defemb eval glue --run runs/minilm --task cola "
     "--data ../shared/data/eval/glue/CoLA --select rare --seeds 3 --max-train 2000",
 )
-@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@_RUN
 @click.option("--task", default="cola", show_default=True, help="cola | sst2 | mrpc | rte | stsb")
 @click.option(
     "--data",
@@ -260,8 +192,7 @@ def wordsim_cmd(run_dir: str, datasets: tuple[str, ...], db: str | None, select:
 @click.option("--max-train", type=int, default=None, help="Use only the first N training examples.")
 @click.option("--max-eval", type=int, default=None, help="Use only the first N evaluation examples.")
 @click.option("--device", default="auto", show_default=True)
-@_JSON
-@_errors
+@json_option
 def glue_cmd(
     run_dir: str,
     task: str,
@@ -300,9 +231,9 @@ def glue_cmd(
     )
     run = RunDir.open(run_dir)
     res = compare_glue(run, cfg, db, progress=sys.stderr.isatty())
-    save_result(run, f"glue-{res.task}", {**res.to_dict(), "config": cfg.to_dict()}, _command())
+    save_result(run, f"glue-{res.task}", {**res.to_dict(), "config": cfg.to_dict()}, command_line())
     s, t = res.summary, res.test
-    _emit(
+    emit(
         res.to_dict(),
         as_json,
         f"{res.task} {res.metric} over {len(res.seeds)} seeds ({res.replaced_rows} rows swapped): "
@@ -317,7 +248,7 @@ def glue_cmd(
     epilog="Example:\n\n  defemb eval summarization --run runs/bart "
     "--data data/xsum --preset xsum --train-steps 1000 --max-eval 500",
 )
-@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@_RUN
 @click.option(
     "--data",
     "data_dir",
@@ -337,8 +268,7 @@ def glue_cmd(
 @click.option("--max-train", type=int, default=None)
 @click.option("--max-eval", type=int, default=None)
 @click.option("--device", default="auto", show_default=True)
-@_JSON
-@_errors
+@json_option
 def summarization_cmd(
     run_dir: str,
     data_dir: str,
@@ -373,32 +303,31 @@ def summarization_cmd(
     )
     run = RunDir.open(run_dir)
     res = compare_summarization(run, cfg, db, progress=sys.stderr.isatty())
-    save_result(run, f"summarization-{preset}", {**res.to_dict(), "config": cfg.to_dict()}, _command())
+    save_result(run, f"summarization-{preset}", {**res.to_dict(), "config": cfg.to_dict()}, command_line())
     text = "  ".join(
         f"{k}: {res.original[k]:.4f} -> {res.definitionemb[k]:.4f} (p={res.bootstrap_p[k]:.3f})"
         for k in res.original
     )
-    _emit(res.to_dict(), as_json, text)
+    emit(res.to_dict(), as_json, text)
 
 
 @eval_.command("swap", epilog="Example:\n\n  defemb eval swap --run runs/minilm --select rare")
-@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@_RUN
 @_DB
 @_SELECT
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: RUN/model.")
-@_JSON
-@_errors
+@json_option
 def swap_cmd(run_dir: str, db: str | None, select: str, out: str | None, as_json: bool) -> None:
     """Write the PLM with the selected rows swapped in (save_pretrained, tokenizer included)."""
     from embedder.rundir import RunDir
     from evaluation.swap import save_swapped
 
     res = save_swapped(RunDir.open(run_dir), db, select, out)
-    _emit(res.to_dict(), as_json, f"{res.replaced_rows} of {res.vocab_size} rows swapped -> {res.out_dir}")
+    emit(res.to_dict(), as_json, f"{res.replaced_rows} of {res.vocab_size} rows swapped -> {res.out_dir}")
 
 
 @eval_.command("report", epilog="Example:\n\n  defemb eval report --run runs/minilm")
-@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@_RUN
 @_DB
 @click.option(
     "--select",
@@ -406,13 +335,12 @@ def swap_cmd(run_dir: str, db: str | None, select: str, out: str | None, as_json
     help="Selection for the isotropy of the DefinitionEMB matrix (default: every covered row).",
 )
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
-@_JSON
-@_errors
+@json_option
 def report_cmd(run_dir: str, db: str | None, select: str | None, no_plots: bool, as_json: bool) -> None:
     """Gather stored results, measure isotropy, draw figures; write report.json and report.md."""
     from embedder.rundir import RunDir
     from evaluation.report import build_report
 
-    rep = build_report(RunDir.open(run_dir), db, select, plots=not no_plots, command=_command())
+    rep = build_report(RunDir.open(run_dir), db, select, plots=not no_plots, command=command_line())
     out = Path(rep.report_dir)
-    _emit(rep.to_dict(), as_json, f"wrote {out / 'report.md'} and {out / 'report.json'}")
+    emit(rep.to_dict(), as_json, f"wrote {out / 'report.md'} and {out / 'report.json'}")

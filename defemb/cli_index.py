@@ -5,62 +5,23 @@ Each command is one call into the `index` package; `--json` prints its result fo
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
-
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+from defemb._cli import Group, db_option, emit, json_option, run_option
 
 __all__ = ["index", "export"]
 
-
-def _fail_cleanly(fn: F) -> F:
-    """Turn the stages' own errors into a one-line message and exit status 1 (no traceback)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from embedder.errors import EmbedderError
-        from index.errors import IndexStageError
-        from lexicon.errors import LexiconError
-
-        try:
-            return fn(*args, **kwargs)
-        except (IndexStageError, EmbedderError, LexiconError) as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _print_frame(frame: Any, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(frame.to_dicts(), default=str, ensure_ascii=False))
-    else:
-        import polars as pl
-
-        with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200):
-            click.echo(str(frame))
-
-
-_RUN = click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
-_DB = click.option(
-    "--db",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Lexicon database (default: the run's manifest lexicon_db).",
-)
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+_RUN = run_option()
+_DB = db_option()
 _K = click.option(
     "-k", "k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours per query."
 )
 
 
 @click.group(
+    cls=Group,
     epilog="Example:\n\n  defemb index build --run runs/r1 --factory HNSW32 --metric cosine\n\n"
-    "  defemb index neighbors --run runs/r1 cat Ġbank 1234 -k 5"
+    "  defemb index neighbors --run runs/r1 cat Ġbank 1234 -k 5",
 )
 def index() -> None:
     """FAISS indexes over a run's vectors: neighbours, reverse dictionary, neighbour tables."""
@@ -87,8 +48,7 @@ def index() -> None:
 @click.option("--metric", type=click.Choice(["ip", "cosine", "l2"]), default="cosine", show_default=True)
 @click.option("--all-rows", is_flag=True, help="Index every row of token_vectors, not only the covered ones.")
 @_DB
-@_JSON
-@_fail_cleanly
+@json_option
 def build_cmd(
     run_dir: str, kind: str, factory: str, metric: str, all_rows: bool, db: str | None, as_json: bool
 ) -> None:
@@ -98,11 +58,13 @@ def build_cmd(
     manifests = build(
         run_dir, kind=kind, factory=factory, metric=metric, all_rows=all_rows, db=db, progress=not as_json
     )
-    if as_json:
-        click.echo(json.dumps([m.to_dict() for m in manifests]))
-    else:
-        for m in manifests:
-            click.echo(f"{m.kind}: {m.factory} ({m.metric}), {m.ntotal} × {m.dim}, {m.seconds:.2f} s")
+    emit(
+        [m.to_dict() for m in manifests],
+        as_json,
+        "\n".join(
+            f"{m.kind}: {m.factory} ({m.metric}), {m.ntotal} × {m.dim}, {m.seconds:.2f} s" for m in manifests
+        ),
+    )
 
 
 @index.command(
@@ -112,13 +74,12 @@ def build_cmd(
 @click.argument("tokens", nargs=-1, required=True)
 @_K
 @_DB
-@_JSON
-@_fail_cleanly
+@json_option
 def neighbors_cmd(run_dir: str, tokens: tuple[str, ...], k: int, db: str | None, as_json: bool) -> None:
     """Nearest tokens in the generated and the original matrix, side by side (piece, word or id)."""
     from index.query import neighbors
 
-    _print_frame(neighbors(run_dir, list(tokens), k=k, db=db), as_json)
+    emit(neighbors(run_dir, list(tokens), k=k, db=db), as_json)
 
 
 @index.command(
@@ -129,13 +90,12 @@ def neighbors_cmd(run_dir: str, tokens: tuple[str, ...], k: int, db: str | None,
 @_K
 @click.option("--matrix", type=click.Choice(["original", "generated"]), default="original", show_default=True)
 @_DB
-@_JSON
-@_fail_cleanly
+@json_option
 def reverse_cmd(run_dir: str, text: str, k: int, matrix: str, db: str | None, as_json: bool) -> None:
     """Reverse dictionary: a definition's text → the regressor → nearest tokens."""
     from index.query import reverse
 
-    _print_frame(reverse(run_dir, text, k=k, matrix=matrix, db=db), as_json)
+    emit(reverse(run_dir, text, k=k, matrix=matrix, db=db), as_json)
 
 
 @index.command("senses", epilog="Example:\n\n  defemb index senses --run runs/r1 Ġbank -k 5 --json")
@@ -143,13 +103,12 @@ def reverse_cmd(run_dir: str, text: str, k: int, matrix: str, db: str | None, as
 @click.argument("token")
 @_K
 @_DB
-@_JSON
-@_fail_cleanly
+@json_option
 def senses_cmd(run_dir: str, token: str, k: int, db: str | None, as_json: bool) -> None:
     """Senses nearest to a token's generated row (needs `defemb embed generate --senses` and a senses index)."""
     from index.query import senses_near
 
-    _print_frame(senses_near(run_dir, token, k=k, db=db), as_json)
+    emit(senses_near(run_dir, token, k=k, db=db), as_json)
 
 
 @index.command(
@@ -167,8 +126,7 @@ def senses_cmd(run_dir: str, token: str, k: int, db: str | None, as_json: bool) 
     type=click.Choice(["generated", "original"]),
     help="Matrices to write (default: both).",
 )
-@_JSON
-@_fail_cleanly
+@json_option
 def neighbors_table_cmd(
     run_dir: str, db: str | None, k: int, matrices: tuple[str, ...], as_json: bool
 ) -> None:
@@ -178,11 +136,12 @@ def neighbors_table_cmd(
     result = neighbors_table(
         run_dir, db=db, k=k, matrices=matrices or ("generated", "original"), progress=not as_json
     )
-    if as_json:
-        click.echo(json.dumps(result.to_dict()))
-    else:
-        rows = ", ".join(f"{m}: {n}" for m, n in result.rows.items())
-        click.echo(f"neighbor rows for run {result.run_id} in {result.db}: {rows} ({result.seconds:.1f} s)")
+    rows = ", ".join(f"{m}: {n}" for m, n in result.rows.items())
+    emit(
+        result.to_dict(),
+        as_json,
+        f"neighbor rows for run {result.run_id} in {result.db}: {rows} ({result.seconds:.1f} s)",
+    )
 
 
 @click.command(
@@ -195,18 +154,15 @@ def neighbors_table_cmd(
 @click.option("--select", "select", required=True, help="covered | rare | task:FILE[:ratio]")
 @click.option("--out", required=True, type=click.Path(), help="File (safetensors, pt) or folder (npy, hf).")
 @_DB
-@_JSON
-@_fail_cleanly
+@json_option
 def export(run_dir: str, fmt: str, select: str, out: str, db: str | None, as_json: bool) -> None:
     """Export the embedding matrix with the selected rows replaced, plus the replaced-row mask."""
     from index.exporter import export as run_export
 
     result = run_export(run_dir, fmt, select, out, db=db)
-    if as_json:
-        click.echo(json.dumps(result.to_dict()))
-    else:
-        click.echo(
-            f"{result.rows_replaced} of {result.vocab_size} rows replaced → {result.out} "
-            f"({result.format}, {result.seconds:.2f} s)",
-            file=sys.stdout,
-        )
+    emit(
+        result.to_dict(),
+        as_json,
+        f"{result.rows_replaced} of {result.vocab_size} rows replaced → {result.out} "
+        f"({result.format}, {result.seconds:.2f} s)",
+    )

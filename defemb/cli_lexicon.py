@@ -2,43 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from defemb._cli import Group, db_option, emit, json_option
 from lexicon.errors import LexiconError
 
 __all__ = ["lexicon", "sql"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-_DB = click.option(
-    "--db", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The lexicon DuckDB file."
-)
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
-
-
-def _clean_errors(fn: F) -> F:
-    """LexiconError becomes one `Error: ...` line on stderr and exit code 1, without a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LexiconError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _print_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+_DB = db_option(required=True, help="The lexicon DuckDB file.")
 
 
 def _coverage_lines(cov: dict[str, Any]) -> list[str]:
@@ -52,6 +26,7 @@ def _coverage_lines(cov: dict[str, Any]) -> list[str]:
 
 
 @click.group(
+    cls=Group,
     epilog="Example:\n\n  defemb lexicon build --db lex.duckdb --source open-dictionary:data/open-dictionary/api\n\n"
     "  defemb lexicon align --db lex.duckdb --tokenizer models/roberta-base --frequencies dict.txt",
 )
@@ -74,16 +49,15 @@ def lexicon() -> None:
     "Repeatable.",
 )
 @click.option("--lang", default="en", show_default=True, help="Language code kept from multilingual sources.")
-@_JSON
-@_clean_errors
-def build(db: Path, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
+@json_option
+def build(db: str, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
     """Load dictionary sources into the lexicon (created if missing), atomically."""
     from lexicon.builder import build as build_
 
     report = build_(db, list(sources), lang=lang, progress=not as_json)
     data = report.to_dict()
     if as_json:
-        _print_json(data)
+        emit(data, True)
         return
     for src in data.get("sources", []):
         if src.get("skipped"):
@@ -131,10 +105,9 @@ def build(db: Path, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
     help="Comma-separated alignment rules to apply (default all: user, exact, casefold, "
     "lemma, affix, numeral, unaccent, stem, completion).",
 )
-@_JSON
-@_clean_errors
+@json_option
 def align(
-    db: Path,
+    db: str,
     tokenizer: str,
     frequencies: Path | None,
     corpus: str | None,
@@ -164,7 +137,7 @@ def align(
     )
     data = report.to_dict()
     if as_json:
-        _print_json(data)
+        emit(data, True)
         return
     click.echo(
         f"tokenizer {data['tokenizer_id']} ({data['kind']}, {data['vocab_size']:,} pieces, "
@@ -186,15 +159,14 @@ def align(
 @click.option(
     "--tokenizer", required=True, metavar="DIR_OR_NAME", help="An aligned tokenizer (folder, name or id)."
 )
-@_JSON
-@_clean_errors
-def coverage(db: Path, tokenizer: str, as_json: bool) -> None:
+@json_option
+def coverage(db: str, tokenizer: str, as_json: bool) -> None:
     """Share of non-special tokens with a definition, overall and per frequency bucket."""
     from lexicon.queries import coverage as coverage_
 
     cov = coverage_(db, int(tokenizer) if tokenizer.isdigit() else tokenizer)
     if as_json:
-        _print_json(cov)
+        emit(cov, True)
         return
     for line in _coverage_lines(cov):
         click.echo(line)
@@ -210,9 +182,8 @@ def coverage(db: Path, tokenizer: str, as_json: bool) -> None:
 )
 @click.argument("tokens", nargs=-1, required=True)
 @click.option("--limit", type=int, default=5, show_default=True, help="Senses shown per token (0 = all).")
-@_JSON
-@_clean_errors
-def definitions(db: Path, tokenizer: str, tokens: tuple[str, ...], limit: int, as_json: bool) -> None:
+@json_option
+def definitions(db: str, tokenizer: str, tokens: tuple[str, ...], limit: int, as_json: bool) -> None:
     """The ranked definitions of the given tokens (rank 1 = the token's first definition)."""
     import polars as pl
 
@@ -222,7 +193,7 @@ def definitions(db: Path, tokenizer: str, tokens: tuple[str, ...], limit: int, a
     if limit > 0:
         frame = frame.filter(pl.col("rank") <= limit)
     if as_json:
-        _print_json(frame.to_dicts())
+        emit(frame.to_dicts(), True)
         return
     if frame.height == 0:
         click.echo("no definitions for these tokens")
@@ -245,15 +216,14 @@ def definitions(db: Path, tokenizer: str, tokens: tuple[str, ...], limit: int, a
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write one <table>.parquet per table and view into.",
 )
-@_JSON
-@_clean_errors
-def export(db: Path, out_dir: Path, as_json: bool) -> None:
+@json_option
+def export(db: str, out_dir: Path, as_json: bool) -> None:
     """Export every table and the token_definition view as Parquet files."""
     from lexicon.queries import export_parquet
 
     written = export_parquet(db, out_dir)
     if as_json:
-        _print_json({name: str(p) for name, p in written.items()})
+        emit({name: str(p) for name, p in written.items()}, True)
         return
     for name, p in written.items():
         click.echo(f"{name:<18} {p}")
@@ -269,9 +239,8 @@ def export(db: Path, out_dir: Path, as_json: bool) -> None:
 @click.option(
     "--limit", type=int, default=50, show_default=True, help="Rows shown in the table view (0 = all)."
 )
-@_JSON
-@_clean_errors
-def sql(db: Path, query: str, as_csv: bool, limit: int, as_json: bool) -> None:
+@json_option
+def sql(db: str, query: str, as_csv: bool, limit: int, as_json: bool) -> None:
     """Run one read-only SQL statement on a lexicon and print the result."""
     import polars as pl
 
@@ -279,7 +248,7 @@ def sql(db: Path, query: str, as_csv: bool, limit: int, as_json: bool) -> None:
 
     frame = query_(db, query)
     if as_json:
-        _print_json(frame.to_dicts())
+        emit(frame.to_dicts(), True)
     elif as_csv:
         click.echo(frame.write_csv(), nl=False)
     else:

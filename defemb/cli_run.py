@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from defemb.config import ConfigError, load_config
-from defemb.pipeline import STAGES, PipelineError, run_pipeline
+from defemb._cli import emit, json_option
+from defemb.config import load_config
+from defemb.pipeline import STAGES, run_pipeline
 
 
 @click.command(
@@ -38,7 +38,7 @@ from defemb.pipeline import STAGES, PipelineError, run_pipeline
     help="Run this stage and every later one again, even if their inputs are unchanged.",
 )
 @click.option("--until", type=click.Choice(STAGES), default=None, help="Stop after this stage.")
-@click.option("--json", "as_json", is_flag=True, help="Print what every stage did as JSON on stdout.")
+@json_option
 def run(
     config_path: str | None, work: str | None, from_stage: str | None, until: str | None, as_json: bool
 ) -> None:
@@ -50,15 +50,12 @@ def run(
     """
     import dataclasses
 
-    try:
-        cfg = load_config(config_path)
-        if work:
-            cfg = dataclasses.replace(cfg, work=work)
-        result = run_pipeline(cfg, from_stage=from_stage, until=until)
-    except (ConfigError, PipelineError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    cfg = load_config(config_path)
+    if work:
+        cfg = dataclasses.replace(cfg, work=work)
+    result = run_pipeline(cfg, from_stage=from_stage, until=until)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        emit(result.to_dict(), True)
         return
     for stage, info in result.stages.items():
         click.echo(f"  {stage:<9} {info['status']:<7} {info['seconds']:>8.1f} s", err=True)

@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from defemb.config import PipelineConfig
+from lexicon.errors import DefembError
 
 __all__ = ["STAGES", "PipelineResult", "run_pipeline", "resolve_model", "PipelineError"]
 
 STAGES = ("lexicon", "align", "train", "generate", "index", "evaluate", "report")
 
 
-class PipelineError(RuntimeError):
+class PipelineError(DefembError, RuntimeError):
     """A pipeline that cannot go on, with a message that says why and what to do."""
 
 

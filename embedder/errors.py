@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from lexicon.errors import DefembError
 
-class EmbedderError(Exception):
+
+class EmbedderError(DefembError):
     """Base class of the embedder's errors."""
 
 

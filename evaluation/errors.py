@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from lexicon.errors import DefembError
+
 __all__ = ["EvaluationError", "DataFormatError", "MissingStage"]
 
 
-class EvaluationError(Exception):
+class EvaluationError(DefembError):
     """Base class of every error raised by `evaluation`."""
 
 

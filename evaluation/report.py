@@ -33,6 +33,7 @@ __all__ = [
     "coverage_rows",
     "build_report",
     "evaluate_run",
+    "jsonable",
 ]
 
 REPORT_VERSION = 1
@@ -47,11 +48,12 @@ def current_command() -> str:
     return shlex.join(argv)
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """`x` with numpy scalars as Python numbers and NaN/infinity as None, ready for `json.dumps`."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.generic):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
@@ -60,7 +62,7 @@ def _jsonable(x: Any) -> Any:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True).encode())
+    atomic_write_bytes(path, json.dumps(jsonable(obj), indent=2, sort_keys=True).encode())
 
 
 def save_result(run: RunDir, name: str, result: Mapping[str, Any], command: str | None = None) -> Path:
@@ -315,8 +317,8 @@ def build_report(
         if content["coverage"]:
             content["plots"]["coverage"] = coverage_bars(content["coverage"], out / "coverage.png").name
     _write_json(out / "report.json", content)
-    atomic_write_bytes(out / "report.md", _markdown(_jsonable(content)).encode())
-    return RunReport(str(out), _jsonable(content))
+    atomic_write_bytes(out / "report.md", _markdown(jsonable(content)).encode())
+    return RunReport(str(out), jsonable(content))
 
 
 def evaluate_run(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lexicon.errors import DefembError
+
 __all__ = [
     "IndexStageError",
     "IndexMismatch",
@@ -15,7 +17,7 @@ __all__ = [
 ]
 
 
-class IndexStageError(Exception):
+class IndexStageError(DefembError):
     """Base class of the index stage's errors."""
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from lexicon.errors import LexiconError, SchemaMismatch, SourceError, TokenizerError
+from lexicon.errors import DefembError, LexiconError, SchemaMismatch, SourceError, TokenizerError
 
 _LAZY = {
     "build": "lexicon.builder",
@@ -34,7 +34,7 @@ _LAZY = {
     "fingerprint": "lexicon.db",
 }
 
-__all__ = ["LexiconError", "SchemaMismatch", "SourceError", "TokenizerError", *_LAZY]
+__all__ = ["DefembError", "LexiconError", "SchemaMismatch", "SourceError", "TokenizerError", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+__all__ = ["DefembError", "LexiconError", "SchemaMismatch", "SourceError", "TokenizerError"]
 
-class LexiconError(Exception):
+
+class DefembError(Exception):
+    """Root of every error any stage raises on purpose (lexicon, embedder, index, evaluation, defemb).
+
+    It lives here because lexicon is the bottom of the flow, so every package can derive from it; the
+    command line catches this one type and prints its message instead of a traceback.
+    """
+
+
+class LexiconError(DefembError):
     """Base class of every error the lexicon stage raises on purpose."""
 
 

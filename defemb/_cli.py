@@ -1,0 +1,153 @@
+"""The kit every `defemb` command is made with: shared options, one `emit()`, one error handler.
+
+- `db_option(...)`, `run_option(...)`, `json_option`: the options that mean the same thing in every stage,
+  spelled the same way (`--db`, `--run`, `--json`).
+- `emit(obj, as_json, text)`: JSON (one line, NaN → null) for machines, `text` for people.
+- `Group`: a click group whose commands fail cleanly. An error a stage raises on purpose (any
+  `lexicon.errors.DefembError`, or an `OSError` such as a full disk) becomes one `Error: …` line on stderr
+  and exit status 1; usage errors keep click's status 2. `defemb --debug …` or `DEFEMB_DEBUG=1` shows the
+  full traceback instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import click
+
+from lexicon.errors import DefembError
+
+__all__ = [
+    "DEBUG_ENV",
+    "EXPECTED_ERRORS",
+    "Group",
+    "command_line",
+    "db_option",
+    "emit",
+    "expected_errors",
+    "json_option",
+    "run_option",
+    "set_debug",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEBUG_ENV = "DEFEMB_DEBUG"
+# What a user can cause and fix: the stages' own errors, and the operating system's (missing file,
+# permission, full disk). Anything else is a bug and keeps its traceback.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (DefembError, OSError)
+_DEBUG_META = "defemb.debug"
+
+
+def _debugging(ctx: click.Context | None) -> bool:
+    if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+        return True
+    return bool(ctx is not None and ctx.find_root().meta.get(_DEBUG_META))
+
+
+def set_debug(ctx: click.Context, debug: bool) -> None:
+    """Remember `--debug` for every command under `ctx` (called by the root group)."""
+    ctx.find_root().meta[_DEBUG_META] = debug
+
+
+@contextlib.contextmanager
+def expected_errors(ctx: click.Context | None = None) -> Iterator[None]:
+    """Turn an expected failure into click's one-line `Error: …` (exit status 1), unless debugging."""
+    try:
+        yield
+    except EXPECTED_ERRORS as exc:
+        if _debugging(ctx if ctx is not None else click.get_current_context(silent=True)):
+            raise
+        raise click.ClickException(str(exc) or type(exc).__name__) from exc
+
+
+class Group(click.Group):
+    """A click group whose subcommands' expected failures print one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with expected_errors(ctx):
+            return super().invoke(ctx)
+
+
+def db_option(*, required: bool = False, exists: bool = False, help: str | None = None) -> Callable[[F], F]:
+    """`--db FILE`: the lexicon DuckDB file (default help: the run's own lexicon when not given)."""
+    return click.option(  # type: ignore[return-value]
+        "--db",
+        required=required,
+        type=click.Path(exists=exists, dir_okay=False),
+        help=help or "Lexicon database (default: the run's manifest lexicon_db).",
+    )
+
+
+def run_option(*, required: bool = True, exists: bool = False, help: str = "Run folder.") -> Callable[[F], F]:
+    """`--run DIR`, the run folder, passed to the command as `run_dir`.
+
+    `--run-dir` is the same option: torchrun's own argument parser takes any `--run…` prefix for itself
+    (its `--run-path`), so under torchrun the folder has to be spelled `--run-dir`.
+    """
+    return click.option(  # type: ignore[return-value]
+        "--run",
+        "--run-dir",
+        "run_dir",
+        required=required,
+        type=click.Path(exists=exists, file_okay=False),
+        help=f"{help} (--run-dir: the same, for torchrun)",
+    )
+
+
+json_option: Callable[[F], F] = click.option(
+    "--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout."
+)
+
+
+def emit(obj: Any, as_json: bool, text: str | None = None) -> None:
+    """Print a command's result: `obj` as one line of JSON with `--json`, else `text`.
+
+    A polars DataFrame prints as its rows (JSON) or as a table; numpy scalars become numbers and NaN or
+    infinity becomes null (JSON has neither).
+    """
+    frame = _as_frame(obj)
+    if as_json:
+        from evaluation.report import jsonable
+
+        payload = frame.to_dicts() if frame is not None else obj
+        click.echo(json.dumps(jsonable(payload), ensure_ascii=False, default=str))
+        return
+    if text is None and frame is not None:
+        import polars as pl
+
+        with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200):
+            text = str(frame)
+    click.echo(text if text is not None else str(obj))
+
+
+def _as_frame(obj: Any) -> Any:
+    # Checked by module name so that commands without frames never import polars.
+    if type(obj).__module__.startswith("polars") and hasattr(obj, "to_dicts"):
+        return obj
+    return None
+
+
+def command_line() -> str:
+    """The current command with every option spelled out, as it would be typed to reproduce the result."""
+    ctx = click.get_current_context()
+    parts = ["defemb", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None:
+            continue
+        value = ctx.params.get(param.name)
+        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        if param.is_flag:
+            if value:
+                parts.append(flag)
+        elif param.multiple:
+            for v in value or ():
+                parts += [flag, str(v)]
+        elif value is not None:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
