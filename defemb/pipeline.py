@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 
 from defemb.config import PipelineConfig
 from lexicon.errors import DefembError
+from lexicon.fileio import atomic_dir, write_json
 
 __all__ = ["STAGES", "PipelineResult", "run_pipeline", "resolve_model", "PipelineError"]
 
@@ -75,17 +77,16 @@ def _default_lexicon(work: Path) -> Path:
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
         return target
-    tmp = out / f".unpack-{os.getpid()}"
-    tmp.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(tmp, filter="data")
-    (tmp / "open-dictionary-minilm" / ".sha256").write_text(digest)
-    if target.exists():
-        import shutil
-
-        shutil.rmtree(target)
-    os.replace(tmp / "open-dictionary-minilm", target)
-    tmp.rmdir()
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".unpack-") as unpack:
+        with tarfile.open(archive) as tar:
+            tar.extractall(unpack, filter="data")
+        unpacked = Path(unpack) / "open-dictionary-minilm"
+        (unpacked / ".sha256").write_text(digest)
+        # the folder is the toolkit's own copy of its data: replacing a stale one is intended
+        with atomic_dir(target) as tmp:
+            tmp.rmdir()
+            os.replace(unpacked, tmp)
     return target
 
 
@@ -132,9 +133,7 @@ class _State:
 
     def put(self, stage: str, entry: dict[str, Any]) -> None:
         self.data[stage] = entry
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str))
-        os.replace(tmp, self.path)
+        write_json(self.path, self.data, default=str)
 
 
 def _say(msg: str) -> None:

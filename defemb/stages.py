@@ -7,14 +7,13 @@ A runner takes the :class:`Context` and returns a small JSON-able dict (kept in 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from defemb.config import PipelineConfig
+from lexicon.fileio import write_json
 
 __all__ = ["Context", "RUNNERS", "outputs_exist", "probe_tokens"]
 
@@ -128,10 +127,7 @@ def _index(ctx: Context) -> dict[str, Any]:
     probes = probe_tokens(ctx)
     frame = index.neighbors(ctx.run_dir, probes, k=ix.k, db=ctx.db)
     out = ctx.run_dir / "report" / "neighbors.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(frame.to_dicts(), indent=1, default=str))
-    os.replace(tmp, out)
+    write_json(out, frame.to_dicts(), indent=1, default=str)
     return {
         "indexes": [_as_dict(m) for m in built],
         "neighbor_table": table.to_dict() if hasattr(table, "to_dict") else str(table),

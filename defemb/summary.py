@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from lexicon.fileio import write_text
 
 if TYPE_CHECKING:
     from defemb.stages import Context
@@ -139,7 +140,5 @@ def write_summary(ctx: Context) -> dict[str, Any]:
     md = ctx.work / "summary.md"
     js = ctx.work / "summary.json"
     for path, text in ((md, "\n".join(lines)), (js, json.dumps(r, indent=2, default=str))):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, text)
     return {"markdown": str(md), "json": str(js)}

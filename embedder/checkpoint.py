@@ -17,9 +17,7 @@ then, and older checkpoints are deleted after that.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ import torch
 
 from embedder.errors import EmbedderError
 from embedder.models import Regressor, backbone_from_config, load_tokenizer
-from embedder.rundir import atomic_write_bytes
+from lexicon.fileio import atomic_dir, write_bytes
 
 __all__ = ["save_checkpoint", "latest_checkpoint", "load_regressor", "load_trainer_state", "save_tokenizer"]
 
@@ -42,10 +40,8 @@ def save_tokenizer(run_path: Path, tokenizer: Any) -> None:
     target = _regdir(run_path) / "tokenizer"
     if target.is_dir():
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=_regdir(run_path), prefix=".tokenizer."))
-    tokenizer.save_pretrained(str(tmp))
-    os.replace(tmp, target)
+    with atomic_dir(target) as tmp:
+        tokenizer.save_pretrained(str(tmp))
 
 
 def save_checkpoint(
@@ -56,21 +52,14 @@ def save_checkpoint(
     reg = _regdir(run_path)
     reg.mkdir(parents=True, exist_ok=True)
     name = f"ckpt-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(dir=reg, prefix=f".{name}."))
-    try:
+    final = reg / name
+    with atomic_dir(final) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
         model.backbone.config.save_pretrained(str(tmp / "backbone"))
         if trainer_state is not None:
             torch.save(trainer_state, tmp / "trainer.pt")
         (tmp / "meta.json").write_text(json.dumps({"step": step, "family": model.family, "dim": model.dim}))
-        final = reg / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    atomic_write_bytes(reg / "LATEST", name.encode())
+    write_bytes(reg / "LATEST", name.encode())
     olds = sorted(p for p in reg.glob("ckpt-*") if p.name != name)
     for p in olds[: max(0, len(olds) - (KEEP - 1))]:
         shutil.rmtree(p, ignore_errors=True)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,36 +25,9 @@ from embedder.lexicon_io import (
     tokenizer_sha256,
 )
 from embedder.rundir import RunDir
+from lexicon.fileio import npy_to_fill
 
 __all__ = ["generate", "encode_definitions", "open_run_for"]
-
-# Above this many float32 values an output is filled through a memory map instead of RAM.
-_MMAP_OVER = 64 * 1024 * 1024
-
-
-@contextlib.contextmanager
-def _atomic_npy(path: Path, shape: tuple[int, ...], dtype: Any) -> Iterator[np.ndarray]:
-    """An .npy array to fill in place (memory-mapped when large), moved into `path` only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    big = int(np.prod(shape)) > _MMAP_OVER
-    if not big:
-        arr = np.empty(shape, dtype=dtype)
-        yield arr
-        from embedder.rundir import atomic_save_npy
-
-        atomic_save_npy(path, arr)
-        return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-        yield mm
-        mm.flush()
-        del mm
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def open_run_for(run_path: str | os.PathLike[str], db: str | os.PathLike[str] | None = None) -> RunDir:
@@ -129,7 +100,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         raise RunMismatch(f"the lexicon aligns token ids outside this run's vocabulary (0..{vocab_size - 1})")
     covered = np.zeros(vocab_size, dtype=bool)
     covered[uniq] = True
-    with _atomic_npy(run.path / "token_vectors.npy", (vocab_size, dim), np.float32) as tv:
+    with npy_to_fill(run.path / "token_vectors.npy", (vocab_size, dim), np.float32) as tv:
         tv[:] = original
         tv[uniq] = rows
     run.save_array("token_covered.npy", covered)
@@ -140,7 +111,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         if len(sex) != len(senses):
             raise EmbedderError("the run's prompt template leaves no room for sense glosses")
         n_senses = len(sex)
-        with _atomic_npy(run.path / "sense_vectors.npy", (n_senses, dim), np.float32) as sv:
+        with npy_to_fill(run.path / "sense_vectors.npy", (n_senses, dim), np.float32) as sv:
             predict(model, collator, sex, device, cfg.batch_tokens, cfg.progress, "sense vectors", out=sv)
             check_finite(np.asarray(sv), "sense vectors", senses.sense_id)
         run.save_array("sense_ids.npy", senses.sense_id.astype(np.int64))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,40 +25,11 @@ from typing import Any
 import numpy as np
 
 from embedder.errors import EmbedderError, RunMismatch
+from lexicon.fileio import save_npy, write_bytes
 
-__all__ = ["RUN_FORMAT", "RunDir", "atomic_write_bytes", "atomic_save_npy"]
+__all__ = ["RUN_FORMAT", "RunDir"]
 
 RUN_FORMAT = 1
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    """`np.save` through a temporary file, so readers never see half an array."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)
@@ -98,7 +68,7 @@ class RunDir:
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         manifest = {"format": RUN_FORMAT, **manifest}
-        atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True).encode())
+        write_bytes(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True).encode())
 
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
         """Merge `fields` into the manifest (top-level keys) and write it back atomically."""
@@ -149,7 +119,7 @@ class RunDir:
         return self._load("sense_ids.npy")
 
     def save_array(self, name: str, array: np.ndarray) -> None:
-        atomic_save_npy(self.path / name, array)
+        save_npy(self.path / name, array)
 
     def _check_shape(self, name: str, arr: np.ndarray) -> None:
         m = self.manifest()

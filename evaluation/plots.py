@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from embedder.rundir import atomic_write_bytes
+from lexicon.fileio import write_bytes
 
 __all__ = ["svd_projection", "svd_scatter", "isotropy_bars", "coverage_bars"]
 
@@ -34,7 +34,7 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     p = Path(path)
-    atomic_write_bytes(p, buf.getvalue())
+    write_bytes(p, buf.getvalue())
     return p
 
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from embedder.rundir import RunDir, atomic_write_bytes
+from embedder.rundir import RunDir
 from evaluation.errors import EvaluationError
+from lexicon.fileio import write_bytes
 
 __all__ = [
     "RunReport",
@@ -62,7 +63,7 @@ def jsonable(x: Any) -> Any:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(jsonable(obj), indent=2, sort_keys=True).encode())
+    write_bytes(path, json.dumps(jsonable(obj), indent=2, sort_keys=True).encode())
 
 
 def save_result(run: RunDir, name: str, result: Mapping[str, Any], command: str | None = None) -> Path:
@@ -317,7 +318,7 @@ def build_report(
         if content["coverage"]:
             content["plots"]["coverage"] = coverage_bars(content["coverage"], out / "coverage.png").name
     _write_json(out / "report.json", content)
-    atomic_write_bytes(out / "report.md", _markdown(jsonable(content)).encode())
+    write_bytes(out / "report.md", _markdown(jsonable(content)).encode())
     return RunReport(str(out), jsonable(content))
 
 

@@ -97,7 +97,7 @@ def save_swapped(
     n = swap_into(model, run, db, select)
     import json
 
-    from index._io import atomic_dir
+    from lexicon.fileio import atomic_dir
 
     out = Path(out_dir) if out_dir is not None else run.path / "model"
     result = SwapResult(str(out), select, n, int(np.asarray(run.covered_mask()).shape[0]))

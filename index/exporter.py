@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from embedder.rundir import RunDir
-from index._io import atomic_dir, atomic_file
 from index.errors import ExportError
 from index.select import select_rows
 from index.vocabulary import RunLike, as_run
+from lexicon.fileio import atomic_dir, atomic_file
 
 __all__ = ["FORMATS", "ExportResult", "export", "export_matrix", "load_base_model"]
 

@@ -23,10 +23,10 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from embedder.rundir import RunDir, atomic_save_npy, atomic_write_bytes
-from index._io import atomic_file, sha256_file
+from embedder.rundir import RunDir
 from index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError, TooFewVectors
 from index.vocabulary import RunLike, as_run, special_ids
+from lexicon.fileio import atomic_file, file_sha256, save_npy, write_bytes
 
 __all__ = [
     "KINDS",
@@ -337,7 +337,7 @@ def build_kind(
     # The manifest goes last: a crash in between leaves a manifest whose sha256 refuses the new file.
     with atomic_file(faiss_path) as tmp:
         faiss.write_index(index, str(tmp))
-    atomic_save_npy(ids_path, ids)
+    save_npy(ids_path, ids)
     manifest = IndexManifest(
         run_id=r.run_id,
         kind=kind,
@@ -346,16 +346,16 @@ def build_kind(
         dim=int(index.d),
         ntotal=int(index.ntotal),
         file=faiss_path.name,
-        sha256=sha256_file(faiss_path),
+        sha256=file_sha256(faiss_path),
         ids_file=ids_path.name,
-        ids_sha256=sha256_file(ids_path),
+        ids_sha256=file_sha256(ids_path),
         source_file=_SOURCE[kind],
         source_digest=source_digest(r.path / _SOURCE[kind]),
         all_rows=all_rows,
         faiss_version=faiss.__version__,
         seconds=round(time.perf_counter() - t0, 3),
     )
-    atomic_write_bytes(man_path, json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode())
+    write_bytes(man_path, json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode())
     return manifest
 
 
@@ -413,7 +413,7 @@ def open_index(
     for path, want in ((faiss_path, manifest.sha256), (ids_path, manifest.ids_sha256)):
         if not path.is_file():
             raise IndexMissing(f"{path} is missing; rebuild with: {rebuild}")
-        got = sha256_file(path)
+        got = file_sha256(path)
         if got != want:
             raise IndexCorrupt(
                 f"{path} is corrupted or was changed after it was built (sha256 {got[:12]}…, the "

@@ -1,6 +1,6 @@
 """`lexicon.build`: load dictionary sources into the lexicon database, accounting for every record.
 
-For each ``"kind:path"`` source the reader streams records into a :class:`~lexicon.sources.base.Sink`,
+For each ``"kind:path"`` source the reader streams records into a :class:`~lexicon.sources.sink.Sink`,
 which hands batches of columns to DuckDB as Arrow tables (bulk appends, no row-by-row SQL). A source's
 row in ``source`` records ``n_records = n_loaded + n_rejected + n_filtered``; rejects keep their location
 and raw text in ``reject``, filtered records are counted by reason in ``filtered``.
@@ -27,7 +27,8 @@ from tqdm import tqdm
 from lexicon import normalise
 from lexicon.db import writing
 from lexicon.sources import open_source
-from lexicon.sources.base import Columns, Sink, Source
+from lexicon.sources.base import Source
+from lexicon.sources.sink import Columns, Sink
 
 __all__ = ["BuildReport", "SourceReport", "build"]
 
@@ -86,6 +87,7 @@ class SourceReport:
     seconds: float
     skipped: bool
     sha256: str = ""
+    replaced: bool = False  # the path was loaded before with other content, which this load replaced
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +99,7 @@ class SourceReport:
             "filtered": dict(self.filtered),
             "seconds": self.seconds,
             "skipped": self.skipped,
+            "replaced": self.replaced,
         }
 
 
@@ -137,8 +140,15 @@ def _next_id(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
     return int(_sql(con, f"SELECT coalesce(max({column}), 0) + 1 FROM {table}")[0][0])
 
 
-def _delete_source(con: duckdb.DuckDBPyConnection, source_id: int) -> None:
+def _delete_source(con: duckdb.DuckDBPyConnection, source_id: int, whole: bool = False) -> None:
+    """Delete a source's rows; `whole`: also its `source` and `filtered` rows and the alignments of its
+    senses (a replaced source: its tokenizers must be aligned again to see the new senses)."""
     ids = "SELECT entry_id FROM entry WHERE source_id = ?"
+    if whole:
+        senses = f"SELECT sense_id FROM sense WHERE entry_id IN ({ids})"
+        _sql(con, f"DELETE FROM alignment WHERE sense_id IN ({senses})", [source_id])
+        _sql(con, "DELETE FROM filtered WHERE source_id = ?", [source_id])
+        _sql(con, "DELETE FROM source WHERE source_id = ?", [source_id])
     _sql(con, f"DELETE FROM sense WHERE entry_id IN ({ids})", [source_id])
     _sql(con, f"DELETE FROM form WHERE entry_id IN ({ids})", [source_id])
     _sql(con, "DELETE FROM entry WHERE source_id = ?", [source_id])
@@ -175,10 +185,15 @@ def _load(con: duckdb.DuckDBPyConnection, src: Source, lang: str, progress: bool
         return SourceReport(src.uri, src.kind, 0, 0, 0, {}, round(time.perf_counter() - t0, 3), True, sha)
 
     # Re-running a build with the same path is common: hash first then, rather than parse to find out.
-    if _sql(con, "SELECT 1 FROM source WHERE uri = ? AND kind = ?", [src.uri, src.kind]):
+    # The same path with other content is the user's newer file: it replaces the old one, which would
+    # otherwise stay and duplicate every entry the two share.
+    replaced: list[int] = []
+    same_path = _sql(con, "SELECT source_id FROM source WHERE uri = ? AND kind = ?", [src.uri, src.kind])
+    if same_path:
         sha = src.sha256()
         if _sql(con, "SELECT 1 FROM source WHERE sha256 = ?", [sha]):
             return skipped(sha)
+        replaced = [int(r[0]) for r in same_path]
     source_id = _next_id(con, "source", "source_id")
     sink = Sink(
         lambda cols: _insert(con, source_id, cols),
@@ -198,6 +213,8 @@ def _load(con: duckdb.DuckDBPyConnection, src: Source, lang: str, progress: bool
     if _sql(con, "SELECT 1 FROM source WHERE sha256 = ?", [sha]):
         _delete_source(con, source_id)  # the same content under another path: it adds nothing
         return skipped(sha)
+    for old in replaced:
+        _delete_source(con, old, whole=True)
     _dedup_word_glosses(con, source_id)
     n_filtered = sum(sink.filtered.values())
     assert sink.records == sink.loaded + sink.rejected + n_filtered  # the sink's own invariant
@@ -224,7 +241,16 @@ def _load(con: duckdb.DuckDBPyConnection, src: Source, lang: str, progress: bool
         for reason, n in sorted(sink.filtered.items()):
             _sql(con, "INSERT INTO filtered VALUES (?, ?, ?)", [source_id, reason, n])
     return SourceReport(
-        src.uri, src.kind, sink.records, sink.loaded, sink.rejected, dict(sink.filtered), seconds, False, sha
+        src.uri,
+        src.kind,
+        sink.records,
+        sink.loaded,
+        sink.rejected,
+        dict(sink.filtered),
+        seconds,
+        False,
+        sha,
+        replaced=bool(replaced),
     )
 
 
@@ -233,12 +259,15 @@ def build(
     sources: Sequence[str],
     lang: str = "en",
     progress: bool = True,
+    wait: float = 0.0,
 ) -> BuildReport:
     """Load `sources` (``"kind:path"`` strings) into the lexicon at `db`, creating it if needed.
 
     `lang` is the language code kept from multilingual sources (``"*"`` keeps all). Every source is
     validated first; a wrong one raises :class:`~lexicon.errors.SourceError` before anything is written.
-    The database changes atomically: on any error it stays as it was.
+    The database changes atomically: on any error it stays as it was. A source already loaded from the
+    same path with other content is replaced. While another process writes `db`, this one waits up to
+    `wait` seconds, then raises :class:`~lexicon.errors.LexiconBusy`.
 
     Example::
 
@@ -249,7 +278,7 @@ def build(
         sources = [sources]
     opened = [open_source(s, lang) for s in sources]
     reports = []
-    with writing(db) as con:
+    with writing(db, wait=wait) as con:
         for src in opened:
             reports.append(_load(con, src, lang, progress))
     return BuildReport(str(Path(db).resolve()), tuple(reports))

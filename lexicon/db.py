@@ -7,17 +7,24 @@ when done, so Ctrl-C or kill -9 in the middle of a build leaves the previous dat
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import os
 import shutil
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
-from lexicon.errors import LexiconError, SchemaMismatch
+from lexicon.errors import LexiconBusy, LexiconError, SchemaMismatch
+from lexicon.fileio import fsync_dir
 
-__all__ = ["SCHEMA_VERSION", "connect", "schema_sql", "writing", "fingerprint"]
+__all__ = ["SCHEMA_VERSION", "connect", "fingerprint", "lock_path", "schema_sql", "writing"]
 
 # Bump when schema.sql changes in a way old files cannot be read with.
 SCHEMA_VERSION = "1"
@@ -53,8 +60,10 @@ def _check(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         )
 
 
-def connect(path: str | os.PathLike[str], read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open an existing lexicon, checking its schema version.
+def connect(
+    path: str | os.PathLike[str], read_only: bool = True, config: dict[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open an existing lexicon, checking its schema version (`config`: DuckDB settings fixed at open).
 
     Read-only by default: writers should use :func:`writing`, which is atomic.
     """
@@ -63,43 +72,163 @@ def connect(path: str | os.PathLike[str], read_only: bool = True) -> duckdb.Duck
         raise LexiconError(
             f"no lexicon at {p}. Build one with: defemb lexicon build --db {p} --source KIND:PATH"
         )
+    if p.is_dir():
+        raise LexiconError(f"{p} is a folder; --db names the lexicon's database file")
     try:
-        con = duckdb.connect(str(p), read_only=read_only)
+        con = duckdb.connect(str(p), read_only=read_only, config=config or {})
     except duckdb.Error as exc:
-        raise LexiconError(f"{p} could not be opened as a DuckDB database: {exc}") from exc
-    _check(con, p)
+        raise LexiconError(
+            f"{p} could not be opened as a DuckDB database ({str(exc).splitlines()[0]}); "
+            f"is it a lexicon built by `defemb lexicon build`?"
+        ) from exc
+    try:
+        _check(con, p)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
-@contextlib.contextmanager
-def writing(path: str | os.PathLike[str]) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the lexicon at `path` for writing, atomically.
+def _target(path: Path) -> Path:
+    """The file a write must replace: a symlinked lexicon is updated where the link points, so the link
+    stays a link and its target is not left stale."""
+    if path.is_symlink():
+        try:
+            return path.resolve(strict=False)
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            raise LexiconError(
+                f"{path} is a symlink that cannot be resolved ({exc}); point --db at a file"
+            ) from exc
+    return path
 
-    Work happens on a copy (`<path>.tmp-<pid>`); on success it is checkpointed and moved over `path`;
-    on any exception (KeyboardInterrupt included) the copy is deleted and `path` is as before.
-    """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f"{p.name}.tmp-{os.getpid()}")
-    for stale in (tmp, tmp.with_name(tmp.name + ".wal")):
-        stale.unlink(missing_ok=True)
-    if p.exists():
-        connect(p).close()  # refuse a wrong or outdated file before copying it
-        shutil.copyfile(p, tmp)
-    con = duckdb.connect(str(tmp))
+
+def _writable_parent(p: Path) -> None:
+    parent = p.parent
+    if parent.exists() and not parent.is_dir():
+        raise LexiconError(
+            f"cannot write the lexicon {p}: {parent} is a file, not a folder; choose another --db"
+        )
     try:
-        _init(con)
-        _check(con, p)
-        yield con
-        con.execute("CHECKPOINT")
-        con.close()
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(Exception):
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise LexiconError(
+            f"cannot write the lexicon {p}: a part of {parent} is a file; choose another --db"
+        ) from exc
+    except PermissionError as exc:
+        raise LexiconError(f"cannot create the folder {parent} for the lexicon (permission denied)") from exc
+    if p.exists() and p.is_dir():
+        raise LexiconError(
+            f"{p} is a folder; --db names the lexicon's database file (e.g. {p / 'lexicon.duckdb'})"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise LexiconError(
+            f"cannot write the lexicon in {parent} (permission denied): the build writes a copy beside "
+            f"{p.name} and moves it into place; choose a --db in a folder you can write to"
+        )
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file of the lexicon at `path` (beside the file a symlink points to)."""
+    t = _target(Path(path))
+    return t.with_name(f"{t.name}.lock")
+
+
+@contextlib.contextmanager
+def _writer_lock(p: Path, wait: float) -> Iterator[None]:
+    """Hold the lexicon's writer lock: one writer per file. The kernel drops the lock when its holder
+    dies (kill -9 included), so a lock is never stale; the file itself stays, harmlessly."""
+    lock = p.with_name(f"{p.name}.lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LexiconError(
+            f"cannot create the lock file {lock}: {exc.strerror}; choose another --db"
+        ) from exc
+    try:
+        deadline = time.monotonic() + max(0.0, wait)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "another process"
+                    raise LexiconBusy(
+                        f"{p} is being written by {holder}; one writer at a time. Wait for it to finish "
+                        f"(or pass --wait SECONDS to wait), then run this command again"
+                    ) from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _remove_stale_copies(p: Path) -> None:
+    """Delete `<name>.tmp-<pid>` copies left by writers that were killed (only called under the lock,
+    so no live writer owns one)."""
+    for stale in p.parent.glob(f"{glob.escape(p.name)}.tmp-*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM into an exception while writing, so the copy is removed and workers are shut down
+    (the default action ends the process without running any cleanup)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike[str], wait: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the lexicon at `path` for writing, atomically, as its only writer.
+
+    Work happens on a copy (`<path>.tmp-<pid>`); on success it is checkpointed, fsynced and moved over
+    `path`; on any exception (KeyboardInterrupt and SIGTERM included) the copy is deleted and `path` is as
+    before. A second writer of the same file waits up to `wait` seconds for the first, then is refused
+    (:class:`~lexicon.errors.LexiconBusy`). A symlinked `path` is updated in place of its target.
+    """
+    p = _target(Path(path))
+    _writable_parent(p)
+    with _writer_lock(p, wait), _sigterm_unwinds():
+        _remove_stale_copies(p)
+        tmp = p.with_name(f"{p.name}.tmp-{os.getpid()}")
+        if p.exists():
+            connect(p).close()  # refuse a wrong or outdated file before copying it
+            shutil.copyfile(p, tmp)
+        try:
+            con = duckdb.connect(str(tmp))
+        except duckdb.Error as exc:
+            tmp.unlink(missing_ok=True)
+            raise LexiconError(f"cannot create a working copy of the lexicon at {tmp}: {exc}") from exc
+        try:
+            _init(con)
+            _check(con, p)
+            yield con
+            con.execute("CHECKPOINT")
             con.close()
-        tmp.unlink(missing_ok=True)
-        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
-        raise
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, p)
+            fsync_dir(p.parent)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                con.close()
+            tmp.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+            raise
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection) -> str:

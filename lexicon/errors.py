@@ -27,3 +27,11 @@ class SourceError(LexiconError):
 
 class TokenizerError(LexiconError):
     """A tokenizer that cannot be loaded, or that the database has not aligned yet."""
+
+
+class OutputError(LexiconError):
+    """An output path the toolkit refuses to write (it exists, or is not the toolkit's to replace)."""
+
+
+class LexiconBusy(LexiconError):
+    """Another process is writing the same lexicon; one writer at a time."""

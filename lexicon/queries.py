@@ -212,13 +212,48 @@ def definitions(
         )
 
 
-def query(db: str | os.PathLike[str], sql: str) -> pl.DataFrame:
-    """Run one SQL statement on a read-only connection and return its result as a frame."""
-    with connect(db) as con:
+# Statements that only read. ATTACH (another file, or this one read-write through a hard link), COPY TO,
+# EXPORT, INSTALL, LOAD, SET, CREATE ... are refused before they run.
+_READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA"})
+# DuckDB settings fixed when the connection opens; `lock_configuration` keeps SQL from undoing them.
+_SEALED = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+}
+
+
+def query(db: str | os.PathLike[str], sql: str, allow_files: bool = False) -> pl.DataFrame:
+    """Run SQL that only reads the lexicon and return the (last statement's) result as a frame.
+
+    The connection cannot change anything: the database is opened read-only, statements other than
+    SELECT/EXPLAIN/PRAGMA are refused, extensions are neither installed nor loaded, and the settings are
+    locked. Files are out of reach too (``enable_external_access=false``: no ``read_csv``, ``COPY``,
+    ``ATTACH``) unless `allow_files`, which lets a SELECT read local files (``read_csv('x.csv')``).
+    """
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise LexiconError(f"SQL failed: {str(exc).splitlines()[0]}") from exc
+    if not statements:
+        raise LexiconError("no SQL statement given; e.g. defemb sql --db DB 'SELECT count(*) FROM sense'")
+    for st in statements:
+        kind = st.type.name
+        if kind not in _READ_STATEMENTS:
+            raise LexiconError(
+                f"defemb sql only reads: a {kind} statement is refused ({st.query.strip()[:60]!r}); "
+                "use SELECT (write results elsewhere with --csv or --json)"
+            )
+    config = {**_SEALED, "enable_external_access": allow_files, "lock_configuration": True}
+    with connect(db, config=config) as con:
         try:
             return _frame(con, sql)
         except duckdb.Error as exc:
-            raise LexiconError(f"SQL failed: {str(exc).splitlines()[0]}") from exc
+            msg = str(exc).splitlines()[0]
+            if isinstance(exc, duckdb.PermissionException) and not allow_files:
+                msg += " (reading files needs --allow-files)"
+            raise LexiconError(f"SQL failed: {msg}") from exc
 
 
 def export_parquet(db: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[str, Path]:

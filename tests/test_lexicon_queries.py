@@ -110,7 +110,7 @@ def test_query_is_read_only_and_reports_sql_errors(db: Path) -> None:
     assert dict(frame.iter_rows()) == {"frequent": 15078, "medium": 25130, "rare": 10052, "special": 5}
     with pytest.raises(LexiconError, match="SQL failed"):
         lexicon.query(db, "SELEC 1")
-    with pytest.raises(LexiconError, match="SQL failed"):
+    with pytest.raises(LexiconError, match="only reads: a DELETE statement is refused"):
         lexicon.query(db, "DELETE FROM token")
     assert lexicon.query(db, "SELECT count(*) AS n FROM token")["n"][0] == 50265
 

@@ -328,7 +328,8 @@ def test_parallel_workers_give_the_same_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
 ) -> None:
     """Worker processes (used for big files) must load exactly what the single-process path loads."""
-    from lexicon.sources import base, kaikki
+    from lexicon.sources import kaikki, streams
+    from lexicon.sources import lines as line_split
 
     f, _ = _bad_kaikki(tmp_path)
     lines = _sample_lines()
@@ -340,8 +341,8 @@ def test_parallel_workers_give_the_same_database(
         big = tmp_path / "mixed.jsonl.gz"
         gz = gzip.compress(body)
         big.write_bytes(gz[: len(gz) - 2000])
-    monkeypatch.setattr(base, "_BLOCK", 100_000)  # many chunks, some straddling lines
-    monkeypatch.setattr(base, "COMPRESSED_BLOCK", 100_000)
+    monkeypatch.setattr(line_split, "BLOCK", 100_000)  # many chunks, some straddling lines
+    monkeypatch.setattr(streams, "COMPRESSED_BLOCK", 100_000)
     serial = build(tmp_path / "serial.duckdb", [f"kaikki:{big}"], progress=False).sources[0]
     monkeypatch.setattr(kaikki, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(kaikki, "_RANGE_MIN", 50_000)  # both ways of handing chunks to workers

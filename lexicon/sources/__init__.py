@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from lexicon.errors import SourceError
-from lexicon.sources.base import Sink, Source
+from lexicon.sources.base import Source
 from lexicon.sources.kaikki import KaikkiSource
 from lexicon.sources.open_dictionary import OpenDictionarySource
+from lexicon.sources.sink import Sink
 from lexicon.sources.tsv import TsvSource
 from lexicon.sources.wiktionary_dump import WiktionaryDumpSource
 
@@ -27,6 +28,8 @@ def parse_spec(spec: str) -> tuple[str, Path]:
     """Split ``"kind:path"``; refuse an unknown kind or a bare path with the list of kinds."""
     kinds = ", ".join(KINDS)
     kind, sep, path = spec.partition(":")
+    if sep and kind in KINDS and not path.strip():
+        raise SourceError(f"source {spec!r} has no path; write {kind}:PATH (a file or a folder of files)")
     if not sep or not path:
         raise SourceError(
             f"source {spec!r} has no kind; write KIND:PATH with KIND one of {kinds} "

@@ -1,7 +1,7 @@
 """`kaikki:` — wiktextract JSONL as published by kaikki.org: ``.jsonl``, ``.jsonl.gz``, ``.jsonl.bz2``, a folder.
 
 Each line is one record (a word, part of speech and etymology). The file is cut into runs of whole lines
-(one read block each, :func:`~lexicon.sources.base.iter_chunks`) and each run is decoded by one msgspec
+(one read block each, :func:`~lexicon.sources.lines.iter_chunks`) and each run is decoded by one msgspec
 ``decode_lines`` call into typed structs that name only the fields the lexicon keeps, so the rest of a
 line (translations, sounds, ...; most of its bytes) is skipped at C speed instead of being built into
 Python objects. A run that does not decode as a whole is redone line by line, so a bad line is rejected
@@ -29,21 +29,11 @@ import msgspec
 
 from lexicon.errors import SourceError
 from lexicon.normalise import nested_gloss, normalise_gloss, normalise_pos
-from lexicon.sources.base import (
-    MAX_LINE_BYTES,
-    STREAM_ERRORS,
-    Chunk,
-    Columns,
-    Line,
-    Sink,
-    Source,
-    iter_chunks,
-    iter_lines,
-    open_decompressed,
-    process_pool,
-    sniff,
-    workers,
-)
+from lexicon.sources.base import Source
+from lexicon.sources.lines import MAX_LINE_BYTES, Chunk, Line, iter_chunks, iter_lines
+from lexicon.sources.sink import Columns, Sink
+from lexicon.sources.streams import STREAM_ERRORS, open_decompressed, sniff
+from lexicon.sources.workers import process_pool, workers
 
 __all__ = ["KaikkiSource"]
 
@@ -96,7 +86,7 @@ def _first_example(examples: list[msgspec.Raw]) -> str | None:
     for raw in examples:
         try:
             text = _EXAMPLE.decode(raw).text
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             continue  # a malformed example does not cost the sense
         if text and text.strip():
             return text
@@ -117,6 +107,8 @@ def _decode_error(data: bytes) -> str:
         _DECODER.decode(data)
     except UnicodeDecodeError as exc:
         return f"invalid UTF-8: {exc.reason} at byte {exc.start}"
+    except RecursionError:
+        return "nested too deeply"
     except msgspec.ValidationError as exc:
         return f"wrong type: {exc}"
     except msgspec.DecodeError as exc:
@@ -147,10 +139,13 @@ class _Loader:
     def chunk(self, chunk: Chunk) -> None:
         """A run of whole lines: one msgspec call for all of them, per-line only if that fails."""
         data = chunk.data
-        if not chunk.too_long and len(data) <= MAX_LINE_BYTES:
+        if chunk.too_long:
+            self.sink.reject(chunk.no, self.loc(chunk.offset), "line over 10 MiB", bytes(data))
+            return
+        if len(data) <= MAX_LINE_BYTES:
             try:
                 records = _DECODER.decode_lines(data)
-            except (msgspec.DecodeError, UnicodeDecodeError):
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 records = None
             # decode_lines skips blank lines: a count that differs sends the chunk down the per-line path
             if records is not None and len(records) == chunk.n_lines:
@@ -175,7 +170,7 @@ class _Loader:
             return
         try:
             rec = _DECODER.decode(line.data)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             self.sink.reject(line.no, loc(line.offset), _decode_error(line.data), line.data)
             return
         why = self.record(line.no, rec)

@@ -16,18 +16,13 @@ from pathlib import Path
 import msgspec
 
 from lexicon.errors import SourceError
+from lexicon.fileio import file_sha256
 from lexicon.normalise import normalise_gloss, normalise_pos
-from lexicon.sources.base import (
-    STREAM_ERRORS,
-    Columns,
-    Sink,
-    Source,
-    file_sha256,
-    open_decompressed,
-    process_pool,
-    sniff,
-    workers,
-)
+from lexicon.sources.base import Source
+from lexicon.sources.lines import BOM
+from lexicon.sources.sink import Columns, Sink
+from lexicon.sources.streams import STREAM_ERRORS, open_decompressed, sniff
+from lexicon.sources.workers import process_pool, workers
 
 __all__ = ["OpenDictionarySource"]
 
@@ -142,7 +137,10 @@ def _parse_file(data: bytes | Exception, name: str, lang: str, sink: Sink) -> No
         sink.reject(sink.records + 1, name, f"unreadable file: {data}", b"")
         return
     try:
-        words = _FILE.decode(data)
+        words = _FILE.decode(data.removeprefix(BOM))
+    except RecursionError:
+        sink.reject(sink.records + 1, name, "invalid JSON file: nested too deeply", data)
+        return
     except UnicodeDecodeError as exc:
         sink.reject(sink.records + 1, name, f"invalid UTF-8 file: {exc.reason}", data)
         return
@@ -160,6 +158,9 @@ def _word(name: str, lang: str, key: str, value: msgspec.Raw, sink: Sink) -> Non
         w = _WORD.decode(value)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         sink.reject(no, loc, f"wrong type: {exc}", bytes(value))
+        return
+    except RecursionError:
+        sink.reject(no, loc, "nested too deeply", bytes(value))
         return
     word = (w.word if w.word is not None else key).strip()
     if not word:

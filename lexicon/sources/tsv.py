@@ -14,7 +14,10 @@ from pathlib import Path
 
 from lexicon.errors import SourceError
 from lexicon.normalise import Gloss, normalise_gloss, normalise_pos
-from lexicon.sources.base import Sink, Source, iter_lines, open_decompressed, sniff
+from lexicon.sources.base import Source
+from lexicon.sources.lines import iter_lines
+from lexicon.sources.sink import Sink
+from lexicon.sources.streams import open_decompressed, sniff
 
 __all__ = ["TsvSource"]
 

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lexicon.errors import SourceError
-from lexicon.sources.base import Sink, Source, sniff
+from lexicon.sources.base import Source
 from lexicon.sources.kaikki import KaikkiSource
+from lexicon.sources.sink import Sink
+from lexicon.sources.streams import sniff
 
 __all__ = ["WiktionaryDumpSource", "wiktextract_unavailable"]
 
