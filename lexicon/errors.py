@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["DefembError", "LexiconError", "SchemaMismatch", "SourceError", "TokenizerError"]
+__all__ = [
+    "DefembError",
+    "LexiconBusy",
+    "LexiconError",
+    "OutputError",
+    "SchemaMismatch",
+    "SourceError",
+    "TokenizerError",
+]
 
 
 class DefembError(Exception):
