@@ -81,55 +81,20 @@ def isotropy_cmd(
     matrix: str | None, model: str | None, run_dir: str | None, db: str | None, select: str, as_json: bool
 ) -> None:
     """I(W), IsoScore, mean cosine and top-PC variance share, overall and per frequency bucket."""
-    import numpy as np
-
-    from evaluation.errors import EvaluationError
-    from evaluation.isotropy import all_but_the_top, measure_by_bucket
-    from evaluation.rows import buckets_by_order
+    from evaluation.report import isotropy_of_matrix, isotropy_of_model, isotropy_of_run
 
     if sum(x is not None for x in (matrix, model, run_dir)) != 1:
         raise click.UsageError("give exactly one of --matrix, --model, --run")
     if run_dir is not None:
         from embedder.rundir import RunDir
-        from evaluation.report import isotropy_of_run
 
         res, _, _ = isotropy_of_run(RunDir.open(run_dir), db, select)
         click.echo(f"buckets from {res['buckets_source']}: {res['bucket_rows']}", err=True)
         per = res["matrices"]
+    elif matrix is not None:
+        per = isotropy_of_matrix(matrix)
     else:
-        if matrix is not None:
-            try:
-                w = np.load(matrix, mmap_mode="r", allow_pickle=False)
-            except ValueError as exc:
-                raise EvaluationError(f"{matrix} is not a plain .npy array: {exc}") from exc
-            labels = buckets_by_order(w.shape[0])
-            name = "matrix"
-        else:
-            from evaluation.rows import buckets_from_lexicon, special_ids_of
-            from evaluation.swap import load_model
-
-            w = load_model(str(model)).get_input_embeddings().weight.detach().numpy()
-            if db is not None:
-                import lexicon
-                from lexicon.db import connect
-
-                con = connect(db)
-                try:
-                    tid = lexicon.tokenizer_id(con, lexicon.load_vocab(str(model)).sha256)
-                finally:
-                    con.close()
-                if tid is None:
-                    raise EvaluationError(
-                        f"{model}'s tokenizer is not aligned in {db}; run defemb lexicon align"
-                    )
-                labels = buckets_from_lexicon(db, tid, w.shape[0])
-            else:
-                labels = buckets_by_order(w.shape[0], special_ids_of(str(model)))
-            name = "original"
-        per = {
-            name: measure_by_bucket(w, labels),
-            "abtt": measure_by_bucket(all_but_the_top(w, 10, labels == "special"), labels),
-        }
+        per = isotropy_of_model(str(model), db)
     emit(per, as_json, _iso_table(per))
 
 

@@ -64,12 +64,10 @@ def tokenizer_sha256(model_dir: str | os.PathLike[str], tokenizer: Any) -> str:
     Falls back to the same definition computed from the loaded HF tokenizer (sha256 of the JSON list of
     pieces in id order) when the folder is not one `load_vocab` reads.
     """
-    try:
-        from lexicon.tokenizers import load_vocab
+    from lexicon.tokenizers import load_vocab
 
+    try:
         return str(load_vocab(str(model_dir)).sha256)
-    except ImportError:
-        pass
     except Exception as exc:  # a folder load_vocab cannot read: derive the same fingerprint ourselves
         print(
             f"embedder: lexicon.tokenizers.load_vocab({model_dir}) failed ({exc}); hashing the HF vocabulary",
@@ -83,16 +81,6 @@ def tokenizer_sha256(model_dir: str | os.PathLike[str], tokenizer: Any) -> str:
     for piece, i in vocab.items():
         pieces[i] = piece
     return hashlib.sha256(json.dumps(pieces, ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
-def _tokenizer_id(con: Any, sha: str) -> int | None:
-    try:
-        from lexicon.aligner import tokenizer_id
-
-        return tokenizer_id(con, sha)
-    except (ImportError, AttributeError):
-        row = con.execute("SELECT tokenizer_id FROM tokenizer WHERE sha256 = ?", [sha]).fetchone()
-        return int(row[0]) if row else None
 
 
 def lexicon_fingerprint(db: str | os.PathLike[str]) -> str:
@@ -109,13 +97,11 @@ def resolve_tokenizer(
     db: str | os.PathLike[str], model_dir: str, sha: str, align_if_missing: bool, progress: bool = True
 ) -> int:
     """The lexicon's tokenizer_id for this model's tokenizer, aligning it first when asked to."""
+    from lexicon.aligner import align, tokenizer_id
     from lexicon.db import connect
 
-    con = connect(db)
-    try:
-        tid = _tokenizer_id(con, sha)
-    finally:
-        con.close()
+    with connect(db) as con:
+        tid = tokenizer_id(con, sha)
     if tid is not None:
         return tid
     if not align_if_missing:
@@ -127,16 +113,9 @@ def resolve_tokenizer(
         f"embedder: tokenizer of {model_dir} is not aligned in {db}; aligning it now (lexicon.align)",
         file=sys.stderr,
     )
-    try:
-        from lexicon.aligner import align
-    except (ImportError, AttributeError) as exc:
-        raise EmbedderError(f"lexicon.align is not available to align {model_dir}: {exc}") from exc
     align(db, model_dir, progress=progress)
-    con = connect(db)
-    try:
-        tid = _tokenizer_id(con, sha)
-    finally:
-        con.close()
+    with connect(db) as con:
+        tid = tokenizer_id(con, sha)
     if tid is None:
         raise EmbedderError(f"lexicon.align ran but {db} still has no tokenizer with sha256 {sha[:12]}…")
     return tid

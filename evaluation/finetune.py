@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from embedder.binding import LexiconRef
 from embedder.rundir import RunDir
 from evaluation.errors import EvaluationError
 from evaluation.glue_data import Examples, GlueTask, read_glue_tsv, task_files
@@ -221,7 +222,7 @@ def _mean_std(v: list[float]) -> dict[str, float]:
 def compare_glue(
     run: RunDir,
     cfg: FinetuneConfig,
-    db: str | os.PathLike[str] | None = None,
+    db: LexiconRef = None,
     progress: bool = False,
 ) -> GlueResult:
     """Fine-tune the run's original model and its swapped twin under each seed of `cfg.seeds`."""

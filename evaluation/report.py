@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from embedder.binding import LexiconRef, RunLexicon, bound
 from embedder.rundir import RunDir
 from evaluation.errors import EvaluationError
 from lexicon.fileio import write_bytes
@@ -30,6 +31,8 @@ __all__ = [
     "save_result",
     "load_results",
     "isotropy_of_run",
+    "isotropy_of_matrix",
+    "isotropy_of_model",
     "wordsim_of_run",
     "coverage_rows",
     "build_report",
@@ -94,14 +97,15 @@ def load_results(run: RunDir) -> dict[str, dict[str, Any]]:
 
 
 def isotropy_of_run(
-    run: RunDir, db: str | os.PathLike[str] | None = None, select: str | None = None
+    run: RunDir, db: LexiconRef = None, select: str | None = None
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
     """Isotropy of the original, DefinitionEMB and ABTT matrices by bucket; also returns matrices and labels."""
     from evaluation.isotropy import measure_by_bucket
     from evaluation.rows import describe, run_buckets, run_matrices
 
-    labels, source = run_buckets(run, db)
-    mats = run_matrices(run, db, select, buckets=labels)
+    with bound(run, db) as lex:
+        labels, source = run_buckets(run, lex)
+        mats = run_matrices(run, lex, select, buckets=labels)
     result = {
         "buckets_source": source,
         "bucket_rows": describe(labels),
@@ -109,6 +113,54 @@ def isotropy_of_run(
         "matrices": {name: measure_by_bucket(m, labels) for name, m in mats.items()},
     }
     return result, mats, labels
+
+
+def _with_abtt(name: str, w: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    from evaluation.isotropy import all_but_the_top, measure_by_bucket
+
+    return {
+        name: measure_by_bucket(w, labels),
+        "abtt": measure_by_bucket(all_but_the_top(w, 10, labels == "special"), labels),
+    }
+
+
+def isotropy_of_matrix(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Isotropy by bucket of a V×d `.npy` matrix (`matrix`) and of its ABTT baseline (`abtt`).
+
+    Buckets follow row order (30/50/20 %), the first 4 rows special (evaluation.rows.buckets_by_order).
+    """
+    from evaluation.rows import buckets_by_order
+
+    try:
+        w = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise EvaluationError(f"{path} is not a plain .npy array: {exc}") from exc
+    return _with_abtt("matrix", w, buckets_by_order(w.shape[0]))
+
+
+def isotropy_of_model(model: str, db: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Isotropy by bucket of a model's input-embedding rows (`original`) and their ABTT baseline (`abtt`).
+
+    Buckets come from `db` when given (the model's tokenizer must be aligned there), else row order with
+    the tokenizer's special rows.
+    """
+    from embedder.binding import bucket_labels, tokenizer_special_ids
+    from evaluation.rows import buckets_by_order
+    from evaluation.swap import load_model
+
+    w = load_model(str(model)).get_input_embeddings().weight.detach().numpy()
+    if db is None:
+        return _with_abtt("original", w, buckets_by_order(w.shape[0], tokenizer_special_ids(model).tolist()))
+    import lexicon
+    from lexicon.db import connect
+    from lexicon.queries import token_table
+
+    with connect(db) as con:
+        tid = lexicon.tokenizer_id(con, lexicon.load_vocab(str(model)).sha256)
+        if tid is None:
+            raise EvaluationError(f"{model}'s tokenizer is not aligned in {db}; run defemb lexicon align")
+        labels = bucket_labels(token_table(con, tid), w.shape[0])
+    return _with_abtt("original", w, labels)
 
 
 def wordsim_of_run(
@@ -129,11 +181,11 @@ def wordsim_of_run(
     return {Path(d).stem: word_similarity(read_pairs(d), tok, matrices).to_dict() for d in datasets}
 
 
-def coverage_rows(db: str | os.PathLike[str], tokenizer_id: int) -> list[dict[str, Any]]:
+def coverage_rows(db: str | os.PathLike[str] | RunLexicon, tokenizer_id: int) -> list[dict[str, Any]]:
     """Tokens per (bucket, rule of the first definition), `uncovered` for tokens without one."""
     from lexicon.db import connect
 
-    con = connect(db)
+    con = db.con if isinstance(db, RunLexicon) else connect(db)
     try:
         rows = con.execute(
             """
@@ -147,7 +199,8 @@ def coverage_rows(db: str | os.PathLike[str], tokenizer_id: int) -> list[dict[st
             [tokenizer_id, tokenizer_id],
         ).fetchall()
     finally:
-        con.close()
+        if not isinstance(db, RunLexicon):
+            con.close()
     return [{"bucket": b, "rule": r, "tokens": int(n)} for b, r, n in rows]
 
 
@@ -268,19 +321,30 @@ def _markdown(c: Mapping[str, Any]) -> str:
 
 def build_report(
     run: RunDir,
-    db: str | os.PathLike[str] | None = None,
+    db: LexiconRef = None,
     select: str | None = None,
     extra: Mapping[str, Any] | None = None,
     plots: bool = True,
     command: str | None = None,
 ) -> RunReport:
     """Gather the run's stored results, measure isotropy, draw figures, write report.json and report.md."""
+    with bound(run, db) as lex:  # one connection to the lexicon for the whole report
+        return _build_report(run, lex, select, extra, plots, command)
+
+
+def _build_report(
+    run: RunDir,
+    lex: RunLexicon,
+    select: str | None,
+    extra: Mapping[str, Any] | None,
+    plots: bool,
+    command: str | None,
+) -> RunReport:
     from evaluation.plots import coverage_bars, isotropy_bars, svd_scatter
-    from evaluation.rows import run_tokenizer_id
 
     out = run.path / "report"
     stored = load_results(run)
-    iso, mats, labels = isotropy_of_run(run, db, select)
+    iso, mats, labels = isotropy_of_run(run, lex, select)
     content: dict[str, Any] = {
         "report_version": REPORT_VERSION,
         "run_id": run.run_id,
@@ -309,9 +373,8 @@ def build_report(
             content["summarization"].append(res)
     if (command or current_command()) not in content["commands"]:
         content["commands"].append(command or current_command())
-    path = db if db is not None else run.manifest().get("lexicon_db")
-    if path and Path(str(path)).is_file():
-        content["coverage"] = coverage_rows(path, run_tokenizer_id(run, path))
+    if lex.available:
+        content["coverage"] = coverage_rows(lex, lex.tokenizer_id)
     if plots:
         content["plots"]["svd"] = svd_scatter(mats, labels, out / "svd_scatter.png").name
         content["plots"]["isotropy"] = isotropy_bars(iso["matrices"], out / "isotropy_by_bucket.png").name
@@ -324,7 +387,7 @@ def build_report(
 
 def evaluate_run(
     run: RunDir | str | os.PathLike[str],
-    db: str | os.PathLike[str] | None = None,
+    db: LexiconRef = None,
     *,
     select: str | None = None,
     wordsim: Sequence[str | os.PathLike[str]] = (),
@@ -338,6 +401,21 @@ def evaluate_run(
     `wordsim`, optionally GLUE fine-tuning (`glue`: a FinetuneConfig) and summarisation (a
     SummarizationConfig), then the report. Each result is also stored under `report/results/`."""
     rd = run if isinstance(run, RunDir) else RunDir.open(run)
+    with bound(rd, db) as lex:  # every evaluation below reads the lexicon through this one binding
+        return _evaluate_run(rd, lex, select, wordsim, glue, summarization, plots, progress, command)
+
+
+def _evaluate_run(
+    rd: RunDir,
+    db: RunLexicon,
+    select: str | None,
+    wordsim: Sequence[str | os.PathLike[str]],
+    glue: Any,
+    summarization: Any,
+    plots: bool,
+    progress: bool,
+    command: str | None,
+) -> RunReport:
     cmd = command or current_command()
     if wordsim:
         from evaluation.rows import run_buckets, run_matrices

@@ -8,24 +8,22 @@ order) and the reference's own convention; for WordPiece vocabularies it is only
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from embedder.binding import LexiconMissing, LexiconRef, bound, bucket_labels
 from embedder.rundir import RunDir
-from evaluation.errors import EvaluationError, MissingStage
+from evaluation.errors import EvaluationError
+from index.select import select_rows
 
 __all__ = [
     "DEFAULT_SPLIT",
     "buckets_by_order",
     "buckets_from_lexicon",
-    "special_ids_of",
     "run_buckets",
-    "run_tokenizer_id",
     "run_matrices",
     "swap_mask",
     "describe",
@@ -58,103 +56,34 @@ def buckets_by_order(
 def buckets_from_lexicon(db: str | os.PathLike[str], tokenizer_id: int, n_rows: int) -> np.ndarray:
     """Bucket labels from the lexicon's `token` table; rows the table lacks get the label `unknown`."""
     from lexicon.db import connect
+    from lexicon.queries import token_table
 
-    con = connect(db)
-    try:
-        rows = con.execute(
-            "SELECT token_id, CASE WHEN special THEN 'special' ELSE coalesce(bucket, 'unknown') END "
-            "FROM token WHERE tokenizer_id = ?",
-            [tokenizer_id],
-        ).fetchall()
-    finally:
-        con.close()
-    if not rows:
-        raise MissingStage(
-            f"{db} has no tokens for tokenizer_id {tokenizer_id}. Align it first: "
-            f"defemb lexicon align --db {db} --tokenizer MODEL_DIR"
-        )
-    labels = np.full(n_rows, "unknown", dtype=object)
-    for tid, bucket in rows:
-        if 0 <= tid < n_rows:
-            labels[tid] = bucket
-    return labels.astype(str)
+    with connect(db) as con:
+        return bucket_labels(token_table(con, tokenizer_id), n_rows)
 
 
-def special_ids_of(model: str | os.PathLike[str]) -> list[int]:
-    """The special-token ids of a model's tokenizer (`<s>`, `<pad>`, `</s>`, `<unk>`, `<mask>`, `[CLS]`, ...)."""
-    from transformers import AutoTokenizer
-
-    try:
-        tok = AutoTokenizer.from_pretrained(str(model))
-    except (OSError, ValueError) as exc:
-        raise EvaluationError(f"cannot load the tokenizer of {model}: {exc}") from exc
-    return sorted(set(tok.all_special_ids))
-
-
-def run_tokenizer_id(run: RunDir, db: str | os.PathLike[str]) -> int:
-    """The lexicon's tokenizer_id of the run's vocabulary (from the manifest, else by tokenizer sha256)."""
-    m = run.manifest()
-    if m.get("tokenizer_id") is not None:
-        return int(m["tokenizer_id"])
-    sha = m.get("tokenizer_sha256")
-    if sha:
-        import lexicon
-        from lexicon.db import connect
-
-        con = connect(db)
+def run_buckets(run: RunDir, db: LexiconRef = None) -> tuple[np.ndarray, str]:
+    """(labels per row, where they came from): the run's lexicon (embedder.binding), else row order."""
+    with bound(run, db) as lex:
+        if lex.available:
+            return lex.bucket_labels(), f"lexicon:{lex.path}"
         try:
-            tid = lexicon.tokenizer_id(con, sha)
-        finally:
-            con.close()
-        if tid is not None:
-            return int(tid)
-    raise MissingStage(
-        f"run {run.path} names no tokenizer_id and its tokenizer is not in {db}; "
-        f"align it with: defemb lexicon align --db {db} --tokenizer {m.get('model', 'MODEL_DIR')}"
-    )
+            specials: Iterable[int] = lex.special_ids().tolist()
+        except LexiconMissing:  # no lexicon, no model: the reference's convention of four special rows
+            specials = range(4)
+        return buckets_by_order(lex.vocab_size, specials), "row-order"
 
 
-def run_buckets(run: RunDir, db: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, str]:
-    """(labels per row, where they came from). Uses `db`, else the manifest's `lexicon_db` if it exists."""
-    m = run.manifest()
-    n = int(m.get("vocab_size") or run.original_vectors().shape[0])
-    path = db if db is not None else m.get("lexicon_db")
-    if path and Path(path).is_file():
-        from lexicon.db import connect, fingerprint
-
-        con = connect(path)
-        try:
-            run.check_lexicon(fingerprint(con))  # buckets of another lexicon would mislabel rows
-        finally:
-            con.close()
-        return buckets_from_lexicon(path, run_tokenizer_id(run, path), n), f"lexicon:{path}"
-    if db is not None:
-        raise EvaluationError(f"no lexicon database at {db}")
-    specials: list[int] = list(range(4))
-    if m.get("model"):
-        with contextlib.suppress(EvaluationError):
-            specials = special_ids_of(m["model"])
-    return buckets_by_order(n, specials), "row-order"
-
-
-def swap_mask(run: RunDir, db: str | os.PathLike[str] | None, select: str | None) -> np.ndarray:
+def swap_mask(run: RunDir, db: LexiconRef, select: str | None) -> np.ndarray:
     """Which rows to replace: the run's covered mask, or `index.select.select_rows(run, db, select)`."""
     if select in (None, "covered"):
         return np.asarray(run.covered_mask(), dtype=bool)
-    try:
-        from index.select import select_rows
-    except ImportError as exc:
-        raise MissingStage(
-            f"selection {select!r} needs index.select.select_rows, which is not available: {exc}"
-        ) from exc
-    m = run.manifest()
-    path = db if db is not None else m.get("lexicon_db")
-    return np.asarray(select_rows(run, path, select), dtype=bool)
+    return np.asarray(select_rows(run, db, select), dtype=bool)
 
 
 def run_matrices(
     run: RunDir,
-    db: str | os.PathLike[str] | None = None,
+    db: LexiconRef = None,
     select: str | None = None,
     abtt_dims: int = 10,
     buckets: np.ndarray | None = None,

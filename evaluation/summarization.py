@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from embedder.binding import LexiconRef
 from embedder.rundir import RunDir
 from evaluation.errors import DataFormatError, EvaluationError
 from evaluation.training import optimizer_and_schedule, optimizer_step, pick_device, seed_everything
@@ -285,7 +286,7 @@ class SummarizationResult:
 
 
 def compare_summarization(
-    run: RunDir, cfg: SummarizationConfig, db: str | os.PathLike[str] | None = None, progress: bool = False
+    run: RunDir, cfg: SummarizationConfig, db: LexiconRef = None, progress: bool = False
 ) -> SummarizationResult:
     """Decode (after optional fine-tuning) with the run's original and swapped model under one seed."""
     from evaluation.rows import swap_mask

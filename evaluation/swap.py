@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from embedder.binding import LexiconRef
 from embedder.rundir import RunDir
 from evaluation.errors import EvaluationError, MissingStage
 from evaluation.rows import swap_mask
@@ -69,7 +70,7 @@ class SwapResult:
         return asdict(self)
 
 
-def swap_into(model: Any, run: RunDir, db: str | os.PathLike[str] | None, select: str | None) -> int:
+def swap_into(model: Any, run: RunDir, db: LexiconRef, select: str | None) -> int:
     """Replace the selected rows of `model` in place with the run's generated rows; returns how many."""
     mask = swap_mask(run, db, select)
     vectors = np.asarray(run.token_vectors(), dtype=np.float32)

@@ -23,9 +23,10 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
+from embedder.binding import LexiconRef, bound
 from embedder.rundir import RunDir
 from index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError, TooFewVectors
-from index.vocabulary import RunLike, as_run, special_ids
+from index.vocabulary import RunLike, as_run
 from lexicon.fileio import atomic_file, file_sha256, save_npy, write_bytes
 
 __all__ = [
@@ -288,7 +289,7 @@ def source_digest(path: Path, samples: int = 64, chunk: int = 1 << 16) -> str:
 
 
 def index_vectors(
-    run: RunDir, kind: str, all_rows: bool = False, db: Any = None
+    run: RunDir, kind: str, all_rows: bool = False, db: LexiconRef = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(vectors, ids) a kind indexes: covered generated rows, non-special original rows, or senses."""
     if kind == "generated":
@@ -307,7 +308,8 @@ def index_vectors(
         ov = run.original_vectors()
         run._check_shape("original_vectors.npy", ov)
         keep = np.ones(ov.shape[0], dtype=bool)
-        sp = special_ids(run, db)
+        with bound(run, db) as lex:
+            sp = lex.special_ids()
         keep[sp[(sp >= 0) & (sp < keep.size)]] = False
         ids = np.flatnonzero(keep).astype(np.int64)
         return np.asarray(ov[ids]), ids

@@ -4,27 +4,19 @@ dictionary (definition text → nearest tokens) and the senses nearest to a toke
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
 
+from embedder.binding import LexiconRef, bound
 from index.errors import IndexStageError
 from index.faiss_index import LoadedIndex, open_index
-from index.vocabulary import (
-    RunLike,
-    as_run,
-    open_lexicon,
-    pieces_by_id,
-    resolve_tokens,
-    run_tokenizer_id,
-    token_table,
-)
+from index.vocabulary import RunLike, as_run, pieces_by_id, resolve_tokens
 
 __all__ = ["neighbors", "reverse_vectors", "reverse", "senses_near", "search_without_self"]
 
-DbPath = str | os.PathLike[str] | None
+DbPath = LexiconRef
 
 
 def search_without_self(
@@ -49,11 +41,8 @@ def neighbors(run: RunLike, tokens: Sequence[str | int], k: int = 10, db: DbPath
     row of token_vectors.npy; the original side the `original` index with its original row.
     """
     r = as_run(run)
-    con = open_lexicon(r, db)
-    try:
-        table = token_table(con, run_tokenizer_id(r, con))
-    finally:
-        con.close()
+    with bound(r, db) as lex:
+        table = lex.token_table()
     vocab = int(r.manifest().get("vocab_size") or r.token_vectors().shape[0])
     ids = np.asarray(resolve_tokens(table, tokens, vocab), dtype=np.int64)
     pieces = pieces_by_id(table, vocab)
@@ -87,11 +76,8 @@ def reverse_vectors(
     r = as_run(run)
     x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
     ids, scores = open_index(r, matrix).search(x, k)
-    con = open_lexicon(r, db)
-    try:
-        table = token_table(con, run_tokenizer_id(r, con))
-    finally:
-        con.close()
+    with bound(r, db) as lex:
+        table = lex.token_table()
     hits = pl.DataFrame(
         {
             "query": np.repeat(np.arange(x.shape[0], dtype=np.int32), k),
@@ -138,9 +124,9 @@ def senses_near(run: RunLike, token: str | int, k: int = 10, db: DbPath = None) 
     Columns: token_id, piece, rank, sense_id, score, word, pos, gloss.
     """
     r = as_run(run)
-    con = open_lexicon(r, db)
-    try:
-        table = token_table(con, run_tokenizer_id(r, con))
+    with bound(r, db) as lex:
+        con = lex.con
+        table = lex.token_table()
         vocab = int(r.manifest().get("vocab_size") or r.token_vectors().shape[0])
         (tid,) = resolve_tokens(table, [token], vocab)
         sids, scores = open_index(r, "senses").search(np.asarray(r.token_vectors()[[tid]]), k)
@@ -148,12 +134,13 @@ def senses_near(run: RunLike, token: str | int, k: int = 10, db: DbPath = None) 
             {"rank": np.arange(1, k + 1, dtype=np.int32), "sense_id": sids[0], "score": scores[0]}
         ).filter(pl.col("sense_id") >= 0)
         con.register("hits", hits.to_arrow())
-        joined = con.sql(
-            "SELECT h.rank, h.sense_id, h.score, e.word, e.pos, s.gloss FROM hits h "
-            "LEFT JOIN sense s USING (sense_id) LEFT JOIN entry e USING (entry_id) ORDER BY h.rank"
-        ).pl()
-    finally:
-        con.close()
+        try:
+            joined = con.sql(
+                "SELECT h.rank, h.sense_id, h.score, e.word, e.pos, s.gloss FROM hits h "
+                "LEFT JOIN sense s USING (sense_id) LEFT JOIN entry e USING (entry_id) ORDER BY h.rank"
+            ).pl()
+        finally:
+            con.unregister("hits")  # the connection may be the caller's
     piece = pieces_by_id(table, vocab)[tid]
     return joined.with_columns(
         pl.lit(tid, dtype=pl.Int64).alias("token_id"), pl.lit(piece, dtype=pl.String).alias("piece")

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from embedder.binding import LexiconRef, bound
 from embedder.rundir import RunDir
 from index.errors import SelectError
-from index.vocabulary import RunLike, as_run, open_lexicon, run_tokenizer_id
+from index.vocabulary import RunLike, as_run
 
 __all__ = ["Selection", "parse_select", "select_rows", "task_texts", "task_token_counts"]
 
@@ -99,7 +99,7 @@ def task_token_counts(run: RunDir, path: Path) -> np.ndarray:
     return counts
 
 
-def select_rows(run: RunLike, db: str | os.PathLike[str] | None, select: str) -> np.ndarray:
+def select_rows(run: RunLike, db: LexiconRef, select: str) -> np.ndarray:
     """Boolean V mask of the rows to replace.
 
     - `covered`: every covered token;
@@ -114,19 +114,12 @@ def select_rows(run: RunLike, db: str | os.PathLike[str] | None, select: str) ->
     if sel.kind == "covered":
         return covered.copy()
     if sel.kind == "rare":
-        con = open_lexicon(r, db)
-        try:
-            tid = run_tokenizer_id(r, con)
-            rows = con.execute(
-                "SELECT token_id FROM token WHERE tokenizer_id = ? AND bucket = 'rare'", [tid]
-            ).fetchall()
-        finally:
-            con.close()
-        if not rows:
+        with bound(r, db) as lex:
+            ids = lex.bucket_ids("rare")
+        if not ids.size:
             raise SelectError("the lexicon has no tokens in the rare bucket for this tokenizer; re-run align")
         rare = np.zeros_like(covered)
-        ids = np.asarray([x[0] for x in rows], dtype=np.int64)
-        rare[ids[(ids >= 0) & (ids < rare.size)]] = True
+        rare[ids[ids < rare.size]] = True
         return rare & covered
     assert sel.path is not None
     counts = task_token_counts(r, sel.path)

@@ -3,7 +3,6 @@ a run's neighbours with definitions and frequency buckets."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -14,10 +13,11 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
+from embedder.binding import LexiconRef, bound
 from index.errors import IndexStageError
 from index.faiss_index import open_index
 from index.query import search_without_self
-from index.vocabulary import RunLike, as_run, lexicon_path, open_lexicon
+from index.vocabulary import RunLike, as_run
 from lexicon.db import writing
 
 __all__ = ["NeighborTableResult", "neighbor_frame", "neighbors_table"]
@@ -68,7 +68,7 @@ def neighbor_frame(run: RunLike, matrix: str, k: int = 10, progress: bool = True
 
 def neighbors_table(
     run: RunLike,
-    db: str | os.PathLike[str] | None = None,
+    db: LexiconRef = None,
     k: int = 10,
     matrices: Sequence[str] = ("generated", "original"),
     progress: bool = True,
@@ -83,8 +83,8 @@ def neighbors_table(
     if bad or not matrices:
         raise IndexStageError(f"matrices must be among 'generated', 'original', got {list(matrices)}")
     t0 = time.perf_counter()
-    path = lexicon_path(r, db)
-    open_lexicon(r, path).close()  # refuse another run's lexicon before the expensive search
+    with bound(r, db) as lex:
+        path = lex.check()  # refuse another run's lexicon before the expensive search
     frames = {m: neighbor_frame(r, m, k, progress) for m in matrices}
     with writing(Path(path)) as con:
         con.execute(

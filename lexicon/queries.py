@@ -25,6 +25,7 @@ __all__ = [
     "query",
     "export_parquet",
     "resolve_tokenizer_id",
+    "token_table",
 ]
 
 TokenizerRef = str | os.PathLike[str] | Vocab | int
@@ -52,6 +53,22 @@ def resolve_tokenizer_id(con: duckdb.DuckDBPyConnection, tokenizer: TokenizerRef
             f"defemb lexicon align --db DB --tokenizer {vocab.name}"
         )
     return int(row[0])
+
+
+def token_table(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> pl.DataFrame:
+    """token_id, piece, surface, word_initial, special, freq_rank, bucket of one tokenizer, by id."""
+    df = _frame(
+        con,
+        "SELECT token_id, piece, surface, word_initial, special, freq_rank, bucket "
+        "FROM token WHERE tokenizer_id = $tid ORDER BY token_id",
+        {"tid": tokenizer_id},
+    )
+    if df.height == 0:
+        raise TokenizerError(
+            f"the lexicon has no tokens for tokenizer_id {tokenizer_id}; align it first with "
+            "`defemb lexicon align --db DB --tokenizer MODEL`"
+        )
+    return df
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:

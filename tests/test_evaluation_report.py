@@ -180,3 +180,24 @@ def test_cli_isotropy_of_a_model_folder(tiny_bert_dir: Path) -> None:
     assert set(out) == {"original", "abtt"}
     assert out["original"]["all"]["rows"] == 30522 - 5  # the tokenizer's five special tokens left out
     assert out["abtt"]["all"]["mean_cosine"] < out["original"]["all"]["mean_cosine"] + 1e-9
+
+
+def test_build_report_opens_the_lexicon_once(
+    roberta_run: tuple[RunDir, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Buckets, the rare selection, coverage: one binding of the run to its lexicon, one connection."""
+    import lexicon.db
+
+    run, _ = roberta_run
+    real = lexicon.db.connect
+    opened: list[str] = []
+
+    def counting(path: object, *args: object, **kwargs: object) -> object:
+        opened.append(str(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lexicon.db, "connect", counting)
+    rep = build_report(run, select="rare", plots=False)  # the lexicon the manifest records
+    assert rep.content["isotropy"]["buckets_source"].startswith("lexicon:")
+    assert rep.content["coverage"] and rep.content["isotropy"]["select"] == "rare"
+    assert opened == [run.manifest()["lexicon_db"]]
