@@ -297,12 +297,33 @@ def _check_resume(run: RunDir, cfg: TrainConfig, model_hash: str | None, tok_sha
             )
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Train the regressor of `cfg.run` and write the run folder (manifest, original rows, checkpoints)."""
-    dist = _dist_from_env()
-    device = resolve_device(cfg.device, dist.local_rank if dist.world > 1 else None)
-    if dist.world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+@dataclass
+class _Session:
+    """What `_open_or_resume` hands to the loop: the model on its device, the data, where to start."""
+
+    run: RunDir
+    model: Regressor
+    tok: Any
+    family: str
+    data: _Data
+    collator: Collator
+    original: torch.Tensor  # V×d on the device: the rows the regressor learns to predict
+    baseline: float
+    ckpt: Path | None
+    start_step: int
+    history: list[dict[str, float]]
+    init_info: dict[str, float]
+    trainer_state: dict[str, Any] | None
+    t_start: float
+    t_data: float
+
+
+def _open_or_resume(cfg: TrainConfig, dist: _Dist, device: torch.device) -> _Session:
+    """Load the model and data, then either resume the run's checkpoint or initialise the head.
+
+    The order of the random draws here (seed, model load, head init) is what makes a fresh run and a
+    resumed one agree bit-for-bit; keep it.
+    """
     t_start = time.perf_counter()
     run = RunDir(Path(cfg.run))
     torch.manual_seed(cfg.seed)
@@ -386,46 +407,177 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "aligned_tokens": data.n_tokens,
             },
         )
+    return _Session(
+        run,
+        model,
+        tok,
+        family,
+        data,
+        collator,
+        original,
+        baseline,
+        ckpt,
+        start_step,
+        history,
+        init_info,
+        trainer_state,
+        t_start,
+        t_data,
+    )
 
-    policy = set_trainable(model, cfg.trainable)
+
+def _optimizer(
+    s: _Session, cfg: TrainConfig, device: torch.device
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, dict[str, Any]]:
+    """AdamW over the trainable parameters and its schedule, restored from the checkpoint on resume."""
+    policy = set_trainable(s.model, cfg.trainable)
     opt = torch.optim.AdamW(
-        _param_groups(model, cfg),
+        _param_groups(s.model, cfg),
         lr=cfg.lr,
         betas=cfg.betas,
         weight_decay=cfg.weight_decay,
         fused=device.type == "cuda",
     )
     sched = make_scheduler(opt, cfg)
-    if trainer_state is not None:
-        opt.load_state_dict(trainer_state["optimizer"])
-        sched.load_state_dict(trainer_state["scheduler"])
+    if s.trainer_state is not None:
+        opt.load_state_dict(s.trainer_state["optimizer"])
+        sched.load_state_dict(s.trainer_state["scheduler"])
+    return opt, sched, policy
 
-    if dist.main and ckpt is None:  # where training starts from: the init's held-out quality
-        h0 = _evaluate(model, collator, data.heldout, original, device, cfg.batch_tokens * 2)
+
+def _one_step(
+    s: _Session,
+    fwd: Any,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LambdaLR,
+    stream: MicroBatchStream,
+    cfg: TrainConfig,
+    dist: _Dist,
+    device: torch.device,
+    step: int,
+) -> tuple[torch.Tensor, int]:
+    """One optimizer update over `grad_accum × world` micro-batches: (the update's loss on the device, tokens)."""
+    micro_per_step = cfg.grad_accum * dist.world
+    torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + dist.rank)
+    opt.zero_grad(set_to_none=True)
+    step_loss = torch.zeros((), device=device)
+    tokens = 0
+    for a in range(cfg.grad_accum):
+        k = step * micro_per_step + a * dist.world + dist.rank
+        _, idx = stream.get(k)
+        batch = s.collator(s.data.train, idx, mode="train", seed=cfg.seed * 7_919 + k)
+        tokens += int(batch["attention_mask"].sum())
+        batch = {key: v.to(device, non_blocking=True) for key, v in batch.items()}
+        target = s.original[torch.from_numpy(s.data.train.target_id[idx]).to(device)]
+        sync = a == cfg.grad_accum - 1 or dist.world == 1
+        ctx = (
+            fwd.no_sync()
+            if (dist.world > 1 and not sync and hasattr(fwd, "no_sync"))
+            else contextlib.nullcontext()
+        )
+        with ctx, autocast(device):
+            pred = fwd(**batch)
+            loss, _ = regression_loss(pred, target, cfg.loss, cfg.cos_weight)
+        (loss / cfg.grad_accum).backward()
+        step_loss += loss.detach().float() / cfg.grad_accum
+    if dist.world > 1:  # report the loss of the whole update, not of this rank's share
+        torch.distributed.all_reduce(step_loss)
+        step_loss = step_loss / dist.world
+    if cfg.clip > 0:
+        torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.clip)
+    opt.step()
+    sched.step()
+    return step_loss, tokens
+
+
+def _finish(
+    s: _Session,
+    cfg: TrainConfig,
+    dist: _Dist,
+    device: torch.device,
+    policy: dict[str, Any],
+    step: int,
+    heldout: dict[str, float],
+    recent: list[float],
+    tps: float,
+) -> TrainResult:
+    """Report where training ended (held-out numbers, loss, timings) in the manifest and the result."""
+    seconds = time.perf_counter() - s.t_start
+    if dist.main and not heldout and len(s.data.heldout):  # resumed a finished run: report where it stands
+        heldout = _evaluate(s.model, s.collator, s.data.heldout, s.original, device, cfg.batch_tokens * 2)
+    heldout = {**heldout, "baseline_cosine": s.baseline}
+    if recent:
+        train_loss = float(np.mean(recent[-max(1, min(len(recent), 50)) :]))
+    else:
+        done = [h["train_loss"] for h in s.history if math.isfinite(h.get("train_loss", float("nan")))]
+        train_loss = done[-1] if done else float("nan")
+    if dist.main:
+        check_finite(s.model.head.weight.detach().float().cpu().numpy(), "head rows")
+        s.run.update_manifest(
+            trainable=policy,
+            init=s.init_info,
+            timings={
+                **s.run.manifest().get("timings", {}),
+                "data_s": s.t_data - s.t_start,
+                "train_s": seconds,
+            },
+            train={
+                "steps": step,
+                "tokens_per_s": tps,
+                "train_loss": train_loss,
+                "heldout": heldout,
+                "history": s.history,
+            },
+        )
+    if dist.world > 1:
+        torch.distributed.barrier()
+    return TrainResult(
+        run=str(s.run.path),
+        steps=step,
+        tokens_per_s=tps,
+        train_loss=train_loss,
+        heldout=heldout,
+        seconds=seconds,
+        history=tuple(s.history),
+    )
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train the regressor of `cfg.run` and write the run folder (manifest, original rows, checkpoints)."""
+    dist = _dist_from_env()
+    device = resolve_device(cfg.device, dist.local_rank if dist.world > 1 else None)
+    if dist.world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    s = _open_or_resume(cfg, dist, device)
+    opt, sched, policy = _optimizer(s, cfg, device)
+    history = s.history
+    if dist.main and s.ckpt is None:  # where training starts from: the init's held-out quality
+        h0 = _evaluate(s.model, s.collator, s.data.heldout, s.original, device, cfg.batch_tokens * 2)
         history.append({"step": 0, "train_loss": float("nan"), **h0})
         if cfg.progress:
             print(
                 f"step 0 ({cfg.head_init} head): heldout loss {h0['loss']:.4f} cos {h0['cosine']:.4f} "
-                f"(baseline {baseline:.4f})",
+                f"(baseline {s.baseline:.4f})",
                 file=sys.stderr,
             )
 
-    fwd: Any = model
+    fwd: Any = s.model
     if dist.world > 1:
         fwd = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False
+            s.model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=False,
         )
     if cfg.compile:
         fwd = torch.compile(fwd, dynamic=True)
 
-    stream = MicroBatchStream(data.train.lengths, cfg.batch_tokens, cfg.seed)
-    micro_per_step = cfg.grad_accum * dist.world
-    end_step = cfg.steps if cfg.stop_after is None else min(cfg.steps, start_step + cfg.stop_after)
+    stream = MicroBatchStream(s.data.train.lengths, cfg.batch_tokens, cfg.seed)
+    end_step = cfg.steps if cfg.stop_after is None else min(cfg.steps, s.start_step + cfg.stop_after)
     from tqdm import tqdm
 
     bar = tqdm(
         total=cfg.steps,
-        initial=start_step,
+        initial=s.start_step,
         desc="train",
         unit="step",
         file=sys.stderr,
@@ -437,8 +589,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     tokens_seen = 0
     t_loop = time.perf_counter()
     heldout: dict[str, float] = {}
-    model.train()
-    step = start_step
+    s.model.train()
+    step = s.start_step
 
     def drain() -> None:
         if not pending:
@@ -454,34 +606,8 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     try:
         while step < end_step:
-            torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + dist.rank)
-            opt.zero_grad(set_to_none=True)
-            step_loss = torch.zeros((), device=device)
-            for a in range(cfg.grad_accum):
-                k = step * micro_per_step + a * dist.world + dist.rank
-                _, idx = stream.get(k)
-                batch = collator(data.train, idx, mode="train", seed=cfg.seed * 7_919 + k)
-                tokens_seen += int(batch["attention_mask"].sum())
-                batch = {key: v.to(device, non_blocking=True) for key, v in batch.items()}
-                target = original[torch.from_numpy(data.train.target_id[idx]).to(device)]
-                sync = a == cfg.grad_accum - 1 or dist.world == 1
-                ctx = (
-                    fwd.no_sync()
-                    if (dist.world > 1 and not sync and hasattr(fwd, "no_sync"))
-                    else contextlib.nullcontext()
-                )
-                with ctx, autocast(device):
-                    pred = fwd(**batch)
-                    loss, _ = regression_loss(pred, target, cfg.loss, cfg.cos_weight)
-                (loss / cfg.grad_accum).backward()
-                step_loss += loss.detach().float() / cfg.grad_accum
-            if dist.world > 1:  # report the loss of the whole update, not of this rank's share
-                torch.distributed.all_reduce(step_loss)
-                step_loss = step_loss / dist.world
-            if cfg.clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            opt.step()
-            sched.step()
+            step_loss, tokens = _one_step(s, fwd, opt, sched, stream, cfg, dist, device, step)
+            tokens_seen += tokens
             step += 1
             pending.append(step_loss)
             do_eval = dist.main and (step % cfg.eval_every == 0 or step == end_step)
@@ -492,14 +618,16 @@ def train(cfg: TrainConfig) -> TrainResult:
                 tps = tokens_seen * dist.world / max(time.perf_counter() - t_loop, 1e-9)
                 bar.set_postfix(loss=f"{recent[-1]:.3f}", tok_s=f"{tps:,.0f}")
             if do_eval:
-                heldout = _evaluate(model, collator, data.heldout, original, device, cfg.batch_tokens * 2)
+                heldout = _evaluate(
+                    s.model, s.collator, s.data.heldout, s.original, device, cfg.batch_tokens * 2
+                )
                 history.append(
                     {"step": step, "train_loss": float(np.mean(recent[-cfg.eval_every :])), **heldout}
                 )
                 if cfg.progress:
                     bar.write(
                         f"step {step}: train {history[-1]['train_loss']:.4f} heldout loss {heldout['loss']:.4f} "
-                        f"cos {heldout['cosine']:.4f} (baseline {baseline:.4f})",
+                        f"cos {heldout['cosine']:.4f} (baseline {s.baseline:.4f})",
                         file=sys.stderr,
                     )
             if do_ckpt:
@@ -508,47 +636,14 @@ def train(cfg: TrainConfig) -> TrainResult:
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
                     "history": history,
-                    "init": init_info,
+                    "init": s.init_info,
                     "config": cfg.to_dict(),
                 }
-                save_checkpoint(run.path, model, step, state)
+                save_checkpoint(s.run.path, s.model, step, state)
         drain()
     finally:
         bar.close()
     if dist.world > 1:
         torch.distributed.barrier()
-    seconds = time.perf_counter() - t_start
     tps = tokens_seen * dist.world / max(time.perf_counter() - t_loop, 1e-9)
-    if dist.main and not heldout and len(data.heldout):  # resumed a finished run: report where it stands
-        heldout = _evaluate(model, collator, data.heldout, original, device, cfg.batch_tokens * 2)
-    heldout = {**heldout, "baseline_cosine": baseline}
-    if recent:
-        train_loss = float(np.mean(recent[-max(1, min(len(recent), 50)) :]))
-    else:
-        done = [h["train_loss"] for h in history if math.isfinite(h.get("train_loss", float("nan")))]
-        train_loss = done[-1] if done else float("nan")
-    if dist.main:
-        check_finite(model.head.weight.detach().float().cpu().numpy(), "head rows")
-        run.update_manifest(
-            trainable=policy,
-            init=init_info,
-            timings={**run.manifest().get("timings", {}), "data_s": t_data - t_start, "train_s": seconds},
-            train={
-                "steps": step,
-                "tokens_per_s": tps,
-                "train_loss": train_loss,
-                "heldout": heldout,
-                "history": history,
-            },
-        )
-    if dist.world > 1:
-        torch.distributed.barrier()
-    return TrainResult(
-        run=str(run.path),
-        steps=step,
-        tokens_per_s=tps,
-        train_loss=train_loss,
-        heldout=heldout,
-        seconds=seconds,
-        history=tuple(history),
-    )
+    return _finish(s, cfg, dist, device, policy, step, heldout, recent, tps)
