@@ -62,8 +62,12 @@ from lexicon.frequencies import (
 )
 from lexicon.numerals import numeral_table
 from lexicon.tokenizers import Vocab, load_vocab, token_rows
+from lexicon.wordfreq_counts import from_wordfreq
 
-__all__ = ["align", "AlignReport", "tokenizer_id", "RULES", "FALLBACK_RULES", "STEM_SUFFIXES"]
+__all__ = ["align", "AlignReport", "tokenizer_id", "RULES", "FALLBACK_RULES", "STEM_SUFFIXES", "WORDFREQ"]
+
+# `frequencies=WORDFREQ` counts pieces in wordfreq's English word list instead of reading a dict.txt.
+WORDFREQ = "wordfreq"
 
 # The rules in the order they are reported (coverage tables add them one by one in this order).
 RULES = ("user", "exact", "casefold", "lemma", "affix", "numeral", "unaccent", "stem", "completion")
@@ -162,10 +166,19 @@ def _frequencies(
     corpus: str | os.PathLike[str] | None,
     progress: bool,
 ) -> Frequencies:
+    if frequencies is not None and str(frequencies) == WORDFREQ:
+        return from_wordfreq(vocab, progress=progress)
     if frequencies is not None:
         return from_dict_txt(frequencies, vocab)
     if corpus is not None and str(corpus) == "vocab-order":
         return from_vocab_order(vocab)
+    if corpus is None and vocab.kind in ("wordpiece", "sentencepiece"):
+        # No pre-training counts ship with these: real English frequencies beat the glosses' own counts,
+        # whose rare end is foreign-script pieces (see lexicon.wordfreq_counts).
+        try:
+            return from_wordfreq(vocab, progress=progress)
+        except TokenizerError:
+            pass  # e.g. a bare SentencePiece .model that nothing here can tokenize: counted below
     if corpus is not None:
         path = Path(corpus)
         if not path.is_file():
@@ -462,8 +475,11 @@ def align(
 ) -> AlignReport:
     """Load `tokenizer`'s vocabulary into the lexicon at `db` and link every token to ranked senses.
 
-    `frequencies` is a fairseq `dict.txt`; without it, pieces are counted in `corpus` (a text file; by
-    default the lexicon's own glosses and examples; the string ``"vocab-order"`` skips counting).
+    `frequencies` is a fairseq `dict.txt` (RoBERTa/BART ship their pre-training counts in one) or
+    ``"wordfreq"``: real English word frequencies tokenized by this tokenizer (lexicon.wordfreq_counts).
+    Without it, pieces are counted in `corpus` (a text file; the string ``"vocab-order"`` skips
+    counting); with neither, WordPiece and SentencePiece vocabularies take ``"wordfreq"`` and BPE ones
+    the lexicon's own glosses and examples.
     `buckets` are the (frequent, medium, rare) shares by frequency rank. `lang` keeps only entries of
     that language code; `max_senses` caps the links per token; `rules` restricts the rules applied (a
     subset of :data:`RULES`; default all). Aligning the same vocabulary again replaces its rows,
