@@ -74,6 +74,7 @@ def build(db: str, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
 @lexicon.command(
     epilog="Example:\n\n  defemb lexicon align --db lex.duckdb --tokenizer tests/data/roberta-bart "
     "--frequencies tests/data/roberta-bart/dict.txt\n\n"
+    "  defemb lexicon align --db lex.duckdb --tokenizer tests/data/minilm-tokenizer --frequencies wordfreq\n\n"
     "  defemb lexicon align --db lex.duckdb --tokenizer path/to/minilm --corpus corpus.txt --json",
 )
 @_DB
@@ -85,13 +86,14 @@ def build(db: str, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
 )
 @click.option(
     "--frequencies",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A fairseq dict.txt with pre-training counts (RoBERTa/BART).",
+    metavar="DICT_TXT|wordfreq",
+    help="A fairseq dict.txt with pre-training counts (RoBERTa/BART), or 'wordfreq': real English "
+    "word frequencies tokenized by this tokenizer (the default for WordPiece/SentencePiece).",
 )
 @click.option(
     "--corpus",
-    help="A text file whose tokenization gives the counts (default: the lexicon's own "
-    "glosses and examples; 'vocab-order' uses the vocabulary order).",
+    help="A text file whose tokenization gives the counts; 'lexicon': the lexicon's own glosses "
+    "and examples (the default for BPE without --frequencies); 'vocab-order': the vocabulary order.",
 )
 @click.option(
     "--buckets",
@@ -109,7 +111,7 @@ def build(db: str, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
 def align(
     db: str,
     tokenizer: str,
-    frequencies: Path | None,
+    frequencies: str | None,
     corpus: str | None,
     buckets: str,
     max_senses: int | None,

@@ -47,7 +47,9 @@ class LexiconSection:
 @dataclass(frozen=True)
 class ModelSection:
     name: str = "@minilm"  # a local model folder (or a hub name where a hub is reachable)
-    frequencies: str = ""  # fairseq dict.txt for RoBERTa/BART; empty: counted from the lexicon's glosses
+    # fairseq dict.txt for RoBERTa/BART, or "wordfreq"; empty: wordfreq for WordPiece/SentencePiece models,
+    # the lexicon's glosses for BPE ones (lexicon.align)
+    frequencies: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,9 @@ def load_config(path: str | Path | None) -> PipelineConfig:
     sections["model"] = dataclasses.replace(
         mod,
         name=_resolve(mod.name, base),
-        frequencies=_path(mod.frequencies, base) if mod.frequencies else "",
+        frequencies=_path(mod.frequencies, base)
+        if mod.frequencies not in ("", "wordfreq")
+        else mod.frequencies,
     )
     ev = sections["evaluation"]
     sections["evaluation"] = dataclasses.replace(

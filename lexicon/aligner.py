@@ -64,10 +64,21 @@ from lexicon.numerals import numeral_table
 from lexicon.tokenizers import Vocab, load_vocab, token_rows
 from lexicon.wordfreq_counts import from_wordfreq
 
-__all__ = ["align", "AlignReport", "tokenizer_id", "RULES", "FALLBACK_RULES", "STEM_SUFFIXES", "WORDFREQ"]
+__all__ = [
+    "align",
+    "AlignReport",
+    "tokenizer_id",
+    "RULES",
+    "FALLBACK_RULES",
+    "STEM_SUFFIXES",
+    "WORDFREQ",
+    "LEXICON_CORPUS",
+]
 
-# `frequencies=WORDFREQ` counts pieces in wordfreq's English word list instead of reading a dict.txt.
+# `frequencies=WORDFREQ` counts pieces in wordfreq's English word list instead of reading a dict.txt;
+# `corpus=LEXICON_CORPUS` counts them in the lexicon's own glosses and examples.
 WORDFREQ = "wordfreq"
+LEXICON_CORPUS = "lexicon"
 
 # The rules in the order they are reported (coverage tables add them one by one in this order).
 RULES = ("user", "exact", "casefold", "lemma", "affix", "numeral", "unaccent", "stem", "completion")
@@ -169,9 +180,15 @@ def _frequencies(
     if frequencies is not None and str(frequencies) == WORDFREQ:
         return from_wordfreq(vocab, progress=progress)
     if frequencies is not None:
+        if not Path(frequencies).is_file():
+            raise LexiconError(
+                f"frequencies {str(frequencies)!r} is neither {WORDFREQ!r} nor a file; give a fairseq "
+                f"dict.txt or {WORDFREQ!r}"
+            )
         return from_dict_txt(frequencies, vocab)
     if corpus is not None and str(corpus) == "vocab-order":
         return from_vocab_order(vocab)
+    lexicon_counts = corpus is not None and str(corpus) == LEXICON_CORPUS
     if corpus is None and vocab.kind in ("wordpiece", "sentencepiece"):
         # No pre-training counts ship with these: real English frequencies beat the glosses' own counts,
         # whose rare end is foreign-script pieces (see lexicon.wordfreq_counts).
@@ -179,7 +196,7 @@ def _frequencies(
             return from_wordfreq(vocab, progress=progress)
         except TokenizerError:
             pass  # e.g. a bare SentencePiece .model that nothing here can tokenize: counted below
-    if corpus is not None:
+    if corpus is not None and not lexicon_counts:
         path = Path(corpus)
         if not path.is_file():
             raise LexiconError(f"corpus {path} is not a file; give a UTF-8 text file, one passage a line")
@@ -477,8 +494,8 @@ def align(
 
     `frequencies` is a fairseq `dict.txt` (RoBERTa/BART ship their pre-training counts in one) or
     ``"wordfreq"``: real English word frequencies tokenized by this tokenizer (lexicon.wordfreq_counts).
-    Without it, pieces are counted in `corpus` (a text file; the string ``"vocab-order"`` skips
-    counting); with neither, WordPiece and SentencePiece vocabularies take ``"wordfreq"`` and BPE ones
+    Without it, pieces are counted in `corpus` (a text file; ``"lexicon"``: the lexicon's own glosses
+    and examples; ``"vocab-order"`` skips counting); with neither, WordPiece and SentencePiece vocabularies take ``"wordfreq"`` and BPE ones
     the lexicon's own glosses and examples.
     `buckets` are the (frequent, medium, rare) shares by frequency rank. `lang` keeps only entries of
     that language code; `max_senses` caps the links per token; `rules` restricts the rules applied (a

@@ -14,6 +14,7 @@ from defemb.cli import cli
 DATA = Path(__file__).parent / "data"
 OD = DATA / "lexicon-align" / "open-dictionary" / "api"
 TSV = DATA / "tsv" / "user-definitions.tsv"
+MINILM = DATA / "minilm-tokenizer"
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -113,6 +114,10 @@ def test_export(db: Path, tmp_path: Path) -> None:
         ),
         (["lexicon", "build", "--db", "{tmp}/x.duckdb", "--source", "nonsense:{tmp}"], "Error:"),
         (["lexicon", "align", "--db", "{db}", "--tokenizer", "1", "--buckets", "a,b"], "--buckets"),
+        (
+            ["lexicon", "align", "--db", "{db}", "--tokenizer", str(MINILM), "--frequencies", "{tmp}/no.txt"],
+            "neither 'wordfreq' nor a file",
+        ),
     ],
 )
 def test_errors_are_one_clean_line(db: Path, tmp_path: Path, args: list[str], message: str) -> None:

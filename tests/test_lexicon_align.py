@@ -181,8 +181,8 @@ def test_report_and_frequency_sources(db: Path, roberta_tokenizer_dir: Path) -> 
     assert rows["kind"].to_list() == ["bpe", "wordpiece"]
     assert rows["vocab_size"].to_list() == [50265, 30522]
     assert rows["frequency_source"][0].startswith("dict.txt:")
-    assert rows["frequency_source"][1] == "corpus:lexicon"
-    # counted from the lexicon's glosses: "the" occurs, and more often than "pseudo"
+    # WordPiece ships no counts: real English word frequencies by default; "the" is commoner than "pseudo"
+    assert rows["frequency_source"][1].startswith("wordfreq:en:")
     freq = dict(
         query(
             db, "SELECT piece, frequency FROM token WHERE tokenizer_id = 2 AND piece IN ('the', 'pseudo')"
@@ -253,17 +253,23 @@ def test_lang_filter(built: Path, tmp_path: Path, minilm_tokenizer_dir: Path) ->
     assert r.covered == 0 and r.links == 0
 
 
-def test_lexicon_counts_equal_tokenizing_every_gloss(db: Path, minilm_tokenizer_dir: Path) -> None:
+def test_lexicon_counts_equal_tokenizing_every_gloss(
+    built: Path, tmp_path: Path, minilm_tokenizer_dir: Path
+) -> None:
     import numpy as np
 
     from lexicon.frequencies import from_corpus
 
+    db = tmp_path / "lex.duckdb"
+    shutil.copy(built, db)
+    report = lexicon.align(db, minilm_tokenizer_dir, corpus="lexicon", progress=False)
+    assert report.frequency_source == "corpus:lexicon"
     texts = query(
         db, "SELECT gloss AS t FROM sense UNION ALL SELECT example FROM sense WHERE example IS NOT NULL"
     )
     vocab = lexicon.load_vocab(minilm_tokenizer_dir)
     expected = from_corpus(texts["t"].to_list(), vocab, "corpus:test").counts
-    stored = query(db, "SELECT frequency FROM token WHERE tokenizer_id = 2 ORDER BY token_id")["frequency"]
+    stored = query(db, "SELECT frequency FROM token WHERE tokenizer_id = 1 ORDER BY token_id")["frequency"]
     assert (stored.to_numpy() == expected).all()
     assert np.asarray(expected).sum() > 1000
 
