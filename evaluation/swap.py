@@ -15,20 +15,16 @@ import numpy as np
 
 from embedder.binding import LexiconRef
 from embedder.rundir import RunDir
-from evaluation.errors import EvaluationError, MissingStage
+from evaluation.errors import EvaluationError
 from evaluation.rows import swap_mask
 
 __all__ = ["SwapResult", "replace_rows", "load_model", "swap_into", "save_swapped"]
 
 
 def replace_rows(model: Any, matrix: np.ndarray, mask: np.ndarray) -> Any:
-    """`index.swap.replace_rows`, imported when first needed (index is a later-landing stage)."""
-    try:
-        from index.swap import replace_rows as _replace
-    except ImportError as exc:
-        raise MissingStage(
-            f"swapping rows needs index.swap.replace_rows, which is not available: {exc}"
-        ) from exc
+    """`index.swap.replace_rows` on private copies of the run's arrays."""
+    from index.swap import replace_rows as _replace
+
     # A copy: run arrays are read-only memory maps, and torch must not wrap a read-only buffer.
     return _replace(model, np.array(matrix, dtype=np.float32), np.array(mask, dtype=bool))
 

@@ -3,7 +3,6 @@ dictionary (definition text → nearest tokens) and the senses nearest to a toke
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -103,13 +102,9 @@ def reverse(
     texts = [text] if isinstance(text, str) else list(text)
     if not texts or any(not t.strip() for t in texts):
         raise IndexStageError('reverse needs a non-empty definition text, e.g. "a small domesticated cat"')
-    # Imported late: the embedder pulls in torch and transformers, which the vector half never needs.
-    encode_definitions = getattr(importlib.import_module("embedder"), "encode_definitions", None)
-    if encode_definitions is None:
-        raise IndexStageError(
-            "the reverse dictionary needs embedder.encode_definitions, which this install lacks; "
-            "reverse_vectors() searches with vectors you already have"
-        )
+    # Imported late: the generator pulls in torch and transformers, which the vector half never needs.
+    from embedder.generator import encode_definitions
+
     r = as_run(run)
     vectors = np.asarray(encode_definitions(r, texts), dtype=np.float32)
     frame = reverse_vectors(r, vectors, k, matrix, db)
