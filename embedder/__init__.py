@@ -13,10 +13,38 @@ stays light)::
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from embedder.errors import EmbedderError, NonFiniteOutput, RunMismatch
 from embedder.rundir import RunDir
+
+if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
+    from embedder import (
+        batching,
+        checkpoint,
+        config,
+        errors,
+        examples,
+        generator,
+        inference,
+        lexicon_io,
+        models,
+        rundir,
+        trainer,
+    )
+    from embedder.checkpoint import load_regressor
+    from embedder.config import (
+        PRESETS,
+        GenerateConfig,
+        GenerateResult,
+        PromptConfig,
+        TrainConfig,
+        TrainResult,
+        preset,
+    )
+    from embedder.generator import encode_definitions, generate
+    from embedder.models import Regressor, load_pretrained
+    from embedder.trainer import train
 
 _LAZY = {
     "train": "embedder.trainer",

@@ -14,9 +14,34 @@ Public API (imported lazily so `import evaluation` does not pull in torch)::
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evaluation.errors import DataFormatError, EvaluationError, MissingStage
+
+if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
+    from evaluation.finetune import FinetuneConfig, GlueResult, compare_glue
+    from evaluation.glue_data import read_glue_tsv
+    from evaluation.isotropy import (
+        IsotropyMetrics,
+        all_but_the_top,
+        isoscore,
+        isotropy,
+        isotropy_naive,
+        mean_cosine,
+        measure,
+        measure_by_bucket,
+        top_pc_share,
+    )
+    from evaluation.report import RunReport, build_report, evaluate_run, isotropy_of_run
+    from evaluation.rows import buckets_by_order, run_buckets, run_matrices
+    from evaluation.summarization import (
+        PRESETS,
+        SummarizationConfig,
+        SummarizationResult,
+        compare_summarization,
+    )
+    from evaluation.swap import SwapResult, save_swapped
+    from evaluation.wordsim import WordSimResult, read_pairs, spearman, word_similarity
 
 _LAZY = {
     "isotropy": "evaluation.isotropy",

@@ -17,7 +17,7 @@ Public API (imported lazily so `import index` does not load faiss or torch)::
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from index.errors import (
     ExportError,
@@ -30,6 +30,14 @@ from index.errors import (
     TokenNotFound,
     TooFewVectors,
 )
+
+if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
+    from index.exporter import ExportResult, export, export_matrix
+    from index.faiss_index import IndexManifest, LoadedIndex, build, build_kind, open_index
+    from index.query import neighbors, reverse, reverse_vectors, senses_near
+    from index.select import select_rows
+    from index.swap import SwapReport, replace_rows
+    from index.table import NeighborTableResult, neighbors_table
 
 _LAZY = {
     "build": "index.faiss_index",

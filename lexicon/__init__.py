@@ -12,9 +12,16 @@ Public API (imported lazily so `import lexicon` stays cheap)::
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lexicon.errors import DefembError, LexiconError, SchemaMismatch, SourceError, TokenizerError
+
+if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
+    from lexicon.aligner import AlignReport, align, tokenizer_id
+    from lexicon.builder import BuildReport, build
+    from lexicon.db import connect, fingerprint
+    from lexicon.queries import coverage, coverage_frame, definitions, export_parquet, query
+    from lexicon.tokenizers import Vocab, load_vocab, vocab_fingerprint
 
 _LAZY = {
     "build": "lexicon.builder",

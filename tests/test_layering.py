@@ -46,3 +46,31 @@ def test_checker_sees_a_violation(tmp_path: Path) -> None:
     f = tmp_path / "m.py"
     f.write_text("import evaluation\nfrom index.swap import replace_rows\nimport torch\n")
     assert _imports(f) == {"evaluation", "index", "torch"}
+
+
+@pytest.mark.parametrize("package", ["lexicon", "embedder", "index", "evaluation"])
+def test_lazy_exports_are_spelled_out_for_type_checkers(package: str) -> None:
+    """Every lazily exported name also has its `if TYPE_CHECKING:` import, from the module it loads from."""
+    import importlib
+
+    tree = ast.parse((ROOT / package / "__init__.py").read_text(encoding="utf-8"))
+    lazy: dict[str, str] = {}
+    submodules: set[str] = set()
+    typed: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id == "_LAZY":
+                lazy = ast.literal_eval(node.value)
+            elif node.targets[0].id == "_SUBMODULES":
+                submodules = set(ast.literal_eval(node.value))
+        elif isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.module
+                for alias in imp.names:
+                    typed[alias.asname or alias.name] = imp.module
+    assert lazy, f"{package}/__init__.py has no _LAZY table"
+    want = {**lazy, **{m: package for m in submodules}}
+    assert typed == want
+    pkg = importlib.import_module(package)
+    for name in lazy:
+        assert getattr(pkg, name) is getattr(importlib.import_module(lazy[name]), name)
