@@ -20,6 +20,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "sql": ("defemb.cli_lexicon", "sql", "Run SQL over a lexicon database."),
     "embed": ("defemb.cli_embed", "embed", "Train the DefinitionEMB regressor and generate vectors."),
     "index": ("defemb.cli_index", "index", "FAISS indexes: neighbours, reverse dictionary."),
+    "reverse": (
+        "defemb.cli_reverse",
+        "reverse",
+        "Reverse dictionary: a definition → the words it describes.",
+    ),
     "export": ("defemb.cli_index", "export", "Export embedding matrices (npy, safetensors, pt, hf)."),
     "eval": ("defemb.cli_eval", "eval_", "Isotropy, word similarity, fine-tuning, reports."),
     "run": ("defemb.cli_run", "run", "The whole pipeline, on the embedded default or a config file."),

@@ -82,22 +82,6 @@ def neighbors_cmd(run_dir: str, tokens: tuple[str, ...], k: int, db: str | None,
     emit(neighbors(run_dir, list(tokens), k=k, db=db), as_json)
 
 
-@index.command(
-    "reverse", epilog='Example:\n\n  defemb index reverse --run runs/r1 "a small domesticated feline" -k 5'
-)
-@_RUN
-@click.argument("text")
-@_K
-@click.option("--matrix", type=click.Choice(["original", "generated"]), default="original", show_default=True)
-@_DB
-@json_option
-def reverse_cmd(run_dir: str, text: str, k: int, matrix: str, db: str | None, as_json: bool) -> None:
-    """Reverse dictionary: a definition's text → the regressor → nearest tokens."""
-    from index.query import reverse
-
-    emit(reverse(run_dir, text, k=k, matrix=matrix, db=db), as_json)
-
-
 @index.command("senses", epilog="Example:\n\n  defemb index senses --run runs/r1 Ġbank -k 5 --json")
 @_RUN
 @click.argument("token")
@@ -166,3 +150,13 @@ def export(run_dir: str, fmt: str, select: str, out: str, db: str | None, as_jso
         f"{result.rows_replaced} of {result.vocab_size} rows replaced → {result.out} "
         f"({result.format}, {result.seconds:.2f} s)",
     )
+
+
+def _add_reverse_alias() -> None:
+    # `defemb index reverse` is the same command as `defemb reverse` (kept for old scripts).
+    from defemb.cli_reverse import reverse
+
+    index.add_command(reverse, "reverse")
+
+
+_add_reverse_alias()

@@ -7,6 +7,8 @@ Public API (imported lazily so `import index` does not load faiss or torch)::
     index.neighbors(run, ["cat", "Ġdog", 1234], k=10)                  -> polars.DataFrame
     index.reverse(run, "a small domesticated feline", k=10)            -> polars.DataFrame
     index.reverse_vectors(run, vectors, k=10)                          -> polars.DataFrame
+    index.reverse_words(run, "a young dog", k=10)                      -> polars.DataFrame (headwords)
+    index.reverse_batch(run, "defs.txt", 10, "out.parquet")            -> BatchResult
     index.senses_near(run, "bank", k=10)                               -> polars.DataFrame
     index.neighbors_table(run, db, k=10)                               -> NeighborTableResult
     index.export(run, "hf", "rare", "out/")                            -> ExportResult
@@ -35,6 +37,13 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
     from index.exporter import ExportResult, export, export_matrix
     from index.faiss_index import IndexManifest, LoadedIndex, build, build_kind, open_index
     from index.query import neighbors, reverse, reverse_vectors, senses_near
+    from index.reverse_dictionary import (
+        ReverseDictionary,
+        build_reverse,
+        open_reverse,
+        reverse_batch,
+        reverse_words,
+    )
     from index.select import select_rows
     from index.swap import SwapReport, replace_rows
     from index.table import NeighborTableResult, neighbors_table
@@ -49,6 +58,11 @@ _LAZY = {
     "reverse": "index.query",
     "reverse_vectors": "index.query",
     "senses_near": "index.query",
+    "reverse_words": "index.reverse_dictionary",
+    "reverse_batch": "index.reverse_dictionary",
+    "build_reverse": "index.reverse_dictionary",
+    "open_reverse": "index.reverse_dictionary",
+    "ReverseDictionary": "index.reverse_dictionary",
     "neighbors_table": "index.table",
     "NeighborTableResult": "index.table",
     "export": "index.exporter",

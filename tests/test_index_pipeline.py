@@ -72,12 +72,32 @@ def test_queries_and_table_on_a_trained_run(real_run) -> None:
     assert hits["text"].unique().to_list() == [gloss]
     by_word = neighbors(run, [piece], k=2)
     assert by_word["token_id"].unique().to_list() == [word_id]
+    # `defemb index reverse` is now the headword reverse dictionary (index.reverse_dictionary); with the
+    # tokens scorer alone it ranks the same generated rows, restricted to single-token headwords.
     cli = CliRunner().invoke(
         defemb_cli,
-        ["index", "reverse", "--run", str(run.path), gloss, "-k", "20", "--matrix", "generated", "--json"],
+        [
+            "index",
+            "reverse",
+            "--run",
+            str(run.path),
+            gloss,
+            "-k",
+            "20",
+            "--scorer",
+            "tokens",
+            "--matrix",
+            "generated",
+            "--json",
+        ],
     )
     assert cli.exit_code == 0, cli.output
-    assert word_id in [row["token_id"] for row in json.loads(cli.stdout)]
+    rows = json.loads(cli.stdout)
+    assert len(rows) == 20 and all(r["single_token"] for r in rows)
+    mine = {r["token_id"]: r["score"] for r in rows}
+    old = dict(zip(hits["token_id"].to_list(), hits["score"].to_list(), strict=True))
+    shared = set(mine) & set(old)
+    assert shared and all(abs(mine[t] - old[t]) < 1e-4 for t in shared), (mine, old)
     result = neighbors_table(run, db, k=3, progress=False)
     con = connect(db)
     try:

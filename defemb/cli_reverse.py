@@ -1,0 +1,142 @@
+"""`defemb reverse` (also `defemb index reverse`): describe a word, get the word.
+
+One call into `index.reverse`: a single definition prints its top-k headwords; `--input FILE --out
+OUT.parquet` answers one definition per line into a Parquet file. The first use on a run builds what
+the reverse dictionary needs (sense vectors, the shared gloss embeddings) with progress bars.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from defemb._cli import db_option, emit, json_option, run_option
+
+__all__ = ["reverse"]
+
+_EPILOG = """Examples:
+
+  defemb reverse --run runs/r1 "a small domesticated feline" -k 5
+
+  defemb reverse --run runs/r1 "to walk slowly" --pos verb --json
+
+  defemb reverse --run runs/r1 --input definitions.txt -k 10 --out answers.parquet
+
+  defemb reverse --run runs/r1 "a young dog" --scorer glosses --scorer senses
+"""
+
+
+def _print_frame(frame: Any, as_json: bool) -> None:
+    if as_json:
+        emit(frame, True)
+        return
+    import polars as pl
+
+    with pl.Config(
+        tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=70, tbl_width_chars=200, tbl_hide_dataframe_shape=True
+    ):
+        click.echo(str(frame.drop("query", "token_id", "sense_id")))
+
+
+@click.command("reverse", epilog=_EPILOG)
+@run_option()
+@click.argument("text", required=False)
+@click.option(
+    "-k", "k", type=click.IntRange(1, 10000), default=10, show_default=True, help="Words per query."
+)
+@click.option(
+    "--pos", default=None, help="Only words with a sense of this part of speech (noun, verb, adj, …)."
+)
+@click.option(
+    "--scorer",
+    "scorers",
+    multiple=True,
+    type=click.Choice(["tokens", "senses", "glosses", "headwords"]),
+    help="Use only these scorers (repeatable; default: the tuned combination of all the run supports).",
+)
+@click.option(
+    "--matrix",
+    type=click.Choice(["original", "generated"]),
+    default="original",
+    show_default=True,
+    help="Token rows the `tokens` scorer compares with.",
+)
+@click.option("--include-query-words", is_flag=True, help="Keep words that appear in the query itself.")
+@click.option(
+    "--input", "input_file", type=click.Path(dir_okay=False, exists=True), help="One definition per line."
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Parquet file for --input's answers.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option("--rebuild", is_flag=True, help="Rebuild the run's reverse-dictionary index first.")
+@db_option()
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Shared sentence-embedding cache (default: $DEFEMB_CACHE or ~/.cache/definitionemb).",
+)
+@json_option
+def reverse(
+    run_dir: str,
+    text: str | None,
+    k: int,
+    pos: str | None,
+    scorers: tuple[str, ...],
+    matrix: str,
+    include_query_words: bool,
+    input_file: str | None,
+    out: str | None,
+    force: bool,
+    rebuild: bool,
+    db: str | None,
+    cache_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Reverse dictionary: a definition → the headwords it describes, split words included."""
+    if (text is None) == (input_file is None):
+        raise click.UsageError('give either a definition ("a young dog") or --input FILE, not both')
+    if input_file is not None and out is None:
+        raise click.UsageError("--input needs --out OUT.parquet")
+    if out is not None and input_file is None:
+        raise click.UsageError("--out goes with --input FILE")
+    from index import reverse_dictionary as rv
+
+    if rebuild:
+        rv.build_reverse(run_dir, db=db, cache_dir=cache_dir, progress=not as_json)
+    if input_file is not None:
+        assert out is not None
+        result = rv.reverse_batch(
+            run_dir,
+            input_file,
+            k,
+            out,
+            pos=pos,
+            scorers=scorers or None,
+            include_query_words=include_query_words,
+            matrix=matrix,
+            overwrite=force,
+            db=db,
+            cache_dir=cache_dir,
+            progress=True,
+        )
+        emit(
+            result.to_dict(),
+            as_json,
+            f"{result.queries} queries → {result.out} ({result.rows} rows, {result.queries_per_s:.1f} queries/s)",
+        )
+        return
+    assert text is not None
+    frame = rv.reverse_words(
+        run_dir,
+        text,
+        k=k,
+        pos=pos,
+        scorers=scorers or None,
+        include_query_words=include_query_words,
+        matrix=matrix,
+        db=db,
+        cache_dir=cache_dir,
+        progress=not as_json,
+    )
+    _print_frame(frame, as_json)

@@ -1,0 +1,137 @@
+"""The reverse dictionary's candidates: every headword of the lexicon with its senses, grouped by word.
+
+Senses keep the order `embedder.generate` writes sense vectors in (by sense_id, glosses not null), so
+a run's `sense_vectors.npy` and the shared gloss embeddings line up with `sense_ids` row for row;
+`order`/`starts` group them by word for a per-word max (`np.maximum.reduceat`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+
+__all__ = ["Headwords", "load_headwords", "single_token_ids", "query_words", "WORD_RE"]
+
+# A word of a query: letters, with inner apostrophes or hyphens ("o'clock", "well-known").
+WORD_RE = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*")
+
+
+@dataclass(frozen=True)
+class Headwords:
+    """Every word that has at least one gloss, and the senses behind it.
+
+    `words[w]` is a headword (sorted, unique); `sense_ids`, `sense_pos`, `gloss`, `sense_word` describe
+    the senses in sense_id order; `order` lists sense rows grouped by word (sense_id order inside a
+    word) and `starts[w]` is where word w's group begins in `order`.
+    """
+
+    words: np.ndarray
+    sense_ids: np.ndarray
+    sense_word: np.ndarray
+    sense_pos: np.ndarray
+    gloss: np.ndarray
+    order: np.ndarray
+    starts: np.ndarray
+    identity_order: bool
+    _fold: dict[str, list[int]] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def n_words(self) -> int:
+        return int(self.words.shape[0])
+
+    @property
+    def n_senses(self) -> int:
+        return int(self.sense_ids.shape[0])
+
+    def digest(self) -> str:
+        """sha256 of the word list and the sense ids: binds caches and run indexes to this table."""
+        h = hashlib.sha256(json.dumps(self.words.tolist(), ensure_ascii=False).encode())
+        h.update(np.ascontiguousarray(self.sense_ids, dtype=np.int64).tobytes())
+        return h.hexdigest()
+
+    def by_fold(self) -> dict[str, list[int]]:
+        """casefolded word → indices of the headwords spelled that way."""
+        if not self._fold:
+            for i, w in enumerate(self.words.tolist()):
+                self._fold.setdefault(str(w).casefold(), []).append(i)
+        return self._fold
+
+    def group(self, per_sense: np.ndarray) -> np.ndarray:
+        """Columns of an n×S per-sense array in word-grouped order (no copy when already grouped)."""
+        return per_sense if self.identity_order else per_sense[:, self.order]
+
+    def word_max(self, per_sense: np.ndarray) -> np.ndarray:
+        """n×W: each word's best sense score (columns of `per_sense` are senses in sense_id order)."""
+        return np.maximum.reduceat(self.group(per_sense), self.starts, axis=1)
+
+    def senses_of(self, w: int) -> np.ndarray:
+        """Sense rows (sense_id order) of word w."""
+        end = int(self.starts[w + 1]) if w + 1 < self.n_words else self.n_senses
+        return self.order[int(self.starts[w]) : end]
+
+
+def load_headwords(con: duckdb.DuckDBPyConnection) -> Headwords:
+    """The candidate table of a lexicon: its words with a non-null gloss, and all their senses."""
+    rows = con.execute(
+        """SELECT s.sense_id, e.word, e.pos, s.gloss FROM sense s JOIN entry e USING (entry_id)
+           WHERE s.gloss IS NOT NULL ORDER BY s.sense_id"""
+    ).fetchnumpy()
+    sense_ids = np.asarray(rows["sense_id"], dtype=np.int64)
+    words_per_sense = np.asarray(rows["word"], dtype=object)
+    words, sense_word = np.unique(words_per_sense.astype(str), return_inverse=True)
+    sense_word = sense_word.astype(np.int64)
+    order = np.argsort(sense_word, kind="stable")
+    counts = np.bincount(sense_word, minlength=len(words))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    pos = np.asarray([p if p is None else str(p) for p in rows["pos"]], dtype=object)
+    return Headwords(
+        words=np.asarray(words.tolist(), dtype=object),
+        sense_ids=sense_ids,
+        sense_word=sense_word,
+        sense_pos=pos,
+        gloss=np.asarray(rows["gloss"], dtype=object),
+        order=order.astype(np.int64),
+        starts=starts,
+        identity_order=bool(np.array_equal(order, np.arange(len(order)))),
+    )
+
+
+def single_token_ids(con: duckdb.DuckDBPyConnection, tokenizer_id: int, words: np.ndarray) -> np.ndarray:
+    """For each word, the token id of the one word-initial token it is (-1 where the tokenizer splits it).
+
+    A word matches a word-initial token of the same surface; an uncased vocabulary (no upper-case
+    word-initial surface at all, like MiniLM's) also matches its lower-cased spelling, as its tokenizer
+    lower-cases before splitting.
+    """
+    tok = con.execute(
+        """SELECT surface, min(token_id) AS token_id FROM token
+           WHERE tokenizer_id = ? AND word_initial AND NOT special AND surface IS NOT NULL
+           GROUP BY surface""",
+        [tokenizer_id],
+    ).fetchnumpy()
+    by_surface = dict(zip([str(s) for s in tok["surface"]], [int(t) for t in tok["token_id"]], strict=True))
+    uncased = not any(s != s.lower() for s in by_surface)
+    out = np.full(len(words), -1, dtype=np.int64)
+    for i, w in enumerate(words.tolist()):
+        hit = by_surface.get(w)
+        if hit is None and uncased:
+            hit = by_surface.get(str(w).lower())
+        if hit is not None:
+            out[i] = hit
+    return out
+
+
+def query_words(text: str, max_phrase: int = 4) -> set[str]:
+    """The casefolded words of a query and its phrases of up to `max_phrase` words ("ice cream")."""
+    ws = [w.casefold() for w in WORD_RE.findall(text)]
+    out: set[str] = set(ws)
+    for n in range(2, max_phrase + 1):
+        for i in range(len(ws) - n + 1):
+            out.add(" ".join(ws[i : i + n]))
+            out.add("-".join(ws[i : i + n]))
+    return out

@@ -1,0 +1,702 @@
+"""The reverse dictionary over every headword: describe a word, get the word.
+
+Candidates are the lexicon's headwords (:mod:`index.headwords`), split words included. Scorers, all
+from the run's own model:
+
+- `tokens`: the regressor's vector of the query (`embedder.encode_definitions`) against the token row
+  (original or generated matrix) of single-token words; split words get no score from it;
+- `senses`: the same query vector against every sense vector of the run, best sense per word;
+- `glosses`: where the base model is a sentence encoder (MiniLM), its pooled embedding of the query
+  against each gloss's, best gloss per word — the plain sentence-embedding baseline;
+- `headwords`: that sentence embedding against the embedding of the headword itself.
+
+The combination z-scores each scorer's word scores per query (over all candidates) and adds them with
+weights (:data:`DEFAULT_WEIGHTS`, tuned on half of the development set by `benchmarks/bench_reverse.py`);
+split words take `token_missing` for the `tokens` z-score. Words of the query itself are left out.
+
+What a run needs beyond its vectors is kept in `<run>/index/reverse/` (manifest, per-word token ids, sense
+norms), built on first use and refused when stale; the sentence embeddings are shared per lexicon and
+base model (:mod:`index.gloss_cache`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from embedder.binding import bound
+from embedder.rundir import RunDir
+from index.errors import IndexMismatch, IndexMissing, IndexStageError
+from index.faiss_index import source_digest
+from index.headwords import WORD_RE, Headwords, load_headwords, query_words, single_token_ids
+from index.vocabulary import RunLike, as_run
+from lexicon.fileio import output_file, save_npy, write_bytes
+
+__all__ = [
+    "SCORERS",
+    "DEFAULT_WEIGHTS",
+    "TOKEN_MISSING",
+    "ReverseManifest",
+    "ReverseDictionary",
+    "open_reverse",
+    "build_reverse",
+    "reverse_words",
+    "reverse_batch",
+    "BatchResult",
+    "check_query",
+]
+
+SCORERS = ("tokens", "senses", "glosses", "headwords")
+# Tuned on the even-numbered half of hill-seen-500 (benchmarks/bench_reverse.py, RESULTS.md).
+DEFAULT_WEIGHTS: dict[str, float] = {"tokens": 0.5, "senses": 0.5, "glosses": 1.0, "headwords": 0.5}
+TOKEN_MISSING = 0.0
+REVERSE_FORMAT = 1
+_CHUNK = 32  # queries scored together: bounds the n×senses score matrices (~56 MB each at 441k senses)
+_COLUMNS = ["query", "rank", "word", "score", "pos", "gloss", "single_token", "token_id", "sense_id"]
+
+DbPath = str | os.PathLike[str] | None
+
+
+@dataclass(frozen=True)
+class ReverseManifest:
+    """`<run>/index/reverse/manifest.json`: what the run's reverse index was built from."""
+
+    format: int
+    run_id: str
+    lexicon_fingerprint: str
+    headwords_sha256: str
+    n_words: int
+    n_senses: int
+    n_single_token: int
+    tokenizer_id: int
+    sense_vectors_digest: str
+    token_vectors_digest: str
+    original_vectors_digest: str
+    glosses: str | None  # cache folder of the gloss sentence embeddings (None: not a sentence encoder)
+    glosses_digest: str | None
+    headwords: str | None
+    headwords_digest: str | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_query(text: str, what: str = "the query") -> str:
+    """The query stripped; a clear error when it has no letters (nothing to look up)."""
+    if not isinstance(text, str) or not WORD_RE.search(text):
+        raise IndexStageError(
+            f"{what} {text!r} has no letters; the reverse dictionary needs a definition in words, "
+            'e.g. "a small domesticated feline"'
+        )
+    return text.strip()
+
+
+def _rebuild_hint(run: RunDir) -> str:
+    return f"defemb reverse --run {run.path} --rebuild"
+
+
+def _model_of(run: RunDir) -> tuple[str, str]:
+    m = run.manifest()
+    model, sha = m.get("model"), m.get("model_sha256")
+    if not model or not sha:
+        raise IndexStageError(f"run {run.path} records no model/model_sha256 in its manifest; retrain it")
+    return str(model), str(sha)
+
+
+def _sentence_caches(
+    run: RunDir, hw: Headwords, lex_fp: str, cache_dir: DbPath, build: bool, progress: bool
+) -> tuple[Any, Any]:
+    from index.gloss_cache import sentence_vectors
+    from index.sentence import sentence_spec
+
+    model, sha = _model_of(run)
+    if not Path(model).is_dir():
+        raise IndexStageError(
+            f"the run's base model folder {model} is gone; the sentence-embedding scorers need it"
+        )
+    if sentence_spec(model) is None:
+        return None, None
+    key = hw.digest()
+    glosses = sentence_vectors(
+        hw.gloss, "glosses", lex_fp, model, sha, key, cache_dir, build=build, progress=progress
+    )
+    heads = sentence_vectors(
+        hw.words, "headwords", lex_fp, model, sha, key, cache_dir, build=build, progress=progress
+    )
+    return glosses, heads
+
+
+def _write_sense_vectors(run: RunDir, hw: Headwords, progress: bool) -> float:
+    """sense_vectors.npy + sense_ids.npy through the regressor (the generation prompt, with POS)."""
+    from tqdm import tqdm
+
+    encode = importlib.import_module("embedder").encode_definitions
+    t0 = time.perf_counter()
+    dim = int(run.manifest().get("dim") or run.original_vectors().shape[1])
+    out = np.empty((hw.n_senses, dim), dtype=np.float32)
+    step = 8192
+    with tqdm(
+        total=hw.n_senses, desc="sense vectors", unit="sense", file=sys.stderr, disable=not progress
+    ) as bar:
+        for lo in range(0, hw.n_senses, step):
+            hi = min(hw.n_senses, lo + step)
+            out[lo:hi] = encode(run, hw.gloss[lo:hi].tolist(), hw.sense_pos[lo:hi].tolist())
+            bar.update(hi - lo)
+    run.save_array("sense_vectors.npy", out)
+    run.save_array("sense_ids.npy", hw.sense_ids)
+    return time.perf_counter() - t0
+
+
+def _digest_or_none(path: Path) -> str:
+    return source_digest(path) if path.is_file() else ""
+
+
+def build_reverse(
+    run: RunLike,
+    db: DbPath = None,
+    cache_dir: DbPath = None,
+    progress: bool = True,
+) -> ReverseManifest:
+    """Build (or rebuild) what the reverse dictionary needs for a run and write its manifest.
+
+    Sense vectors are written when the run has none or they do not follow the lexicon's senses; the
+    shared sentence embeddings are built only if their cache entry is missing.
+    """
+    r = as_run(run)
+    t0 = time.perf_counter()
+    with bound(r, db) as lex:
+        from lexicon.db import fingerprint
+
+        lex_fp = fingerprint(lex.con)
+        hw = load_headwords(lex.con)
+        tid = lex.tokenizer_id
+        token_ids = single_token_ids(lex.con, tid, hw.words)
+    seconds: dict[str, float] = {"headwords": round(time.perf_counter() - t0, 3)}
+    sv_path = r.path / "sense_vectors.npy"
+    have = sv_path.is_file() and (r.path / "sense_ids.npy").is_file()
+    if not have or not np.array_equal(np.asarray(r.sense_ids()), hw.sense_ids):
+        seconds["sense_vectors"] = round(_write_sense_vectors(r, hw, progress), 3)
+    t1 = time.perf_counter()
+    sv = np.asarray(r.sense_vectors())
+    norms = np.linalg.norm(sv, axis=1).astype(np.float32)
+    inv = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+    del sv
+    out = r.path / "index" / "reverse"
+    save_npy(out / "sense_inv_norms.npy", inv)
+    save_npy(out / "token_ids.npy", token_ids)
+    seconds["sense_norms"] = round(time.perf_counter() - t1, 3)
+    t2 = time.perf_counter()
+    glosses, heads = _sentence_caches(r, hw, lex_fp, cache_dir, build=True, progress=progress)
+    seconds["sentence_embeddings"] = round(time.perf_counter() - t2, 3)
+    man = ReverseManifest(
+        format=REVERSE_FORMAT,
+        run_id=r.run_id,
+        lexicon_fingerprint=lex_fp,
+        headwords_sha256=hw.digest(),
+        n_words=hw.n_words,
+        n_senses=hw.n_senses,
+        n_single_token=int((token_ids >= 0).sum()),
+        tokenizer_id=tid,
+        sense_vectors_digest=source_digest(sv_path),
+        token_vectors_digest=_digest_or_none(r.path / "token_vectors.npy"),
+        original_vectors_digest=_digest_or_none(r.path / "original_vectors.npy"),
+        glosses=str(glosses.path) if glosses is not None else None,
+        glosses_digest=glosses.manifest.vectors_digest if glosses is not None else None,
+        headwords=str(heads.path) if heads is not None else None,
+        headwords_digest=heads.manifest.vectors_digest if heads is not None else None,
+        seconds={**seconds, "total": round(time.perf_counter() - t0, 3)},
+    )
+    write_bytes(out / "manifest.json", json.dumps(man.to_dict(), indent=2, sort_keys=True).encode())
+    return man
+
+
+def _stale(run: RunDir, man: ReverseManifest, lex_fp: str, hw: Headwords) -> str | None:
+    """Why the run's reverse index no longer matches the run and lexicon (None when current)."""
+    if man.format != REVERSE_FORMAT:
+        return f"it has format {man.format}, this definitionemb reads {REVERSE_FORMAT}"
+    if man.run_id != run.run_id:
+        return f"it was built for run {man.run_id!r} (copied from another run?)"
+    if man.lexicon_fingerprint != lex_fp or man.headwords_sha256 != hw.digest():
+        return "the lexicon's words or senses changed since it was built"
+    for name, want in (
+        ("sense_vectors.npy", man.sense_vectors_digest),
+        ("token_vectors.npy", man.token_vectors_digest),
+        ("original_vectors.npy", man.original_vectors_digest),
+    ):
+        if _digest_or_none(run.path / name) != want:
+            return f"{name} changed after it was built (vectors regenerated?)"
+    return None
+
+
+class ReverseDictionary:
+    """A run's reverse dictionary, loaded once and queried many times (see the module docstring)."""
+
+    def __init__(
+        self,
+        run: RunLike,
+        db: DbPath = None,
+        cache_dir: DbPath = None,
+        build: bool = True,
+        progress: bool = True,
+        device: str = "auto",
+    ) -> None:
+        r = as_run(run)
+        self.run = r
+        self.device = device
+        with bound(r, db) as lex:
+            from lexicon.db import fingerprint
+
+            self.db = lex.check()
+            lex_fp = fingerprint(lex.con)
+            self.headwords = load_headwords(lex.con)
+            self.pos_values = sorted({str(p) for p in self.headwords.sense_pos.tolist() if p is not None})
+        man_path = r.path / "index" / "reverse" / "manifest.json"
+        if not man_path.is_file():
+            if not build:
+                raise IndexMissing(
+                    f"run {r.path} has no reverse-dictionary index; build it with: {_rebuild_hint(r)}"
+                )
+            build_reverse(r, db, cache_dir, progress)
+        try:
+            man = ReverseManifest(**json.loads(man_path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError, TypeError) as exc:
+            raise IndexMismatch(
+                f"{man_path} is not a readable manifest ({exc}); rebuild with: {_rebuild_hint(r)}"
+            ) from exc
+        why = _stale(r, man, lex_fp, self.headwords)
+        if why:
+            raise IndexMismatch(
+                f"the reverse-dictionary index of run {r.path} is stale: {why}; rebuild with: {_rebuild_hint(r)}"
+            )
+        self.manifest = man
+        folder = r.path / "index" / "reverse"
+        self.token_ids = np.load(folder / "token_ids.npy")
+        self.inv_norms = np.load(folder / "sense_inv_norms.npy")
+        if self.token_ids.shape != (self.headwords.n_words,) or self.inv_norms.shape != (
+            self.headwords.n_senses,
+        ):
+            raise IndexMismatch(
+                f"{folder} does not match the lexicon's table; rebuild with: {_rebuild_hint(r)}"
+            )
+        self.sense_vectors = r.sense_vectors()
+        self.glosses, self.heads = None, None
+        if man.glosses is not None:
+            self.glosses, self.heads = _sentence_caches(r, self.headwords, lex_fp, cache_dir, build, progress)
+            if (
+                self.glosses is None
+                or self.glosses.manifest.vectors_digest != man.glosses_digest
+                or (self.heads.manifest.vectors_digest != man.headwords_digest)
+            ):
+                raise IndexMismatch(
+                    f"the shared sentence embeddings changed since run {r.path}'s reverse index was built; "
+                    f"rebuild with: {_rebuild_hint(r)}"
+                )
+        self.single = np.flatnonzero(self.token_ids >= 0)
+        self._token_rows: dict[str, np.ndarray] = {}
+        self._encoder: Any = None
+
+    # --- scorers ----------------------------------------------------------------------------------
+    @property
+    def scorers(self) -> tuple[str, ...]:
+        """The scorers this run supports (the sentence ones need a sentence-encoder base model)."""
+        return SCORERS if self.glosses is not None else ("tokens", "senses")
+
+    def _rows(self, matrix: str) -> np.ndarray:
+        if matrix not in ("original", "generated"):
+            raise IndexStageError(f"matrix must be 'original' or 'generated', not {matrix!r}")
+        if matrix not in self._token_rows:
+            src = self.run.original_vectors() if matrix == "original" else self.run.token_vectors()
+            rows = np.asarray(src[self.token_ids[self.single]], dtype=np.float32)
+            rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+            self._token_rows[matrix] = rows
+        return self._token_rows[matrix]
+
+    def _sentence(self, texts: list[str]) -> np.ndarray:
+        if self._encoder is None:
+            from index.sentence import SentenceEncoder
+
+            dev = self.device
+            if dev == "auto":
+                import torch
+
+                dev = "cuda" if torch.cuda.is_available() else "cpu"
+            assert self.glosses is not None
+            man = self.glosses.manifest
+            self._encoder = SentenceEncoder(man.model, device=dev, max_length=man.max_length)
+        return self._encoder.encode(texts)
+
+    def sense_scores(
+        self,
+        texts: Sequence[str],
+        pos: Sequence[str | None] | None = None,
+        scorers: Sequence[str] = SCORERS,
+        matrix: str = "original",
+    ) -> dict[str, np.ndarray]:
+        """Raw cosines per scorer: `tokens` n×W (NaN for split words), `senses`/`glosses` n×S (sense_id
+        order), `headwords` n×W."""
+        texts = [check_query(t) for t in texts]
+        out: dict[str, np.ndarray] = {}
+        want = set(scorers)
+        unknown = want - set(SCORERS)
+        if unknown:
+            raise IndexStageError(f"unknown scorer(s) {sorted(unknown)}; choose from {', '.join(SCORERS)}")
+        missing = want - set(self.scorers)
+        if missing:
+            raise IndexStageError(
+                f"scorer(s) {sorted(missing)} need a sentence-encoder base model; this run's model is not one"
+            )
+        if want & {"tokens", "senses"}:
+            encode = importlib.import_module("embedder").encode_definitions
+            q = np.asarray(
+                encode(self.run, texts, list(pos) if pos is not None else None, device=self.device),
+                dtype=np.float32,
+            )
+            q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+            if "tokens" in want:
+                tok = np.full((len(texts), self.headwords.n_words), np.nan, dtype=np.float32)
+                tok[:, self.single] = q @ self._rows(matrix).T
+                out["tokens"] = tok
+            if "senses" in want:
+                out["senses"] = (q @ np.asarray(self.sense_vectors).T) * self.inv_norms[None, :]
+        if want & {"glosses", "headwords"}:
+            s = self._sentence(texts)
+            if "glosses" in want:
+                out["glosses"] = s @ np.asarray(self.glosses.vectors).T  # type: ignore[union-attr]
+            if "headwords" in want:
+                out["headwords"] = s @ np.asarray(self.heads.vectors).T  # type: ignore[union-attr]
+        return out
+
+    def word_scores(
+        self, per_sense: dict[str, np.ndarray], sense_mask: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Per-word scores (n×W) from :meth:`sense_scores`: best sense for `senses`/`glosses`.
+
+        `sense_mask` (bool S) keeps only some senses (a POS filter); words left with none score -inf.
+        """
+        out: dict[str, np.ndarray] = {}
+        for name, arr in per_sense.items():
+            if name in ("senses", "glosses"):
+                if sense_mask is not None:
+                    arr = np.where(sense_mask[None, :], arr, -np.inf)
+                out[name] = self.headwords.word_max(arr)
+            else:
+                out[name] = arr
+        return out
+
+    @staticmethod
+    def fuse(
+        word_scores: dict[str, np.ndarray], weights: dict[str, float], token_missing: float = TOKEN_MISSING
+    ) -> np.ndarray:
+        """Σ weight × z-score (per query, over every candidate) of the scorers with a non-zero weight.
+
+        With a single scorer the raw cosine is returned, so its scores stay readable.
+        """
+        used = [s for s, w in weights.items() if w and s in word_scores]
+        if not used:
+            raise IndexStageError(f"no scorer with a non-zero weight among {sorted(word_scores)}")
+        if len(used) == 1:
+            v = word_scores[used[0]]
+            return np.where(np.isnan(v), -np.inf, v)
+        total: np.ndarray | None = None
+        for s in used:
+            v = word_scores[s].astype(np.float32, copy=False)
+            finite = np.isfinite(v)
+            vv = np.where(finite, v, np.nan)
+            mu = np.nanmean(vv, axis=1, keepdims=True)
+            sd = np.nanstd(vv, axis=1, keepdims=True)
+            z = (vv - mu) / np.maximum(sd, 1e-9)
+            fill = token_missing if s == "tokens" else -np.inf
+            z = np.where(np.isnan(v), fill, np.where(finite, z, -np.inf))
+            z *= np.float32(weights[s])
+            total = z if total is None else total + z
+        assert total is not None
+        return total
+
+    def excluded(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Per query, the candidate indices spelled like a word (or phrase) of the query."""
+        fold = self.headwords.by_fold()
+        out = []
+        for t in texts:
+            idx = [i for w in query_words(t) for i in fold.get(w, ())]
+            out.append(np.asarray(sorted(set(idx)), dtype=np.int64))
+        return out
+
+    # --- search ------------------------------------------------------------------------------------
+    def search(
+        self,
+        texts: str | Sequence[str],
+        k: int = 10,
+        pos: str | None = None,
+        scorers: Sequence[str] | None = None,
+        weights: dict[str, float] | None = None,
+        include_query_words: bool = False,
+        matrix: str = "original",
+        token_missing: float = TOKEN_MISSING,
+        progress: bool = False,
+    ) -> pl.DataFrame:
+        """Top-k headwords of each definition; columns `query` (0-based), `rank` (1-based), `word`,
+        `score`, `pos`, `gloss` (the best-matching sense), `single_token`, `token_id`, `sense_id`."""
+        queries = [texts] if isinstance(texts, str) else list(texts)
+        if not queries:
+            raise IndexStageError("reverse needs at least one definition")
+        queries = [
+            check_query(t, f"query {i}" if len(queries) > 1 else "the query") for i, t in enumerate(queries)
+        ]
+        if k < 1:
+            raise IndexStageError(f"k must be at least 1, got {k}")
+        w = self._weights(scorers, weights)
+        sense_mask = None
+        if pos is not None:
+            if pos not in self.pos_values:
+                raise IndexStageError(
+                    f"no sense of the lexicon has part of speech {pos!r}; choose one of {', '.join(self.pos_values)}"
+                )
+            sense_mask = self.headwords.sense_pos == pos
+        frames = []
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(queries), desc="reverse", unit="query", file=sys.stderr, disable=not progress)
+        try:
+            for lo in range(0, len(queries), _CHUNK):
+                chunk = queries[lo : lo + _CHUNK]
+                frames.append(
+                    self._search_chunk(
+                        chunk, lo, k, pos, sense_mask, w, include_query_words, matrix, token_missing
+                    )
+                )
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        return pl.concat(frames)
+
+    def _weights(self, scorers: Sequence[str] | None, weights: dict[str, float] | None) -> dict[str, float]:
+        base = dict(weights) if weights is not None else {s: DEFAULT_WEIGHTS[s] for s in self.scorers}
+        if scorers is not None:
+            scorers = list(scorers)
+            bad = set(scorers) - set(SCORERS)
+            if bad:
+                raise IndexStageError(f"unknown scorer(s) {sorted(bad)}; choose from {', '.join(SCORERS)}")
+            base = {s: base.get(s, 1.0) or 1.0 for s in scorers}
+        return {s: v for s, v in base.items() if v}
+
+    def _search_chunk(
+        self,
+        chunk: list[str],
+        offset: int,
+        k: int,
+        pos: str | None,
+        sense_mask: np.ndarray | None,
+        weights: dict[str, float],
+        include_query_words: bool,
+        matrix: str,
+        token_missing: float,
+    ) -> pl.DataFrame:
+        hw = self.headwords
+        per_sense = self.sense_scores(chunk, [pos] * len(chunk) if pos else None, list(weights), matrix)
+        words = self.word_scores(per_sense, sense_mask)
+        fused = self.fuse(words, weights, token_missing)
+        if sense_mask is not None:
+            has_pos = np.zeros(hw.n_words, dtype=bool)
+            has_pos[hw.sense_word[sense_mask]] = True
+            fused[:, ~has_pos] = -np.inf
+        if not include_query_words:
+            for row, idx in enumerate(self.excluded(chunk)):
+                fused[row, idx] = -np.inf
+        kk = min(k, hw.n_words)
+        top = np.argpartition(-fused, kk - 1, axis=1)[:, :kk]
+        rows: dict[str, list[Any]] = {c: [] for c in _COLUMNS}
+        for row in range(len(chunk)):
+            cand = top[row]
+            sc = fused[row, cand]
+            keep = np.isfinite(sc)
+            cand, sc = cand[keep], sc[keep]
+            order = np.lexsort((cand, -sc))
+            for rank, j in enumerate(order, start=1):
+                wi = int(cand[j])
+                sense = self._best_sense(wi, row, per_sense, words, weights, sense_mask)
+                rows["query"].append(offset + row)
+                rows["rank"].append(rank)
+                rows["word"].append(str(hw.words[wi]))
+                rows["score"].append(float(sc[j]))
+                rows["pos"].append(hw.sense_pos[sense])
+                rows["gloss"].append(str(hw.gloss[sense]))
+                tid = int(self.token_ids[wi])
+                rows["single_token"].append(tid >= 0)
+                rows["token_id"].append(tid if tid >= 0 else None)
+                rows["sense_id"].append(int(hw.sense_ids[sense]))
+        schema = {
+            "query": pl.Int32,
+            "rank": pl.Int32,
+            "word": pl.String,
+            "score": pl.Float32,
+            "pos": pl.String,
+            "gloss": pl.String,
+            "single_token": pl.Boolean,
+            "token_id": pl.Int32,
+            "sense_id": pl.Int64,
+        }
+        return pl.DataFrame(rows, schema=schema)
+
+    def _best_sense(
+        self,
+        wi: int,
+        row: int,
+        per_sense: dict[str, np.ndarray],
+        words: dict[str, np.ndarray],
+        weights: dict[str, float],
+        sense_mask: np.ndarray | None,
+    ) -> int:
+        """The sense of word `wi` that matched best: weighted z of the sense-level scorers (first sense
+        when only word-level scorers are used)."""
+        senses = self.headwords.senses_of(wi)
+        if sense_mask is not None and sense_mask[senses].any():
+            senses = senses[sense_mask[senses]]
+        total = np.zeros(len(senses), dtype=np.float64)
+        scored = False
+        for s in ("senses", "glosses"):
+            if weights.get(s) and s in per_sense:
+                scored = True
+                allw = words[s][row]
+                finite = allw[np.isfinite(allw)]
+                sd = float(finite.std()) if finite.size else 1.0
+                total += (
+                    weights[s]
+                    * (per_sense[s][row, senses] - float(finite.mean() if finite.size else 0.0))
+                    / max(sd, 1e-9)
+                )
+        return int(senses[int(np.argmax(total))]) if scored else int(senses[0])
+
+
+_OPEN: dict[tuple[str, str, str], ReverseDictionary] = {}
+
+
+def open_reverse(
+    run: RunLike, db: DbPath = None, cache_dir: DbPath = None, progress: bool = True, device: str = "auto"
+) -> ReverseDictionary:
+    """A :class:`ReverseDictionary` for a run (built on first use; the last one opened is kept)."""
+    r = as_run(run)
+    key = (str(r.path.resolve()), str(db), str(cache_dir))
+    man = r.path / "index" / "reverse" / "manifest.json"
+    stamp = str(man.stat().st_mtime_ns) if man.is_file() else ""
+    hit = _OPEN.get(key)
+    if hit is not None and getattr(hit, "_stamp", None) == stamp and stamp:
+        return hit
+    rd = ReverseDictionary(r, db, cache_dir, build=True, progress=progress, device=device)
+    rd._stamp = str(man.stat().st_mtime_ns)  # type: ignore[attr-defined]
+    _OPEN.clear()
+    _OPEN[key] = rd
+    return rd
+
+
+def reverse_words(
+    run: RunLike,
+    text: str | Sequence[str],
+    k: int = 10,
+    pos: str | None = None,
+    scorers: Sequence[str] | None = None,
+    include_query_words: bool = False,
+    matrix: str = "original",
+    db: DbPath = None,
+    cache_dir: DbPath = None,
+    progress: bool = False,
+) -> pl.DataFrame:
+    """The reverse dictionary over every headword: definition(s) → top-k words (see module docstring).
+
+    Columns: query (0-based), rank (1-based), word, score, pos, gloss, single_token, token_id, sense_id.
+    """
+    rd = open_reverse(run, db, cache_dir, progress=progress)
+    return rd.search(
+        text,
+        k=k,
+        pos=pos,
+        scorers=scorers,
+        include_query_words=include_query_words,
+        matrix=matrix,
+        progress=progress,
+    )
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What :func:`reverse_batch` wrote."""
+
+    input: str
+    out: str
+    queries: int
+    rows: int
+    k: int
+    seconds: float
+    queries_per_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reverse_batch(
+    run: RunLike,
+    input_file: str | os.PathLike[str],
+    k: int,
+    out: str | os.PathLike[str],
+    pos: str | None = None,
+    scorers: Sequence[str] | None = None,
+    include_query_words: bool = False,
+    matrix: str = "original",
+    overwrite: bool = False,
+    db: DbPath = None,
+    cache_dir: DbPath = None,
+    progress: bool = True,
+) -> BatchResult:
+    """One definition per line of `input_file` → `out` (Parquet, one row per query and rank).
+
+    Every line is checked before any work; `out` is written atomically and never overwritten unless
+    `overwrite`.
+    """
+    src, dst = Path(input_file), Path(out)
+    from lexicon.fileio import claim_output
+
+    claim_output(dst, "file", overwrite, "the reverse-dictionary answers")
+    try:
+        lines = src.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexStageError(
+            f"cannot read {src} as UTF-8 text ({exc}); give one definition per line"
+        ) from exc
+    if not lines:
+        raise IndexStageError(f"{src} is empty; give one definition per line")
+    for i, line in enumerate(lines):
+        check_query(line, f"line {i + 1} of {src}")
+    t0 = time.perf_counter()
+    rd = open_reverse(run, db, cache_dir, progress=progress)
+    t1 = time.perf_counter()
+    frame = rd.search(
+        lines,
+        k=k,
+        pos=pos,
+        scorers=scorers,
+        include_query_words=include_query_words,
+        matrix=matrix,
+        progress=progress,
+    )
+    secs = time.perf_counter() - t1
+    with output_file(dst, overwrite, "the reverse-dictionary answers") as tmp:
+        frame.write_parquet(tmp)
+    return BatchResult(
+        input=str(src),
+        out=str(dst),
+        queries=len(lines),
+        rows=frame.height,
+        k=k,
+        seconds=round(time.perf_counter() - t0, 3),
+        queries_per_s=round(len(lines) / max(secs, 1e-9), 2),
+    )

@@ -1,0 +1,272 @@
+"""The reverse dictionary over every headword, on a small real lexicon and a tiny trained run.
+
+The base model is the tiny random BERT made a sentence encoder (sentence-transformers' modules.json and
+mean pooling), so every scorer runs its real code path; a query that is a word's own gloss finds that
+word through its gloss embedding whatever the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from defemb.cli import cli as defemb_cli
+from index.errors import IndexMismatch, IndexStageError
+from lexicon.errors import OutputError
+
+DEFS_TSV = Path(__file__).parent / "data" / "embedder" / "definitions.tsv"
+
+
+def _make_sentence_encoder(src: Path, out: Path) -> Path:
+    shutil.copytree(src, out)
+    (out / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                {
+                    "idx": 2,
+                    "name": "2",
+                    "path": "2_Normalize",
+                    "type": "sentence_transformers.models.Normalize",
+                },
+            ]
+        )
+    )
+    (out / "1_Pooling").mkdir()
+    (out / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True})
+    )
+    (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
+    from test_embedder_support import tiny_config
+
+    import embedder
+    import lexicon
+    from embedder.config import GenerateConfig
+
+    work = tmp_path_factory.mktemp("reverse")
+    model = _make_sentence_encoder(tiny_bert_dir, work / "tiny-st")
+    db = work / "lexicon.duckdb"
+    lexicon.build(str(db), [f"tsv:{DEFS_TSV}"], progress=False)
+    lexicon.align(str(db), str(model), progress=False)
+    run = work / "run"
+    embedder.train(
+        tiny_config(db, model, run, steps=2, warmup=1, eval_every=2, ckpt_every=2, ridge_examples=100)
+    )
+    embedder.generate(GenerateConfig(db=str(db), run=str(run), device="cpu", progress=False))
+    cache = work / "cache"
+    from index.reverse_dictionary import build_reverse
+
+    build_reverse(run, cache_dir=cache, progress=False)
+    return run, db, cache
+
+
+def _rd(world):  # type: ignore[no-untyped-def]
+    from index.reverse_dictionary import ReverseDictionary
+
+    run, db, cache = world
+    return ReverseDictionary(run, cache_dir=cache, progress=False, device="cpu")
+
+
+def _gloss_of(db: Path, word: str) -> str:
+    from lexicon.db import connect
+
+    con = connect(db)
+    try:
+        row = con.execute(
+            "SELECT s.gloss FROM sense s JOIN entry e USING (entry_id) WHERE e.word = ? ORDER BY s.sense_id",
+            [word],
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return str(row[0])
+
+
+def _split_word(rd) -> str:  # type: ignore[no-untyped-def]
+    hw = rd.headwords
+    split = [str(w) for w, t in zip(hw.words.tolist(), rd.token_ids.tolist(), strict=True) if t < 0]
+    assert split, "the test lexicon must hold words the tokenizer splits"
+    return sorted(split, key=len)[len(split) // 2]
+
+
+def test_a_split_word_is_found_from_its_gloss(world) -> None:
+    rd = _rd(world)
+    word = _split_word(rd)
+    gloss = _gloss_of(world[1], word)
+    frame = rd.search(gloss, k=5)
+    assert frame.columns[:7] == ["query", "rank", "word", "score", "pos", "gloss", "single_token"]
+    hit = frame.filter(pl.col("word") == word)
+    assert hit.height == 1, frame
+    assert hit["single_token"].to_list() == [False] and hit["token_id"].null_count() == 1
+    alone = rd.search(gloss, k=1, scorers=["glosses"])
+    assert alone["word"].to_list() == [word] and alone["gloss"].to_list() == [gloss]
+    assert alone["score"][0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_candidates_are_every_headword(world) -> None:
+    from lexicon.db import connect
+
+    rd = _rd(world)
+    con = connect(world[1])
+    try:
+        n = con.execute(
+            "SELECT count(DISTINCT e.word) FROM entry e JOIN sense s USING (entry_id) WHERE s.gloss IS NOT NULL"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert rd.headwords.n_words == n and 0 < rd.manifest.n_single_token < n
+
+
+def test_query_words_are_excluded_unless_asked(world) -> None:
+    rd = _rd(world)
+    word = _split_word(rd)
+    query = f"{word}: {_gloss_of(world[1], word)}"
+    assert word not in rd.search(query, k=20)["word"].to_list()
+    kept = rd.search(query, k=20, include_query_words=True)["word"].to_list()
+    assert word in kept
+
+
+def test_scores_sorted_and_ranks_dense(world) -> None:
+    rd = _rd(world)
+    frame = rd.search(["a small domestic animal", "the act of moving quickly"], k=15)
+    for q in (0, 1):
+        part = frame.filter(pl.col("query") == q)
+        assert part["rank"].to_list() == list(range(1, 16))
+        assert part["score"].is_sorted(descending=True)
+        assert part["word"].n_unique() == 15
+
+
+def test_batch_mode_equals_single_queries(world, tmp_path: Path) -> None:
+    from index.reverse_dictionary import reverse_batch, reverse_words
+
+    run, db, cache = world
+    queries = ["a small domestic animal", "to hit with the hand", _gloss_of(db, _split_word(_rd(world)))]
+    src = tmp_path / "defs.txt"
+    src.write_text("\n".join(queries) + "\n", encoding="utf-8")
+    out = tmp_path / "out.parquet"
+    # The sentence scorers: this random model's regressor gives every text nearly the same vector, so the
+    # z-scores of `tokens`/`senses` magnify float noise (~1e-7) into rank swaps; their raw scores are
+    # compared below instead.
+    sent = ["glosses", "headwords"]
+    res = reverse_batch(run, src, 7, out, scorers=sent, cache_dir=cache, progress=False)
+    assert res.queries == 3 and res.rows == 21
+    batch = pl.read_parquet(out)
+    assert batch.columns[:7] == ["query", "rank", "word", "score", "pos", "gloss", "single_token"]
+    for i, q in enumerate(queries):
+        single = reverse_words(run, q, k=7, scorers=sent, cache_dir=cache)
+        part = batch.filter(pl.col("query") == i)
+        assert part.drop("query", "score").equals(single.drop("query", "score"))
+        np.testing.assert_allclose(part["score"].to_numpy(), single["score"].to_numpy(), rtol=0, atol=1e-4)
+    rd = _rd(world)
+    together = rd.sense_scores(queries)
+    for i, q in enumerate(queries):
+        alone = rd.sense_scores([q])
+        for name, arr in together.items():
+            np.testing.assert_allclose(arr[i], alone[name][0], rtol=1e-4, atol=1e-6, err_msg=name)
+    with pytest.raises(OutputError, match="exists"):
+        reverse_batch(run, src, 7, out, cache_dir=cache, progress=False)
+    cli = CliRunner().invoke(
+        defemb_cli,
+        [
+            "reverse",
+            "--run",
+            str(run),
+            "--input",
+            str(src),
+            "-k",
+            "7",
+            "--out",
+            str(tmp_path / "cli.parquet"),
+            "--cache-dir",
+            str(cache),
+            "--json",
+        ],
+    )
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout)["rows"] == 21
+    assert pl.read_parquet(tmp_path / "cli.parquet").height == 21
+
+
+def test_query_without_letters_is_a_clear_error(world, tmp_path: Path) -> None:
+    rd = _rd(world)
+    with pytest.raises(IndexStageError, match="no letters"):
+        rd.search("12 34 ?!", k=3)
+    src = tmp_path / "defs.txt"
+    src.write_text("a small dog\n1234\n", encoding="utf-8")
+    from index.reverse_dictionary import reverse_batch
+
+    with pytest.raises(IndexStageError, match="line 2"):
+        reverse_batch(world[0], src, 3, tmp_path / "o.parquet", cache_dir=world[2], progress=False)
+    assert not (tmp_path / "o.parquet").exists()
+    cli = CliRunner().invoke(
+        defemb_cli, ["reverse", "--run", str(world[0]), "--cache-dir", str(world[2]), "---"]
+    )
+    assert cli.exit_code != 0
+
+
+def test_pos_filter_and_cli_json(world) -> None:
+    run, db, cache = world
+    rd = _rd(world)
+    frame = rd.search("a small domestic animal", k=10, pos="noun")
+    assert set(frame["pos"].to_list()) == {"noun"}
+    with pytest.raises(IndexStageError, match="part of speech"):
+        rd.search("a small domestic animal", k=3, pos="nonsense")
+    cli = CliRunner().invoke(
+        defemb_cli,
+        [
+            "index",
+            "reverse",
+            "--run",
+            str(run),
+            "a small domestic animal",
+            "-k",
+            "4",
+            "--cache-dir",
+            str(cache),
+            "--json",
+        ],
+    )
+    assert cli.exit_code == 0, cli.output
+    rows = json.loads(cli.stdout)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4] and {"word", "gloss", "single_token"} <= set(rows[0])
+
+
+def test_stale_indexes_are_refused(world, tmp_path: Path) -> None:
+    from embedder.rundir import RunDir
+    from index.reverse_dictionary import ReverseDictionary, build_reverse
+
+    run, db, cache = world
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    r = RunDir.open(copy)
+    sv = np.asarray(r.sense_vectors()).copy()
+    r.save_array("sense_vectors.npy", sv[::-1].copy())
+    with pytest.raises(IndexMismatch, match="stale.*sense_vectors.npy"):
+        ReverseDictionary(copy, cache_dir=cache, progress=False)
+    cli = CliRunner().invoke(defemb_cli, ["reverse", "--run", str(copy), "a dog", "--cache-dir", str(cache)])
+    assert cli.exit_code == 1 and "--rebuild" in cli.output
+    build_reverse(copy, cache_dir=cache, progress=False)
+    assert ReverseDictionary(copy, cache_dir=cache, progress=False).search("a dog", k=2).height == 2
+    # The shared gloss cache is checked too: a changed vectors file is refused.
+    vec = (
+        Path(ReverseDictionary(copy, cache_dir=cache, progress=False).manifest.glosses or "") / "vectors.npy"
+    )
+    arr = np.load(vec)
+    np.save(vec, arr[::-1].copy())
+    try:
+        with pytest.raises(IndexStageError, match="changed"):
+            ReverseDictionary(copy, cache_dir=cache, progress=False)
+    finally:
+        np.save(vec, arr)
