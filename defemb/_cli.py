@@ -1,6 +1,6 @@
 """The kit every `defemb` command is made with: shared options, one `emit()`, one error handler.
 
-- `db_option(...)`, `run_option(...)`, `json_option`: the options that mean the same thing in every stage,
+- `db_option(...)`, `run_option(...)`, `json_option`, `force_option`: the options that mean the same thing in every stage,
   spelled the same way (`--db`, `--run`, `--json`).
 - `emit(obj, as_json, text)`: JSON (one line, NaN → null) for machines, `text` for people.
 - `Group`: a click group whose commands fail cleanly. An error a stage raises on purpose (any
@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import shlex
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -30,7 +31,9 @@ __all__ = [
     "db_option",
     "emit",
     "expected_errors",
+    "force_option",
     "json_option",
+    "one_line_warnings",
     "run_option",
     "set_debug",
 ]
@@ -66,11 +69,26 @@ def expected_errors(ctx: click.Context | None = None) -> Iterator[None]:
         raise click.ClickException(str(exc) or type(exc).__name__) from exc
 
 
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Show the library's warnings (a k lowered to the index size, ...) as one `Warning: …` line each."""
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        click.echo(f"Warning: {message}", err=True)
+
+    old = warnings.showwarning
+    warnings.showwarning = show  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        warnings.showwarning = old
+
+
 class Group(click.Group):
     """A click group whose subcommands' expected failures print one line, not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        with expected_errors(ctx):
+        with expected_errors(ctx), one_line_warnings():
             return super().invoke(ctx)
 
 
@@ -102,6 +120,12 @@ def run_option(*, required: bool = True, exists: bool = False, help: str = "Run 
 
 json_option: Callable[[F], F] = click.option(
     "--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout."
+)
+
+force_option: Callable[[F], F] = click.option(
+    "--force",
+    is_flag=True,
+    help="Replace OUT if it is an earlier output of definitionemb (never a run, a lexicon or other files).",
 )
 
 

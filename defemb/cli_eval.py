@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from defemb._cli import Group, command_line, db_option, emit, json_option, run_option
+from defemb._cli import Group, command_line, db_option, emit, force_option, json_option, run_option
 
 _SELECT = click.option(
     "--select",
@@ -280,14 +280,15 @@ def summarization_cmd(
 @_RUN
 @_DB
 @_SELECT
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: RUN/model.")
+@click.option("--out", type=click.Path(), default=None, help="A new folder (default: RUN/model).")
+@force_option
 @json_option
-def swap_cmd(run_dir: str, db: str | None, select: str, out: str | None, as_json: bool) -> None:
+def swap_cmd(run_dir: str, db: str | None, select: str, out: str | None, force: bool, as_json: bool) -> None:
     """Write the PLM with the selected rows swapped in (save_pretrained, tokenizer included)."""
     from embedder.rundir import RunDir
     from evaluation.swap import save_swapped
 
-    res = save_swapped(RunDir.open(run_dir), db, select, out)
+    res = save_swapped(RunDir.open(run_dir), db, select, out, force=force)
     emit(res.to_dict(), as_json, f"{res.replaced_rows} of {res.vocab_size} rows swapped -> {res.out_dir}")
 
 

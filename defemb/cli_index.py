@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from defemb._cli import Group, db_option, emit, json_option, run_option
+from defemb._cli import Group, db_option, emit, force_option, json_option, run_option
 
 __all__ = ["index", "export"]
 
@@ -136,14 +136,20 @@ def neighbors_table_cmd(
 @_RUN
 @click.option("--format", "fmt", type=click.Choice(["npy", "safetensors", "pt", "hf"]), required=True)
 @click.option("--select", "select", required=True, help="covered | rare | task:FILE[:ratio]")
-@click.option("--out", required=True, type=click.Path(), help="File (safetensors, pt) or folder (npy, hf).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(),
+    help="File (safetensors, pt; npy when named *.npy) or new folder (npy, hf).",
+)
 @_DB
+@force_option
 @json_option
-def export(run_dir: str, fmt: str, select: str, out: str, db: str | None, as_json: bool) -> None:
+def export(run_dir: str, fmt: str, select: str, out: str, db: str | None, force: bool, as_json: bool) -> None:
     """Export the embedding matrix with the selected rows replaced, plus the replaced-row mask."""
     from index.exporter import export as run_export
 
-    result = run_export(run_dir, fmt, select, out, db=db)
+    result = run_export(run_dir, fmt, select, out, db=db, force=force)
     emit(
         result.to_dict(),
         as_json,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from defemb._cli import Group, db_option, emit, json_option
+from defemb._cli import Group, db_option, emit, force_option, json_option
 from lexicon.errors import LexiconError
 
 __all__ = ["lexicon", "sql"]
@@ -49,12 +49,24 @@ def lexicon() -> None:
     "Repeatable.",
 )
 @click.option("--lang", default="en", show_default=True, help="Language code kept from multilingual sources.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="While another process writes the lexicon, wait this long for it instead of stopping.",
+)
 @json_option
-def build(db: str, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
-    """Load dictionary sources into the lexicon (created if missing), atomically."""
+def build(db: str, sources: tuple[str, ...], lang: str, wait: float, as_json: bool) -> None:
+    """Load dictionary sources into the lexicon (created if missing), atomically.
+
+    A source already loaded from the same path is skipped when its content is the same, and replaced
+    when the file has changed.
+    """
     from lexicon.builder import build as build_
 
-    report = build_(db, list(sources), lang=lang, progress=not as_json)
+    report = build_(db, list(sources), lang=lang, progress=not as_json, wait=wait)
     data = report.to_dict()
     if as_json:
         emit(data, True)
@@ -64,9 +76,12 @@ def build(db: str, sources: tuple[str, ...], lang: str, as_json: bool) -> None:
             click.echo(f"{src['kind']:<16} {src['uri']}: already loaded (same sha256), skipped")
             continue
         filtered = ", ".join(f"{k} {v:,}" for k, v in (src.get("filtered") or {}).items()) or "none"
+        replaced = " (the file changed: replaced its earlier load; align tokenizers again)" * bool(
+            src.get("replaced")
+        )
         click.echo(
             f"{src['kind']:<16} {src['uri']}: {src['loaded']:,} loaded, {src['rejected']:,} rejected, "
-            f"filtered: {filtered} ({src['seconds']:.1f} s)"
+            f"filtered: {filtered} ({src['seconds']:.1f} s){replaced}"
         )
     click.echo(f"lexicon: {getattr(report, 'db', db)}")
 
@@ -218,12 +233,13 @@ def definitions(db: str, tokenizer: str, tokens: tuple[str, ...], limit: int, as
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write one <table>.parquet per table and view into.",
 )
+@force_option
 @json_option
-def export(db: str, out_dir: Path, as_json: bool) -> None:
-    """Export every table and the token_definition view as Parquet files."""
+def export(db: str, out_dir: Path, force: bool, as_json: bool) -> None:
+    """Export every table and the token_definition view as Parquet files (into a new folder)."""
     from lexicon.queries import export_parquet
 
-    written = export_parquet(db, out_dir)
+    written = export_parquet(db, out_dir, force=force)
     if as_json:
         emit({name: str(p) for name, p in written.items()}, True)
         return
@@ -241,14 +257,23 @@ def export(db: str, out_dir: Path, as_json: bool) -> None:
 @click.option(
     "--limit", type=int, default=50, show_default=True, help="Rows shown in the table view (0 = all)."
 )
+@click.option(
+    "--allow-files",
+    is_flag=True,
+    help="Let SELECT read local files (read_csv, read_parquet, ...); writing stays refused.",
+)
 @json_option
-def sql(db: str, query: str, as_csv: bool, limit: int, as_json: bool) -> None:
-    """Run one read-only SQL statement on a lexicon and print the result."""
+def sql(db: str, query: str, as_csv: bool, limit: int, allow_files: bool, as_json: bool) -> None:
+    """Run read-only SQL on a lexicon and print the result.
+
+    Only SELECT, EXPLAIN and PRAGMA statements run; ATTACH, COPY, EXPORT, INSTALL, LOAD, SET and every
+    change are refused, and files are out of reach unless --allow-files.
+    """
     import polars as pl
 
     from lexicon.queries import query as query_
 
-    frame = query_(db, query)
+    frame = query_(db, query, allow_files=allow_files)
     if as_json:
         emit(frame.to_dicts(), True)
     elif as_csv:

@@ -153,6 +153,10 @@ def load_config(path: str | Path | None) -> PipelineConfig:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"no config file at {p}; see defemb/configs/*.toml for examples") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{p} is not UTF-8 text, so not a TOML config ({exc.reason} at byte {exc.start})"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p} is not valid TOML: {exc}") from exc
     base = p.resolve().parent

@@ -87,7 +87,13 @@ class RunDir:
         if not f.is_file():
             hint = "defemb embed generate --run " + str(self.path)
             raise EmbedderError(f"{f} is missing. Produce it with: {hint}")
-        return np.load(f, mmap_mode="r", allow_pickle=False)
+        try:
+            return np.load(f, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:  # truncated, not an .npy, or pickled objects
+            raise RunMismatch(
+                f"{f} is not a complete .npy array ({exc}); it was cut short or replaced. Produce it again "
+                f"with: defemb embed generate --run {self.path}"
+            ) from exc
 
     def original_vectors(self) -> np.ndarray:
         return self._load("original_vectors.npy")

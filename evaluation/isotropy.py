@@ -37,6 +37,8 @@ _CHUNK = 8192
 
 def _as_matrix(w: np.ndarray, what: str = "matrix") -> np.ndarray:
     a = np.asarray(w)
+    if a.dtype.kind not in "biuf":
+        raise EvaluationError(f"{what} must hold numbers, not {a.dtype} values; give a float matrix (.npy)")
     if a.ndim != 2 or a.shape[0] < 2 or a.shape[1] < 1:
         raise EvaluationError(f"{what} must be a 2-D array with at least 2 rows, got shape {a.shape}")
     if not np.isfinite(a).all():

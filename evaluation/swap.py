@@ -17,6 +17,7 @@ from embedder.binding import LexiconRef
 from embedder.rundir import RunDir
 from evaluation.errors import EvaluationError
 from evaluation.rows import swap_mask
+from lexicon.fileio import claim_output, output_dir
 
 __all__ = ["SwapResult", "replace_rows", "load_model", "swap_into", "save_swapped"]
 
@@ -79,26 +80,29 @@ def save_swapped(
     db: str | os.PathLike[str] | None = None,
     select: str = "covered",
     out_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
 ) -> SwapResult:
     """Load the run's model, swap the selected rows in, and `save_pretrained` it (with its tokenizer).
 
     The folder is written next to its destination and renamed into place, so `out_dir` (default
-    `<run>/model`) is either the old model or the complete new one.
+    `<run>/model`) is either the old model or the complete new one. The run's own `<run>/model` is
+    rewritten freely; another existing `out_dir` only with `force`, and only if the toolkit wrote it
+    (:func:`lexicon.fileio.claim_output`).
     """
     from transformers import AutoTokenizer
 
     m = run.manifest()
     if not m.get("model"):
         raise EvaluationError(f"{run.manifest_path} names no model; the run cannot be swapped")
+    out = Path(out_dir) if out_dir is not None else run.path / "model"
+    own = out.resolve() == (run.path / "model").resolve()
+    claim_output(out, "dir", force or own, "swapped model")
     model = load_model(m["model"])
     n = swap_into(model, run, db, select)
     import json
 
-    from lexicon.fileio import atomic_dir
-
-    out = Path(out_dir) if out_dir is not None else run.path / "model"
     result = SwapResult(str(out), select, n, int(np.asarray(run.covered_mask()).shape[0]))
-    with atomic_dir(out) as tmp:
+    with output_dir(out, force or own, "swapped model", {"run_id": run.run_id}) as tmp:
         model.save_pretrained(str(tmp))
         AutoTokenizer.from_pretrained(str(m["model"])).save_pretrained(str(tmp))
         meta = {**result.to_dict(), "run_id": run.run_id, "source_model": str(m["model"])}

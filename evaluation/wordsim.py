@@ -38,19 +38,24 @@ def read_pairs(path: str | os.PathLike[str]) -> WordPairs:
     w1: list[str] = []
     w2: list[str] = []
     sc: list[float] = []
-    with p.open(encoding="utf-8") as fh:
-        for no, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts or parts[0].startswith("#"):
-                continue
-            if len(parts) < 3:
-                raise DataFormatError(f"{p}:{no}: expected `word1 word2 score`, got {line.strip()!r}")
-            try:
-                sc.append(float(parts[2]))
-            except ValueError as exc:
-                raise DataFormatError(f"{p}:{no}: score {parts[2]!r} is not a number") from exc
-            w1.append(parts[0])
-            w2.append(parts[1])
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(
+            f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start}); expected lines `word1 word2 score`"
+        ) from exc
+    for no, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) < 3:
+            raise DataFormatError(f"{p}:{no}: expected `word1 word2 score`, got {line.strip()!r}")
+        try:
+            sc.append(float(parts[2]))
+        except ValueError as exc:
+            raise DataFormatError(f"{p}:{no}: score {parts[2]!r} is not a number") from exc
+        w1.append(parts[0])
+        w2.append(parts[1])
     if len(sc) < 2:
         raise DataFormatError(f"{p} holds {len(sc)} word pairs; a correlation needs at least 2")
     return WordPairs(p.stem, tuple(w1), tuple(w2), np.asarray(sc, dtype=np.float64))

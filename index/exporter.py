@@ -19,7 +19,7 @@ from embedder.rundir import RunDir
 from index.errors import ExportError
 from index.select import select_rows
 from index.vocabulary import RunLike, as_run
-from lexicon.fileio import atomic_dir, atomic_file
+from lexicon.fileio import claim_output, output_dir, output_file, save_npy
 
 __all__ = ["FORMATS", "ExportResult", "export", "export_matrix", "load_base_model"]
 
@@ -97,7 +97,7 @@ def load_base_model(model: str | os.PathLike[str]) -> tuple[Any, Any]:
 
 
 def _write_hf(
-    run: RunDir, matrix: np.ndarray, mask: np.ndarray, out: Path, meta: dict[str, str]
+    run: RunDir, matrix: np.ndarray, mask: np.ndarray, out: Path, meta: dict[str, str], force: bool
 ) -> tuple[str, ...]:
     import torch
 
@@ -123,7 +123,7 @@ def _write_hf(
             "differ from original_vectors.npy); export with the run's own base model"
         )
     report = replace_rows(model, matrix, mask)
-    with atomic_dir(out) as tmp:
+    with output_dir(out, force, "hf export", meta) as tmp:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         np.save(tmp / "replaced_mask.npy", mask)
@@ -139,10 +139,15 @@ def export(
     select: str,
     out: str | os.PathLike[str],
     db: str | os.PathLike[str] | None = None,
+    force: bool = False,
 ) -> ExportResult:
     """Export the run's matrix with the `select` rows replaced, in format `fmt`, atomically to `out`.
 
-    - `npy`: folder `out` with matrix.npy (V×d float32), mask.npy (V bool), export.json;
+    An existing `out` is replaced only with `force`, and only when it is an earlier export (never a
+    run folder, a lexicon or a folder the toolkit did not write: :func:`lexicon.fileio.claim_output`).
+
+    - `npy`: folder `out` with matrix.npy (V×d float32), mask.npy (V bool), export.json; or, for an `out`
+      named `*.npy`, that file (the matrix) and `*.mask.npy` beside it;
     - `safetensors`: file `out` with tensors "embeddings" and "mask" (+ metadata);
     - `pt`: file `out`, a torch dict {"embeddings", "mask", "run_id", "select"};
     - `hf`: folder `out`, the base model with swapped rows (`save_pretrained`) + its tokenizer.
@@ -152,30 +157,41 @@ def export(
     t0 = time.perf_counter()
     r = as_run(run)
     out_path = Path(out)
+    npy_file = fmt == "npy" and out_path.name.endswith(".npy")
+    mask_path = out_path.with_name(out_path.name.removesuffix(".npy") + ".mask.npy") if npy_file else out_path
+    # Refused before any work: an output that may not be written is known up front.
+    claim_output(
+        out_path, "file" if fmt in ("safetensors", "pt") or npy_file else "dir", force, f"{fmt} export"
+    )
+    if npy_file:
+        claim_output(mask_path, "file", force, "npy export mask")
     mask = select_rows(r, db, select)
     matrix = export_matrix(r, mask)
     meta = _meta(r, select, fmt, int(mask.sum()))
     tables: tuple[str, ...] = ()
     try:
-        if fmt == "npy":
-            with atomic_dir(out_path) as tmp:
+        if npy_file:
+            save_npy(mask_path, mask)
+            save_npy(out_path, matrix)
+        elif fmt == "npy":
+            with output_dir(out_path, force, "npy export", meta) as tmp:
                 np.save(tmp / "matrix.npy", matrix)
                 np.save(tmp / "mask.npy", mask)
                 (tmp / "export.json").write_text(json.dumps(meta, indent=2))
         elif fmt == "safetensors":
             from safetensors.numpy import save_file
 
-            with atomic_file(out_path) as tmp:
+            with output_file(out_path, force, "safetensors export") as tmp:
                 save_file({"embeddings": matrix, "mask": mask}, str(tmp), metadata=meta)
         elif fmt == "pt":
             import torch
 
-            with atomic_file(out_path) as tmp:
+            with output_file(out_path, force, "pt export") as tmp:
                 torch.save(
                     {"embeddings": torch.from_numpy(matrix), "mask": torch.from_numpy(mask), **meta}, str(tmp)
                 )
         else:
-            tables = _write_hf(r, matrix, mask, out_path, meta)
+            tables = _write_hf(r, matrix, mask, out_path, meta, force)
     except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
         raise ExportError(f"cannot write {fmt} export to {out_path}: {exc}") from exc
     return ExportResult(

@@ -3,6 +3,7 @@ dictionary (definition text → nearest tokens) and the senses nearest to a toke
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,9 +14,37 @@ from index.errors import IndexStageError
 from index.faiss_index import LoadedIndex, open_index
 from index.vocabulary import RunLike, as_run, pieces_by_id, resolve_tokens
 
-__all__ = ["neighbors", "reverse_vectors", "reverse", "senses_near", "search_without_self"]
+__all__ = [
+    "KClamped",
+    "clamp_k",
+    "neighbors",
+    "reverse_vectors",
+    "reverse",
+    "senses_near",
+    "search_without_self",
+]
 
 DbPath = LexiconRef
+
+
+class KClamped(UserWarning):
+    """A requested k larger than the index: fewer neighbours exist, so k was lowered."""
+
+
+def clamp_k(k: int, available: int, what: str = "the index") -> int:
+    """`k` limited to the `available` results, with a :class:`KClamped` warning when it had to shrink.
+
+    A k beyond the index size would only return padding rows (id -1, score -3.4e38) after allocating
+    room for all of them; a huge k would exhaust memory first.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise IndexStageError(f"k must be a positive whole number, not {k!r}")
+    if available < 1:
+        raise IndexStageError(f"{what} is empty; rebuild it with: defemb index build --run RUN")
+    if k > available:
+        warnings.warn(f"k={k} is more than {what} holds; returning {available}", KClamped, stacklevel=3)
+        return available
+    return int(k)
 
 
 def search_without_self(
@@ -45,6 +74,9 @@ def neighbors(run: RunLike, tokens: Sequence[str | int], k: int = 10, db: DbPath
     vocab = int(r.manifest().get("vocab_size") or r.token_vectors().shape[0])
     ids = np.asarray(resolve_tokens(table, tokens, vocab), dtype=np.int64)
     pieces = pieces_by_id(table, vocab)
+    indexes = {m: open_index(r, m) for m in ("generated", "original")}
+    # the query's own row is left out, so one fewer neighbour exists than the index holds
+    k = clamp_k(k, min(ix.manifest.ntotal for ix in indexes.values()) - 1, "the token index (less the query)")
     cols: dict[str, object] = {
         "query": np.repeat(np.asarray([str(t) for t in tokens], dtype=object), k).tolist(),
         "token_id": np.repeat(ids, k),
@@ -52,8 +84,7 @@ def neighbors(run: RunLike, tokens: Sequence[str | int], k: int = 10, db: DbPath
         "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(ids)),
     }
     for matrix, source in (("generated", r.token_vectors()), ("original", r.original_vectors())):
-        index = open_index(r, matrix)
-        nid, score = search_without_self(index, np.asarray(source[ids]), ids, k)
+        nid, score = search_without_self(indexes[matrix], np.asarray(source[ids]), ids, k)
         flat = nid.reshape(-1)
         cols[f"{matrix}_id"] = flat
         cols[f"{matrix}_piece"] = [pieces[i] if i >= 0 else None for i in flat]
@@ -74,7 +105,9 @@ def reverse_vectors(
         raise IndexStageError(f"matrix must be 'original' or 'generated', not {matrix!r}")
     r = as_run(run)
     x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-    ids, scores = open_index(r, matrix).search(x, k)
+    index = open_index(r, matrix)
+    k = clamp_k(k, index.manifest.ntotal, f"the {matrix} index")
+    ids, scores = index.search(x, k)
     with bound(r, db) as lex:
         table = lex.token_table()
     hits = pl.DataFrame(
@@ -124,7 +157,9 @@ def senses_near(run: RunLike, token: str | int, k: int = 10, db: DbPath = None) 
         table = lex.token_table()
         vocab = int(r.manifest().get("vocab_size") or r.token_vectors().shape[0])
         (tid,) = resolve_tokens(table, [token], vocab)
-        sids, scores = open_index(r, "senses").search(np.asarray(r.token_vectors()[[tid]]), k)
+        index = open_index(r, "senses")
+        k = clamp_k(k, index.manifest.ntotal, "the senses index")
+        sids, scores = index.search(np.asarray(r.token_vectors()[[tid]]), k)
         hits = pl.DataFrame(
             {"rank": np.arange(1, k + 1, dtype=np.int32), "sense_id": sids[0], "score": scores[0]}
         ).filter(pl.col("sense_id") >= 0)

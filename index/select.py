@@ -60,12 +60,17 @@ def task_texts(path: Path) -> list[str]:
     """
     if not path.is_file():
         raise SelectError(f"task file {path} does not exist")
-    with open(path, encoding="utf-8", newline="") as fh:
-        if path.suffix.lower() in (".tsv", ".tab"):
-            reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-            texts = [f for row in reader for f in row if " " in f.strip()]
-        else:
-            texts = [line.strip() for line in fh if line.strip()]
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            if path.suffix.lower() in (".tsv", ".tab"):
+                reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+                texts = [f for row in reader for f in row if " " in f.strip()]
+            else:
+                texts = [line.strip() for line in fh if line.strip()]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise SelectError(
+            f"task file {path} is not UTF-8 text ({exc}); task: needs the task's text file"
+        ) from exc
     if not texts:
         raise SelectError(f"task file {path} holds no text to tokenize")
     return texts

@@ -28,6 +28,7 @@ from lexicon.errors import OutputError
 
 __all__ = [
     "FILE_SUFFIXES",
+    "LEGACY_MARKERS",
     "MARKER",
     "atomic_dir",
     "atomic_file",
@@ -46,7 +47,10 @@ __all__ = [
 
 # The file that marks a folder as written by the toolkit (an export, a swapped model): only such folders
 # may be replaced, and only with `force`.
-MARKER = ".definitionemb-output.json"
+MARKER = "definitionemb-output.json"
+# Metadata files that exports and swapped models held before the marker existed: they mark a folder
+# as the toolkit's too.
+LEGACY_MARKERS = ("export.json", "definitionemb_export.json", "definitionemb_swap.json")
 # Names with these endings are file-shaped: a folder format refuses them, a file format writes them.
 FILE_SUFFIXES = (
     ".npy",
@@ -244,7 +248,7 @@ def claim_output(path: str | os.PathLike[str], shape: str, force: bool = False, 
     if p.is_dir():
         if _is_run(real):
             raise OutputError(f"{p} is a run folder; it is never replaced. Write the {what} to a new path")
-        if (real / MARKER).is_file():
+        if any((real / m).is_file() for m in (MARKER, *LEGACY_MARKERS)):
             if shape == "file":
                 raise OutputError(f"{p} is a folder; the {what} is a file. Choose a file name")
             if force:

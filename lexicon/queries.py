@@ -15,6 +15,7 @@ import polars as pl
 
 from lexicon.db import connect
 from lexicon.errors import LexiconError, TokenizerError
+from lexicon.fileio import claim_output, output_dir
 from lexicon.tokenizers import Vocab, load_vocab
 
 __all__ = [
@@ -273,15 +274,19 @@ def query(db: str | os.PathLike[str], sql: str, allow_files: bool = False) -> pl
             raise LexiconError(f"SQL failed: {msg}") from exc
 
 
-def export_parquet(db: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+def export_parquet(
+    db: str | os.PathLike[str], out_dir: str | os.PathLike[str], force: bool = False
+) -> dict[str, Path]:
     """Write every table and the `token_definition` and `coverage` views as `<name>.parquet` in `out_dir`.
 
-    Each file is written beside its final name and moved into place, so a reader never sees half a file.
+    The folder is written whole beside its final name and moved into place, so a reader never sees half
+    of it. An existing `out_dir` is replaced only with `force`, and only when it is an earlier export
+    (:func:`lexicon.fileio.claim_output`).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output(out, "dir", force, "Parquet export")
     written: dict[str, Path] = {}
-    with connect(db) as con:
+    with connect(db) as con, output_dir(out, force, "Parquet export") as tmp:
         names = [
             r[0]
             for r in con.execute(
@@ -290,13 +295,7 @@ def export_parquet(db: str | os.PathLike[str], out_dir: str | os.PathLike[str]) 
             ).fetchall()
         ]
         for name in names:
-            final = out / f"{name}.parquet"
-            tmp = out / f".{name}.parquet.tmp-{os.getpid()}"
-            try:
-                target = tmp.as_posix().replace("'", "''")
-                con.execute(f"COPY (SELECT * FROM \"{name}\") TO '{target}' (FORMAT parquet)")
-                os.replace(tmp, final)
-            finally:
-                tmp.unlink(missing_ok=True)
-            written[name] = final
+            target = (tmp / f"{name}.parquet").as_posix().replace("'", "''")
+            con.execute(f"COPY (SELECT * FROM \"{name}\") TO '{target}' (FORMAT parquet)")
+            written[name] = out / f"{name}.parquet"
     return written

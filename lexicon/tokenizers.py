@@ -148,8 +148,15 @@ def resolve_tokenizer_dir(name_or_dir: str | os.PathLike[str]) -> Path:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise TokenizerError(f"{path} is not readable JSON: {exc}") from exc
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise TokenizerError(f"{path} must hold a JSON object, not {type(data).__name__}")
+    return data
 
 
 def _declared_specials(folder: Path) -> set[str] | None:
@@ -169,11 +176,11 @@ def _declared_specials(folder: Path) -> set[str] | None:
     stm = folder / "special_tokens_map.json"
     if stm.is_file():
         declared = True
-        for v in _read_json(stm).values():
+        for v in _json_object(stm).values():
             add(v)
     cfg = folder / "tokenizer_config.json"
     if cfg.is_file():
-        data = _read_json(cfg)
+        data = _json_object(cfg)
         for key in (
             "bos_token",
             "eos_token",
@@ -188,7 +195,8 @@ def _declared_specials(folder: Path) -> set[str] | None:
             if key in data and data[key] is not None:
                 declared = True
                 add(data[key])
-        for tok in (data.get("added_tokens_decoder") or {}).values():
+        decoder = data.get("added_tokens_decoder")
+        for tok in (decoder if isinstance(decoder, dict) else {}).values():
             if isinstance(tok, dict) and tok.get("special"):
                 declared = True
                 add(tok)
@@ -207,11 +215,18 @@ def _special_ids(pieces: list[str], declared: set[str] | None, flagged: set[int]
 
 
 def _dense(mapping: dict[str, int], source: Path) -> list[str]:
+    # Every id is checked before anything is allocated: one id of 3e8 would otherwise ask for gigabytes.
+    for piece, idx in mapping.items():
+        if isinstance(idx, bool) or not isinstance(idx, int) or idx < 0:
+            raise TokenizerError(f"{source}: id {idx!r} of piece {piece!r} is not a non-negative integer")
     size = max(mapping.values(), default=-1) + 1
+    if size > len(mapping):
+        raise TokenizerError(
+            f"{source}: the largest id is {size - 1} but there are only {len(mapping)} pieces; "
+            "the vocabulary must be contiguous (ids 0 to size-1)"
+        )
     pieces: list[str | None] = [None] * size
     for piece, idx in mapping.items():
-        if not isinstance(idx, int) or idx < 0:
-            raise TokenizerError(f"{source}: id {idx!r} of piece {piece!r} is not a non-negative integer")
         if pieces[idx] is not None:
             raise TokenizerError(f"{source}: id {idx} is given to both {pieces[idx]!r} and {piece!r}")
         pieces[idx] = piece
@@ -223,13 +238,17 @@ def _dense(mapping: dict[str, int], source: Path) -> list[str]:
 
 def _from_tokenizer_json(path: Path) -> tuple[Kind, list[str], set[int]]:
     data = _read_json(path)
-    model = data.get("model") or {}
+    model = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(model, dict):
+        raise TokenizerError(f'{path} is not a Hugging Face tokenizer.json (no "model" object)')
     mtype = model.get("type")
     vocab = model.get("vocab")
     mapping: dict[str, int]
     if mtype == "Unigram" and isinstance(vocab, list):
         mapping = {}
         for i, item in enumerate(vocab):
+            if not isinstance(item, list) or not item or not isinstance(item[0], str):
+                raise TokenizerError(f"{path}: Unigram vocabulary entry {i} is not [piece, score]")
             mapping.setdefault(item[0], i)
     elif mtype in ("BPE", "WordPiece", "WordLevel") and isinstance(vocab, dict):
         mapping = dict(vocab)
@@ -239,6 +258,8 @@ def _from_tokenizer_json(path: Path) -> tuple[Kind, list[str], set[int]]:
         )
     flagged: set[int] = set()
     for tok in data.get("added_tokens") or []:
+        if not isinstance(tok, dict):
+            continue
         content, idx = tok.get("content"), tok.get("id")
         if not isinstance(content, str) or not isinstance(idx, int):
             continue
@@ -293,7 +314,13 @@ def load_vocab(name_or_dir: str | os.PathLike[str]) -> Vocab:
             raise TokenizerError(f"{folder / 'vocab.json'} must map pieces to ids")
         kind, pieces = "bpe", _dense(mapping, folder / "vocab.json")
     elif (folder / "vocab.txt").is_file():
-        lines = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")
+        try:
+            lines = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")
+        except UnicodeDecodeError as exc:
+            raise TokenizerError(
+                f"{folder / 'vocab.txt'} is not UTF-8 text ({exc.reason} at byte {exc.start}); a WordPiece "
+                "vocab.txt holds one piece per line in UTF-8"
+            ) from exc
         if lines and lines[-1] == "":
             lines.pop()
         kind, pieces = "wordpiece", lines

@@ -65,7 +65,7 @@ def _load(fmt: str, out: Path) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("fmt", ["npy", "safetensors", "pt"])
 def test_round_trip_of_array_formats(roberta_run, tmp_path: Path, fmt: str) -> None:
-    out = tmp_path / f"export.{fmt}"
+    out = tmp_path / ("export" if fmt == "npy" else f"export.{fmt}")  # npy: a folder (m.npy: a file)
     result = export(roberta_run, fmt, "covered", out)
     matrix, mask = _load(fmt, out)
     covered = np.asarray(roberta_run.covered_mask())
@@ -118,9 +118,9 @@ def test_failed_export_leaves_the_previous_one(roberta_run, tmp_path: Path) -> N
     export(roberta_run, "npy", "covered", out)
     before = (out / "matrix.npy").read_bytes()
     with pytest.raises(SelectError):
-        export(roberta_run, "npy", "task:/no/such/file.tsv", out)
+        export(roberta_run, "npy", "task:/no/such/file.tsv", out, force=True)
     with pytest.raises(ExportError, match="unknown export format"):
-        export(roberta_run, "onnx", "covered", out)
+        export(roberta_run, "onnx", "covered", out, force=True)
     assert (out / "matrix.npy").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["npy"]
 
