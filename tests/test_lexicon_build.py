@@ -178,6 +178,22 @@ _glossy = st.fixed_dictionaries(
 )
 
 
+# Hostile shapes: nesting deep enough to exhaust a recursive decoder (in a field the reader ignores, or
+# in one it reads), and a line over the 10 MiB limit (rare: each costs a 10 MiB scan).
+_deep = st.tuples(st.integers(500, 100_000), st.sampled_from(["sounds", "senses"])).map(
+    lambda t: (
+        b'{"word": "x", "lang_code": "en", "'
+        + t[1].encode()
+        + b'": '
+        + b"[" * t[0]
+        + b"]" * t[0]
+        + b', "pos": "noun"}'
+    )
+)
+_HUGE = b'{"word": "' + b"h" * (10 * 1024 * 1024 + 1) + b'", "lang_code": "en", "senses": []}'
+_hostile = st.integers(0, 40).flatmap(lambda i: st.just(_HUGE) if i == 0 else _deep)
+
+
 def _line() -> st.SearchStrategy[bytes]:
     import json
 
@@ -186,6 +202,7 @@ def _line() -> st.SearchStrategy[bytes]:
         _glossy.map(lambda d: json.dumps(d).encode()),
         _json_values.map(lambda d: json.dumps(d).encode()),
         st.text(max_size=30).map(lambda t: t.replace("\n", " ").encode("utf-8", "surrogatepass")),
+        _hostile,
     )
 
 
@@ -208,6 +225,8 @@ def test_random_lines_reader_accounting(tmp_path: Path, lines: list[bytes], bloc
         with pytest.raises(SourceError, match="does not look like wiktextract JSONL"):
             KaikkiSource(f, "en")
         return
+    if _HUGE in lines:  # tiny reads of a 10 MiB line only make the example slow
+        block = 1 << 20
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(line_split, "BLOCK", block)
         KaikkiSource(f, "en").read(sink, lambda n: None)
