@@ -69,6 +69,15 @@ class IndexSection:
     metric: str = "cosine"
     k: int = 10
     probe_tokens: tuple[str, ...] = ()  # tokens shown before/after; empty: a few rare covered tokens
+    # Definitions the summary answers with the reverse dictionary (`defemb reverse`), and its scorers:
+    # `tokens` costs nothing to build; `senses`, `glosses`, `headwords` encode every sense or word once
+    # (minutes on a CPU for the embedded slice's ~83k senses; the sentence ones are cached in <work>/cache).
+    reverse_queries: tuple[str, ...] = (
+        "a young dog",
+        "a building where books are kept for people to read or borrow",
+        "to move through water by moving the arms and legs",
+    )
+    reverse_scorers: tuple[str, ...] = ("tokens",)
 
 
 @dataclass(frozen=True)

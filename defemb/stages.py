@@ -128,12 +128,25 @@ def _index(ctx: Context) -> dict[str, Any]:
     frame = index.neighbors(ctx.run_dir, probes, k=ix.k, db=ctx.db)
     out = ctx.run_dir / "report" / "neighbors.json"
     write_json(out, frame.to_dicts(), indent=1, default=str)
-    return {
+    result = {
         "indexes": [_as_dict(m) for m in built],
         "neighbor_table": table.to_dict() if hasattr(table, "to_dict") else str(table),
         "probes": probes,
         "probe_neighbors": str(out),
     }
+    if ix.reverse_queries:
+        answers = index.reverse_words(
+            ctx.run_dir,
+            list(ix.reverse_queries),
+            k=3,
+            scorers=list(ix.reverse_scorers) or None,
+            db=ctx.db,
+            cache_dir=ctx.work / "cache",
+        )
+        rev = ctx.run_dir / "report" / "reverse.json"
+        write_json(rev, answers.to_dicts(), indent=1, default=str)
+        result["reverse_answers"] = str(rev)
+    return result
 
 
 def _as_dict(obj: Any) -> Any:

@@ -70,6 +70,28 @@ def _neighbor_rows(path: Path) -> list[str]:
     return lines
 
 
+def _reverse_rows(path: Path, queries: list[str], scorers: list[str]) -> list[str]:
+    if not path.is_file():
+        return []
+    rows = json.loads(path.read_text())
+    by_query: dict[int, list[str]] = {}
+    for r in rows:
+        by_query.setdefault(int(r["query"]), []).append(
+            f"{r['word']}" + ("" if r.get("single_token") else "*")
+        )
+    lines = [
+        f"Scorers: {', '.join(scorers) or 'all'}; `*` marks words the tokenizer splits. "
+        'Ask your own with `defemb reverse --run RUN "a definition"`.',
+        "",
+        "| definition | top 3 words |",
+        "|---|---|",
+    ]
+    for i, words in sorted(by_query.items()):
+        q = queries[i] if i < len(queries) else str(i)
+        lines.append(f"| {q} | {', '.join(words)} |")
+    return lines
+
+
 def write_summary(ctx: Context) -> dict[str, Any]:
     r = ctx.results
     lex = r.get("lexicon", {})
@@ -136,6 +158,13 @@ def write_summary(ctx: Context) -> dict[str, Any]:
     nb = _neighbor_rows(Path(idx.get("probe_neighbors", ctx.run_dir / "report" / "neighbors.json")))
     if nb:
         lines += ["", "## Neighbours of rare tokens, before and after", "", *nb]
+    rev = _reverse_rows(
+        Path(idx.get("reverse_answers", ctx.run_dir / "report" / "reverse.json")),
+        list(ctx.cfg.index.reverse_queries),
+        list(ctx.cfg.index.reverse_scorers),
+    )
+    if rev:
+        lines += ["", "## Reverse dictionary: a definition → the word", "", *rev]
     lines.append("")
     md = ctx.work / "summary.md"
     js = ctx.work / "summary.json"

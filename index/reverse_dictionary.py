@@ -54,6 +54,7 @@ __all__ = [
     "reverse_batch",
     "BatchResult",
     "check_query",
+    "zscore",
 ]
 
 SCORERS = ("tokens", "senses", "glosses", "headwords")
@@ -79,6 +80,7 @@ class ReverseManifest:
     n_senses: int
     n_single_token: int
     tokenizer_id: int
+    scorers: list[str]
     sense_vectors_digest: str
     token_vectors_digest: str
     original_vectors_digest: str
@@ -90,6 +92,18 @@ class ReverseManifest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def zscore(v: np.ndarray, missing: float) -> np.ndarray:
+    """Per-row z-scores of word scores over their finite values; NaN (no score: a split word under
+    `tokens`) becomes `missing`, -inf (filtered out) stays -inf."""
+    v = np.asarray(v, dtype=np.float32)
+    finite = np.isfinite(v)
+    vv = np.where(finite, v, np.nan)
+    mu = np.nanmean(vv, axis=1, keepdims=True)
+    sd = np.nanstd(vv, axis=1, keepdims=True)
+    z = (vv - mu) / np.maximum(sd, 1e-9)
+    return np.where(np.isnan(v), np.float32(missing), np.where(finite, z, -np.inf)).astype(np.float32)
 
 
 def check_query(text: str, what: str = "the query") -> str:
@@ -162,18 +176,30 @@ def _digest_or_none(path: Path) -> str:
     return source_digest(path) if path.is_file() else ""
 
 
+def _supported(run: RunDir) -> tuple[str, ...]:
+    from index.sentence import sentence_spec
+
+    model = run.manifest().get("model")
+    sentence = bool(model) and Path(str(model)).is_dir() and sentence_spec(str(model)) is not None
+    return SCORERS if sentence else ("tokens", "senses")
+
+
 def build_reverse(
     run: RunLike,
     db: DbPath = None,
     cache_dir: DbPath = None,
     progress: bool = True,
+    scorers: Sequence[str] | None = None,
 ) -> ReverseManifest:
-    """Build (or rebuild) what the reverse dictionary needs for a run and write its manifest.
+    """Build (or rebuild) what the reverse dictionary needs for a run's `scorers` (default: all the run
+    supports) and write its manifest.
 
-    Sense vectors are written when the run has none or they do not follow the lexicon's senses; the
-    shared sentence embeddings are built only if their cache entry is missing.
+    `senses` needs sense vectors: written through the regressor when the run has none or they do not
+    follow the lexicon's senses. `glosses`/`headwords` need the shared sentence embeddings, built only
+    if their cache entry is missing.
     """
     r = as_run(run)
+    want = _check_scorers(scorers, _supported(r))
     t0 = time.perf_counter()
     with bound(r, db) as lex:
         from lexicon.db import fingerprint
@@ -183,22 +209,25 @@ def build_reverse(
         tid = lex.tokenizer_id
         token_ids = single_token_ids(lex.con, tid, hw.words)
     seconds: dict[str, float] = {"headwords": round(time.perf_counter() - t0, 3)}
-    sv_path = r.path / "sense_vectors.npy"
-    have = sv_path.is_file() and (r.path / "sense_ids.npy").is_file()
-    if not have or not np.array_equal(np.asarray(r.sense_ids()), hw.sense_ids):
-        seconds["sense_vectors"] = round(_write_sense_vectors(r, hw, progress), 3)
-    t1 = time.perf_counter()
-    sv = np.asarray(r.sense_vectors())
-    norms = np.linalg.norm(sv, axis=1).astype(np.float32)
-    inv = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
-    del sv
     out = r.path / "index" / "reverse"
-    save_npy(out / "sense_inv_norms.npy", inv)
     save_npy(out / "token_ids.npy", token_ids)
-    seconds["sense_norms"] = round(time.perf_counter() - t1, 3)
-    t2 = time.perf_counter()
-    glosses, heads = _sentence_caches(r, hw, lex_fp, cache_dir, build=True, progress=progress)
-    seconds["sentence_embeddings"] = round(time.perf_counter() - t2, 3)
+    sv_path = r.path / "sense_vectors.npy"
+    if "senses" in want:
+        have = sv_path.is_file() and (r.path / "sense_ids.npy").is_file()
+        if not have or not np.array_equal(np.asarray(r.sense_ids()), hw.sense_ids):
+            seconds["sense_vectors"] = round(_write_sense_vectors(r, hw, progress), 3)
+        t1 = time.perf_counter()
+        sv = np.asarray(r.sense_vectors())
+        norms = np.linalg.norm(sv, axis=1).astype(np.float32)
+        inv = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+        del sv
+        save_npy(out / "sense_inv_norms.npy", inv)
+        seconds["sense_norms"] = round(time.perf_counter() - t1, 3)
+    glosses = heads = None
+    if {"glosses", "headwords"} & set(want):
+        t2 = time.perf_counter()
+        glosses, heads = _sentence_caches(r, hw, lex_fp, cache_dir, build=True, progress=progress)
+        seconds["sentence_embeddings"] = round(time.perf_counter() - t2, 3)
     man = ReverseManifest(
         format=REVERSE_FORMAT,
         run_id=r.run_id,
@@ -208,7 +237,8 @@ def build_reverse(
         n_senses=hw.n_senses,
         n_single_token=int((token_ids >= 0).sum()),
         tokenizer_id=tid,
-        sense_vectors_digest=source_digest(sv_path),
+        scorers=[s for s in SCORERS if s in want or (s in ("glosses", "headwords") and glosses is not None)],
+        sense_vectors_digest=source_digest(sv_path) if "senses" in want else "",
         token_vectors_digest=_digest_or_none(r.path / "token_vectors.npy"),
         original_vectors_digest=_digest_or_none(r.path / "original_vectors.npy"),
         glosses=str(glosses.path) if glosses is not None else None,
@@ -221,6 +251,22 @@ def build_reverse(
     return man
 
 
+def _check_scorers(scorers: Sequence[str] | None, supported: Sequence[str]) -> list[str]:
+    if scorers is None:
+        return list(supported)
+    want = list(dict.fromkeys(scorers))
+    unknown = set(want) - set(SCORERS)
+    if unknown:
+        raise IndexStageError(f"unknown scorer(s) {sorted(unknown)}; choose from {', '.join(SCORERS)}")
+    missing = set(want) - set(supported)
+    if missing:
+        raise IndexStageError(
+            f"scorer(s) {sorted(missing)} need a sentence-encoder base model (e.g. all-MiniLM-L6-v2); "
+            f"this run's model is not one: use {', '.join(supported)}"
+        )
+    return want
+
+
 def _stale(run: RunDir, man: ReverseManifest, lex_fp: str, hw: Headwords) -> str | None:
     """Why the run's reverse index no longer matches the run and lexicon (None when current)."""
     if man.format != REVERSE_FORMAT:
@@ -229,18 +275,36 @@ def _stale(run: RunDir, man: ReverseManifest, lex_fp: str, hw: Headwords) -> str
         return f"it was built for run {man.run_id!r} (copied from another run?)"
     if man.lexicon_fingerprint != lex_fp or man.headwords_sha256 != hw.digest():
         return "the lexicon's words or senses changed since it was built"
-    for name, want in (
-        ("sense_vectors.npy", man.sense_vectors_digest),
+    checks = [
         ("token_vectors.npy", man.token_vectors_digest),
         ("original_vectors.npy", man.original_vectors_digest),
-    ):
+    ]
+    if "senses" in man.scorers:
+        checks.insert(0, ("sense_vectors.npy", man.sense_vectors_digest))
+    for name, want in checks:
         if _digest_or_none(run.path / name) != want:
             return f"{name} changed after it was built (vectors regenerated?)"
     return None
 
 
+def _read_manifest(run: RunDir) -> ReverseManifest | None:
+    path = run.path / "index" / "reverse" / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        return ReverseManifest(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, TypeError) as exc:
+        raise IndexMismatch(
+            f"{path} is not a readable manifest ({exc}); rebuild with: {_rebuild_hint(run)}"
+        ) from exc
+
+
 class ReverseDictionary:
-    """A run's reverse dictionary, loaded once and queried many times (see the module docstring)."""
+    """A run's reverse dictionary, loaded once and queried many times (see the module docstring).
+
+    `scorers` (default: every scorer the run supports) are the ones it loads; what they need and the
+    run lacks is built first when `build` (else :class:`IndexMissing`). A stale index is refused.
+    """
 
     def __init__(
         self,
@@ -250,10 +314,12 @@ class ReverseDictionary:
         build: bool = True,
         progress: bool = True,
         device: str = "auto",
+        scorers: Sequence[str] | None = None,
     ) -> None:
         r = as_run(run)
         self.run = r
         self.device = device
+        want = _check_scorers(scorers, _supported(r))
         with bound(r, db) as lex:
             from lexicon.db import fingerprint
 
@@ -261,42 +327,49 @@ class ReverseDictionary:
             lex_fp = fingerprint(lex.con)
             self.headwords = load_headwords(lex.con)
             self.pos_values = sorted({str(p) for p in self.headwords.sense_pos.tolist() if p is not None})
-        man_path = r.path / "index" / "reverse" / "manifest.json"
-        if not man_path.is_file():
+        man = _read_manifest(r)
+        if man is not None:
+            why = _stale(r, man, lex_fp, self.headwords)
+            if why:
+                raise IndexMismatch(
+                    f"the reverse-dictionary index of run {r.path} is stale: {why}; "
+                    f"rebuild with: {_rebuild_hint(r)}"
+                )
+        if man is None or set(want) - set(man.scorers):
             if not build:
                 raise IndexMissing(
-                    f"run {r.path} has no reverse-dictionary index; build it with: {_rebuild_hint(r)}"
+                    f"run {r.path} has no reverse-dictionary index for {', '.join(want)}; "
+                    f"build it with: {_rebuild_hint(r)}"
                 )
-            build_reverse(r, db, cache_dir, progress)
-        try:
-            man = ReverseManifest(**json.loads(man_path.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError, TypeError) as exc:
-            raise IndexMismatch(
-                f"{man_path} is not a readable manifest ({exc}); rebuild with: {_rebuild_hint(r)}"
-            ) from exc
-        why = _stale(r, man, lex_fp, self.headwords)
-        if why:
-            raise IndexMismatch(
-                f"the reverse-dictionary index of run {r.path} is stale: {why}; rebuild with: {_rebuild_hint(r)}"
-            )
+            had = man.scorers if man is not None else []
+            man = build_reverse(r, db, cache_dir, progress, [s for s in SCORERS if s in set(want) | set(had)])
         self.manifest = man
+        self._scorers = tuple(s for s in SCORERS if s in want)
         folder = r.path / "index" / "reverse"
         self.token_ids = np.load(folder / "token_ids.npy")
-        self.inv_norms = np.load(folder / "sense_inv_norms.npy")
-        if self.token_ids.shape != (self.headwords.n_words,) or self.inv_norms.shape != (
-            self.headwords.n_senses,
-        ):
+        if self.token_ids.shape != (self.headwords.n_words,):
             raise IndexMismatch(
                 f"{folder} does not match the lexicon's table; rebuild with: {_rebuild_hint(r)}"
             )
-        self.sense_vectors = r.sense_vectors()
-        self.glosses, self.heads = None, None
-        if man.glosses is not None:
+        self.sense_vectors: np.ndarray | None = None
+        if "senses" in self._scorers:
+            self.inv_norms = np.load(folder / "sense_inv_norms.npy")
+            self.sense_vectors = r.sense_vectors()
+            if (
+                self.inv_norms.shape != (self.headwords.n_senses,)
+                or self.sense_vectors.shape[0] != self.headwords.n_senses
+            ):
+                raise IndexMismatch(
+                    f"{folder} does not match the lexicon's senses; rebuild with: {_rebuild_hint(r)}"
+                )
+        self.glosses: Any = None
+        self.heads: Any = None
+        if {"glosses", "headwords"} & set(self._scorers):
             self.glosses, self.heads = _sentence_caches(r, self.headwords, lex_fp, cache_dir, build, progress)
             if (
                 self.glosses is None
                 or self.glosses.manifest.vectors_digest != man.glosses_digest
-                or (self.heads.manifest.vectors_digest != man.headwords_digest)
+                or self.heads.manifest.vectors_digest != man.headwords_digest
             ):
                 raise IndexMismatch(
                     f"the shared sentence embeddings changed since run {r.path}'s reverse index was built; "
@@ -309,8 +382,8 @@ class ReverseDictionary:
     # --- scorers ----------------------------------------------------------------------------------
     @property
     def scorers(self) -> tuple[str, ...]:
-        """The scorers this run supports (the sentence ones need a sentence-encoder base model)."""
-        return SCORERS if self.glosses is not None else ("tokens", "senses")
+        """The scorers this reverse dictionary loaded (the sentence ones need a sentence-encoder model)."""
+        return self._scorers
 
     def _rows(self, matrix: str) -> np.ndarray:
         if matrix not in ("original", "generated"):
@@ -340,22 +413,14 @@ class ReverseDictionary:
         self,
         texts: Sequence[str],
         pos: Sequence[str | None] | None = None,
-        scorers: Sequence[str] = SCORERS,
+        scorers: Sequence[str] | None = None,
         matrix: str = "original",
     ) -> dict[str, np.ndarray]:
-        """Raw cosines per scorer: `tokens` n×W (NaN for split words), `senses`/`glosses` n×S (sense_id
-        order), `headwords` n×W."""
+        """Raw cosines per scorer (default: every loaded one): `tokens` n×W (NaN for split words),
+        `senses`/`glosses` n×S (sense_id order), `headwords` n×W."""
         texts = [check_query(t) for t in texts]
         out: dict[str, np.ndarray] = {}
-        want = set(scorers)
-        unknown = want - set(SCORERS)
-        if unknown:
-            raise IndexStageError(f"unknown scorer(s) {sorted(unknown)}; choose from {', '.join(SCORERS)}")
-        missing = want - set(self.scorers)
-        if missing:
-            raise IndexStageError(
-                f"scorer(s) {sorted(missing)} need a sentence-encoder base model; this run's model is not one"
-            )
+        want = set(_check_scorers(scorers, self.scorers))
         if want & {"tokens", "senses"}:
             encode = importlib.import_module("embedder").encode_definitions
             q = np.asarray(
@@ -368,6 +433,7 @@ class ReverseDictionary:
                 tok[:, self.single] = q @ self._rows(matrix).T
                 out["tokens"] = tok
             if "senses" in want:
+                assert self.sense_vectors is not None
                 out["senses"] = (q @ np.asarray(self.sense_vectors).T) * self.inv_norms[None, :]
         if want & {"glosses", "headwords"}:
             s = self._sentence(texts)
@@ -410,14 +476,7 @@ class ReverseDictionary:
             return np.where(np.isnan(v), -np.inf, v)
         total: np.ndarray | None = None
         for s in used:
-            v = word_scores[s].astype(np.float32, copy=False)
-            finite = np.isfinite(v)
-            vv = np.where(finite, v, np.nan)
-            mu = np.nanmean(vv, axis=1, keepdims=True)
-            sd = np.nanstd(vv, axis=1, keepdims=True)
-            z = (vv - mu) / np.maximum(sd, 1e-9)
-            fill = token_missing if s == "tokens" else -np.inf
-            z = np.where(np.isnan(v), fill, np.where(finite, z, -np.inf))
+            z = zscore(word_scores[s], token_missing if s == "tokens" else -np.inf)
             z *= np.float32(weights[s])
             total = z if total is None else total + z
         assert total is not None
@@ -578,21 +637,27 @@ class ReverseDictionary:
         return int(senses[int(np.argmax(total))]) if scored else int(senses[0])
 
 
-_OPEN: dict[tuple[str, str, str], ReverseDictionary] = {}
+_OPEN: dict[tuple[str, str, str, str], ReverseDictionary] = {}
 
 
 def open_reverse(
-    run: RunLike, db: DbPath = None, cache_dir: DbPath = None, progress: bool = True, device: str = "auto"
+    run: RunLike,
+    db: DbPath = None,
+    cache_dir: DbPath = None,
+    progress: bool = True,
+    device: str = "auto",
+    scorers: Sequence[str] | None = None,
 ) -> ReverseDictionary:
-    """A :class:`ReverseDictionary` for a run (built on first use; the last one opened is kept)."""
+    """A :class:`ReverseDictionary` for a run and scorers (built on first use; the last one opened is
+    kept while its manifest is unchanged)."""
     r = as_run(run)
-    key = (str(r.path.resolve()), str(db), str(cache_dir))
+    key = (str(r.path.resolve()), str(db), str(cache_dir), str(tuple(scorers) if scorers else None))
     man = r.path / "index" / "reverse" / "manifest.json"
     stamp = str(man.stat().st_mtime_ns) if man.is_file() else ""
     hit = _OPEN.get(key)
-    if hit is not None and getattr(hit, "_stamp", None) == stamp and stamp:
+    if hit is not None and stamp and getattr(hit, "_stamp", None) == stamp:
         return hit
-    rd = ReverseDictionary(r, db, cache_dir, build=True, progress=progress, device=device)
+    rd = ReverseDictionary(r, db, cache_dir, build=True, progress=progress, device=device, scorers=scorers)
     rd._stamp = str(man.stat().st_mtime_ns)  # type: ignore[attr-defined]
     _OPEN.clear()
     _OPEN[key] = rd
@@ -615,7 +680,7 @@ def reverse_words(
 
     Columns: query (0-based), rank (1-based), word, score, pos, gloss, single_token, token_id, sense_id.
     """
-    rd = open_reverse(run, db, cache_dir, progress=progress)
+    rd = open_reverse(run, db, cache_dir, progress=progress, scorers=scorers)
     return rd.search(
         text,
         k=k,
@@ -677,7 +742,7 @@ def reverse_batch(
     for i, line in enumerate(lines):
         check_query(line, f"line {i + 1} of {src}")
     t0 = time.perf_counter()
-    rd = open_reverse(run, db, cache_dir, progress=progress)
+    rd = open_reverse(run, db, cache_dir, progress=progress, scorers=scorers)
     t1 = time.perf_counter()
     frame = rd.search(
         lines,

@@ -82,6 +82,10 @@ def test_defemb_run_end_to_end_and_reuse(tmp_path: Path, data_dir: Path, tiny_be
     np.testing.assert_allclose(swapped[covered], tv[covered], rtol=0, atol=1e-6)
     summary = (work / "summary.md").read_text()
     assert "Isotropy" in summary and "Neighbours" in summary
+    # Three reverse-dictionary answers (the default definitions), each with its top words.
+    answers = json.loads((run / "report" / "reverse.json").read_text())
+    assert sorted({a["query"] for a in answers}) == [0, 1, 2] and len(answers) == 9
+    assert "## Reverse dictionary" in summary and "a young dog" in summary
 
     # The sense index the pipeline built answers from the command line.
     piece = json.loads((run / "report" / "neighbors.json").read_text())[0]["piece"]

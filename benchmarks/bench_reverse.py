@@ -1,0 +1,292 @@
+"""Reverse dictionary over every headword, on the published development set hill-seen-500.
+
+Run from the repository root (a run of MiniLM on the Open Dictionary lexicon; its indexes and the
+shared gloss embeddings are built on first use, which is timed)::
+
+    .venv/bin/python -m benchmarks.bench_reverse --run RUN [--db LEXICON] [--cache-dir DIR] [--plain 5000]
+
+Measured in one run, on `../shared/data/eval/reverse-dictionary/hill-seen-500.json` (metrics as in its
+README: the rank of the target among every candidate headword, a miss — target not a headword, left
+out as a query word, or ranked past 1000 — counts as rank 1000; median rank, acc@1/10/100 in percent,
+rank standard deviation):
+
+* each scorer alone: `tokens` against the original rows and against the generated rows (single-token
+  words only), `senses`, `glosses` — which *is* the plain baseline (all-MiniLM-L6-v2, mean pooling,
+  normalised, over every gloss, cosine, best gloss per word, query words left out) — and `headwords`;
+* the combination with the library's default weights, and the weights tuned here on the even-numbered
+  queries (half A) by a grid search on acc@10 (ties: median rank): reported on half A, on the odd half B
+  (never seen by the tuning) and on all 500;
+* queries/s of `ReverseDictionary.search` (k=10, the default combination, batches of 32) over the 500
+  queries on this machine;
+* build: the one-off build time of the run's reverse index and of the shared sentence embeddings
+  (from their manifests), and our encoder against a plain `SentenceTransformer.encode()` of the same
+  `--plain` glosses in this run (ratio, and the largest difference between their embeddings).
+
+Every number is printed as one JSON line; `--out FILE` also writes them all to one JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEV = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "data"
+    / "eval"
+    / "reverse-dictionary"
+    / "hill-seen-500.json"
+)
+MISS = 1000
+RECORDS: list[dict[str, Any]] = []
+
+
+def emit(bench: str, value: float, unit: str, baseline: float | None = None, **extra: Any) -> None:
+    rec: dict[str, Any] = {"bench": bench, "value": round(float(value), 4), "unit": unit}
+    if baseline is not None:
+        rec["baseline"] = round(float(baseline), 4)
+        rec["ratio"] = round(float(value) / float(baseline), 3) if baseline else None
+    rec.update(extra)
+    RECORDS.append(rec)
+    print(json.dumps(rec), flush=True)
+
+
+def ranks_of(fused: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """1-based rank of each query's target (strictly better candidates + 1), MISS when absent or past it."""
+    out = np.full(len(targets), MISS, dtype=np.int64)
+    for i, t in enumerate(targets):
+        if t < 0 or not np.isfinite(fused[i, t]):
+            continue
+        out[i] = min(MISS, 1 + int((fused[i] > fused[i, t]).sum()))
+    return out
+
+
+def metrics(r: np.ndarray) -> dict[str, float]:
+    return {
+        "median_rank": float(np.median(r)),
+        "acc1": 100.0 * float((r <= 1).mean()),
+        "acc10": 100.0 * float((r <= 10).mean()),
+        "acc100": 100.0 * float((r <= 100).mean()),
+        "rank_std": float(r.std()),
+    }
+
+
+def report(name: str, r: np.ndarray, **extra: Any) -> dict[str, float]:
+    m = metrics(r)
+    emit(
+        f"reverse_acc10_{name}",
+        m["acc10"],
+        "%",
+        queries=len(r),
+        **{k: round(v, 2) for k, v in m.items()},
+        **extra,
+    )
+    return m
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--db", default=None)
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--plain", type=int, default=5000, help="glosses for the plain-encode speed comparison")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--note", default="", help="free text recorded with every line (e.g. the candidate set)")
+    args = ap.parse_args(argv)
+    if not DEV.is_file():
+        print(f"skip: {DEV} is not there (the development set lives in ../shared)", file=sys.stderr)
+        return 0
+    from index.reverse_dictionary import ReverseDictionary, build_reverse, zscore
+
+    dev = json.loads(DEV.read_text(encoding="utf-8"))
+    queries = [str(d["definitions"]) for d in dev]
+    man_path = Path(args.run) / "index" / "reverse" / "manifest.json"
+    t0 = time.perf_counter()
+    if not man_path.is_file():
+        build_reverse(args.run, db=args.db, cache_dir=args.cache_dir, progress=True)
+    rd = ReverseDictionary(args.run, db=args.db, cache_dir=args.cache_dir, progress=True, device="cpu")
+    open_s = time.perf_counter() - t0
+    hw = rd.headwords
+    index_of = {str(w): i for i, w in enumerate(hw.words.tolist())}
+    targets = np.asarray([index_of.get(str(d["word"]), -1) for d in dev], dtype=np.int64)
+    note = args.note or f"{hw.n_words} candidate headwords, {hw.n_senses} senses"
+    emit(
+        "reverse_candidates",
+        hw.n_words,
+        "words",
+        senses=hw.n_senses,
+        single_token=int(rd.manifest.n_single_token),
+        targets_in_lexicon=int((targets >= 0).sum()),
+        note=note,
+        load=os.getloadavg()[0],
+    )
+
+    # Every scorer's word scores for the 500 queries (query words left out as -inf).
+    t1 = time.perf_counter()
+    words: dict[str, list[np.ndarray]] = {}
+    for lo in range(0, len(queries), 32):
+        chunk = queries[lo : lo + 32]
+        per = rd.sense_scores(chunk, scorers=rd.scorers)
+        gen = rd.sense_scores(chunk, scorers=["tokens"], matrix="generated")["tokens"]
+        ws = rd.word_scores(per)
+        ws["tokens_generated"] = gen
+        for row, idx in enumerate(rd.excluded(chunk)):
+            for v in ws.values():
+                v[row, idx] = -np.inf
+        for name, v in ws.items():
+            words.setdefault(name, []).append(v)
+    scores = {name: np.concatenate(v) for name, v in words.items()}
+    score_s = time.perf_counter() - t1
+    alone = {}
+    for name in ("tokens", "tokens_generated", "senses", "glosses", "headwords"):
+        if name in scores:
+            v = np.where(np.isnan(scores[name]), -np.inf, scores[name])
+            alone[name] = report(
+                name if name != "glosses" else "glosses_plain_baseline", ranks_of(v, targets), note=note
+            )
+
+    # Combination: the library default, then a grid tuned on half A.
+    from index.reverse_dictionary import DEFAULT_WEIGHTS, TOKEN_MISSING
+
+    half_a = np.arange(len(queries)) % 2 == 0
+    zs = {
+        fill: {n: zscore(scores[n], fill if n == "tokens" else -np.inf) for n in rd.scorers}
+        for fill in (0.0, -0.5, -1.0)
+    }
+
+    def fused(w: dict[str, float], fill: float, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        total = None
+        for n, x in w.items():
+            if x:
+                part = zs[fill][n][rows] * np.float32(x)
+                total = part if total is None else total + part
+        assert total is not None
+        return total
+
+    default = {n: DEFAULT_WEIGHTS[n] for n in rd.scorers}
+    r_def = ranks_of(fused(default, TOKEN_MISSING), targets)
+    report(
+        "combination_default",
+        r_def,
+        weights=default,
+        token_missing=TOKEN_MISSING,
+        note=note,
+        baseline_acc10=round(alone["glosses"]["acc10"], 2) if "glosses" in alone else None,
+    )
+    grid = [0.0, 0.25, 0.5, 1.0]
+    best: tuple[float, float, dict[str, float], float] | None = None
+    others = [n for n in rd.scorers if n != "glosses"]
+    for combo in itertools.product(grid, repeat=len(others)):
+        for fill in (0.0, -0.5, -1.0):
+            if "tokens" in others and combo[others.index("tokens")] == 0 and fill != 0.0:
+                continue
+            w = (
+                {"glosses": 1.0, **dict(zip(others, combo, strict=True))}
+                if "glosses" in rd.scorers
+                else dict(zip(others, combo, strict=True))
+            )
+            if not any(w.values()):
+                continue
+            r = ranks_of(fused(w, fill, half_a), targets[half_a])
+            m = metrics(r)
+            key = (m["acc10"], -m["median_rank"])
+            if best is None or key > (best[0], best[1]):
+                best = (key[0], key[1], w, fill)
+    assert best is not None
+    _, _, w_best, fill_best = best
+    r_all = ranks_of(fused(w_best, fill_best), targets)
+    for part, mask in (
+        ("half_a_tuned_on", half_a),
+        ("half_b_held_out", ~half_a),
+        ("all", np.ones_like(half_a)),
+    ):
+        base = alone.get("glosses")
+        base_r = (
+            ranks_of(np.where(np.isnan(scores["glosses"]), -np.inf, scores["glosses"]), targets)[mask]
+            if base
+            else None
+        )
+        report(
+            f"combination_tuned_{part}",
+            r_all[mask],
+            weights=w_best,
+            token_missing=fill_best,
+            note=note,
+            baseline_acc10=round(metrics(base_r)["acc10"], 2) if base_r is not None else None,
+            baseline_median_rank=float(np.median(base_r)) if base_r is not None else None,
+        )
+
+    # Speed: queries/s of the library's search (default weights), batches of 32, after one warm-up batch.
+    rd.search(queries[:32], k=10)
+    t2 = time.perf_counter()
+    rd.search(queries, k=10)
+    qs = len(queries) / (time.perf_counter() - t2)
+    emit(
+        "reverse_queries_per_s",
+        qs,
+        "queries/s",
+        k=10,
+        load=os.getloadavg()[0],
+        cores=os.cpu_count(),
+        scoring_pass_s=round(score_s, 1),
+        open_s=round(open_s, 1),
+    )
+
+    # Build: what the manifests recorded, and our encoder against a plain sentence-transformers encode.
+    if rd.glosses is not None:
+        gm = rd.glosses.manifest
+        emit("reverse_build_gloss_embeddings_s", gm.seconds, "s", texts=gm.n, texts_per_s=gm.texts_per_s)
+        emit("reverse_build_headword_embeddings_s", rd.heads.manifest.seconds, "s", texts=rd.heads.manifest.n)  # type: ignore[union-attr]
+    emit(
+        "reverse_build_run_index_s",
+        float(rd.manifest.seconds.get("total", 0.0)),
+        "s",
+        parts=rd.manifest.seconds,
+    )
+    if rd.glosses is not None and args.plain > 0:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            print("skip plain encode: sentence-transformers is not installed", file=sys.stderr)
+        else:
+            from index.sentence import SentenceEncoder
+
+            rng = np.random.default_rng(0)
+            pick = np.sort(rng.choice(hw.n_senses, size=min(args.plain, hw.n_senses), replace=False))
+            texts = [str(g) for g in hw.gloss[pick]]
+            model = rd.glosses.manifest.model
+            enc = SentenceEncoder(model, device="cpu", max_length=rd.glosses.manifest.max_length)
+            t3 = time.perf_counter()
+            ours = enc.encode(texts)
+            ours_s = time.perf_counter() - t3
+            st = SentenceTransformer(model, device="cpu")
+            t4 = time.perf_counter()
+            plain = st.encode(texts, batch_size=32, convert_to_numpy=True)
+            plain_s = time.perf_counter() - t4
+            emit(
+                "reverse_gloss_encode_s",
+                ours_s,
+                "s",
+                baseline=plain_s,
+                texts=len(texts),
+                max_abs_diff=float(np.abs(ours - plain).max()),
+                min_cosine=float((ours * plain).sum(1).min()),
+                load=os.getloadavg()[0],
+                baseline_is="SentenceTransformer.encode(batch_size=32)",
+            )
+    if args.out:
+        Path(args.out).write_text(json.dumps(RECORDS, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
