@@ -60,13 +60,16 @@ def emit(bench: str, value: float, unit: str, baseline: float | None = None, **e
     print(json.dumps(rec), flush=True)
 
 
-def ranks_of(fused: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """1-based rank of each query's target (strictly better candidates + 1), MISS when absent or past it."""
+def ranks_of(fused: np.ndarray, targets: np.ndarray, excluded: list[np.ndarray]) -> np.ndarray:
+    """1-based rank of each query's target (strictly better candidates + 1), MISS when absent, left out
+    as a word of its query, or past MISS. The query's words are left out after fusion, as in search."""
     out = np.full(len(targets), MISS, dtype=np.int64)
     for i, t in enumerate(targets):
-        if t < 0 or not np.isfinite(fused[i, t]):
+        if t < 0 or not np.isfinite(fused[i, t]) or t in set(excluded[i].tolist()):
             continue
-        out[i] = min(MISS, 1 + int((fused[i] > fused[i, t]).sum()))
+        row = fused[i].copy()
+        row[excluded[i]] = -np.inf
+        out[i] = min(MISS, 1 + int((row > row[t]).sum()))
     return out
 
 
@@ -133,17 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     # Every scorer's word scores for the 500 queries (query words left out as -inf).
     t1 = time.perf_counter()
     words: dict[str, list[np.ndarray]] = {}
+    excluded: list[np.ndarray] = []
     for lo in range(0, len(queries), 32):
         chunk = queries[lo : lo + 32]
         per = rd.sense_scores(chunk, scorers=rd.scorers)
         gen = rd.sense_scores(chunk, scorers=["tokens"], matrix="generated")["tokens"]
         ws = rd.word_scores(per)
         ws["tokens_generated"] = gen
-        for row, idx in enumerate(rd.excluded(chunk)):
-            for v in ws.values():
-                v[row, idx] = -np.inf
         for name, v in ws.items():
             words.setdefault(name, []).append(v)
+        excluded += rd.excluded(chunk)
     scores = {name: np.concatenate(v) for name, v in words.items()}
     score_s = time.perf_counter() - t1
     alone = {}
@@ -151,13 +153,16 @@ def main(argv: list[str] | None = None) -> int:
         if name in scores:
             v = np.where(np.isnan(scores[name]), -np.inf, scores[name])
             alone[name] = report(
-                name if name != "glosses" else "glosses_plain_baseline", ranks_of(v, targets), note=note
+                name if name != "glosses" else "glosses_plain_baseline",
+                ranks_of(v, targets, excluded),
+                note=note,
             )
 
     # Combination: the library default, then a grid tuned on half A.
     from index.reverse_dictionary import DEFAULT_WEIGHTS, TOKEN_MISSING
 
     half_a = np.arange(len(queries)) % 2 == 0
+    ex_a = [e for e, a in zip(excluded, half_a, strict=True) if a]
     zs = {
         fill: {n: zscore(scores[n], fill if n == "tokens" else -np.inf) for n in rd.scorers}
         for fill in (0.0, -0.5, -1.0)
@@ -173,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         return total
 
     default = {n: DEFAULT_WEIGHTS[n] for n in rd.scorers}
-    r_def = ranks_of(fused(default, TOKEN_MISSING), targets)
+    r_def = ranks_of(fused(default, TOKEN_MISSING), targets, excluded)
     report(
         "combination_default",
         r_def,
@@ -196,14 +201,14 @@ def main(argv: list[str] | None = None) -> int:
             )
             if not any(w.values()):
                 continue
-            r = ranks_of(fused(w, fill, half_a), targets[half_a])
+            r = ranks_of(fused(w, fill, half_a), targets[half_a], ex_a)
             m = metrics(r)
             key = (m["acc10"], -m["median_rank"])
             if best is None or key > (best[0], best[1]):
                 best = (key[0], key[1], w, fill)
     assert best is not None
     _, _, w_best, fill_best = best
-    r_all = ranks_of(fused(w_best, fill_best), targets)
+    r_all = ranks_of(fused(w_best, fill_best), targets, excluded)
     for part, mask in (
         ("half_a_tuned_on", half_a),
         ("half_b_held_out", ~half_a),
@@ -211,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     ):
         base = alone.get("glosses")
         base_r = (
-            ranks_of(np.where(np.isnan(scores["glosses"]), -np.inf, scores["glosses"]), targets)[mask]
+            ranks_of(np.where(np.isnan(scores["glosses"]), -np.inf, scores["glosses"]), targets, excluded)[
+                mask
+            ]
             if base
             else None
         )

@@ -99,6 +99,10 @@ def zscore(v: np.ndarray, missing: float) -> np.ndarray:
     `tokens`) becomes `missing`, -inf (filtered out) stays -inf."""
     v = np.asarray(v, dtype=np.float32)
     finite = np.isfinite(v)
+    if finite.all():  # the common case, without the slower NaN-aware reductions
+        mu = v.mean(axis=1, keepdims=True)
+        sd = v.std(axis=1, keepdims=True)
+        return ((v - mu) / np.maximum(sd, 1e-9)).astype(np.float32)
     vv = np.where(finite, v, np.nan)
     mu = np.nanmean(vv, axis=1, keepdims=True)
     sd = np.nanstd(vv, axis=1, keepdims=True)

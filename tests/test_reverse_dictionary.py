@@ -270,3 +270,22 @@ def test_stale_indexes_are_refused(world, tmp_path: Path) -> None:
             ReverseDictionary(copy, cache_dir=cache, progress=False)
     finally:
         np.save(vec, arr)
+
+
+def test_tokens_scorer_builds_nothing_heavy_and_more_scorers_build_on_demand(world, tmp_path: Path) -> None:
+    from embedder.rundir import RunDir
+    from index.reverse_dictionary import ReverseDictionary
+
+    run, _, cache = world
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("index", "sense_*.npy"))
+    fresh_cache = tmp_path / "cache"
+    rd = ReverseDictionary(copy, cache_dir=fresh_cache, progress=False, scorers=["tokens"])
+    assert rd.manifest.scorers == ["tokens"] and rd.scorers == ("tokens",)
+    assert not (copy / "sense_vectors.npy").exists() and not fresh_cache.exists()
+    frame = rd.search("a small domestic animal", k=5)
+    assert frame["single_token"].all() and frame["score"].is_sorted(descending=True)
+    full = ReverseDictionary(copy, cache_dir=fresh_cache, progress=False)
+    assert full.manifest.scorers == ["tokens", "senses", "glosses", "headwords"]
+    assert RunDir.open(copy).sense_vectors().shape[0] == full.headwords.n_senses
+    assert (fresh_cache / "sentence").is_dir()
