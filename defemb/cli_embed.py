@@ -34,10 +34,11 @@ def embed() -> None:
 @run_option(help="Run folder to write.")
 @click.option(
     "--preset",
-    type=click.Choice(["quick", "paper"]),
+    type=click.Choice(["quick", "standard", "gpu", "paper"]),
     default="quick",
     show_default=True,
-    help="quick: CPU demo recipe (ridge-initialised head, MSE+cosine); paper: the authors' recipe.",
+    help="quick: CPU demo recipe (a few minutes); standard: the CPU recipe (about 20 minutes on 2 "
+    "cores); gpu: the longer schedule for one GPU; paper: the authors' recipe.",
 )
 @click.option("--steps", type=int, default=None, help="Optimizer updates (preset default if omitted).")
 @click.option("--batch-tokens", type=int, default=None, help="Padded tokens per micro-batch.")
@@ -48,6 +49,17 @@ def embed() -> None:
 @click.option("--warmup", type=int, default=None, help="Warm-up updates.")
 @click.option("--loss", type=click.Choice(["mse", "mse+cos"]), default=None, help="mse = the reference loss.")
 @click.option("--head-init", type=click.Choice(["random", "ridge"]), default=None)
+@click.option(
+    "--pooling",
+    type=click.Choice(["target", "mean", "target+mean"]),
+    default=None,
+    help="What the head reads: the target position, the mean over the prompt, or both (default: preset).",
+)
+@click.option("--senses-per-token", type=int, default=None, help="Train on each token's top-k senses.")
+@click.option(
+    "--topk", type=int, default=None, help="Senses averaged per token at generation (default: preset)."
+)
+@click.option("--split-seed", type=int, default=None, help="Seed of the held-out split alone (default 0).")
 @click.option("--trainable", type=click.Choice(["auto", "all", "no-embeddings", "head"]), default=None)
 @click.option(
     "--dropout", type=float, default=None, help="Override the model's dropout (0 for exact DDP checks)."
@@ -75,6 +87,10 @@ def train(
     warmup: int | None,
     loss: str | None,
     head_init: str | None,
+    pooling: str | None,
+    senses_per_token: int | None,
+    topk: int | None,
+    split_seed: int | None,
     trainable: str | None,
     dropout: float | None,
     no_pos: bool,
@@ -115,6 +131,10 @@ def train(
         warmup=warmup,
         loss=loss,
         head_init=head_init,
+        pooling=pooling,
+        senses_per_token=senses_per_token,
+        topk=topk,
+        split_seed=split_seed,
         trainable=trainable,
         dropout=dropout,
         device=device,
@@ -150,13 +170,24 @@ def train(
 @db_option(required=True, exists=True, help="Lexicon the run was trained on.")
 @run_option(exists=True, help="Trained run folder.")
 @click.option("--senses", is_flag=True, help="Also write one vector per lexicon sense (for the index).")
-@click.option("--topk", type=int, default=1, show_default=True, help="Average a token's top-k definitions.")
+@click.option(
+    "--topk",
+    type=int,
+    help="Average a token's top-k definitions (default: the run's own, set by its preset; 1 if none).",
+)
 @click.option("--batch-tokens", type=int, default=16384, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option
 def generate(
-    db: str, run_dir: str, senses: bool, topk: int, batch_tokens: int, device: str, quiet: bool, as_json: bool
+    db: str,
+    run_dir: str,
+    senses: bool,
+    topk: int | None,
+    batch_tokens: int,
+    device: str,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Write token_vectors.npy / token_covered.npy (and sense vectors) into a trained run."""
     import embedder

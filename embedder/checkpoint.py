@@ -58,7 +58,9 @@ def save_checkpoint(
         model.backbone.config.save_pretrained(str(tmp / "backbone"))
         if trainer_state is not None:
             torch.save(trainer_state, tmp / "trainer.pt")
-        (tmp / "meta.json").write_text(json.dumps({"step": step, "family": model.family, "dim": model.dim}))
+        (tmp / "meta.json").write_text(
+            json.dumps({"step": step, "family": model.family, "dim": model.dim, "pooling": model.pooling})
+        )
     write_bytes(reg / "LATEST", name.encode())
     olds = sorted(p for p in reg.glob("ckpt-*") if p.name != name)
     for p in olds[: max(0, len(olds) - (KEEP - 1))]:
@@ -90,7 +92,7 @@ def load_regressor(
         )
     meta = json.loads((ck / "meta.json").read_text())
     config = AutoConfig.from_pretrained(str(ck / "backbone"))
-    model = Regressor(backbone_from_config(config), meta["family"])
+    model = Regressor(backbone_from_config(config), meta["family"], meta.get("pooling", "target"))
     load_model(model, str(ck / "model.safetensors"), device=str(device))
     model.to(device).eval()
     tok = load_tokenizer(_regdir(run_path) / "tokenizer")

@@ -110,6 +110,11 @@ class TrainConfig:
     random_prob: float = 0.0  # ... or a random token; kept otherwise (paper: 0.25)
     dropout: float | None = None  # override the model's dropout (None keeps it)
     senses_per_token: int = 1  # training uses each token's top-k ranked definitions
+    pooling: str = "target"  # what the head reads: target | mean | target+mean (embedder.models.POOLINGS)
+    topk: int = 1  # a token's generated row = mean over its top-k senses (generate's default for this run)
+    heldout_senses: int = 3  # held-out scores: first sense ("cosine") and mean over top-2.. this many
+    split_seed: int = 0  # seeds the held-out split alone: runs with other seeds or presets share it
+    probes: bool = True  # score ridge probes on frozen features and the definition mean on the split
     multipiece_words: bool = False  # also train on words the tokenizer splits (one example per piece)
     max_pieces: int = 4
     heldout_frac: float = 0.05
@@ -144,8 +149,10 @@ class TrainConfig:
             raise EmbedderError("heldout_frac must be in [0, 1)")
         if not (self.mask_prob >= 0 and self.random_prob >= 0 and self.mask_prob + self.random_prob <= 1):
             raise EmbedderError("mask_prob and random_prob must be >= 0 with a sum <= 1")
-        if self.grad_accum < 1 or self.senses_per_token < 1:
-            raise EmbedderError("grad_accum and senses_per_token must be >= 1")
+        if self.grad_accum < 1 or self.senses_per_token < 1 or self.topk < 1 or self.heldout_senses < 1:
+            raise EmbedderError("grad_accum, senses_per_token, topk and heldout_senses must be >= 1")
+        if self.pooling not in ("target", "mean", "target+mean"):
+            raise EmbedderError(f"pooling must be target|mean|target+mean, got {self.pooling!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -164,6 +171,28 @@ class TrainConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},  # the dataclass defaults
+    "standard": {  # the CPU recipe: about 20 minutes of training on 2 idle cores (MiniLM)
+        "steps": 600,
+        "batch_tokens": 2048,
+        "lr": 3e-5,
+        "head_lr": 1e-4,
+        "warmup": 30,
+        "senses_per_token": 2,
+        "eval_every": 100,
+        "ckpt_every": 200,
+    },
+    "gpu": {  # one GPU (config only: not measured on one yet): the same recipe, a longer schedule
+        "steps": 20_000,
+        "batch_tokens": 8192,
+        "lr": 5e-5,
+        "head_lr": 2e-4,
+        "warmup": 500,
+        "senses_per_token": 3,
+        "ridge_examples": 100_000,
+        "eval_every": 1000,
+        "ckpt_every": 2000,
+        "device": "auto",
+    },
     "paper": {
         "steps": 400_000,
         "batch_tokens": 4096,
@@ -205,13 +234,13 @@ class GenerateConfig:
     db: str
     run: str
     senses: bool = False
-    topk: int = 1  # >1: a token's row is the mean over its top-k ranked definitions
+    topk: int | None = None  # >1: a token's row is the mean over its top-k senses; None: the run's own
     batch_tokens: int = 16384
     device: str = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.topk < 1:
+        if self.topk is not None and self.topk < 1:
             raise EmbedderError("topk must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:

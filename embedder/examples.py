@@ -19,7 +19,7 @@ import torch
 from embedder.config import PromptConfig
 from embedder.lexicon_io import Definitions
 
-__all__ = ["Examples", "Collator", "build_examples", "word_pieces", "split_heldout"]
+__all__ = ["Examples", "Collator", "build_examples", "word_pieces", "split_heldout", "heldout_tokens"]
 
 
 @dataclass(frozen=True)
@@ -182,6 +182,18 @@ def split_heldout(token_ids: np.ndarray, frac: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed, 7919])
     k = max(1, round(frac * len(uniq)))
     return np.sort(rng.choice(uniq, size=k, replace=False)).astype(np.int64)
+
+
+def heldout_tokens(token_ids: np.ndarray, frac: float, max_tokens: int, seed: int) -> np.ndarray:
+    """The held-out token ids of a run: `frac` of the tokens, at most `max_tokens`, chosen by `seed` alone.
+
+    A function of the set of tokens and the seed only, so runs that differ in preset, training seed,
+    senses per token or pooling are scored on the same tokens.
+    """
+    held = split_heldout(token_ids, frac, seed)
+    if len(held) > max_tokens:
+        held = np.sort(np.random.default_rng([seed, 17]).choice(held, max_tokens, replace=False))
+    return held.astype(np.int64)
 
 
 class Collator:

@@ -16,7 +16,7 @@ from embedder.checkpoint import load_regressor
 from embedder.config import GenerateConfig, GenerateResult, PromptConfig, TrainConfig
 from embedder.errors import EmbedderError, RunMismatch
 from embedder.examples import Collator, build_examples
-from embedder.inference import check_finite, predict, resolve_device
+from embedder.inference import check_finite, mean_by_token, predict, resolve_device
 from embedder.lexicon_io import (
     Definitions,
     fetch_definitions,
@@ -81,7 +81,8 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         vocab_size,
         decoder_start_id=getattr(model.backbone.config, "decoder_start_token_id", None),
     )
-    defs = fetch_definitions(cfg.db, int(m["tokenizer_id"]), cfg.topk)
+    topk = cfg.topk if cfg.topk is not None else int((m.get("config") or {}).get("topk") or 1)
+    defs = fetch_definitions(cfg.db, int(m["tokenizer_id"]), topk)
     ex = build_examples(tok, prompt, defs)
     if len(ex) != len(defs):
         raise EmbedderError(
@@ -91,11 +92,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     t1 = time.perf_counter()
     preds = predict(model, collator, ex, device, cfg.batch_tokens, cfg.progress, "token rows")
     check_finite(preds, "generated definition rows", ex.token_id)
-    # Mean over a token's top-k rows (topk=1: its first-ranked definition).
-    uniq, inv = np.unique(ex.token_id, return_inverse=True)
-    sums = np.zeros((len(uniq), dim), dtype=np.float64)
-    np.add.at(sums, inv, preds)
-    rows = (sums / np.bincount(inv)[:, None]).astype(np.float32)
+    uniq, rows = mean_by_token(ex.token_id, ex.rank, preds, topk)
     if uniq.size and (uniq.min() < 0 or uniq.max() >= vocab_size):
         raise RunMismatch(f"the lexicon aligns token ids outside this run's vocabulary (0..{vocab_size - 1})")
     covered = np.zeros(vocab_size, dtype=bool)
@@ -122,6 +119,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         timings={**m.get("timings", {}), "generate_s": t2 - t0},
         generate={
             **cfg.to_dict(),
+            "topk": topk,
             "covered_tokens": int(covered.sum()),
             "senses": n_senses,
             "definitions_per_s": dps,

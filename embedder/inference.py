@@ -14,7 +14,7 @@ from embedder.errors import EmbedderError, NonFiniteOutput
 from embedder.examples import Collator, Examples
 from embedder.models import Regressor
 
-__all__ = ["resolve_device", "autocast", "predict", "check_finite"]
+__all__ = ["resolve_device", "autocast", "predict", "check_finite", "mean_by_token"]
 
 
 def resolve_device(device: str = "auto", local_rank: int | None = None) -> torch.device:
@@ -89,3 +89,26 @@ def predict(
         bar.close()
         model.train(was_training)
     return out
+
+
+def mean_by_token(
+    token_id: np.ndarray, rank: np.ndarray, preds: np.ndarray, topk: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted token ids, rows): each token's row is the mean of its predictions of rank <= `topk`.
+
+    One definition rarely says all a token is used for; averaging its first senses' predictions is
+    the ensemble the authors' first-sense-only generation leaves out. Tokens whose ranks all exceed
+    `topk` fall back to their best-ranked predictions, so every token given gets a row.
+    """
+    token_id = np.asarray(token_id, dtype=np.int64)
+    rank = np.asarray(rank)
+    if topk < 1:
+        raise EmbedderError("topk must be >= 1")
+    uniq, inv = np.unique(token_id, return_inverse=True)
+    best = np.full(len(uniq), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, inv, rank.astype(np.int64))
+    keep = rank <= np.maximum(topk, best[inv])
+    sums = np.zeros((len(uniq), preds.shape[1]), dtype=np.float64)
+    np.add.at(sums, inv[keep], preds[keep])
+    rows = (sums / np.bincount(inv[keep], minlength=len(uniq))[:, None]).astype(np.float32)
+    return uniq, rows

@@ -26,6 +26,7 @@ from embedder.errors import EmbedderError
 __all__ = [
     "FAMILIES",
     "DEFAULT_TRAINABLE",
+    "POOLINGS",
     "Regressor",
     "detect_family",
     "load_pretrained",
@@ -51,6 +52,9 @@ _MODEL_TYPES = {
 # embedding matrix frozen (it is tied to the LM head and to both stacks).
 DEFAULT_TRAINABLE = {"roberta": "all", "bert": "all", "bart": "no-embeddings"}
 TRAINABLE_CHOICES = ("auto", "all", "no-embeddings", "head")
+# What the head reads: the target position's state (the paper), the mean over the prompt (how
+# sentence-transformers pool, and what a frozen MiniLM reads a gloss best by), or both side by side.
+POOLINGS = ("target", "mean", "target+mean")
 
 
 @contextlib.contextmanager
@@ -166,7 +170,7 @@ def model_sha256(name_or_dir: str | os.PathLike[str]) -> str | None:
 
 
 class Regressor(nn.Module):
-    """Backbone + bias-free `Linear(d, d)` head mapping the target position's hidden state to a row.
+    """Backbone + bias-free linear head mapping pooled hidden states (see POOLINGS) to a row.
 
     Encoder families read the hidden state at `target_pos` of the prompt. BART's encoder reads the same
     prompt; its decoder is teacher-forced on `[decoder_start, bos, revealed pieces…]` and the head reads
@@ -175,15 +179,19 @@ class Regressor(nn.Module):
 
     backbone: Any  # an HF PreTrainedModel (typed loosely: nn.Module's __getattr__ hides its API)
 
-    def __init__(self, backbone: nn.Module, family: str) -> None:
+    def __init__(self, backbone: nn.Module, family: str, pooling: str = "target") -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise EmbedderError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.backbone = backbone
         self.family = family
+        self.pooling = pooling
         config: Any = backbone.config
         d = int(getattr(config, "hidden_size", None) or config.d_model)
         self.dim = d
-        self.head = nn.Linear(d, d, bias=False)
-        nn.init.normal_(self.head.weight, mean=0.0, std=d**-0.5)
+        self.feature_dim = d * (2 if pooling == "target+mean" else 1)
+        self.head = nn.Linear(self.feature_dim, d, bias=False)
+        nn.init.normal_(self.head.weight, mean=0.0, std=self.feature_dim**-0.5)
 
     def input_embeddings(self) -> nn.Embedding:
         emb = self.backbone.get_input_embeddings()
@@ -199,7 +207,30 @@ class Regressor(nn.Module):
         decoder_attention_mask: torch.Tensor | None = None,
         decoder_pos: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Hidden states (n×d) that the head maps: one per example."""
+        """What the head maps, one row per example (n × feature_dim), pooled as `self.pooling` says."""
+        target, mean = self.pooled(
+            input_ids, attention_mask, target_pos, decoder_input_ids, decoder_attention_mask, decoder_pos
+        )
+        if self.pooling == "target":
+            return target
+        if self.pooling == "mean":
+            return mean
+        return torch.cat([target, mean], dim=-1)
+
+    def pooled(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        target_pos: torch.Tensor,
+        decoder_input_ids: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        decoder_pos: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target-position state, mean over the prompt's real positions), both n×d.
+
+        The target state is the encoder's at `target_pos` (BART: the decoder's last real position);
+        the mean is over the (encoder) prompt, special tokens included, as sentence-transformers pools.
+        """
         rows = torch.arange(input_ids.shape[0], device=input_ids.device)
         if self.family == "bart":
             if decoder_input_ids is None or decoder_pos is None:
@@ -211,9 +242,15 @@ class Regressor(nn.Module):
                 decoder_attention_mask=decoder_attention_mask,
                 use_cache=False,
             )
-            return out.last_hidden_state[rows, decoder_pos]
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
-        return out.last_hidden_state[rows, target_pos]
+            target = out.last_hidden_state[rows, decoder_pos]
+            states = out.encoder_last_hidden_state
+        else:
+            out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+            states = out.last_hidden_state
+            target = states[rows, target_pos]
+        m = attention_mask.unsqueeze(-1).to(states.dtype)
+        mean = (states * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return target, mean
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(**batch))
