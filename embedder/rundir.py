@@ -7,6 +7,7 @@ Layout of `runs/<run-id>/` (every file written atomically)::
     original_vectors.npy     V x d float32: the model's input-embedding rows before training
     token_vectors.npy        V x d float32: generated rows where covered, the original row elsewhere
     token_covered.npy        V bool: which rows were generated
+    heldout_tokens.npy       int64: the token ids held out of training (the split every score uses)
     sense_vectors.npy        N x d float32: one vector per lexicon sense
     sense_ids.npy            N int64: the lexicon sense_id of each row of sense_vectors.npy
     index/ model/ report/    later stages' outputs
