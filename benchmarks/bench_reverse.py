@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--plain", type=int, default=5000, help="glosses for the plain-encode speed comparison")
     ap.add_argument("--out", default=None)
+    ap.add_argument(
+        "--scorers", default=None, help="comma-separated scorers to load (default: all the run supports)"
+    )
     ap.add_argument("--note", default="", help="free text recorded with every line (e.g. the candidate set)")
     args = ap.parse_args(argv)
     if not DEV.is_file():
@@ -114,9 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     queries = [str(d["definitions"]) for d in dev]
     man_path = Path(args.run) / "index" / "reverse" / "manifest.json"
     t0 = time.perf_counter()
+    want = args.scorers.split(",") if args.scorers else None
     if not man_path.is_file():
-        build_reverse(args.run, db=args.db, cache_dir=args.cache_dir, progress=True)
-    rd = ReverseDictionary(args.run, db=args.db, cache_dir=args.cache_dir, progress=True, device="cpu")
+        build_reverse(args.run, db=args.db, cache_dir=args.cache_dir, progress=True, scorers=want)
+    rd = ReverseDictionary(
+        args.run, db=args.db, cache_dir=args.cache_dir, progress=True, device="cpu", scorers=want
+    )
     open_s = time.perf_counter() - t0
     hw = rd.headwords
     index_of = {str(w): i for i, w in enumerate(hw.words.tolist())}
@@ -140,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     for lo in range(0, len(queries), 32):
         chunk = queries[lo : lo + 32]
         per = rd.sense_scores(chunk, scorers=rd.scorers)
-        gen = rd.sense_scores(chunk, scorers=["tokens"], matrix="generated")["tokens"]
         ws = rd.word_scores(per)
-        ws["tokens_generated"] = gen
+        if "tokens" in rd.scorers:
+            ws["tokens_generated"] = rd.sense_scores(chunk, scorers=["tokens"], matrix="generated")["tokens"]
         for name, v in ws.items():
             words.setdefault(name, []).append(v)
         excluded += rd.excluded(chunk)
