@@ -9,10 +9,10 @@ rows: 2,048 cluster centres in a 64-dimensional subspace plus isotropic noise (p
 no neighbours worth finding and would make any approximate index look bad). Queries
 are rows plus a little noise. The metric is cosine (inner product of unit rows), the library's default. Measured in one run:
 
-* `exact_equals_numpy_*`: the Flat index (library path: `index.faiss_index.build_faiss`) against
+* `exact_equals_numpy_*`: the Flat index (library path: `index.faiss_core.build_faiss`) against
   brute-force numpy on the same data — fraction of identical neighbour ids and the largest score gap;
 * `qps_flat_<N>x768`: queries per second of a Flat index through the library's search path
-  (`index.faiss_index.search_faiss`: blocked BLAS + argpartition on the index's own storage for batches),
+  (`index.faiss_core.search_faiss`: blocked BLAS + argpartition on the index's own storage for batches),
   baseline brute-force numpy (matrix product + argpartition, blocked) on the same vectors and queries;
   `faiss_kernel_qps` is FAISS's own flat kernel on the same index;
 * `qps_<approx>_<N>x768`, `recall10_<approx>_<N>x768`: an IVF index with 8-bit scalar quantisation
@@ -85,7 +85,7 @@ def recall(exact: np.ndarray, approx: np.ndarray) -> float:
 
 
 def bench_search(n: int, nq: int, nlist: int, nprobe: int, seed: int = 0) -> None:
-    from index.faiss_index import build_faiss, prepare, search_faiss, tune_blas
+    from index.faiss_core import build_faiss, prepare, search_faiss, tune_blas
 
     tune_blas()
     rng = np.random.default_rng(seed)

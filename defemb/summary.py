@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lexicon.fileio import write_text
-
-if TYPE_CHECKING:
-    from defemb.stages import Context
 
 __all__ = ["write_summary"]
 
@@ -92,8 +90,20 @@ def _reverse_rows(path: Path, queries: list[str], scorers: list[str]) -> list[st
     return lines
 
 
-def write_summary(ctx: Context) -> dict[str, Any]:
-    r = ctx.results
+def write_summary(
+    results: dict[str, dict[str, Any]],
+    work: Path,
+    model: str,
+    run_dir: Path,
+    reverse_queries: Sequence[str] = (),
+    reverse_scorers: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Write `work/summary.md` and `work/summary.json` from the stages' results; returns their paths.
+
+    `reverse_queries` / `reverse_scorers`: the definitions the index stage asked the reverse dictionary
+    and the scorers it used ([index] reverse_queries, reverse_scorers).
+    """
+    r = results
     lex = r.get("lexicon", {})
     cov = r.get("align", {}).get("coverage", {})
     train = r.get("train", {})
@@ -103,10 +113,10 @@ def write_summary(ctx: Context) -> dict[str, Any]:
     lines = [
         "# defemb run — summary",
         "",
-        f"- work folder: `{ctx.work}`",
-        f"- model: `{ctx.model}`",
-        f"- run: `{ctx.run_dir}`",
-        f"- full evaluation report: `{ev.get('report_dir', ctx.run_dir / 'report')}/report.md`",
+        f"- work folder: `{work}`",
+        f"- model: `{model}`",
+        f"- run: `{run_dir}`",
+        f"- full evaluation report: `{ev.get('report_dir', run_dir / 'report')}/report.md`",
         "",
         "## Lexicon",
         "",
@@ -155,19 +165,19 @@ def write_summary(ctx: Context) -> dict[str, Any]:
     ws = _wordsim_rows(ev.get("wordsim", {}))
     if ws:
         lines += ["", "## Word similarity", "", *ws]
-    nb = _neighbor_rows(Path(idx.get("probe_neighbors", ctx.run_dir / "report" / "neighbors.json")))
+    nb = _neighbor_rows(Path(idx.get("probe_neighbors", run_dir / "report" / "neighbors.json")))
     if nb:
         lines += ["", "## Neighbours of rare tokens, before and after", "", *nb]
     rev = _reverse_rows(
-        Path(idx.get("reverse_answers", ctx.run_dir / "report" / "reverse.json")),
-        list(ctx.cfg.index.reverse_queries),
-        list(ctx.cfg.index.reverse_scorers),
+        Path(idx.get("reverse_answers", run_dir / "report" / "reverse.json")),
+        list(reverse_queries),
+        list(reverse_scorers),
     )
     if rev:
         lines += ["", "## Reverse dictionary: a definition → the word", "", *rev]
     lines.append("")
-    md = ctx.work / "summary.md"
-    js = ctx.work / "summary.json"
+    md = work / "summary.md"
+    js = work / "summary.json"
     for path, text in ((md, "\n".join(lines)), (js, json.dumps(r, indent=2, default=str))):
         write_text(path, text)
     return {"markdown": str(md), "json": str(js)}

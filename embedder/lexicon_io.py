@@ -121,51 +121,40 @@ def resolve_tokenizer(
     return tid
 
 
-def fetch_definitions(db: str | os.PathLike[str], tokenizer_id: int, max_rank: int) -> Definitions:
-    """Ranked definitions of every aligned, non-special token (rank <= max_rank), by token then rank."""
+def _fetch(db: str | os.PathLike[str], sql: str, params: list[Any] | None = None) -> Definitions:
     from lexicon.db import connect
 
-    con = connect(db)
-    try:
-        rows = con.execute(
-            """SELECT token_id, rank, sense_id, word, pos, gloss FROM token_definition
-               WHERE tokenizer_id = ? AND rank <= ? AND coalesce(bucket, '') <> 'special'
-                 AND gloss IS NOT NULL AND length(trim(gloss)) > 0
-               ORDER BY token_id, rank""",
-            [tokenizer_id, max_rank],
-        ).fetchnumpy()
-    finally:
-        con.close()
-    return _definitions(rows)
+    with connect(db) as con:
+        return _definitions(con.execute(sql, params or []).fetchnumpy())
+
+
+def fetch_definitions(db: str | os.PathLike[str], tokenizer_id: int, max_rank: int) -> Definitions:
+    """Ranked definitions of every aligned, non-special token (rank <= max_rank), by token then rank."""
+    return _fetch(
+        db,
+        """SELECT token_id, rank, sense_id, word, pos, gloss FROM token_definition
+           WHERE tokenizer_id = ? AND rank <= ? AND coalesce(bucket, '') <> 'special'
+             AND gloss IS NOT NULL AND length(trim(gloss)) > 0
+           ORDER BY token_id, rank""",
+        [tokenizer_id, max_rank],
+    )
 
 
 def fetch_senses(db: str | os.PathLike[str]) -> Definitions:
     """Every sense of the lexicon (for sense vectors), by sense_id."""
-    from lexicon.db import connect
-
-    con = connect(db)
-    try:
-        rows = con.execute(
-            """SELECT s.sense_id, e.word, e.pos, s.gloss FROM sense s JOIN entry e USING (entry_id)
-               WHERE s.gloss IS NOT NULL ORDER BY s.sense_id"""
-        ).fetchnumpy()
-    finally:
-        con.close()
-    return _definitions(rows)
+    return _fetch(
+        db,
+        """SELECT s.sense_id, e.word, e.pos, s.gloss FROM sense s JOIN entry e USING (entry_id)
+           WHERE s.gloss IS NOT NULL ORDER BY s.sense_id""",
+    )
 
 
 def fetch_words(db: str | os.PathLike[str]) -> Definitions:
     """The first sense of every lexicon word (for multi-piece training examples)."""
-    from lexicon.db import connect
-
-    con = connect(db)
-    try:
-        rows = con.execute(
-            """SELECT s.sense_id, e.word, e.pos, s.gloss FROM sense s JOIN entry e USING (entry_id)
-               WHERE s.gloss IS NOT NULL AND length(trim(s.gloss)) > 0
-               QUALIFY row_number() OVER (PARTITION BY e.word ORDER BY e.entry_id, s.ord) = 1
-               ORDER BY e.word"""
-        ).fetchnumpy()
-    finally:
-        con.close()
-    return _definitions(rows)
+    return _fetch(
+        db,
+        """SELECT s.sense_id, e.word, e.pos, s.gloss FROM sense s JOIN entry e USING (entry_id)
+           WHERE s.gloss IS NOT NULL AND length(trim(s.gloss)) > 0
+           QUALIFY row_number() OVER (PARTITION BY e.word ORDER BY e.entry_id, s.ord) = 1
+           ORDER BY e.word""",
+    )

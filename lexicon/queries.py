@@ -27,6 +27,7 @@ __all__ = [
     "export_parquet",
     "resolve_tokenizer_id",
     "token_table",
+    "probe_pieces",
 ]
 
 TokenizerRef = str | os.PathLike[str] | Vocab | int
@@ -70,6 +71,24 @@ def token_table(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> pl.DataFra
             "`defemb lexicon align --db DB --tokenizer MODEL`"
         )
     return df
+
+
+def probe_pieces(db: str | os.PathLike[str], tokenizer_id: int | None = None, n: int = 6) -> list[str]:
+    """A few word-initial pieces spelling a whole lowercase word (5+ letters) with an exact or casefold
+    first definition, rarest bucket first, in a fixed pseudo-random order: tokens worth showing the
+    neighbours of. `tokenizer_id` None: any aligned tokenizer."""
+    where = "" if tokenizer_id is None else "AND tokenizer_id = $tid"
+    with connect(db) as con:
+        frame = _frame(
+            con,
+            f"""SELECT piece FROM token_definition
+                WHERE rank = 1 AND word_initial AND rule IN ('exact', 'casefold')
+                  AND regexp_matches(surface, '^[a-z]{{5,}}$') {where}
+                ORDER BY CASE bucket WHEN 'rare' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, hash(piece)
+                LIMIT $n""",
+            {"n": n} if tokenizer_id is None else {"n": n, "tid": tokenizer_id},
+        )
+    return [str(p) for p in frame["piece"].to_list()]
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:

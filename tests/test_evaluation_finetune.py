@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from evaluation_support import DATA, make_run
 from scipy.stats import ttest_rel
-from test_evaluation_support import DATA, make_run
 
 from embedder.rundir import RunDir
 from evaluation.errors import DataFormatError

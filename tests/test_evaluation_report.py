@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_evaluation_support import DATA, input_matrix, make_lexicon, make_run
+from evaluation_support import DATA, input_matrix, make_lexicon, make_run
 
 from embedder.rundir import RunDir
 from evaluation.isotropy import isotropy

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_evaluation_support import DATA, make_run
+from evaluation_support import DATA, make_run
 
 from evaluation.errors import DataFormatError, EvaluationError
 from evaluation.summarization import (

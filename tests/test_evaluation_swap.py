@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_evaluation_support import make_lexicon, make_run
+from evaluation_support import make_lexicon, make_run
 
 from evaluation.swap import load_model, save_swapped
 
@@ -90,7 +90,7 @@ def test_cli_swap(tiny_bert_dir: Path, tmp_path: Path) -> None:
 
 
 def test_swap_task_tail_selection(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    from test_evaluation_support import DATA
+    from evaluation_support import DATA
 
     from index.select import select_rows
 

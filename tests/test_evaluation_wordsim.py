@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from evaluation_support import DATA
 from scipy.stats import spearmanr
-from test_evaluation_support import DATA
 
 from evaluation.errors import DataFormatError, EvaluationError
 from evaluation.wordsim import read_pairs, single_token_ids, spearman, word_similarity

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces, token_frame
 from safetensors import safe_open
-from test_index_support import SPECIAL, make_lexicon, make_run, roberta_pieces, token_frame
 
 from index.errors import ExportError, SelectError, SwapError
 from index.exporter import export

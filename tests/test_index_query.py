@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from test_index_support import SENSES, SPECIAL, make_lexicon, make_run, roberta_pieces
+from index_support import SENSES, SPECIAL, make_lexicon, make_run, roberta_pieces
 
 from index.errors import TokenNotFound
 from index.faiss_index import build

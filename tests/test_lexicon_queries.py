@@ -155,3 +155,19 @@ def test_a_moved_folder_is_found_by_its_aligned_name_and_a_changed_one_is_refuse
     (moved / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n", encoding="utf-8")
     with pytest.raises(TokenizerError, match="not aligned"):
         lexicon.coverage(copy, moved)
+
+
+def test_probe_pieces_are_whole_words_rarest_first(db: Path) -> None:
+    from lexicon.queries import probe_pieces, query
+
+    pieces = probe_pieces(db, 1, n=4)
+    assert 0 < len(pieces) <= 4 and probe_pieces(db, None, n=4) == pieces  # one tokenizer aligned
+    rows = query(db, "SELECT piece, surface, bucket FROM token WHERE tokenizer_id = 1")
+    by_piece = {r["piece"]: r for r in rows.iter_rows(named=True)}
+    order = {"rare": 0, "medium": 1, "frequent": 2}
+    ranks = [order[by_piece[p]["bucket"]] for p in pieces]
+    assert ranks == sorted(ranks)
+    assert all(
+        p.startswith("Ġ") and by_piece[p]["surface"].isalpha() and len(by_piece[p]["surface"]) >= 5
+        for p in pieces
+    )

@@ -1,6 +1,5 @@
-"""Builders for the index tests: fabricated run folders (RunDir + seeded arrays + manifest) and a small
-lexicon written through lexicon.db.writing. The index's contract is the run folder, so a run built here
-is exactly what the embedder hands over; no test in this module (pytest collects nothing from it)."""
+"""Builders for the index tests: run folders with seeded arrays over RoBERTa's vocabulary and a small
+lexicon with a few real-looking senses, both written by tests/fabricate.py (no tests here)."""
 
 from __future__ import annotations
 
@@ -9,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from fabricate import lexicon_fingerprint, write_lexicon, write_run
 
 from embedder.rundir import RunDir
-from lexicon.db import connect, fingerprint, writing
 
 DATA = Path(__file__).parent / "data"
 SPECIAL = (0, 1, 2, 3, 50264)  # <s> <pad> </s> <unk> <mask>
@@ -63,38 +62,28 @@ def make_lexicon(path: Path, pieces: list[str], tokenizer_id: int = 1) -> dict[s
     """A lexicon with one tokenizer, its token table and SENSES aligned to their word-initial pieces.
 
     Returns {word: token_id} of the aligned words."""
-    tokens = token_frame(pieces, tokenizer_id)
     index = {p: i for i, p in enumerate(pieces)}
     aligned: dict[str, int] = {}
-    with writing(path) as con:
-        con.execute(
-            "INSERT INTO tokenizer VALUES (?, 'roberta-bart', 'bpe', ?, ?, 'vocab-order', now())",
-            [tokenizer_id, len(pieces), f"sha-{len(pieces)}"],
-        )
-        con.register("tok", tokens.to_arrow())
-        con.execute("INSERT INTO token SELECT * FROM tok")
-        con.unregister("tok")
-        for sid, (word, pos, gloss) in enumerate(SENSES, start=1):
-            con.execute("INSERT INTO entry VALUES (?, 1, ?, ?, 'en', ?, NULL, NULL)", [sid, sid, word, pos])
-            con.execute(
-                "INSERT INTO sense (sense_id, entry_id, ord, gloss) VALUES (?, ?, 0, ?)", [sid, sid, gloss]
-            )
-            tid = index.get("Ġ" + word)
-            if tid is not None:
-                rank = sum(1 for w, _, _ in SENSES[: sid - 1] if w == word) + 1
-                con.execute(
-                    "INSERT INTO alignment VALUES (?, ?, ?, 'exact', ?)", [tokenizer_id, tid, sid, rank]
-                )
-                aligned[word] = tid
+    rows: list[tuple[int, int, int, str, int]] = []
+    for sid, (word, _, _) in enumerate(SENSES, start=1):
+        tid = index.get("Ġ" + word)
+        if tid is not None:
+            rank = sum(1 for w, _, _ in SENSES[: sid - 1] if w == word) + 1
+            rows.append((tokenizer_id, tid, sid, "exact", rank))
+            aligned[word] = tid
+    write_lexicon(
+        path,
+        token_frame(pieces, tokenizer_id),
+        tokenizer_id=tokenizer_id,
+        name="roberta-bart",
+        sha256=f"sha-{len(pieces)}",
+        frequency_source="vocab-order",
+        senses=SENSES,
+        alignment=pl.DataFrame(
+            rows, schema=["tokenizer_id", "token_id", "sense_id", "rule", "rank"], orient="row"
+        ),
+    )
     return aligned
-
-
-def lexicon_fingerprint(path: Path) -> str:
-    con = connect(path)
-    try:
-        return fingerprint(con)
-    finally:
-        con.close()
 
 
 def make_run(
@@ -117,29 +106,22 @@ def make_run(
     original = original.astype(np.float32)
     tokens = original.copy()
     tokens[covered] = original[covered] + rng.standard_normal((int(covered.sum()), d)).astype(np.float32)
-    run = RunDir(path)
-    path.mkdir(parents=True, exist_ok=True)
-    run.write_manifest(
-        {
-            "run_id": run_id,
-            "model": model,
-            "model_family": family,
-            "tokenizer_sha256": f"sha-{v}",
-            "tokenizer_id": tokenizer_id,
-            "lexicon_db": str(db) if db else None,
-            "lexicon_fingerprint": lexicon_fingerprint(db) if db else None,
-            "vocab_size": v,
-            "dim": d,
-            "seed": seed,
-        }
-    )
-    run.save_array("original_vectors.npy", original)
-    run.save_array("token_vectors.npy", tokens)
-    run.save_array("token_covered.npy", covered.astype(bool))
     if sense_ids is None:
         sense_ids = np.arange(1, 6, dtype=np.int64)
         sense_vectors = rng.standard_normal((5, d)).astype(np.float32)
-    assert sense_vectors is not None
-    run.save_array("sense_ids.npy", sense_ids.astype(np.int64))
-    run.save_array("sense_vectors.npy", sense_vectors.astype(np.float32))
-    return RunDir.open(path)
+    return write_run(
+        path,
+        original,
+        tokens,
+        covered,
+        model=model,
+        family=family,
+        db=db,
+        seed=seed,
+        tokenizer_id=tokenizer_id,
+        sense_ids=sense_ids,
+        sense_vectors=sense_vectors,
+        run_id=run_id,
+        tokenizer_sha256=f"sha-{v}",
+        lexicon_fingerprint=lexicon_fingerprint(db) if db else None,
+    )

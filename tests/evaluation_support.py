@@ -1,7 +1,5 @@
-"""Builders for the evaluation tests: fabricated run folders and a small lexicon. No tests here.
-
-The run folder is the contract between the embedder and evaluation, so a run written here with RunDir,
-seeded arrays and a manifest whose `model` is a tiny fixture model is exactly what evaluation receives.
+"""Builders for the evaluation tests: run folders over a tiny fixture model's rows and a lexicon with a
+bucket for every token, both written by tests/fabricate.py (no tests here).
 """
 
 from __future__ import annotations
@@ -9,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from fabricate import write_lexicon, write_run
 
 from embedder.rundir import RunDir
 
@@ -42,27 +41,19 @@ def make_run(
     generated = orig.copy()
     scale = float(np.linalg.norm(orig, axis=1).mean()) / np.sqrt(d)
     generated[covered] = (rng.standard_normal((int(covered.sum()), d)) * scale).astype(np.float32)
-    run = RunDir(path)
-    path.mkdir(parents=True, exist_ok=True)
-    run.write_manifest(
-        {
-            "run_id": path.name,
-            "model": str(model_dir),
-            "model_family": family,
-            "tokenizer_id": 1,
-            "lexicon_db": str(db) if db is not None else None,
-            "vocab_size": v,
-            "dim": d,
-            "seed": seed,
-            "config": {"fabricated": True},
-            "versions": {},
-            "timings": {},
-        }
+    return write_run(
+        path,
+        orig,
+        generated,
+        covered,
+        model=str(model_dir),
+        family=family,
+        db=db,
+        seed=seed,
+        config={"fabricated": True},
+        versions={},
+        timings={},
     )
-    run.save_array("original_vectors.npy", orig)
-    run.save_array("token_vectors.npy", generated)
-    run.save_array("token_covered.npy", covered)
-    return RunDir.open(path)
 
 
 def make_lexicon(db: Path, vocab_size: int, special: tuple[int, ...], covered: np.ndarray) -> None:
@@ -70,7 +61,6 @@ def make_lexicon(db: Path, vocab_size: int, special: tuple[int, ...], covered: n
     import polars as pl
 
     from evaluation.rows import buckets_by_order
-    from lexicon.db import writing
 
     labels = buckets_by_order(vocab_size, special)
     ids = np.arange(vocab_size)
@@ -99,13 +89,4 @@ def make_lexicon(db: Path, vocab_size: int, special: tuple[int, ...], covered: n
             "rank": np.ones(cov.size, dtype=np.int32),
         }
     )
-    with writing(db) as con:
-        con.execute(
-            "INSERT INTO tokenizer (tokenizer_id, name, kind, vocab_size, sha256) "
-            "VALUES (1, 'fixture', 'bpe', ?, 'fixture-sha')",
-            [vocab_size],
-        )
-        con.register("tokens_df", tokens.to_arrow())
-        con.execute("INSERT INTO token SELECT * FROM tokens_df")
-        con.register("align_df", align.to_arrow())
-        con.execute("INSERT INTO alignment SELECT * FROM align_df")
+    write_lexicon(db, tokens, alignment=align)
