@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_index_support import make_lexicon, make_run, roberta_pieces
+from index_support import make_lexicon, make_run, roberta_pieces
 
 import index
 from defemb.cli import cli

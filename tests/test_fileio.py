@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_index_support import make_lexicon, make_run, roberta_pieces
+from index_support import make_lexicon, make_run, roberta_pieces
 
 import lexicon.fileio as fileio
 from index.errors import ExportError
