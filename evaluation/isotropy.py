@@ -183,6 +183,11 @@ def all_but_the_top(w: np.ndarray, d: int = 10, exclude: np.ndarray | None = Non
     """
     w = _as_matrix(w)
     fit = np.asarray(w if exclude is None else w[~np.asarray(exclude, dtype=bool)], dtype=np.float64)
+    if fit.shape[0] < 2:  # the mean of no rows is NaN, which would be reported as NaN in the input
+        raise EvaluationError(
+            f"all-but-the-top needs at least 2 ordinary (non-special) rows to fit; this {w.shape[0]}-row "
+            f"matrix has {fit.shape[0]}"
+        )
     mean = fit.mean(axis=0)
     centred = fit - mean
     d = min(d, centred.shape[1])

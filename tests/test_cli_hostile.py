@@ -159,6 +159,8 @@ def test_every_command_fails_cleanly_on_hostile_input(
             and lines[-1].startswith("Error: ")
             and sum(ln.startswith("Error") for ln in lines) == 1
         )
+        if args[:2] == ["eval", "isotropy"] and "ones" in args[-1]:
+            clean = clean and "NaN" not in res.stderr  # a 3x4 matrix of ones holds no NaN
         if not clean:
             bad.append((args, res.exit_code, repr(res.exception), res.output[-400:]))
     assert not bad, "\n\n".join(map(str, bad))
