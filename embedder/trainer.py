@@ -384,6 +384,17 @@ class _Session:
     t_data: float
 
 
+def _refuse_foreign_folder(path: Path) -> None:
+    """A run is written into a new folder or an earlier run's; never among someone else's files."""
+    if path.exists() and not path.is_dir():
+        raise EmbedderError(f"--run {path} is a file; name a new folder for the run")
+    if path.is_dir() and not (path / "manifest.json").is_file() and any(path.iterdir()):
+        raise EmbedderError(
+            f"--run {path} is a folder that holds other files and no run (no manifest.json); name a new "
+            "folder for the run, so nothing there is overwritten"
+        )
+
+
 def _open_or_resume(cfg: TrainConfig, dist: _Dist, device: torch.device) -> _Session:
     """Load the model and data, then either resume the run's checkpoint or initialise the head.
 
@@ -392,6 +403,7 @@ def _open_or_resume(cfg: TrainConfig, dist: _Dist, device: torch.device) -> _Ses
     """
     t_start = time.perf_counter()
     run = RunDir(Path(cfg.run))
+    _refuse_foreign_folder(run.path)
     torch.manual_seed(cfg.seed)
 
     model_bb, tok, family = load_pretrained(cfg.model, cfg.family)

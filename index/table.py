@@ -16,7 +16,7 @@ from tqdm import tqdm
 from embedder.binding import LexiconRef, bound
 from index.errors import IndexStageError
 from index.faiss_index import open_index
-from index.query import search_without_self
+from index.query import clamp_k, search_without_self
 from index.vocabulary import RunLike, as_run
 from lexicon.db import writing
 
@@ -43,6 +43,7 @@ def neighbor_frame(run: RunLike, matrix: str, k: int = 10, progress: bool = True
     """k neighbours (self excluded) of every token in a matrix's index, as `neighbor` table rows."""
     r = as_run(run)
     index = open_index(r, matrix)
+    k = clamp_k(k, index.manifest.ntotal - 1, f"the {matrix} index (less the token itself)")
     source = r.token_vectors() if matrix == "generated" else r.original_vectors()
     ids = index.ids
     out_n, out_s = [], []

@@ -19,6 +19,7 @@ from index_support import make_lexicon, make_run, roberta_pieces
 import index
 from defemb.cli import cli
 from index.query import KClamped, neighbors, reverse_vectors
+from index.table import neighbor_frame
 from lexicon.builder import build
 from lexicon.errors import TokenizerError
 from lexicon.tokenizers import load_vocab
@@ -100,6 +101,8 @@ def _cases(w: dict[str, Path]) -> list[list[str]]:
         ["sql", "--db", lex, "INSTALL httpfs"],
         ["sql", "--db", b, "SELECT 1"],
         ["embed", "generate", "--db", lex, "--run", trunc],
+        ["embed", "train", "--db", lex, "--model", str(ROBERTA), "--run", str(w["victim"])],
+        ["embed", "train", "--db", lex, "--model", str(ROBERTA), "--run", str(w["a_file"])],
         ["index", "build", "--run", trunc],
         ["index", "neighbors", "--run", trunc, "Ġthe"],
         ["index", "neighbors", "--run", run, "no-such-token-anywhere"],
@@ -187,6 +190,9 @@ def test_k_beyond_the_index_is_lowered_with_a_warning(world: dict[str, Path]) ->
     )
     assert res.exit_code == 0, res.output
     assert "Warning: k=100000000" in res.stderr and len(json.loads(res.stdout)) == ntotal - 1
+    with pytest.warns(KClamped):
+        table = neighbor_frame(world["run"], "generated", k=10**9, progress=False)
+    assert table.height == ntotal * (ntotal - 1)
 
 
 @pytest.mark.parametrize("bad", [{"b": 300_000_000}, {"b": "1"}, {"b": 1.0}, {"b": True}, {"b": -1}])
@@ -205,3 +211,12 @@ def test_a_lexicon_is_unchanged_by_a_failed_build(world: dict[str, Path], tmp_pa
         cli, ["lexicon", "build", "--db", str(db), "--source", f"kaikki:{world['loop']}"]
     )
     assert res.exit_code == 1 and db.read_bytes() == before
+
+
+def test_training_never_writes_among_foreign_files(world: dict[str, Path]) -> None:
+    res = CliRunner().invoke(
+        cli,
+        ["embed", "train", "--db", str(world["lex"]), "--model", str(ROBERTA), "--run", str(world["victim"])],
+    )
+    assert res.exit_code == 1 and "holds other files and no run" in res.stderr, res.stderr
+    assert sorted(p.name for p in world["victim"].iterdir()) == ["notes.txt"]
