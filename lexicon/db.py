@@ -135,33 +135,47 @@ def lock_path(path: str | os.PathLike[str]) -> Path:
 
 @contextlib.contextmanager
 def _writer_lock(p: Path, wait: float) -> Iterator[None]:
-    """Hold the lexicon's writer lock: one writer per file. The kernel drops the lock when its holder
-    dies (kill -9 included), so a lock is never stale; the file itself stays, harmlessly."""
+    """Hold the lexicon's writer lock `<db>.lock`: one writer per file.
+
+    The kernel drops a flock when its holder dies (kill -9 included), so a lock is never stale. The
+    holder deletes the file before letting go, and a waiter that wakes holding a deleted file (or one
+    replaced since it opened it) tries again, so nothing is left beside the lexicon after a build.
+    """
     lock = p.with_name(f"{p.name}.lock")
+    deadline = time.monotonic() + max(0.0, wait)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LexiconError(
+                f"cannot create the lock file {lock}: {exc.strerror}; choose another --db"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "another process"
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise LexiconBusy(
+                    f"{p} is being written by {holder}; one writer at a time. Wait for it to finish "
+                    f"(or pass --wait SECONDS to wait), then run this command again"
+                ) from None
+            time.sleep(0.2)
+            continue
+        try:
+            current = os.stat(lock).st_ino
+        except FileNotFoundError:
+            current = -1
+        if current == os.fstat(fd).st_ino:
+            break
+        os.close(fd)  # the holder before us removed this file: lock the one that is there now
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise LexiconError(
-            f"cannot create the lock file {lock}: {exc.strerror}; choose another --db"
-        ) from exc
-    try:
-        deadline = time.monotonic() + max(0.0, wait)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "another process"
-                    raise LexiconBusy(
-                        f"{p} is being written by {holder}; one writer at a time. Wait for it to finish "
-                        f"(or pass --wait SECONDS to wait), then run this command again"
-                    ) from None
-                time.sleep(0.2)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
         yield
     finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
         os.close(fd)  # releases the lock
 
 

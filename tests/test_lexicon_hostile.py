@@ -51,20 +51,24 @@ def test_a_second_writer_is_refused_while_the_first_writes(tmp_path: Path) -> No
     with writing(db), pytest.raises(LexiconBusy, match="one writer at a time"):
         build(db, [f"tsv:{TSV}"], progress=False)
     assert build(db, [f"tsv:{TSV}"], progress=False).sources[0].loaded > 0
-    assert lock_path(db).exists()
+    assert not lock_path(db).exists()  # the lock goes with its holder
 
 
-def test_two_concurrent_builds_keep_both_sources(tmp_path: Path) -> None:
-    """Two processes building one --db: the second waits for the first (--wait), so neither update is lost."""
+def test_concurrent_builds_keep_every_source(tmp_path: Path) -> None:
+    """Processes building one --db at once: each waits for the one before (--wait), so no update is
+    lost; the lock file is removed by each holder, and a waiter that finds it gone locks the new one."""
     db = tmp_path / "lex.duckdb"
-    a = tmp_path / "a.tsv"
-    b = tmp_path / "b.tsv"
-    a.write_text("alpha\tnoun\tThe first letter.\n")
-    b.write_text("beta\tnoun\tThe second letter.\n")
-    code = "import sys, lexicon.builder as b; b.build(sys.argv[1], [sys.argv[2]], progress=False, wait=60)"
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(db), f"tsv:{f}"]) for f in (a, b)]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    assert sorted(w for (w,) in _rows(db, "SELECT word FROM entry")) == ["alpha", "beta"]
+    words = ["alpha", "beta", "gamma", "delta"]
+    files = []
+    for w in words:
+        f = tmp_path / f"{w}.tsv"
+        f.write_text(f"{w}\tnoun\tThe letter {w}.\n")
+        files.append(f)
+    code = "import sys, lexicon.builder as b; b.build(sys.argv[1], [sys.argv[2]], progress=False, wait=120)"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(db), f"tsv:{f}"]) for f in files]
+    assert [p.wait(timeout=240) for p in procs] == [0] * len(words)
+    assert sorted(w for (w,) in _rows(db, "SELECT word FROM entry")) == sorted(words)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("lex")) == ["lex.duckdb"]
 
 
 # --- 6: interrupted builds --------------------------------------------------------------------------------
@@ -75,7 +79,7 @@ def test_stale_copies_of_killed_writers_are_removed(tmp_path: Path) -> None:
     stale.write_bytes(b"left by kill -9")
     (tmp_path / "lex.duckdb.tmp-999999.wal").write_bytes(b"x")
     build(db, [f"kaikki:{KAIKKI}"], progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lex.duckdb", "lex.duckdb.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lex.duckdb"]
 
 
 _SLOW_BUILD = textwrap.dedent(
