@@ -1,6 +1,6 @@
 """The kit every `defemb` command is made with: shared options, one `emit()`, one error handler.
 
-- `db_option(...)`, `run_option(...)`, `json_option`, `force_option`: the options that mean the same thing in every stage,
+- `db_option(...)`, `run_option(...)`, `json_option`, `force_option`, `wait_option`: the options that mean the same thing in every stage,
   spelled the same way (`--db`, `--run`, `--json`).
 - `emit(obj, as_json, text)`: JSON (one line, NaN → null) for machines, `text` for people.
 - `Group`: a click group whose commands fail cleanly. An error a stage raises on purpose (any
@@ -36,6 +36,7 @@ __all__ = [
     "one_line_warnings",
     "run_option",
     "set_debug",
+    "wait_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -120,6 +121,15 @@ def run_option(*, required: bool = True, exists: bool = False, help: str = "Run 
 
 json_option: Callable[[F], F] = click.option(
     "--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout."
+)
+
+wait_option: Callable[[F], F] = click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="While another process writes the lexicon, wait this long for it instead of stopping.",
 )
 
 force_option: Callable[[F], F] = click.option(

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from defemb._cli import Group, db_option, emit, force_option, json_option
+from defemb._cli import Group, db_option, emit, force_option, json_option, wait_option
 from lexicon.errors import LexiconError
 
 __all__ = ["lexicon", "sql"]
@@ -49,14 +49,7 @@ def lexicon() -> None:
     "Repeatable.",
 )
 @click.option("--lang", default="en", show_default=True, help="Language code kept from multilingual sources.")
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    metavar="SECONDS",
-    help="While another process writes the lexicon, wait this long for it instead of stopping.",
-)
+@wait_option
 @json_option
 def build(db: str, sources: tuple[str, ...], lang: str, wait: float, as_json: bool) -> None:
     """Load dictionary sources into the lexicon (created if missing), atomically.
@@ -122,6 +115,7 @@ def build(db: str, sources: tuple[str, ...], lang: str, wait: float, as_json: bo
     help="Comma-separated alignment rules to apply (default all: user, exact, casefold, "
     "lemma, affix, numeral, unaccent, stem, completion).",
 )
+@wait_option
 @json_option
 def align(
     db: str,
@@ -131,6 +125,7 @@ def align(
     buckets: str,
     max_senses: int | None,
     rules: str | None,
+    wait: float,
     as_json: bool,
 ) -> None:
     """Load a tokenizer's vocabulary and link every token to its ranked definitions."""
@@ -151,6 +146,7 @@ def align(
         max_senses=max_senses,
         progress=not as_json,
         rules=None if rules is None else [r.strip() for r in rules.split(",") if r.strip()],
+        wait=wait,
     )
     data = report.to_dict()
     if as_json:

@@ -489,6 +489,7 @@ def align(
     max_senses: int | None = None,
     rules: Sequence[str] | None = None,
     progress: bool = True,
+    wait: float = 0.0,
 ) -> AlignReport:
     """Load `tokenizer`'s vocabulary into the lexicon at `db` and link every token to ranked senses.
 
@@ -512,7 +513,7 @@ def align(
         raise LexiconError(f"max_senses must be at least 1, got {max_senses}")
     connect(db).close()  # a missing or outdated lexicon is refused before any work
     vocab = tokenizer if isinstance(tokenizer, Vocab) else load_vocab(tokenizer)
-    with writing(db) as con:
+    with writing(db, wait=wait) as con:
         freq = _frequencies(con, vocab, frequencies, corpus, progress)
         found = tokenizer_id(con, vocab.sha256)
         if found is None:

@@ -54,6 +54,16 @@ def test_a_second_writer_is_refused_while_the_first_writes(tmp_path: Path) -> No
     assert not lock_path(db).exists()  # the lock goes with its holder
 
 
+def test_every_writer_takes_the_lock(tmp_path: Path) -> None:
+    from lexicon.aligner import align
+
+    db = tmp_path / "lex.duckdb"
+    build(db, [f"tsv:{TSV}"], progress=False)
+    with writing(db), pytest.raises(LexiconBusy, match="--wait"):
+        align(db, DATA / "roberta-bart", corpus="vocab-order", progress=False)
+    assert _rows(db, "SELECT count(*) FROM tokenizer") == [(0,)]
+
+
 def test_concurrent_builds_keep_every_source(tmp_path: Path) -> None:
     """Processes building one --db at once: each waits for the one before (--wait), so no update is
     lost; the lock file is removed by each holder, and a waiter that finds it gone locks the new one."""

@@ -119,8 +119,7 @@ class _Decompressed(io.RawIOBase):
             if not data:
                 if self._fed and not self._d.eof:
                     self._error = TruncatedStream(
-                        f"the {self._kind} stream ends early (after {len(self._out)} more bytes); "
-                        "the file is truncated"
+                        f"the {self._kind} stream ends before its end marker: the file is truncated"
                     )
                 self._done = True
                 break
