@@ -3,8 +3,9 @@
 Every artifact the toolkit writes goes through a uniquely named temporary file or folder beside its
 destination, is fsynced, and is moved into place with `os.replace` (then the parent folder is fsynced), so
 a reader — or the next run after a crash — sees the old complete artifact or the new complete one, never
-half of one. The module sits in `lexicon`, the first package of the flow, so every later package uses
-the same code (`tests/test_layering.py`).
+half of one. Temporary names carry host and pid, and the next write of the same artifact removes what a
+killed writer left (:func:`remove_orphans`). The module sits in `lexicon`, the first package of the
+flow, so every later package uses the same code (`tests/test_layering.py`).
 
 The output rule (:func:`claim_output`, used by :func:`output_file` / :func:`output_dir`): an output
 named by the user is written only where nothing is, unless `force` is given; even with `force` the
@@ -15,10 +16,12 @@ a run folder, a lexicon database, or a folder that holds one.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +42,7 @@ __all__ = [
     "npy_to_fill",
     "output_dir",
     "output_file",
+    "remove_orphans",
     "save_npy",
     "write_bytes",
     "write_json",
@@ -91,6 +95,51 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# Temporary names carry the writer's host and pid, so a later write can tell the leftovers of a killed
+# writer (same host, pid gone) from the work of a live one and remove only the former.
+_HOST = socket.gethostname().replace(".", "_").replace("-", "_") or "host"
+
+
+def _tmp_prefix(p: Path) -> str:
+    return f".{p.name}.{_HOST}-{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_orphans(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files and folders of `path` left by writers on this host that no longer run
+    (killed mid-write); return what was removed. Temporaries of live writers are kept."""
+    p = Path(path)
+    removed: list[Path] = []
+    try:
+        candidates = list(p.parent.glob(f".{glob.escape(p.name)}.{glob.escape(_HOST)}-*"))
+    except OSError:
+        return removed
+    for f in candidates:
+        if not f.name.endswith((".tmp", ".old")):
+            continue
+        owner = f.name[len(p.name) + len(_HOST) + 3 :].split(".", 1)[0]
+        if not owner.isdigit() or _alive(int(owner)):
+            continue
+        try:
+            if f.is_dir() and not f.is_symlink():
+                shutil.rmtree(f)
+            else:
+                f.unlink()
+            removed.append(f)
+        except OSError:
+            pass
+    return removed
+
+
 def _parent(path: Path) -> Path:
     parent = path.parent
     try:
@@ -117,7 +166,8 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     p = Path(path)
     parent = _parent(p)
-    fd, name = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".tmp")
+    remove_orphans(p)
+    fd, name = tempfile.mkstemp(dir=parent, prefix=_tmp_prefix(p), suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
     try:
@@ -189,7 +239,8 @@ def atomic_dir(path: str | os.PathLike[str], marker: dict[str, Any] | None = Non
     if p.exists() and not p.is_dir():
         raise OutputError(f"{p} exists and is not a folder; choose another path")
     parent = _parent(p)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{p.name}.", suffix=".tmp"))
+    remove_orphans(p)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=_tmp_prefix(p), suffix=".tmp"))
     try:
         yield tmp
         if marker is not None:
@@ -200,7 +251,7 @@ def atomic_dir(path: str | os.PathLike[str], marker: dict[str, Any] | None = Non
                     os.fsync(fh.fileno())
         old: Path | None = None
         if p.exists():
-            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{p.name}.", suffix=".old"))
+            old = Path(tempfile.mkdtemp(dir=parent, prefix=_tmp_prefix(p), suffix=".old"))
             old.rmdir()
             os.replace(p, old)
         os.replace(tmp, p)

@@ -178,3 +178,25 @@ def test_parquet_export_follows_the_rule(tmp_path: Path) -> None:
                 q.export_parquet(db, ro / "pq")
         finally:
             ro.chmod(0o755)
+
+
+def test_leftovers_of_killed_writers_are_removed_on_the_next_write(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    pid = int(dead.stdout)  # that process has exited
+    f = tmp_path / "token_vectors.npy"
+    orphan_file = tmp_path / f".{f.name}.{fileio._HOST}-{pid}.abcd1234.tmp"
+    orphan_file.write_bytes(b"half an array")
+    orphan_dir = tmp_path / f".{f.name}.{fileio._HOST}-{pid}.efgh5678.tmp"
+    orphan_dir.mkdir()
+    live = tmp_path / f".{f.name}.{fileio._HOST}-{os.getpid()}.live0000.tmp"  # a writer still running
+    live.write_bytes(b"in progress")
+    other_host = tmp_path / f".{f.name}.elsewhere-{pid}.zzzz0000.tmp"
+    other_host.write_bytes(b"not ours to judge")
+    fileio.save_npy(f, np.zeros(3))
+    assert not orphan_file.exists() and not orphan_dir.exists()
+    assert live.exists() and other_host.exists() and np.load(f).shape == (3,)
