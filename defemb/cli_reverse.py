@@ -15,7 +15,7 @@ from defemb._cli import db_option, emit, json_option, run_option
 
 __all__ = ["reverse"]
 
-_EPILOG = """Examples:
+_EPILOG = """Example:
 
   defemb reverse --run runs/r1 "a small domesticated feline" -k 5
 

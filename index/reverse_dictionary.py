@@ -684,6 +684,14 @@ def reverse_words(
 
     Columns: query (0-based), rank (1-based), word, score, pos, gloss, single_token, token_id, sense_id.
     """
+    # Bad input is refused before anything is built.
+    texts = [text] if isinstance(text, str) else list(text)
+    if not texts:
+        raise IndexStageError("reverse needs at least one definition")
+    for i, t in enumerate(texts):
+        check_query(t, f"query {i}" if len(texts) > 1 else "the query")
+    if k < 1:
+        raise IndexStageError(f"k must be at least 1, got {k}")
     rd = open_reverse(run, db, cache_dir, progress=progress, scorers=scorers)
     return rd.search(
         text,
@@ -745,6 +753,8 @@ def reverse_batch(
         raise IndexStageError(f"{src} is empty; give one definition per line")
     for i, line in enumerate(lines):
         check_query(line, f"line {i + 1} of {src}")
+    if k < 1:
+        raise IndexStageError(f"k must be at least 1, got {k}")
     t0 = time.perf_counter()
     rd = open_reverse(run, db, cache_dir, progress=progress, scorers=scorers)
     t1 = time.perf_counter()
