@@ -21,6 +21,7 @@ from embedder.rundir import RunDir
 from evaluation.errors import EvaluationError
 from evaluation.glue_data import Examples, GlueTask, read_glue_tsv, task_files
 from evaluation.training import optimizer_and_schedule, optimizer_step, pick_device, seed_everything
+from index.policy import DEFAULT_HOW
 
 __all__ = [
     "FinetuneConfig",
@@ -40,7 +41,8 @@ class FinetuneConfig:
 
     task: str = "cola"
     data_dir: str = ""
-    select: str = "covered"
+    rows: str = "covered"  # the row policy of the swapped model (index.policy): which rows …
+    how: str = DEFAULT_HOW  # … and how they change
     seeds: tuple[int, ...] = (1, 2, 3)
     epochs: float = 3.0
     lr: float = 2e-5
@@ -201,7 +203,8 @@ class GlueResult:
 
     task: str
     metric: str
-    select: str
+    rows: str
+    how: str
     replaced_rows: int
     train_examples: int
     eval_examples: int
@@ -226,7 +229,7 @@ def compare_glue(
     progress: bool = False,
 ) -> GlueResult:
     """Fine-tune the run's original model and its swapped twin under each seed of `cfg.seeds`."""
-    from evaluation.rows import swap_mask
+    from evaluation.rows import policy_swap
 
     t0 = time.perf_counter()
     if not cfg.seeds:
@@ -238,8 +241,7 @@ def compare_glue(
     regression = spec.num_labels == 1
     train = read_glue_tsv(train_f, regression).head(cfg.max_train)
     dev = read_glue_tsv(dev_f, regression).head(cfg.max_eval)
-    mask = swap_mask(run, db, cfg.select)
-    matrix = np.asarray(run.token_vectors(), dtype=np.float32)
+    matrix, mask = policy_swap(run, db, cfg.rows, cfg.how)
     seeds = []
     for s in cfg.seeds:
         orig = finetune_once(model_dir, spec, train, dev, cfg, s, None, progress)
@@ -251,7 +253,8 @@ def compare_glue(
     return GlueResult(
         task=spec.name,
         metric=head,
-        select=cfg.select,
+        rows=cfg.rows,
+        how=cfg.how,
         replaced_rows=int(mask.sum()),
         train_examples=len(train),
         eval_examples=len(dev),

@@ -12,7 +12,7 @@ import numpy as np
 
 from lexicon.fileio import write_bytes
 
-__all__ = ["svd_projection", "svd_scatter", "isotropy_bars", "coverage_bars"]
+__all__ = ["svd_projection", "svd_scatter", "isotropy_bars", "coverage_bars", "alpha_curve"]
 
 _COLOURS = {"frequent": "#1f77b4", "medium": "#2ca02c", "rare": "#d62728", "special": "#7f7f7f"}
 _ORDER = ("frequent", "medium", "rare")
@@ -144,4 +144,43 @@ def coverage_bars(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str
     ax.set_xticks(range(len(buckets)), [f"{b}\n({totals[b]} tokens)" for b in buckets])
     ax.legend(title="rule of the first definition", fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     ax.set_title("Lexicon coverage by frequency bucket and alignment rule")
+    return _save(fig, path)
+
+
+def alpha_curve(knobs: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Spearman of every set (test part) against α, one panel per method, with the development-part mean
+    that chose α, the chosen point, and the share of original neighbours kept (right axis)."""
+    methods = list(knobs["methods"])
+    alphas = [float(a) for a in knobs["alphas"]]
+    fig, axes = _figure(1, len(methods), (5.6 * len(methods), 4.2))
+    sets = list(knobs["pairs"])
+    cmap = __import__("matplotlib").colormaps["tab10"]
+
+    def how(m: str, a: float) -> str:
+        return f"{m}:{a:g}"
+
+    for ax, m in zip(axes[0], methods, strict=True):
+        for i, ds in enumerate(sets):
+            ys = [knobs["test"][how(m, a)].get(ds) for a in alphas]
+            ax.plot(alphas, [np.nan if y is None else y for y in ys], color=cmap(i % 10), lw=1, label=ds)
+        for part, style in (("test", "-"), ("dev", "--")):
+            means = [
+                np.nanmean([np.nan if v is None else v for v in knobs[part][how(m, a)].values()])
+                for a in alphas
+            ]
+            ax.plot(alphas, means, "k" + style, lw=2, label=f"mean ({part} part)")
+        if knobs["chosen"].startswith(m + ":"):
+            ax.axvline(float(knobs["chosen"].split(":")[1]), color="k", lw=0.8, ls=":")
+        ax.set_xlabel("α (weight of the generated row)")
+        ax.set_ylabel("Spearman")
+        ax.set_title(m)
+        kept = knobs.get("neighbours_kept") or {}
+        if kept:
+            ax2 = ax.twinx()
+            ax2.plot(alphas, [kept.get(how(m, a), np.nan) for a in alphas], color="grey", ls=":", lw=1.5)
+            ax2.set_ylim(0, 1.02)
+            ax2.set_ylabel("original top-10 neighbours kept (grey)")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"Row policy weight α; chosen {knobs['chosen']} on the development parts")
+    fig.tight_layout()
     return _save(fig, path)

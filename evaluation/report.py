@@ -34,6 +34,10 @@ __all__ = [
     "isotropy_of_matrix",
     "isotropy_of_model",
     "wordsim_of_run",
+    "knobs_of_run",
+    "wordsim_wins",
+    "wordsim_markdown",
+    "knobs_markdown",
     "coverage_rows",
     "build_report",
     "evaluate_run",
@@ -41,7 +45,6 @@ __all__ = [
 ]
 
 REPORT_VERSION = 1
-_MATRIX_ORDER = {"original": 0, "definitionemb": 1, "abtt": 2}
 
 
 def current_command() -> str:
@@ -97,19 +100,24 @@ def load_results(run: RunDir) -> dict[str, dict[str, Any]]:
 
 
 def isotropy_of_run(
-    run: RunDir, db: LexiconRef = None, select: str | None = None
+    run: RunDir,
+    db: LexiconRef = None,
+    rows: str | None = None,
+    how: Sequence[str] | str | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
-    """Isotropy of the original, DefinitionEMB and ABTT matrices by bucket; also returns matrices and labels."""
+    """Isotropy (I(W), IsoScore, …) by bucket of the original rows, each row policy `rows` × `how`
+    (default: the shipped policy and `replace`) and ABTT; also returns the matrices and the labels."""
     from evaluation.isotropy import measure_by_bucket
     from evaluation.rows import describe, run_buckets, run_matrices
 
     with bound(run, db) as lex:
         labels, source = run_buckets(run, lex)
-        mats = run_matrices(run, lex, select, buckets=labels)
+        mats = run_matrices(run, lex, rows, how, buckets=labels)
     result = {
         "buckets_source": source,
         "bucket_rows": describe(labels),
-        "select": select or "covered",
+        "rows": rows or "covered",
+        "policies": [m for m in mats if m not in ("original", "abtt")],
         "matrices": {name: measure_by_bucket(m, labels) for name, m in mats.items()},
     }
     return result, mats, labels
@@ -163,13 +171,8 @@ def isotropy_of_model(model: str, db: str | os.PathLike[str] | None = None) -> d
     return _with_abtt("original", w, labels)
 
 
-def wordsim_of_run(
-    run: RunDir, datasets: Sequence[str | os.PathLike[str]], matrices: Mapping[str, np.ndarray]
-) -> dict[str, Any]:
-    """Spearman per dataset and matrix, with the run's own tokenizer."""
+def _run_tokenizer(run: RunDir) -> Any:
     from transformers import AutoTokenizer
-
-    from evaluation.wordsim import read_pairs, word_similarity
 
     model = run.manifest().get("model")
     if not model:
@@ -178,7 +181,58 @@ def wordsim_of_run(
         tok = AutoTokenizer.from_pretrained(str(model))
     except (OSError, ValueError) as exc:
         raise EvaluationError(f"cannot load the tokenizer of {model}: {exc}") from exc
-    return {Path(d).stem: word_similarity(read_pairs(d), tok, matrices).to_dict() for d in datasets}
+    return tok
+
+
+def wordsim_of_run(
+    run: RunDir,
+    datasets: Sequence[str | os.PathLike[str]],
+    matrices: Mapping[str, np.ndarray],
+    part: str = "all",
+) -> dict[str, Any]:
+    """Spearman per dataset and matrix, with the run's own tokenizer.
+
+    `datasets` are files or folders of `word1 word2 score` files; `part` is `all`, or the `dev`/`test`
+    part of each set (`evaluation.knobs.split_pairs`) — report `test` where α was chosen on `dev`.
+    """
+    from evaluation.knobs import split_pairs
+    from evaluation.wordsim import dataset_files, read_pairs, word_similarity
+
+    if part not in ("all", "dev", "test"):
+        raise EvaluationError(f"part must be all, dev or test, got {part!r}")
+    tok = _run_tokenizer(run)
+    out: dict[str, Any] = {}
+    for f in dataset_files(datasets):
+        pairs = read_pairs(f)
+        if part != "all":
+            pairs = split_pairs(pairs)[0 if part == "dev" else 1]
+        out[f.stem] = {**word_similarity(pairs, tok, matrices).to_dict(), "part": part}
+    return out
+
+
+def knobs_of_run(
+    run: RunDir,
+    datasets: Sequence[str | os.PathLike[str]],
+    db: LexiconRef = None,
+    rows: str | None = None,
+    methods: Sequence[str] = ("mix", "dirmix"),
+) -> dict[str, Any]:
+    """Choose the policy's α on the development parts of `datasets` (`evaluation.knobs.choose_how`)."""
+    from evaluation.knobs import choose_how
+    from evaluation.rows import policy_swap
+    from evaluation.wordsim import dataset_files, read_pairs
+
+    _, mask = policy_swap(run, db, rows, "replace")
+    sets = [read_pairs(f) for f in dataset_files(datasets)]
+    choice = choose_how(
+        np.asarray(run.original_vectors(), dtype=np.float32),
+        np.asarray(run.token_vectors(), dtype=np.float32),
+        mask,
+        _run_tokenizer(run),
+        sets,
+        methods,
+    )
+    return {**choice.to_dict(), "rows": rows or "covered"}
 
 
 def coverage_rows(db: str | os.PathLike[str] | RunLexicon, tokenizer_id: int) -> list[dict[str, Any]]:
@@ -223,17 +277,109 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
+def _ordered(mats: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """original first, ABTT last, the policies between in their given order."""
+    items = list(mats.items())
+    return sorted(items, key=lambda kv: 0 if kv[0] == "original" else 2 if kv[0] == "abtt" else 1)
+
+
+def wordsim_wins(ws: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """For every matrix but the original: on how many sets it beats the original, and the mean delta."""
+    from evaluation.knobs import wins
+
+    per = {ds: r["spearman"] for ds, r in ws.items()}
+    names: list[str] = []
+    for sp in per.values():
+        names += [n for n in sp if n != "original" and n not in names]
+    return [wins(per, n) for n in names]
+
+
+def wordsim_markdown(ws: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Per set: pairs, covered pairs, Spearman of each matrix, each policy's delta; then the wins lines."""
+    from evaluation.knobs import wins_line
+
+    found: list[str] = []
+    for r in ws.values():
+        found += [m for m in r["spearman"] if m not in found]
+    names = [n for n, _ in _ordered({m: None for m in found})]
+    others = [n for n in names if n != "original"]
+    parts = {str(r.get("part", "all")) for r in ws.values()}
+    head = "## Word similarity (Spearman of cosine, single-token pairs"
+    head += ")" if parts == {"all"} else f"; {'/'.join(sorted(parts))} part of each set)"
+    lines = [
+        head,
+        "",
+        "| set | pairs | covered | "
+        + " | ".join(names)
+        + " | "
+        + " | ".join(f"Δ {n}" for n in others)
+        + " |",
+        "|---|---|---|" + "---|" * (len(names) + len(others)),
+    ]
+    for ds, r in ws.items():
+        sp = r["spearman"]
+        deltas = [
+            _fmt(sp[n] - sp["original"], 3)
+            if isinstance(sp.get(n), float) and isinstance(sp.get("original"), float)
+            else "–"
+            for n in others
+        ]
+        lines.append(
+            f"| {ds} | {r['pairs']} | {r['covered_pairs']} ({r['coverage']:.1%}) | "
+            + " | ".join(_fmt(sp.get(n)) for n in names)
+            + " | "
+            + " | ".join(deltas)
+            + " |"
+        )
+    lines += ["", *[f"- {wins_line(w)}" for w in wordsim_wins(ws)], ""]
+    return lines
+
+
+def knobs_markdown(kn: Mapping[str, Any]) -> list[str]:
+    """The α curve: mean Spearman on the development and test parts, and neighbours kept, per candidate."""
+    lines = [
+        "## Row policy: choosing α on development data",
+        "",
+        f"Chosen: **{kn['chosen']}** (rows `{kn.get('rows', 'covered')}`). {kn['reason']}. "
+        "Test-part numbers below were not seen by the choice.",
+        "",
+        "| how | mean Spearman, dev part | mean Spearman, test part | Δ test vs original | "
+        "original top-10 neighbours kept |",
+        "|---|---|---|---|---|",
+    ]
+
+    def mean(d: Mapping[str, Any]) -> float:
+        v = [x for x in d.values() if isinstance(x, float)]
+        return float(np.mean(v)) if v else float("nan")
+
+    orig = mean(kn["test"].get("original", {}))
+    for h in kn["dev"]:
+        t = mean(kn["test"].get(h, {}))
+        lines.append(
+            f"| {h} | {_fmt(mean(kn['dev'][h]))} | {_fmt(t)} | {_fmt(t - orig, 3)} | "
+            f"{_fmt((kn.get('neighbours_kept') or {}).get(h), 3)} |"
+        )
+    lines.append("")
+    return lines
+
+
 def _markdown(c: Mapping[str, Any]) -> str:
     lines = [f"# Evaluation of run `{c['run_id']}`", "", f"Created {c['created']}.", ""]
     iso = c.get("isotropy")
     if iso:
+        buckets = ("all", "frequent", "medium", "rare")
         lines += [
-            f"## Isotropy (selection `{iso['select']}`, buckets from {iso['buckets_source']})",
+            f"## Isotropy (rows `{iso.get('rows', iso.get('select', 'covered'))}`, buckets from "
+            f"{iso['buckets_source']})",
             "",
-            "| matrix | rows | I(W) all | I(W) frequent | I(W) medium | I(W) rare | IsoScore | mean cos | top-1 PC | top-10 PC |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| matrix | rows | "
+            + " | ".join(f"I(W) {b}" for b in buckets)
+            + " | "
+            + " | ".join(f"IsoScore {b}" for b in buckets)
+            + " | mean cos | top-1 PC | top-10 PC |",
+            "|---|---|" + "---|" * (2 * len(buckets) + 3),
         ]
-        for name, by in sorted(iso["matrices"].items(), key=lambda kv: _MATRIX_ORDER.get(kv[0], 9)):
+        for name, by in _ordered(iso["matrices"]):
             a = by.get("all") or {}
             lines.append(
                 "| "
@@ -241,9 +387,8 @@ def _markdown(c: Mapping[str, Any]) -> str:
                     [
                         name,
                         _fmt(a.get("rows")),
-                        _fmt(a.get("isotropy")),
-                        *(_fmt((by.get(b) or {}).get("isotropy")) for b in ("frequent", "medium", "rare")),
-                        _fmt(a.get("isoscore")),
+                        *(_fmt((by.get(b) or {}).get("isotropy")) for b in buckets),
+                        *(_fmt((by.get(b) or {}).get("isoscore")) for b in buckets),
                         _fmt(a.get("mean_cosine")),
                         _fmt(a.get("top1_share")),
                         _fmt(a.get("top10_share")),
@@ -254,27 +399,15 @@ def _markdown(c: Mapping[str, Any]) -> str:
         lines.append("")
     ws = c.get("wordsim")
     if ws:
-        found = {m for r in ws.values() for m in r["spearman"]}
-        names = [m for m in ("original", "definitionemb", "abtt") if m in found] + sorted(
-            found - {"original", "definitionemb", "abtt"}
-        )
-        lines += [
-            "## Word similarity (Spearman of cosine, single-token pairs)",
-            "",
-            "| dataset | pairs | covered | " + " | ".join(names) + " |",
-            "|---|---|---|" + "---|" * len(names),
-        ]
-        for ds, r in ws.items():
-            lines.append(
-                f"| {ds} | {r['pairs']} | {r['covered_pairs']} ({r['coverage']:.1%}) | "
-                + " | ".join(_fmt(r["spearman"].get(n)) for n in names)
-                + " |"
-            )
-        lines.append("")
+        lines += wordsim_markdown(ws)
+    kn = c.get("knobs")
+    if kn:
+        lines += knobs_markdown(kn)
     for g in c.get("glue", []):
         s = g["summary"]
         lines += [
-            f"## Fine-tuning: {g['task']} ({g['metric']}, selection `{g['select']}`, "
+            f"## Fine-tuning: {g['task']} ({g['metric']}, rows `{g.get('rows', g.get('select'))}` "
+            f"how `{g.get('how', 'replace')}`, "
             f"{g['replaced_rows']} rows swapped, {len(g['seeds'])} seeds)",
             "",
             "| model | mean | std | per seed |",
@@ -322,29 +455,32 @@ def _markdown(c: Mapping[str, Any]) -> str:
 def build_report(
     run: RunDir,
     db: LexiconRef = None,
-    select: str | None = None,
+    rows: str | None = None,
+    how: Sequence[str] | str | None = None,
     extra: Mapping[str, Any] | None = None,
     plots: bool = True,
     command: str | None = None,
 ) -> RunReport:
-    """Gather the run's stored results, measure isotropy, draw figures, write report.json and report.md."""
+    """Gather the run's stored results, measure isotropy of the original rows, each row policy `rows` ×
+    `how` (default: the shipped policy and `replace`) and ABTT, draw figures, write report.json and .md."""
     with bound(run, db) as lex:  # one connection to the lexicon for the whole report
-        return _build_report(run, lex, select, extra, plots, command)
+        return _build_report(run, lex, rows, how, extra, plots, command)
 
 
 def _build_report(
     run: RunDir,
     lex: RunLexicon,
-    select: str | None,
+    rows: str | None,
+    how: Sequence[str] | str | None,
     extra: Mapping[str, Any] | None,
     plots: bool,
     command: str | None,
 ) -> RunReport:
-    from evaluation.plots import coverage_bars, isotropy_bars, svd_scatter
+    from evaluation.plots import alpha_curve, coverage_bars, isotropy_bars, svd_scatter
 
     out = run.path / "report"
     stored = load_results(run)
-    iso, mats, labels = isotropy_of_run(run, lex, select)
+    iso, mats, labels = isotropy_of_run(run, lex, rows, how)
     content: dict[str, Any] = {
         "report_version": REPORT_VERSION,
         "run_id": run.run_id,
@@ -352,6 +488,8 @@ def _build_report(
         "manifest": run.manifest(),
         "isotropy": iso,
         "wordsim": {},
+        "wordsim_wins": [],
+        "knobs": None,
         "glue": [],
         "summarization": [],
         "coverage": None,
@@ -367,10 +505,13 @@ def _build_report(
             content["commands"].append(rec["command"])
         if name.startswith("wordsim"):
             content["wordsim"].update(res)
+        elif name == "knobs":
+            content["knobs"] = res
         elif name.startswith("glue"):
             content["glue"].append(res)
         elif name.startswith("summarization"):
             content["summarization"].append(res)
+    content["wordsim_wins"] = wordsim_wins(content["wordsim"])
     if (command or current_command()) not in content["commands"]:
         content["commands"].append(command or current_command())
     if lex.available:
@@ -380,6 +521,8 @@ def _build_report(
         content["plots"]["isotropy"] = isotropy_bars(iso["matrices"], out / "isotropy_by_bucket.png").name
         if content["coverage"]:
             content["plots"]["coverage"] = coverage_bars(content["coverage"], out / "coverage.png").name
+        if content["knobs"]:
+            content["plots"]["alpha"] = alpha_curve(content["knobs"], out / "alpha_curve.png").name
     _write_json(out / "report.json", content)
     write_bytes(out / "report.md", _markdown(jsonable(content)).encode())
     return RunReport(str(out), jsonable(content))
@@ -389,39 +532,58 @@ def evaluate_run(
     run: RunDir | str | os.PathLike[str],
     db: LexiconRef = None,
     *,
-    select: str | None = None,
+    rows: str | None = None,
+    how: Sequence[str] | str | None = None,
     wordsim: Sequence[str | os.PathLike[str]] = (),
+    wordsim_part: str = "all",
+    knobs: bool = False,
     glue: Any = None,
     summarization: Any = None,
     plots: bool = True,
     progress: bool = False,
     command: str | None = None,
 ) -> RunReport:
-    """Evaluate a run in one call: isotropy (original / DefinitionEMB / ABTT), word similarity on each of
-    `wordsim`, optionally GLUE fine-tuning (`glue`: a FinetuneConfig) and summarisation (a
-    SummarizationConfig), then the report. Each result is also stored under `report/results/`."""
+    """Evaluate a run in one call: isotropy and word similarity on each of `wordsim` (files or folders)
+    of the original rows, each row policy `rows` × `how` (default: the shipped policy and `replace`) and
+    ABTT; with `knobs`, α chosen on the development parts of the `wordsim` sets (its curve and choice in
+    the report, the choice added to the policies); optionally GLUE fine-tuning (`glue`: a
+    FinetuneConfig) and summarisation (a SummarizationConfig); then the report. Each result is also
+    stored under `report/results/`."""
     rd = run if isinstance(run, RunDir) else RunDir.open(run)
     with bound(rd, db) as lex:  # every evaluation below reads the lexicon through this one binding
-        return _evaluate_run(rd, lex, select, wordsim, glue, summarization, plots, progress, command)
+        return _evaluate_run(
+            rd, lex, rows, how, wordsim, wordsim_part, knobs, glue, summarization, plots, progress, command
+        )
 
 
 def _evaluate_run(
     rd: RunDir,
     db: RunLexicon,
-    select: str | None,
+    rows: str | None,
+    how: Sequence[str] | str | None,
     wordsim: Sequence[str | os.PathLike[str]],
+    wordsim_part: str,
+    knobs: bool,
     glue: Any,
     summarization: Any,
     plots: bool,
     progress: bool,
     command: str | None,
 ) -> RunReport:
+    from index.policy import default_policy
+
     cmd = command or current_command()
+    hows = [how] if isinstance(how, str) else list(how or [default_policy().how, "replace"])
+    if knobs and wordsim:
+        kn = knobs_of_run(rd, wordsim, db, rows)
+        save_result(rd, "knobs", kn, cmd)
+        if kn["chosen"] not in hows:
+            hows.insert(1, kn["chosen"])
     if wordsim:
         from evaluation.rows import run_buckets, run_matrices
 
         labels, _ = run_buckets(rd, db)
-        ws = wordsim_of_run(rd, wordsim, run_matrices(rd, db, select, buckets=labels))
+        ws = wordsim_of_run(rd, wordsim, run_matrices(rd, db, rows, hows, buckets=labels), wordsim_part)
         for name, res in ws.items():
             save_result(rd, f"wordsim-{name}", {name: res}, cmd)
     if glue is not None:
@@ -434,4 +596,4 @@ def _evaluate_run(
 
         sres = compare_summarization(rd, summarization, db, progress)
         save_result(rd, f"summarization-{sres.preset}", sres.to_dict(), cmd)
-    return build_report(rd, db, select, plots=plots, command=cmd)
+    return build_report(rd, db, rows, hows, plots=plots, command=cmd)

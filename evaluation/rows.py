@@ -25,7 +25,7 @@ __all__ = [
     "buckets_from_lexicon",
     "run_buckets",
     "run_matrices",
-    "swap_mask",
+    "policy_swap",
     "describe",
 ]
 
@@ -74,23 +74,30 @@ def run_buckets(run: RunDir, db: LexiconRef = None) -> tuple[np.ndarray, str]:
         return buckets_by_order(lex.vocab_size, specials), "row-order"
 
 
-def swap_mask(run: RunDir, db: LexiconRef, select: str | None) -> np.ndarray:
-    """Which rows to replace: the run's covered mask, or `index.select.select_rows(run, db, select)`."""
-    if select in (None, "covered"):
-        return np.asarray(run.covered_mask(), dtype=bool)
-    return np.asarray(select_rows(run, db, select), dtype=bool)
+def policy_swap(
+    run: RunDir, db: LexiconRef, rows: str | None = None, how: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(V×d matrix, V bool mask) of the row policy `rows` × `how` (None: the shipped default)."""
+    from index.exporter import as_policy
+    from index.policy import policy_matrix
+
+    return policy_matrix(run, db, as_policy(rows, how))
 
 
 def run_matrices(
     run: RunDir,
     db: LexiconRef = None,
-    select: str | None = None,
+    rows: str | None = None,
+    how: Sequence[str] | str | None = None,
     abtt_dims: int = 10,
     buckets: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """`{"original", "definitionemb", "abtt"}`: the PLM's rows, the rows after the swap, and the
-    all-but-the-top baseline of the original rows (special rows excluded from its fit)."""
+    """`{"original", <policy label>…, "abtt"}`: the PLM's rows, the rows under each policy `rows` × `how`
+    (default: the shipped policy and the paper's `replace`), and the all-but-the-top baseline of the
+    original rows (special rows excluded from its fit). Labels are `RowPolicy.label` (`dirmix:0.2`)."""
     from evaluation.isotropy import all_but_the_top
+    from index.exporter import as_policy
+    from index.policy import apply_how, default_policy
 
     original = np.asarray(run.original_vectors(), dtype=np.float32)
     generated = np.asarray(run.token_vectors(), dtype=np.float32)
@@ -98,16 +105,17 @@ def run_matrices(
         raise EvaluationError(
             f"{run.path}: original_vectors {original.shape} and token_vectors {generated.shape} differ"
         )
-    mask = swap_mask(run, db, select)
+    hows = [how] if isinstance(how, str) else list(how or [default_policy().how, "replace"])
+    policies = list(dict.fromkeys(as_policy(rows, h) for h in hows))
+    mask = np.asarray(select_rows(run, db, policies[0].rows), dtype=bool)  # one `rows` for all
     if mask.shape != (original.shape[0],):
         raise EvaluationError(f"selection mask has shape {mask.shape}, expected ({original.shape[0]},)")
-    swapped = np.where(mask[:, None], generated, original).astype(np.float32)
+    out: dict[str, np.ndarray] = {"original": original}
+    for p in policies:
+        out[p.label] = apply_how(original, generated, mask, p.how)
     exclude = None if buckets is None else np.asarray(buckets) == "special"
-    return {
-        "original": original,
-        "definitionemb": swapped,
-        "abtt": all_but_the_top(original, abtt_dims, exclude),
-    }
+    out["abtt"] = all_but_the_top(original, abtt_dims, exclude)
+    return out
 
 
 def describe(labels: np.ndarray) -> dict[str, Any]:

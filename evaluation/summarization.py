@@ -23,6 +23,7 @@ from embedder.binding import LexiconRef
 from embedder.rundir import RunDir
 from evaluation.errors import DataFormatError, EvaluationError
 from evaluation.training import optimizer_and_schedule, optimizer_step, pick_device, seed_everything
+from index.policy import DEFAULT_HOW
 
 __all__ = [
     "Decoding",
@@ -159,7 +160,8 @@ class SummarizationConfig:
 
     data_dir: str = ""
     preset: str = "xsum"
-    select: str = "covered"
+    rows: str = "covered"  # the row policy of the swapped model (index.policy): which rows …
+    how: str = DEFAULT_HOW  # … and how they change
     seed: int = 1
     train_steps: int = 0
     lr: float = 3e-5
@@ -271,7 +273,8 @@ class SummarizationResult:
 
     preset: str
     decoding: dict[str, Any]
-    select: str
+    rows: str
+    how: str
     replaced_rows: int
     train_steps: int
     eval_examples: int
@@ -289,7 +292,7 @@ def compare_summarization(
     run: RunDir, cfg: SummarizationConfig, db: LexiconRef = None, progress: bool = False
 ) -> SummarizationResult:
     """Decode (after optional fine-tuning) with the run's original and swapped model under one seed."""
-    from evaluation.rows import swap_mask
+    from evaluation.rows import policy_swap
 
     t0 = time.perf_counter()
     model_dir = run.manifest().get("model")
@@ -298,8 +301,7 @@ def compare_summarization(
     train, test = load_splits(cfg.data_dir)
     train = None if train is None else train.head(cfg.max_train)
     test = test.head(cfg.max_eval)
-    mask = swap_mask(run, db, cfg.select)
-    matrix = np.asarray(run.token_vectors(), dtype=np.float32)
+    matrix, mask = policy_swap(run, db, cfg.rows, cfg.how)
     _, r_orig = summarize_once(model_dir, train, test, cfg, None, progress)
     preds, r_new = summarize_once(model_dir, train, test, cfg, (matrix, mask), progress)
 
@@ -309,7 +311,8 @@ def compare_summarization(
     return SummarizationResult(
         preset=cfg.preset,
         decoding=cfg.settings().to_dict(),
-        select=cfg.select,
+        rows=cfg.rows,
+        how=cfg.how,
         replaced_rows=int(mask.sum()),
         train_steps=cfg.train_steps,
         eval_examples=len(test),

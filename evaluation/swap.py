@@ -1,7 +1,8 @@
 """Putting a run's rows into its PLM and saving the result with `save_pretrained`.
 
 The tied-weight rules (RoBERTa's LM head, BART's shared/encoder/decoder/LM-head tables, BERT) live in
-one place, `index.swap.replace_rows`; this module only loads, calls it, and saves atomically.
+one place, `index.swap.replace_rows`, and the swapped model has one writer, `index.exporter.export`;
+this module loads models for fine-tuning and calls them.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import numpy as np
 from embedder.binding import LexiconRef
 from embedder.rundir import RunDir
 from evaluation.errors import EvaluationError
-from evaluation.rows import swap_mask
-from lexicon.fileio import claim_output, output_dir
 
 __all__ = ["SwapResult", "replace_rows", "load_model", "swap_into", "save_swapped"]
 
@@ -56,55 +55,52 @@ def load_model(model: str | os.PathLike[str], head: str = "native") -> Any:
 
 @dataclass(frozen=True)
 class SwapResult:
-    """Where the swapped model went and how many rows changed."""
+    """Where the swapped model went, under which row policy, and how many rows changed."""
 
     out_dir: str
-    select: str
+    rows: str
+    how: str
     replaced_rows: int
     vocab_size: int
 
+    @property
+    def policy(self) -> str:
+        return f"--rows {self.rows} --how {self.how}"
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "policy": self.policy}
 
 
-def swap_into(model: Any, run: RunDir, db: LexiconRef, select: str | None) -> int:
-    """Replace the selected rows of `model` in place with the run's generated rows; returns how many."""
-    mask = swap_mask(run, db, select)
-    vectors = np.asarray(run.token_vectors(), dtype=np.float32)
-    replace_rows(model, vectors, mask)
+def swap_into(model: Any, run: RunDir, db: LexiconRef, rows: str | None, how: str | None = None) -> int:
+    """Change the policy's rows of `model` in place (`rows` × `how`, None: the default); returns how many."""
+    from evaluation.rows import policy_swap
+
+    matrix, mask = policy_swap(run, db, rows, how)
+    replace_rows(model, matrix, mask)
     return int(mask.sum())
 
 
 def save_swapped(
     run: RunDir,
-    db: str | os.PathLike[str] | None = None,
-    select: str = "covered",
+    db: LexiconRef = None,
+    rows: str | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     force: bool = False,
+    how: str | None = None,
 ) -> SwapResult:
-    """Load the run's model, swap the selected rows in, and `save_pretrained` it (with its tokenizer).
+    """The run's model with the policy's rows changed, saved with `save_pretrained` (tokenizer, model card,
+    sentence-transformers modules) into `out_dir` (default `<run>/model`), atomically.
 
-    The folder is written next to its destination and renamed into place, so `out_dir` (default
-    `<run>/model`) is either the old model or the complete new one. The run's own `<run>/model` is
-    rewritten freely; another existing `out_dir` only with `force`, and only if the toolkit wrote it
-    (:func:`lexicon.fileio.claim_output`).
+    One writer for both this and `defemb export --format hf`: `index.exporter.export`, which also checks
+    that the run's base model is the one its `original_vectors.npy` came from. The run's own
+    `<run>/model` is rewritten freely; another existing `out_dir` only with `force`, and only if the
+    toolkit wrote it (:func:`lexicon.fileio.claim_output`).
     """
-    from transformers import AutoTokenizer
+    from index.exporter import export
 
-    m = run.manifest()
-    if not m.get("model"):
+    if not run.manifest().get("model"):
         raise EvaluationError(f"{run.manifest_path} names no model; the run cannot be swapped")
     out = Path(out_dir) if out_dir is not None else run.path / "model"
     own = out.resolve() == (run.path / "model").resolve()
-    claim_output(out, "dir", force or own, "swapped model")
-    model = load_model(m["model"])
-    n = swap_into(model, run, db, select)
-    import json
-
-    result = SwapResult(str(out), select, n, int(np.asarray(run.covered_mask()).shape[0]))
-    with output_dir(out, force or own, "swapped model", {"run_id": run.run_id}) as tmp:
-        model.save_pretrained(str(tmp))
-        AutoTokenizer.from_pretrained(str(m["model"])).save_pretrained(str(tmp))
-        meta = {**result.to_dict(), "run_id": run.run_id, "source_model": str(m["model"])}
-        (tmp / "definitionemb_swap.json").write_text(json.dumps(meta, indent=2))
-    return result
+    res = export(run, "hf", rows, out, db, force=force or own, how=how)
+    return SwapResult(str(out), res.rows, res.how, res.rows_replaced, res.vocab_size)

@@ -17,7 +17,15 @@ import numpy as np
 
 from evaluation.errors import DataFormatError, EvaluationError
 
-__all__ = ["WordPairs", "WordSimResult", "read_pairs", "spearman", "single_token_ids", "word_similarity"]
+__all__ = [
+    "WordPairs",
+    "WordSimResult",
+    "dataset_files",
+    "read_pairs",
+    "spearman",
+    "single_token_ids",
+    "word_similarity",
+]
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,29 @@ class WordPairs:
     word1: tuple[str, ...]
     word2: tuple[str, ...]
     score: np.ndarray
+
+
+def dataset_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The set files named by `paths`: a file as given, a folder as its `*.txt` files in name order."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.glob("*.txt") if f.is_file() and not f.name.startswith("."))
+            if not found:
+                raise DataFormatError(
+                    f"the folder {p} holds no .txt word-pair sets (`word1 word2 score` lines)"
+                )
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise DataFormatError(f"no word-pair file or folder at {p}")
+    if not out:
+        raise DataFormatError("give at least one word-pair set (a file or a folder of .txt files)")
+    stems = [f.stem for f in out]
+    if len(set(stems)) != len(stems):
+        raise DataFormatError(f"two sets share a name ({sorted(stems)}); results are keyed by file name")
+    return out
 
 
 def read_pairs(path: str | os.PathLike[str]) -> WordPairs:

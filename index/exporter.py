@@ -1,7 +1,9 @@
-"""Export of a run's embedding matrix: the model's V×d matrix with the selected rows replaced by the
-generated ones, plus the replaced-row mask, as npy, safetensors, a torch dict or a complete HF model.
+"""Export of a run's embedding matrix under a row policy (`index.policy`): the model's V×d matrix with
+the policy's rows changed, plus the changed-row mask, as npy, safetensors, a torch dict or a complete
+HF model — the one writer of a swapped model (`evaluation.save_swapped` calls it too).
 
-Every export is written into a temporary file or folder beside `out` and moved into place at the end.
+Every export is written into a temporary file or folder beside `out` and moved into place at the end,
+and records its policy (`--rows … --how …`) in its metadata.
 """
 
 from __future__ import annotations
@@ -15,15 +17,25 @@ from typing import Any
 
 import numpy as np
 
+from embedder.binding import LexiconRef
 from embedder.rundir import RunDir
 from index.errors import ExportError
-from index.select import select_rows
+from index.policy import RowPolicy, apply_how, default_policy, policy_matrix
 from index.vocabulary import RunLike, as_run
 from lexicon.fileio import claim_output, output_dir, output_file, save_npy
 
-__all__ = ["FORMATS", "ExportResult", "export", "export_matrix", "load_base_model"]
+__all__ = [
+    "FORMATS",
+    "ExportResult",
+    "export",
+    "export_matrix",
+    "load_base_model",
+    "write_model",
+    "as_policy",
+]
 
 FORMATS = ("npy", "safetensors", "pt", "hf")
+META_FILE = "definitionemb_export.json"
 
 
 @dataclass(frozen=True)
@@ -33,19 +45,33 @@ class ExportResult:
     format: str
     out: str
     run_id: str
-    select: str
+    rows: str
+    how: str
     rows_replaced: int
     vocab_size: int
     dim: int
     seconds: float
     tables: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()  # sentence-transformers files kept beside the weights (hf)
+
+    @property
+    def policy(self) -> str:
+        return f"--rows {self.rows} --how {self.how}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "policy": self.policy}
 
 
-def export_matrix(run: RunLike, mask: np.ndarray) -> np.ndarray:
-    """The V×d float32 matrix: original rows, with `mask & covered` rows taken from token_vectors."""
+def as_policy(rows: str | RowPolicy | None = None, how: str | None = None) -> RowPolicy:
+    """A RowPolicy from `rows`/`how` strings (either left out: the shipped default's)."""
+    if isinstance(rows, RowPolicy):
+        return rows if how is None else RowPolicy(rows.rows, how)
+    d = default_policy()
+    return RowPolicy(rows or d.rows, how or d.how)
+
+
+def export_matrix(run: RunLike, mask: np.ndarray, how: str = "replace") -> np.ndarray:
+    """The V×d float32 matrix: original rows, with the `mask` rows blended with token_vectors by `how`."""
     r = as_run(run)
     original = r.original_vectors()
     tokens = r.token_vectors()
@@ -57,15 +83,21 @@ def export_matrix(run: RunLike, mask: np.ndarray) -> np.ndarray:
         raise ExportError(
             f"mask must be a boolean vector of length {original.shape[0]}, got {mask.dtype}{mask.shape}"
         )
-    matrix = np.array(original, dtype=np.float32, order="C", copy=True)
-    matrix[mask] = tokens[mask]
+    matrix = apply_how(original, tokens, mask, how)
     if not np.isfinite(matrix[mask]).all():
         raise ExportError(f"run {r.path} has NaN/Inf in the rows to export; regenerate its vectors")
     return matrix
 
 
-def _meta(run: RunDir, select: str, fmt: str, rows: int) -> dict[str, str]:
-    return {"run_id": run.run_id, "select": select, "format": fmt, "rows_replaced": str(rows)}
+def _meta(run: RunDir, policy: RowPolicy, fmt: str, rows: int) -> dict[str, str]:
+    return {
+        "run_id": run.run_id,
+        "rows": policy.rows,
+        "how": policy.how,
+        "policy": policy.spelling,
+        "format": fmt,
+        "rows_replaced": str(rows),
+    }
 
 
 def load_base_model(model: str | os.PathLike[str]) -> tuple[Any, Any]:
@@ -96,52 +128,113 @@ def load_base_model(model: str | os.PathLike[str]) -> tuple[Any, Any]:
     return loaded, tokenizer
 
 
-def _write_hf(
-    run: RunDir, matrix: np.ndarray, mask: np.ndarray, out: Path, meta: dict[str, str], force: bool
-) -> tuple[str, ...]:
+def _check_base(model: Any, run: RunDir, model_path: str) -> None:
+    """The base model must be the one the run started from: its rows equal `original_vectors.npy`."""
     import torch
 
-    from index.swap import replace_rows
-
-    model_path = run.manifest().get("model")
-    if not model_path:
-        raise ExportError(f"run {run.path} records no model; the hf format needs the base model")
-    model, tokenizer = load_base_model(model_path)
+    original = run.original_vectors()
     emb = model.get_input_embeddings().weight
-    if tuple(emb.shape) != matrix.shape:
+    if tuple(emb.shape) != tuple(original.shape):
         raise ExportError(
-            f"the model at {model_path} has a {tuple(emb.shape)} embedding, the run {matrix.shape}; "
+            f"the model at {model_path} has a {tuple(emb.shape)} embedding, the run {tuple(original.shape)}; "
             "export with the model the run was trained from"
         )
-    # Unreplaced rows come from the model itself; they must be the run's original rows, or the run was
-    # made from another checkpoint and the exported matrix would not be the one asked for.
-    keep = np.flatnonzero(~mask)[:4096]
+    # A spread of rows (not only the first ones, which are often special or unused) is enough to tell
+    # another checkpoint apart; comparing all 50k×768 would double the export's time for nothing.
+    keep = np.unique(np.linspace(0, original.shape[0] - 1, num=min(4096, original.shape[0])).astype(np.int64))
     base = emb.detach()[torch.as_tensor(keep)].float().cpu().numpy()
-    if keep.size and not np.allclose(base, matrix[keep], atol=1e-3, rtol=1e-3):
+    if not np.allclose(base, np.asarray(original[keep], dtype=np.float32), atol=1e-3, rtol=1e-3):
         raise ExportError(
             f"the model at {model_path} is not the one run {run.run_id} started from (its embedding rows "
             "differ from original_vectors.npy); export with the run's own base model"
         )
-    report = replace_rows(model, matrix, mask)
-    with output_dir(out, force, "hf export", meta) as tmp:
+
+
+def _card_inputs(run: RunDir, db: LexiconRef) -> list[tuple[str, str]]:
+    from index.card import lexicon_sources
+    from index.vocabulary import open_lexicon
+
+    try:
+        con = open_lexicon(run, db)
+    except Exception:  # no lexicon at hand: the card names none rather than failing the export
+        return []
+    try:
+        return lexicon_sources(con)
+    finally:
+        con.close()
+
+
+def write_model(
+    run: RunLike,
+    matrix: np.ndarray,
+    mask: np.ndarray,
+    out: str | os.PathLike[str],
+    policy: RowPolicy,
+    db: LexiconRef = None,
+    meta: dict[str, Any] | None = None,
+    force: bool = False,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Write the run's base model with `matrix[mask]` swapped in as a complete folder at `out`.
+
+    The one writer of a swapped model: checks the base model against the run's `original_vectors.npy`,
+    replaces the rows through `index.swap.replace_rows` (tied weights), then writes atomically
+    `save_pretrained` + tokenizer + `replaced_mask.npy` + `definitionemb_export.json` + a model card
+    (README.md), and, when the base is a sentence-transformers folder, its modules and configs.
+    An existing `out` is replaced only with `force` (:func:`lexicon.fileio.claim_output`). Returns
+    (tables written, sentence-transformers files kept).
+    """
+    from index.card import copy_sentence_transformers, is_sentence_transformers, model_card, stored_wordsim
+    from index.swap import replace_rows
+
+    r = as_run(run)
+    claim_output(Path(out), "dir", force, "hf export")  # refused before the model is loaded
+    model_path = r.manifest().get("model")
+    if not model_path:
+        raise ExportError(f"run {r.path} records no model; a model export needs the base model")
+    model, tokenizer = load_base_model(model_path)
+    _check_base(model, r, str(model_path))
+    report = replace_rows(model, np.asarray(matrix, dtype=np.float32), np.asarray(mask, dtype=bool))
+    st = is_sentence_transformers(model_path)
+    card = model_card(
+        r,
+        policy,
+        int(np.asarray(mask).sum()),
+        int(np.asarray(mask).shape[0]),
+        str(model_path),
+        _card_inputs(r, db),
+        stored_wordsim(r),
+        st,
+    )
+    kept: list[str] = []
+    info = meta or _meta(r, policy, "hf", int(np.asarray(mask).sum()))
+    with output_dir(Path(out), force, "hf export", info) as tmp:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        np.save(tmp / "replaced_mask.npy", mask)
-        (tmp / "definitionemb_export.json").write_text(
-            json.dumps({**meta, "tables": list(report.tables), "untied": list(report.untied)}, indent=2)
-        )
-    return report.tables
+        if st:
+            kept = copy_sentence_transformers(model_path, tmp)
+        np.save(tmp / "replaced_mask.npy", np.asarray(mask, dtype=bool))
+        info = {
+            **info,
+            "source_model": str(model_path),
+            "tables": list(report.tables),
+            "untied": list(report.untied),
+            "sentence_transformers": kept,
+        }
+        (tmp / META_FILE).write_text(json.dumps(info, indent=2))
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+    return report.tables, tuple(kept)
 
 
 def export(
     run: RunLike,
     fmt: str,
-    select: str,
+    rows: str | RowPolicy | None,
     out: str | os.PathLike[str],
-    db: str | os.PathLike[str] | None = None,
+    db: LexiconRef = None,
     force: bool = False,
+    how: str | None = None,
 ) -> ExportResult:
-    """Export the run's matrix with the `select` rows replaced, in format `fmt`, atomically to `out`.
+    """Export the run's matrix under the policy `rows` × `how` (None: the shipped default), atomically.
 
     An existing `out` is replaced only with `force`, and only when it is an earlier export (never a
     run folder, a lexicon or a folder the toolkit did not write: :func:`lexicon.fileio.claim_output`).
@@ -149,13 +242,15 @@ def export(
     - `npy`: folder `out` with matrix.npy (V×d float32), mask.npy (V bool), export.json; or, for an `out`
       named `*.npy`, that file (the matrix) and `*.mask.npy` beside it;
     - `safetensors`: file `out` with tensors "embeddings" and "mask" (+ metadata);
-    - `pt`: file `out`, a torch dict {"embeddings", "mask", "run_id", "select"};
-    - `hf`: folder `out`, the base model with swapped rows (`save_pretrained`) + its tokenizer.
+    - `pt`: file `out`, a torch dict {"embeddings", "mask", "run_id", "rows", "how", ...};
+    - `hf`: folder `out`, the base model with the changed rows (`write_model`): `save_pretrained`,
+      tokenizer, model card, and the sentence-transformers modules of an ST base.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     t0 = time.perf_counter()
     r = as_run(run)
+    policy = as_policy(rows, how)
     out_path = Path(out)
     npy_file = fmt == "npy" and out_path.name.endswith(".npy")
     mask_path = out_path.with_name(out_path.name.removesuffix(".npy") + ".mask.npy") if npy_file else out_path
@@ -165,10 +260,10 @@ def export(
     )
     if npy_file:
         claim_output(mask_path, "file", force, "npy export mask")
-    mask = select_rows(r, db, select)
-    matrix = export_matrix(r, mask)
-    meta = _meta(r, select, fmt, int(mask.sum()))
+    matrix, mask = policy_matrix(r, db, policy)
+    meta = _meta(r, policy, fmt, int(mask.sum()))
     tables: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
     try:
         if npy_file:
             save_npy(mask_path, mask)
@@ -191,17 +286,19 @@ def export(
                     {"embeddings": torch.from_numpy(matrix), "mask": torch.from_numpy(mask), **meta}, str(tmp)
                 )
         else:
-            tables = _write_hf(r, matrix, mask, out_path, meta, force)
+            tables, kept = write_model(r, matrix, mask, out_path, policy, db, meta, force)
     except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
         raise ExportError(f"cannot write {fmt} export to {out_path}: {exc}") from exc
     return ExportResult(
         format=fmt,
         out=str(out_path),
         run_id=r.run_id,
-        select=select,
+        rows=policy.rows,
+        how=policy.how,
         rows_replaced=int(mask.sum()),
         vocab_size=int(matrix.shape[0]),
         dim=int(matrix.shape[1]),
         seconds=round(time.perf_counter() - t0, 3),
         tables=tables,
+        kept=kept,
     )

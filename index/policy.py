@@ -1,0 +1,188 @@
+"""Row policies: *which* rows of a run's vocabulary change, and *how* they change.
+
+A policy is two short strings, spelled the same on every command (`--rows ROWS --how HOW`), in the
+Python API (`RowPolicy(rows, how)`), in every export's metadata and in the run report:
+
+- rows: `covered` | `rare` | `task:FILE[:ratio]` (see `index.select`);
+- how:
+  - `replace` — the generated row replaces the original (the paper's swap);
+  - `mix:α` — `(1-α)·original + α·generated`;
+  - `dirmix:α` — the directions are mixed and the original row's norm kept:
+    `|o| · unit((1-α)·unit(o) + α·unit(g))`. The generated rows of a short CPU regressor are shorter and
+    less spread than the originals, so a plain mix also shrinks the row and pulls it toward the
+    generated cloud's mean; mixing directions moves only where the row points.
+
+Replacing throws away what pre-training put into a row; anchoring the row to the original and moving it
+toward the definition is what beats the original rows on word similarity (`benchmarks/RESULTS.md`, issue
+9). Everything here is numpy in, numpy out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedder.binding import LexiconRef
+from index.errors import SelectError
+from index.select import parse_select, select_rows
+from index.vocabulary import RunLike, as_run
+
+__all__ = [
+    "DEFAULT_ROWS",
+    "DEFAULT_HOW",
+    "METHODS",
+    "How",
+    "RowPolicy",
+    "parse_how",
+    "default_policy",
+    "blend",
+    "apply_how",
+    "policy_matrix",
+]
+
+METHODS = ("replace", "mix", "dirmix")
+# The shipped default: the winner of the knob selection on the development split of the word-similarity
+# sets, real MiniLM + the full Open Dictionary (benchmarks/RESULTS.md, "Row policies").
+DEFAULT_ROWS = "covered"
+DEFAULT_HOW = "dirmix:0.2"
+
+_HOW = re.compile(r"^(replace|mix|dirmix)(?::([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?))?$")
+
+
+@dataclass(frozen=True)
+class How:
+    """A parsed `--how` value: the method and its weight α on the generated row (1.0 for replace)."""
+
+    method: str
+    alpha: float = 1.0
+
+    def __str__(self) -> str:
+        return "replace" if self.method == "replace" else f"{self.method}:{self.alpha:g}"
+
+
+def parse_how(how: str | How) -> How:
+    """Parse `replace`, `mix:α` or `dirmix:α` (α in [0, 1]); `mix:1` and `dirmix:1` are kept as written."""
+    if isinstance(how, How):
+        return how
+    m = _HOW.match(str(how).strip())
+    if not m:
+        raise SelectError(
+            f"unknown --how {how!r}; use replace, mix:ALPHA or dirmix:ALPHA (ALPHA in [0, 1], e.g. dirmix:0.2)"
+        )
+    method, alpha = m.group(1), m.group(2)
+    if method == "replace":
+        if alpha is not None:
+            raise SelectError(f"replace takes no weight (got {how!r}); use mix:{alpha} to weight the rows")
+        return How("replace", 1.0)
+    if alpha is None:
+        raise SelectError(f"{method} needs a weight on the generated row, e.g. {method}:0.2")
+    a = float(alpha)
+    if not 0.0 <= a <= 1.0:
+        raise SelectError(f"the weight of {how!r} must lie in [0, 1], got {a}")
+    return How(method, a)
+
+
+@dataclass(frozen=True)
+class RowPolicy:
+    """Which rows change (`rows`) and how (`how`); validated and normalised on construction."""
+
+    rows: str = DEFAULT_ROWS
+    how: str = DEFAULT_HOW
+
+    def __post_init__(self) -> None:
+        parse_select(self.rows)
+        object.__setattr__(self, "how", str(parse_how(self.how)))
+
+    @property
+    def parsed(self) -> How:
+        return parse_how(self.how)
+
+    @property
+    def label(self) -> str:
+        """A short column name for tables: `dirmix:0.2`, or `rare dirmix:0.2` when not every covered row."""
+        if self.rows == "covered":
+            return self.how
+        rows = self.rows
+        if rows.startswith("task:"):
+            sel = parse_select(rows)
+            rows = f"task:{Path(str(sel.path)).name}" + (f":{sel.ratio:g}" if sel.ratio != 1.0 else "")
+        return f"{rows} {self.how}"
+
+    @property
+    def spelling(self) -> str:
+        """The command-line flags that select this policy."""
+        return f"--rows {self.rows} --how {self.how}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "how": self.how, "spelling": self.spelling}
+
+
+def default_policy() -> RowPolicy:
+    """The shipped default policy (`--rows covered --how dirmix:0.2`)."""
+    return RowPolicy(DEFAULT_ROWS, DEFAULT_HOW)
+
+
+def _unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, n, out=np.zeros_like(x), where=n > 0), n
+
+
+def blend(original: np.ndarray, generated: np.ndarray, how: str | How) -> np.ndarray:
+    """Row-wise blend of two n×d arrays by `how` (float32). `mix:α` is exactly the weighted sum."""
+    h = parse_how(how)
+    o = np.asarray(original, dtype=np.float64)
+    g = np.asarray(generated, dtype=np.float64)
+    if o.shape != g.shape or o.ndim != 2:
+        raise SelectError(
+            f"original {o.shape} and generated {g.shape} rows must be two arrays of one n×d shape"
+        )
+    if h.method == "replace":
+        out = g
+    elif h.method == "mix":
+        out = (1.0 - h.alpha) * o + h.alpha * g
+    else:
+        uo, no = _unit(o)
+        ug, _ = _unit(g)
+        d, _ = _unit((1.0 - h.alpha) * uo + h.alpha * ug)
+        # A zero original row has no norm to keep; a direction that cancels out keeps the original.
+        out = np.where(np.linalg.norm(d, axis=1, keepdims=True) > 0, d * no, o)
+    return out.astype(np.float32)
+
+
+def apply_how(original: np.ndarray, generated: np.ndarray, mask: np.ndarray, how: str | How) -> np.ndarray:
+    """The V×d float32 matrix: original rows, with the `mask` rows blended by `how`."""
+    o = np.asarray(original)
+    m = np.asarray(mask)
+    if m.dtype != np.bool_ or m.shape != (o.shape[0],):
+        raise SelectError(f"mask must be a boolean vector of length {o.shape[0]}, got {m.dtype}{m.shape}")
+    out = np.array(o, dtype=np.float32, order="C", copy=True)
+    if m.any():
+        out[m] = blend(o[m], np.asarray(generated)[m], how)
+    return out
+
+
+def policy_matrix(
+    run: RunLike, db: LexiconRef, policy: RowPolicy | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(V×d matrix, V bool mask) of `policy` (default: the shipped one) over the run's rows.
+
+    The mask is `select_rows(run, db, policy.rows)` (always within the covered rows); `db` (a path or a
+    bound lexicon) defaults to the run's own lexicon where the rows need one.
+    """
+    r = as_run(run)
+    p = policy or default_policy()
+    original = r.original_vectors()
+    generated = r.token_vectors()
+    if original.shape != generated.shape:
+        raise SelectError(
+            f"{r.path}: original_vectors {original.shape} and token_vectors {generated.shape} differ in shape"
+        )
+    mask = np.asarray(select_rows(r, db, p.rows), dtype=bool)
+    matrix = apply_how(original, generated, mask, p.how)
+    if not np.isfinite(matrix[mask]).all():
+        raise SelectError(f"run {r.path} has NaN/Inf in the rows to change; regenerate its vectors")
+    return matrix, mask
