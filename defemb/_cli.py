@@ -2,6 +2,8 @@
 
 - `db_option(...)`, `run_option(...)`, `json_option`, `force_option`, `wait_option`: the options that mean the same thing in every stage,
   spelled the same way (`--db`, `--run`, `--json`).
+- `rows_option()`, `how_option()`: a row policy (`index.policy`), `--rows ROWS --how HOW`, the same
+  spelling on every command that changes rows.
 - `emit(obj, as_json, text)`: JSON (one line, NaN → null) for machines, `text` for people.
 - `Group`: a click group whose commands fail cleanly. An error a stage raises on purpose (any
   `lexicon.errors.DefembError`, or an `OSError` such as a full disk) becomes one `Error: …` line on stderr
@@ -32,8 +34,10 @@ __all__ = [
     "emit",
     "expected_errors",
     "force_option",
+    "how_option",
     "json_option",
     "one_line_warnings",
+    "rows_option",
     "run_option",
     "set_debug",
     "wait_option",
@@ -185,3 +189,35 @@ def command_line() -> str:
         elif value is not None:
             parts += [flag, str(value)]
     return shlex.join(parts)
+
+
+def rows_option(help: str = "Which rows change: covered | rare | task:FILE[:ratio].") -> Callable[[F], F]:
+    """`--rows`: the first half of a row policy (`index.policy`), default the shipped policy's rows."""
+    from index.policy import DEFAULT_ROWS
+
+    return click.option("--rows", default=DEFAULT_ROWS, show_default=True, help=help)  # type: ignore[return-value]
+
+
+def how_option(*, multiple: bool = False) -> Callable[[F], F]:
+    """`--how`: the second half of a row policy — `replace`, `mix:α` or `dirmix:α` (α on the generated row).
+
+    Commands that compare policies side by side (isotropy, wordsim, report) take it several times.
+    """
+    from index.policy import DEFAULT_HOW
+
+    if multiple:
+        return click.option(  # type: ignore[return-value]
+            "--how",
+            "how",
+            multiple=True,
+            default=(DEFAULT_HOW, "replace"),
+            show_default=True,
+            help="How the rows change: replace | mix:α | dirmix:α (α = weight of the generated row); "
+            "repeat to compare policies.",
+        )
+    return click.option(  # type: ignore[return-value]
+        "--how",
+        default=DEFAULT_HOW,
+        show_default=True,
+        help="How the rows change: replace | mix:α | dirmix:α (α = weight of the generated row).",
+    )

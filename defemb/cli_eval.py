@@ -12,14 +12,21 @@ from typing import Any
 
 import click
 
-from defemb._cli import Group, command_line, db_option, emit, force_option, json_option, run_option
-
-_SELECT = click.option(
-    "--select",
-    default="covered",
-    show_default=True,
-    help="Rows to swap in: covered | rare | task:FILE[:ratio] (index.select).",
+from defemb._cli import (
+    Group,
+    command_line,
+    db_option,
+    emit,
+    force_option,
+    how_option,
+    json_option,
+    rows_option,
+    run_option,
 )
+
+_ROWS = rows_option()
+_HOW = how_option()
+_HOWS = how_option(multiple=True)
 _DB = db_option(help="Lexicon database (buckets, selection); default: the run's lexicon_db.")
 _RUN = run_option(exists=True)
 
@@ -75,10 +82,17 @@ def eval_() -> None:
     required=False, exists=True, help="A run folder: original, DefinitionEMB and ABTT matrices side by side."
 )
 @_DB
-@_SELECT
+@_ROWS
+@_HOWS
 @json_option
 def isotropy_cmd(
-    matrix: str | None, model: str | None, run_dir: str | None, db: str | None, select: str, as_json: bool
+    matrix: str | None,
+    model: str | None,
+    run_dir: str | None,
+    db: str | None,
+    rows: str,
+    how: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """I(W), IsoScore, mean cosine and top-PC variance share, overall and per frequency bucket."""
     from evaluation.report import isotropy_of_matrix, isotropy_of_model, isotropy_of_run
@@ -88,7 +102,7 @@ def isotropy_cmd(
     if run_dir is not None:
         from embedder.rundir import RunDir
 
-        res, _, _ = isotropy_of_run(RunDir.open(run_dir), db, select)
+        res, _, _ = isotropy_of_run(RunDir.open(run_dir), db, rows, how)
         click.echo(f"buckets from {res['buckets_source']}: {res['bucket_rows']}", err=True)
         per = res["matrices"]
     elif matrix is not None:
@@ -100,8 +114,9 @@ def isotropy_cmd(
 
 @eval_.command(
     "wordsim",
-    epilog="Example:\n\n  defemb eval wordsim --run runs/minilm "
-    "--dataset ../shared/data/eval/word-similarity/EN-RW-STANFORD.txt --json",
+    epilog="Example:\n\n  defemb eval wordsim --run runs/minilm --dataset ../shared/data/eval/word-similarity\n\n"
+    "  defemb eval wordsim --run runs/minilm --dataset EN-RW-STANFORD.txt --how dirmix:0.2 --how replace "
+    "--part test --json",
 )
 @_RUN
 @click.option(
@@ -109,34 +124,104 @@ def isotropy_cmd(
     "datasets",
     multiple=True,
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="A `word1 word2 score` file; repeat for several.",
+    type=click.Path(exists=True),
+    help="A `word1 word2 score` file, or a folder of them (*.txt); repeat for several.",
 )
 @_DB
-@_SELECT
+@_ROWS
+@_HOWS
+@click.option(
+    "--part",
+    type=click.Choice(["all", "dev", "test"]),
+    default="all",
+    show_default=True,
+    help="Score all pairs, or the development/test part of each set (evaluation.knobs).",
+)
 @json_option
-def wordsim_cmd(run_dir: str, datasets: tuple[str, ...], db: str | None, select: str, as_json: bool) -> None:
-    """Spearman of cosine similarity vs human scores, on pairs whose words are single tokens."""
+def wordsim_cmd(
+    run_dir: str,
+    datasets: tuple[str, ...],
+    db: str | None,
+    rows: str,
+    how: tuple[str, ...],
+    part: str,
+    as_json: bool,
+) -> None:
+    """Spearman of cosine similarity vs human scores, on pairs whose words are single tokens: the original
+    rows, each row policy and ABTT, per set, with each policy's delta and a wins line."""
     from embedder.rundir import RunDir
-    from evaluation.report import save_result, wordsim_of_run
+    from evaluation.knobs import wins_line
+    from evaluation.report import save_result, wordsim_of_run, wordsim_wins
     from evaluation.rows import run_buckets, run_matrices
 
     run = RunDir.open(run_dir)
     labels, _ = run_buckets(run, db)
-    res = wordsim_of_run(run, datasets, run_matrices(run, db, select, buckets=labels))
+    res = wordsim_of_run(run, datasets, run_matrices(run, db, rows, how, buckets=labels), part)
     for name, r in res.items():  # one file per dataset, so later commands add to earlier ones
         save_result(run, f"wordsim-{name}", {name: r}, command_line())
-    lines = []
+    won = wordsim_wins(res)
+    names = list(next(iter(res.values()))["spearman"])
+    lines = [f"{'set':<20}{'pairs':>7}{'covered':>9}" + "".join(f"{n:>14}" for n in names)]
     for ds, r in res.items():
-        rho = "  ".join(f"{k}={v:.4f}" for k, v in r["spearman"].items())
-        lines.append(f"{ds}: {r['covered_pairs']}/{r['pairs']} pairs covered ({r['coverage']:.1%})  {rho}")
-    emit(res, as_json, "\n".join(lines))
+        lines.append(
+            f"{ds:<20}{r['pairs']:>7}{r['covered_pairs']:>9}"
+            + "".join(f"{r['spearman'].get(n, float('nan')):>14.4f}" for n in names)
+        )
+    lines += [wins_line(w) for w in won]
+    emit({"sets": res, "wins": won}, as_json, "\n".join(lines))
+
+
+@eval_.command(
+    "knobs",
+    epilog="Example:\n\n  defemb eval knobs --run runs/minilm --dataset ../shared/data/eval/word-similarity",
+)
+@_RUN
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True),
+    help="Word-similarity sets (files or folders); only their development parts choose α.",
+)
+@_DB
+@_ROWS
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    type=click.Choice(["mix", "dirmix"]),
+    default=("mix", "dirmix"),
+    show_default=True,
+)
+@click.option("--no-plots", is_flag=True, help="Skip the α-curve figure.")
+@json_option
+def knobs_cmd(
+    run_dir: str,
+    datasets: tuple[str, ...],
+    db: str | None,
+    rows: str,
+    methods: tuple[str, ...],
+    no_plots: bool,
+    as_json: bool,
+) -> None:
+    """Choose the row policy's α on the development parts of the sets; show the whole curve."""
+    from embedder.rundir import RunDir
+    from evaluation.plots import alpha_curve
+    from evaluation.report import knobs_of_run, save_result
+
+    run = RunDir.open(run_dir)
+    res = knobs_of_run(run, datasets, db, rows, methods)
+    save_result(run, "knobs", res, command_line())
+    if not no_plots:
+        res["plot"] = str(alpha_curve(res, run.path / "report" / "alpha_curve.png"))
+    emit(res, as_json, f"chosen: --rows {rows} --how {res['chosen']}\n{res['reason']}")
 
 
 @eval_.command(
     "glue",
     epilog="Example:\n\n  defemb eval glue --run runs/minilm --task cola "
-    "--data ../shared/data/eval/glue/CoLA --select rare --seeds 3 --max-train 2000",
+    "--data ../shared/data/eval/glue/CoLA --rows covered --how dirmix:0.2 --seeds 3 --max-train 2000",
 )
 @_RUN
 @click.option("--task", default="cola", show_default=True, help="cola | sst2 | mrpc | rte | stsb")
@@ -148,7 +233,8 @@ def wordsim_cmd(run_dir: str, datasets: tuple[str, ...], db: str | None, select:
     help="The task folder of GLUE TSV files.",
 )
 @_DB
-@_SELECT
+@_ROWS
+@_HOW
 @click.option("--seeds", default=3, show_default=True, help="Seeds 1..N; both models train under each.")
 @click.option("--epochs", default=3.0, show_default=True)
 @click.option("--lr", default=2e-5, show_default=True)
@@ -163,7 +249,8 @@ def glue_cmd(
     task: str,
     data_dir: str,
     db: str | None,
-    select: str,
+    rows: str,
+    how: str,
     seeds: int,
     epochs: float,
     lr: float,
@@ -184,7 +271,8 @@ def glue_cmd(
     cfg = FinetuneConfig(
         task=task,
         data_dir=data_dir,
-        select=select,
+        rows=rows,
+        how=how,
         seeds=tuple(range(1, seeds + 1)),
         epochs=epochs,
         lr=lr,
@@ -201,8 +289,8 @@ def glue_cmd(
     emit(
         res.to_dict(),
         as_json,
-        f"{res.task} {res.metric} over {len(res.seeds)} seeds ({res.replaced_rows} rows swapped): "
-        f"original {s['original']['mean']:.4f} ± {s['original']['std']:.4f}, "
+        f"{res.task} {res.metric} over {len(res.seeds)} seeds ({res.replaced_rows} rows, "
+        f"--rows {res.rows} --how {res.how}): original {s['original']['mean']:.4f} ± {s['original']['std']:.4f}, "
         f"DefinitionEMB {s['definitionemb']['mean']:.4f} ± {s['definitionemb']['std']:.4f}, "
         f"paired t-test p = {t['p']:.4g}",
     )
@@ -223,7 +311,8 @@ def glue_cmd(
 )
 @click.option("--preset", default="xsum", show_default=True, type=click.Choice(["xsum", "cnndm", "billsum"]))
 @_DB
-@_SELECT
+@_ROWS
+@_HOW
 @click.option("--seed", default=1, show_default=True)
 @click.option(
     "--train-steps", default=0, show_default=True, help="Fine-tuning steps before decoding (0: none)."
@@ -239,7 +328,8 @@ def summarization_cmd(
     data_dir: str,
     preset: str,
     db: str | None,
-    select: str,
+    rows: str,
+    how: str,
     seed: int,
     train_steps: int,
     lr: float,
@@ -257,7 +347,8 @@ def summarization_cmd(
     cfg = SummarizationConfig(
         data_dir=data_dir,
         preset=preset,
-        select=select,
+        rows=rows,
+        how=how,
         seed=seed,
         train_steps=train_steps,
         lr=lr,
@@ -276,37 +367,47 @@ def summarization_cmd(
     emit(res.to_dict(), as_json, text)
 
 
-@eval_.command("swap", epilog="Example:\n\n  defemb eval swap --run runs/minilm --select rare")
+@eval_.command(
+    "swap",
+    epilog="Example:\n\n  defemb eval swap --run runs/minilm\n\n"
+    "  defemb eval swap --run runs/minilm --rows rare --how replace --out minilm-rare",
+)
 @_RUN
 @_DB
-@_SELECT
+@_ROWS
+@_HOW
 @click.option("--out", type=click.Path(), default=None, help="A new folder (default: RUN/model).")
 @force_option
 @json_option
-def swap_cmd(run_dir: str, db: str | None, select: str, out: str | None, force: bool, as_json: bool) -> None:
-    """Write the PLM with the selected rows swapped in (save_pretrained, tokenizer included)."""
+def swap_cmd(
+    run_dir: str, db: str | None, rows: str, how: str, out: str | None, force: bool, as_json: bool
+) -> None:
+    """Write the PLM with the policy's rows changed (save_pretrained, tokenizer, model card)."""
     from embedder.rundir import RunDir
     from evaluation.swap import save_swapped
 
-    res = save_swapped(RunDir.open(run_dir), db, select, out, force=force)
-    emit(res.to_dict(), as_json, f"{res.replaced_rows} of {res.vocab_size} rows swapped -> {res.out_dir}")
+    res = save_swapped(RunDir.open(run_dir), db, rows, out, force=force, how=how)
+    emit(
+        res.to_dict(),
+        as_json,
+        f"{res.replaced_rows} of {res.vocab_size} rows changed ({res.policy}) -> {res.out_dir}",
+    )
 
 
 @eval_.command("report", epilog="Example:\n\n  defemb eval report --run runs/minilm")
 @_RUN
 @_DB
-@click.option(
-    "--select",
-    default=None,
-    help="Selection for the isotropy of the DefinitionEMB matrix (default: every covered row).",
-)
+@_ROWS
+@_HOWS
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
 @json_option
-def report_cmd(run_dir: str, db: str | None, select: str | None, no_plots: bool, as_json: bool) -> None:
+def report_cmd(
+    run_dir: str, db: str | None, rows: str, how: tuple[str, ...], no_plots: bool, as_json: bool
+) -> None:
     """Gather stored results, measure isotropy, draw figures; write report.json and report.md."""
     from embedder.rundir import RunDir
     from evaluation.report import build_report
 
-    rep = build_report(RunDir.open(run_dir), db, select, plots=not no_plots, command=command_line())
+    rep = build_report(RunDir.open(run_dir), db, rows, how, plots=not no_plots, command=command_line())
     out = Path(rep.report_dir)
     emit(rep.to_dict(), as_json, f"wrote {out / 'report.md'} and {out / 'report.json'}")

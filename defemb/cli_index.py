@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from defemb._cli import Group, db_option, emit, force_option, json_option, run_option
+from defemb._cli import Group, db_option, emit, force_option, how_option, json_option, rows_option, run_option
 
 __all__ = ["index", "export"]
 
@@ -130,12 +130,14 @@ def neighbors_table_cmd(
 
 @click.command(
     "export",
-    epilog="Example:\n\n  defemb export --run runs/r1 --format hf --select rare --out models/r1-rare\n\n"
-    "  defemb export --run runs/r1 --format npy --select task:train.tsv:0.2 --out r1-task",
+    epilog="Example:\n\n  defemb export --run runs/r1 --format npy --out r1-matrix\n\n"
+    "  defemb export --run runs/r1 --format hf --rows rare --how replace --out models/r1-rare\n\n"
+    "  defemb export --run runs/r1 --format npy --rows task:train.tsv:0.2 --how mix:0.5 --out r1-task",
 )
 @_RUN
 @click.option("--format", "fmt", type=click.Choice(["npy", "safetensors", "pt", "hf"]), required=True)
-@click.option("--select", "select", required=True, help="covered | rare | task:FILE[:ratio]")
+@rows_option()
+@how_option()
 @click.option(
     "--out",
     required=True,
@@ -145,15 +147,18 @@ def neighbors_table_cmd(
 @_DB
 @force_option
 @json_option
-def export(run_dir: str, fmt: str, select: str, out: str, db: str | None, force: bool, as_json: bool) -> None:
-    """Export the embedding matrix with the selected rows replaced, plus the replaced-row mask."""
+def export(
+    run_dir: str, fmt: str, rows: str, how: str, out: str, db: str | None, force: bool, as_json: bool
+) -> None:
+    """Export the embedding matrix under a row policy (default: the shipped one), plus the changed-row
+    mask; `hf` writes a whole model folder with a model card."""
     from index.exporter import export as run_export
 
-    result = run_export(run_dir, fmt, select, out, db=db, force=force)
+    result = run_export(run_dir, fmt, rows, out, db=db, force=force, how=how)
     emit(
         result.to_dict(),
         as_json,
-        f"{result.rows_replaced} of {result.vocab_size} rows replaced → {result.out} "
+        f"{result.rows_replaced} of {result.vocab_size} rows changed ({result.policy}) → {result.out} "
         f"({result.format}, {result.seconds:.2f} s)",
     )
 

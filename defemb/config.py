@@ -83,14 +83,18 @@ class IndexSection:
 @dataclass(frozen=True)
 class EvaluationSection:
     isotropy: bool = True
-    wordsim: tuple[str, ...] = ("@rare-words",)
+    wordsim: tuple[str, ...] = ("@rare-words",)  # files or folders of `word1 word2 score` sets
+    # The part of each set the report scores: the shipped α was chosen on the dev parts, so `test`.
+    wordsim_part: str = "test"
     glue_task: str = ""  # e.g. "cola"; empty: no fine-tuning in the pipeline
     glue_data: str = ""
     glue_seeds: int = 3
-    glue_select: str = "rare"
-    swap_select: str = (
-        "covered"  # rows written into <run>/model (covered | rare | task:FILE[:ratio]); "" skips
-    )
+    # The run's row policy (index.policy): the rows of <run>/model, of the GLUE twin and of the report.
+    rows: str = "covered"  # covered | rare | task:FILE[:ratio]
+    how: str = "dirmix:0.2"  # replace | mix:α | dirmix:α — the shipped default (index.policy.DEFAULT_HOW)
+    compare: tuple[str, ...] = ("replace",)  # other `how`s shown beside it in the report
+    knobs: bool = True  # choose α on the development parts of the wordsim sets and show the curve
+    swap: bool = True  # write <run>/model (save_pretrained + model card); false skips it
 
 
 @dataclass(frozen=True)
@@ -186,8 +190,18 @@ def load_config(path: str | Path | None) -> PipelineConfig:
         else mod.frequencies,
     )
     ev = sections["evaluation"]
+    from index.errors import IndexStageError
+    from index.policy import RowPolicy
+
+    try:
+        RowPolicy(_resolve(ev.rows, base), ev.how)
+        for h in ev.compare:
+            RowPolicy(ev.rows, h)
+    except IndexStageError as exc:
+        raise ConfigError(f"{p}: [evaluation] row policy: {exc}") from exc
     sections["evaluation"] = dataclasses.replace(
         ev,
+        rows=_resolve(ev.rows, base),
         wordsim=tuple(w if w.startswith("@") else _path(w, base) for w in ev.wordsim),
         glue_data=_path(ev.glue_data, base) if ev.glue_data else "",
     )

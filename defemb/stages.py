@@ -157,26 +157,43 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
         glue = evaluation.FinetuneConfig(
             task=ev.glue_task,
             data_dir=ev.glue_data,
-            select=ev.glue_select,
+            rows=ev.rows,
+            how=ev.how,
             seeds=tuple(range(1, ev.glue_seeds + 1)),
         )
     rep = evaluation.evaluate_run(
-        ctx.run_dir, ctx.db, wordsim=wordsim, glue=glue, command="defemb run" + (f" --work {ctx.work}")
+        ctx.run_dir,
+        ctx.db,
+        rows=ev.rows,
+        how=[ev.how, *ev.compare],
+        wordsim=wordsim,
+        wordsim_part=ev.wordsim_part,
+        knobs=ev.knobs,
+        glue=glue,
+        command="defemb run" + (f" --work {ctx.work}"),
     )
     c = rep.content
+    for w in c.get("wordsim_wins") or []:
+        from evaluation.knobs import wins_line
+
+        ctx.log(f"  {wins_line(w)}")
+    kn = c.get("knobs")
+    if kn:
+        ctx.log(f"  α on the development parts: {kn['chosen']}; the run uses --rows {ev.rows} --how {ev.how}")
     swapped = None
-    if ev.swap_select:
+    if ev.swap:
         from embedder.rundir import RunDir
 
-        swapped = evaluation.save_swapped(RunDir.open(ctx.run_dir), ctx.db, ev.swap_select).to_dict()
-        ctx.log(
-            f"  swapped model ({ev.swap_select} rows) saved in {swapped.get('out_dir', ctx.run_dir / 'model')}"
-        )
+        swapped = evaluation.save_swapped(RunDir.open(ctx.run_dir), ctx.db, ev.rows, how=ev.how).to_dict()
+        ctx.log(f"  swapped model ({swapped['policy']}) saved in {swapped['out_dir']}")
     return {
+        "policy": {"rows": ev.rows, "how": ev.how, "compare": list(ev.compare)},
         "swapped_model": swapped,
         "report_dir": rep.report_dir,
         "isotropy": c.get("isotropy"),
         "wordsim": c.get("wordsim"),
+        "wordsim_wins": c.get("wordsim_wins"),
+        "knobs": kn,
         "glue": c.get("glue"),
     }
 
@@ -211,7 +228,7 @@ def outputs_exist(stage: str, ctx: Context, result: dict[str, Any]) -> bool:
         "generate": [run / "token_vectors.npy", run / "token_covered.npy"],
         "index": [run / "index", run / "report" / "neighbors.json"],
         "evaluate": [run / "report" / "report.json"]
-        + ([run / "model" / "config.json"] if ctx.cfg.evaluation.swap_select else []),
+        + ([run / "model" / "config.json"] if ctx.cfg.evaluation.swap else []),
         "report": [Path(result.get("markdown", ctx.work / "missing"))],
     }
     return all(p.exists() for p in need[stage])

@@ -29,12 +29,20 @@ def _isotropy_rows(iso: dict[str, Any]) -> list[str]:
     if not mats:
         return []
     buckets = ["all", "frequent", "medium", "rare"]
-    lines = ["| matrix | " + " | ".join(f"I(W) {b}" for b in buckets) + " |", "|---" * 5 + "|"]
+    lines = [
+        "| matrix | "
+        + " | ".join(f"I(W) {b}" for b in buckets)
+        + " | "
+        + " | ".join(f"IsoScore {b}" for b in buckets)
+        + " |",
+        "|---" * 9 + "|",
+    ]
     for name, by_bucket in mats.items():
         cells = []
-        for b in buckets:
-            v = by_bucket.get(b)
-            cells.append(_f(v.get("isotropy") if isinstance(v, dict) else v, 4))
+        for metric in ("isotropy", "isoscore"):
+            for b in buckets:
+                v = by_bucket.get(b)
+                cells.append(_f(v.get(metric) if isinstance(v, dict) else v, 4))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
@@ -47,6 +55,27 @@ def _wordsim_rows(ws: dict[str, Any]) -> list[str]:
             f"- **{name}**: {res.get('covered_pairs', '?')}/{res.get('pairs', '?')} pairs covered; "
             "Spearman " + ", ".join(f"{m} {_f(v)}" for m, v in sp.items())
         )
+    return lines
+
+
+def _policy_rows(ev: dict[str, Any]) -> list[str]:
+    """The run's row policy, its wins over the original rows, and what the α selection found."""
+    from evaluation.knobs import wins_line
+
+    pol = ev.get("policy") or {}
+    lines = []
+    if pol:
+        lines.append(
+            f"The run's row policy: `--rows {pol.get('rows')} --how {pol.get('how')}` (the shipped default "
+            "unless the config sets another; chosen on the development parts of the word-similarity sets, "
+            "benchmarks/RESULTS.md)."
+        )
+    wins = [w for w in ev.get("wordsim_wins") or [] if w.get("sets")]
+    if wins:
+        lines += ["", *[f"- {wins_line(w)}" for w in wins]]
+    kn = ev.get("knobs")
+    if kn:
+        lines += ["", f"α chosen on this run's development parts: **{kn['chosen']}**. {kn['reason']}."]
     return lines
 
 
@@ -165,6 +194,9 @@ def write_summary(
     ws = _wordsim_rows(ev.get("wordsim", {}))
     if ws:
         lines += ["", "## Word similarity", "", *ws]
+    pol = _policy_rows(ev)
+    if pol:
+        lines += ["", "## Row policy", "", *pol]
     nb = _neighbor_rows(Path(idx.get("probe_neighbors", run_dir / "report" / "neighbors.json")))
     if nb:
         lines += ["", "## Neighbours of rare tokens, before and after", "", *nb]

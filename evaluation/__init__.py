@@ -5,7 +5,8 @@ Public API (imported lazily so `import evaluation` does not pull in torch)::
     evaluation.isotropy(W) / isoscore(W) / mean_cosine(W) / top_pc_share(W) / all_but_the_top(W)
     evaluation.measure_by_bucket(W, labels)               -> {"all", "frequent", "medium", "rare"}
     evaluation.word_similarity(read_pairs(f), tok, mats)  -> WordSimResult
-    evaluation.save_swapped(run, db, select)              -> SwapResult (save_pretrained into run/model)
+    evaluation.save_swapped(run, db, rows, how=...)       -> SwapResult (save_pretrained into run/model)
+    evaluation.knobs_of_run(run, ["word-similarity/"])    -> α chosen on the sets' development parts
     evaluation.compare_glue(run, FinetuneConfig(...))     -> GlueResult (seeds, mean ± std, paired t-test)
     evaluation.compare_summarization(run, SummarizationConfig(...)) -> SummarizationResult (ROUGE)
     evaluation.evaluate_run(run, db, wordsim=[...], glue=...)       -> RunReport (runs/<id>/report/)
@@ -60,6 +61,9 @@ _LAZY = {
     "spearman": "evaluation.wordsim",
     "word_similarity": "evaluation.wordsim",
     "WordSimResult": "evaluation.wordsim",
+    "choose_how": "evaluation.knobs",
+    "split_pairs": "evaluation.knobs",
+    "knobs_of_run": "evaluation.report",
     "save_swapped": "evaluation.swap",
     "SwapResult": "evaluation.swap",
     "read_glue_tsv": "evaluation.glue_data",

@@ -11,8 +11,9 @@ Public API (imported lazily so `import index` does not load faiss or torch)::
     index.reverse_batch(run, "defs.txt", 10, "out.parquet")            -> BatchResult
     index.senses_near(run, "bank", k=10)                               -> polars.DataFrame
     index.neighbors_table(run, db, k=10)                               -> NeighborTableResult
-    index.export(run, "hf", "rare", "out/")                            -> ExportResult
+    index.export(run, "hf", "rare", "out/", how="dirmix:0.2")          -> ExportResult (rows=None: default)
     index.select_rows(run, db, "task:train.tsv:0.2")                   -> numpy bool mask
+    index.policy_matrix(run, db, index.RowPolicy("covered", "mix:0.3")) -> (V×d matrix, V bool mask)
     index.replace_rows(model, matrix, mask)                            -> SwapReport
 """
 
@@ -69,6 +70,11 @@ _LAZY = {
     "export_matrix": "index.exporter",
     "ExportResult": "index.exporter",
     "select_rows": "index.select",
+    "RowPolicy": "index.policy",
+    "default_policy": "index.policy",
+    "policy_matrix": "index.policy",
+    "blend": "index.policy",
+    "apply_how": "index.policy",
     "replace_rows": "index.swap",
     "SwapReport": "index.swap",
 }

@@ -22,14 +22,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embedder.binding import LexiconRef
 from index.errors import SelectError
-from index.select import parse_select, select_rows
-from index.vocabulary import RunLike, as_run
+
+if TYPE_CHECKING:
+    from embedder.binding import LexiconRef
+    from index.vocabulary import RunLike
 
 __all__ = [
     "DEFAULT_ROWS",
@@ -94,6 +95,8 @@ class RowPolicy:
     how: str = DEFAULT_HOW
 
     def __post_init__(self) -> None:
+        from index.select import parse_select  # lazily: the CLI reads the defaults without duckdb
+
         parse_select(self.rows)
         object.__setattr__(self, "how", str(parse_how(self.how)))
 
@@ -108,6 +111,8 @@ class RowPolicy:
             return self.how
         rows = self.rows
         if rows.startswith("task:"):
+            from index.select import parse_select
+
             sel = parse_select(rows)
             rows = f"task:{Path(str(sel.path)).name}" + (f":{sel.ratio:g}" if sel.ratio != 1.0 else "")
         return f"{rows} {self.how}"
@@ -173,6 +178,9 @@ def policy_matrix(
     The mask is `select_rows(run, db, policy.rows)` (always within the covered rows); `db` (a path or a
     bound lexicon) defaults to the run's own lexicon where the rows need one.
     """
+    from index.select import select_rows
+    from index.vocabulary import as_run
+
     r = as_run(run)
     p = policy or default_policy()
     original = r.original_vectors()

@@ -13,6 +13,7 @@ from evaluation_support import DATA, input_matrix, make_lexicon, make_run
 from embedder.rundir import RunDir
 from evaluation.isotropy import isotropy
 from evaluation.report import build_report, evaluate_run, isotropy_of_run, load_results
+from index.policy import DEFAULT_HOW
 
 SPECIAL = (0, 1, 2, 3, 50264)
 
@@ -37,7 +38,8 @@ def test_isotropy_of_run_compares_three_matrices(roberta_run: tuple[RunDir, Path
     run, db = roberta_run
     res, mats, labels = isotropy_of_run(run, db)
     assert res["buckets_source"].startswith("lexicon:")
-    assert set(res["matrices"]) == {"original", "definitionemb", "abtt"}
+    assert set(res["matrices"]) == {"original", DEFAULT_HOW, "replace", "abtt"}
+    assert res["policies"] == [DEFAULT_HOW, "replace"]
     assert res["bucket_rows"]["special"] == len(SPECIAL)
     for by in res["matrices"].values():
         assert set(by) == {"all", "frequent", "medium", "rare"}
@@ -49,8 +51,8 @@ def test_isotropy_of_run_compares_three_matrices(roberta_run: tuple[RunDir, Path
     # Generated rows here are isotropic Gaussians, so the swapped matrix must be measurably more isotropic,
     # and ABTT removes the common and dominant directions.
     iso = {k: v["all"] for k, v in res["matrices"].items()}
-    assert iso["definitionemb"]["isoscore"] > iso["original"]["isoscore"]
-    assert iso["definitionemb"]["isotropy"] > iso["original"]["isotropy"]
+    assert iso["replace"]["isoscore"] > iso["original"]["isoscore"]
+    assert iso["replace"]["isotropy"] > iso["original"]["isotropy"]
     assert iso["abtt"]["top1_share"] < iso["original"]["top1_share"]
     assert abs(iso["abtt"]["mean_cosine"]) < abs(iso["original"]["mean_cosine"])
     np.testing.assert_array_equal(mats["original"], np.asarray(run.original_vectors()))
@@ -89,7 +91,8 @@ def test_report_files_and_keys(roberta_run: tuple[RunDir, Path], tmp_path: Path)
         assert key in content
     assert content["manifest"]["model_family"] == "roberta"
     assert content["wordsim"]["EN-RG-65"]["pairs"] == 65
-    assert set(content["wordsim"]["EN-RG-65"]["spearman"]) == {"original", "definitionemb", "abtt"}
+    assert set(content["wordsim"]["EN-RG-65"]["spearman"]) == {"original", DEFAULT_HOW, "replace", "abtt"}
+    assert {w["name"] for w in content["wordsim_wins"]} == {DEFAULT_HOW, "replace", "abtt"}
     cov = {(r["bucket"], r["rule"]): r["tokens"] for r in content["coverage"]}
     assert sum(cov.values()) == 50265 - len(SPECIAL)
     assert cov[("rare", "uncovered")] > 0 and ("frequent", "exact") in cov
@@ -97,6 +100,7 @@ def test_report_files_and_keys(roberta_run: tuple[RunDir, Path], tmp_path: Path)
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
     assert "## Isotropy" in md and "## Word similarity" in md and "defemb eval report" in md
+    assert "IsoScore rare" in md and f"Δ {DEFAULT_HOW}" in md and "beats original on" in md
     assert '"model_family": "roberta"' in md  # the manifest is in the Markdown
     assert "wordsim-EN-RG-65" in load_results(run)
     assert not list(out.glob(".*tmp"))  # nothing half-written left behind
@@ -124,11 +128,11 @@ def test_cli_run_commands_and_report(roberta_run: tuple[RunDir, Path]) -> None:
     r = CliRunner()
     res = r.invoke(cli, ["eval", "isotropy", "--run", str(run.path), "--db", str(db), "--json"])
     assert res.exit_code == 0, res.output
-    assert set(json.loads(res.stdout)) == {"original", "definitionemb", "abtt"}
+    assert set(json.loads(res.stdout)) == {"original", DEFAULT_HOW, "replace", "abtt"}
     rw = str(DATA / "word-similarity" / "EN-RW-STANFORD-head200.txt")
     res = r.invoke(cli, ["eval", "wordsim", "--run", str(run.path), "--dataset", rw, "--json"])
     assert res.exit_code == 0, res.output
-    ws = json.loads(res.stdout)["EN-RW-STANFORD-head200"]
+    ws = json.loads(res.stdout)["sets"]["EN-RW-STANFORD-head200"]
     assert ws["pairs"] == 200 and 0 < ws["covered_pairs"] < 200
     res = r.invoke(cli, ["eval", "report", "--run", str(run.path), "--no-plots", "--json"])
     assert res.exit_code == 0, res.output
@@ -197,7 +201,7 @@ def test_build_report_opens_the_lexicon_once(
         return real(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(lexicon.db, "connect", counting)
-    rep = build_report(run, select="rare", plots=False)  # the lexicon the manifest records
+    rep = build_report(run, rows="rare", plots=False)  # the lexicon the manifest records
     assert rep.content["isotropy"]["buckets_source"].startswith("lexicon:")
-    assert rep.content["coverage"] and rep.content["isotropy"]["select"] == "rare"
+    assert rep.content["coverage"] and rep.content["isotropy"]["rows"] == "rare"
     assert opened == [run.manifest()["lexicon_db"]]

@@ -27,13 +27,14 @@ def test_swap_save_load_round_trip(
 ) -> None:
     model_dir: Path = request.getfixturevalue(fixture)
     run = make_run(tmp_path / f"run-{family}", model_dir, family, seed=11)
-    res = save_swapped(run, select="covered")
+    res = save_swapped(run, rows="covered", how="replace")
     covered = np.asarray(run.covered_mask())
     assert res.replaced_rows == int(covered.sum()) > 0
     out = Path(res.out_dir)
     assert out == run.path / "model"
-    meta = json.loads((out / "definitionemb_swap.json").read_text())
-    assert meta["select"] == "covered" and meta["run_id"] == run.run_id
+    meta = json.loads((out / "definitionemb_export.json").read_text())
+    assert meta["policy"] == "--rows covered --how replace" and meta["run_id"] == run.run_id
+    assert (out / "README.md").is_file()  # the one writer also leaves a model card
     loaded = load_model(out)
     assert type(loaded).__name__ == type(load_model(model_dir)).__name__
     rows = _rows(loaded)
@@ -58,7 +59,7 @@ def test_swap_rare_selection_and_replacement(tiny_bert_dir: Path, tmp_path: Path
     run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=2, db=db)
     covered = np.asarray(run.covered_mask())
     make_lexicon(db, covered.size, (0, 100, 101, 102, 103), covered)
-    first = save_swapped(run, select="rare")
+    first = save_swapped(run, rows="rare", how="replace")
     from evaluation.rows import buckets_from_lexicon
 
     rare = buckets_from_lexicon(db, 1, covered.size) == "rare"
@@ -67,7 +68,7 @@ def test_swap_rare_selection_and_replacement(tiny_bert_dir: Path, tmp_path: Path
     np.testing.assert_array_equal(rows[rare & covered], np.asarray(run.token_vectors())[rare & covered])
     np.testing.assert_array_equal(rows[~rare], np.asarray(run.original_vectors())[~rare])
     # Saving again replaces the folder whole; nothing temporary is left beside it.
-    second = save_swapped(run, select="covered")
+    second = save_swapped(run, rows="covered", how="replace")
     assert second.replaced_rows == int(covered.sum())
     assert sorted(p.name for p in run.path.iterdir() if p.name.startswith(".model")) == []
 
@@ -85,7 +86,10 @@ def test_cli_swap(tiny_bert_dir: Path, tmp_path: Path) -> None:
     out = json.loads(res.stdout)
     assert out["replaced_rows"] == int(np.asarray(run.covered_mask()).sum())
     assert (tmp_path / "m" / "config.json").is_file()
-    res = CliRunner().invoke(cli, ["eval", "swap", "--run", str(run.path), "--select", "nonsense"])
+    from index.policy import DEFAULT_HOW
+
+    assert out["how"] == DEFAULT_HOW  # no flag: the shipped default policy
+    res = CliRunner().invoke(cli, ["eval", "swap", "--run", str(run.path), "--rows", "nonsense"])
     assert res.exit_code == 1 and "unknown selection" in res.output
 
 
@@ -97,7 +101,7 @@ def test_swap_task_tail_selection(tiny_bert_dir: Path, tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=6, covered_share=0.9)
     task = DATA / "glue" / "CoLA" / "in_domain_train.tsv"
     select = f"task:{task}:0.5"
-    res = save_swapped(run, select=select)
+    res = save_swapped(run, rows=select, how="replace")
     want = select_rows(run, None, select)
     assert res.replaced_rows == int(want.sum()) > 0
     assert int(want.sum()) < int(np.asarray(run.covered_mask()).sum())  # only the task's rare half

@@ -49,14 +49,17 @@ def test_build_neighbors_table_export(run_dir: Path, tmp_path: Path) -> None:
             str(run_dir),
             "--format",
             "safetensors",
-            "--select",
+            "--rows",
             "rare",
+            "--how",
+            "mix:0.5",
             "--out",
             str(out),
             "--json",
         ]
     )
     assert exported["rows_replaced"] > 0 and out.is_file()
+    assert exported["policy"] == "--rows rare --how mix:0.5"
 
 
 def test_errors_are_one_clear_line(run_dir: Path) -> None:
@@ -66,9 +69,16 @@ def test_errors_are_one_clear_line(run_dir: Path) -> None:
     assert "Traceback" not in result.output
     result = CliRunner().invoke(
         cli,
-        ["export", "--run", str(run_dir), "--format", "npy", "--select", "all", "--out", str(run_dir / "x")],
+        ["export", "--run", str(run_dir), "--format", "npy", "--rows", "all", "--out", str(run_dir / "x")],
     )
     assert result.exit_code == 1 and "covered, rare or task:FILE" in result.output
+    result = CliRunner().invoke(
+        cli,
+        ["export", "--run", str(run_dir), "--format", "npy", "--how", "mix", "--out", str(run_dir / "x")],
+    )
+    assert (
+        result.exit_code == 1 and "mix needs a weight" in result.output and "Traceback" not in result.output
+    )
 
 
 def test_help_texts_carry_examples() -> None:

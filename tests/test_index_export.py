@@ -66,7 +66,7 @@ def _load(fmt: str, out: Path) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("fmt", ["npy", "safetensors", "pt"])
 def test_round_trip_of_array_formats(roberta_run, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / ("export" if fmt == "npy" else f"export.{fmt}")  # npy: a folder (m.npy: a file)
-    result = export(roberta_run, fmt, "covered", out)
+    result = export(roberta_run, fmt, "covered", out, how="replace")
     matrix, mask = _load(fmt, out)
     covered = np.asarray(roberta_run.covered_mask())
     assert matrix.dtype == np.float32 and mask.dtype == np.bool_
@@ -115,12 +115,12 @@ def test_bad_selections_are_refused(roberta_run, tmp_path: Path) -> None:
 
 def test_failed_export_leaves_the_previous_one(roberta_run, tmp_path: Path) -> None:
     out = tmp_path / "npy"
-    export(roberta_run, "npy", "covered", out)
+    export(roberta_run, "npy", "covered", out, how="replace")
     before = (out / "matrix.npy").read_bytes()
     with pytest.raises(SelectError):
-        export(roberta_run, "npy", "task:/no/such/file.tsv", out, force=True)
+        export(roberta_run, "npy", "task:/no/such/file.tsv", out, force=True, how="replace")
     with pytest.raises(ExportError, match="unknown export format"):
-        export(roberta_run, "onnx", "covered", out, force=True)
+        export(roberta_run, "onnx", "covered", out, force=True, how="replace")
     assert (out / "matrix.npy").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["npy"]
 
@@ -140,7 +140,7 @@ def test_hf_export_roberta_ties_the_lm_head(roberta_run, tmp_path: Path) -> None
     from transformers import AutoModel, AutoModelForMaskedLM
 
     out = tmp_path / "hf"
-    result = export(roberta_run, "hf", "covered", out)
+    result = export(roberta_run, "hf", "covered", out, how="replace")
     covered = np.asarray(roberta_run.covered_mask())
     matrix = _expected(roberta_run, covered)
     mlm = AutoModelForMaskedLM.from_pretrained(str(out))
@@ -155,7 +155,7 @@ def test_hf_export_roberta_ties_the_lm_head(roberta_run, tmp_path: Path) -> None
     np.testing.assert_array_equal(base.get_input_embeddings().weight.detach().numpy(), matrix)
     assert (out / "tokenizer.json").exists() or (out / "vocab.json").exists()
     meta = json.loads((out / "definitionemb_export.json").read_text())
-    assert meta["run_id"] == "run-a" and meta["select"] == "covered"
+    assert meta["run_id"] == "run-a" and meta["rows"] == "covered" and meta["how"] == "replace"
 
 
 def test_hf_export_bart_shares_one_matrix(tmp_path: Path, tiny_bart_dir: Path, roberta_lexicon: Path) -> None:
@@ -171,7 +171,7 @@ def test_hf_export_bart_shares_one_matrix(tmp_path: Path, tiny_bart_dir: Path, r
         family="bart",
     )
     out = tmp_path / "hf"
-    export(run, "hf", "rare", out)
+    export(run, "hf", "rare", out, how="replace")
     mask = select_rows(run, roberta_lexicon, "rare")
     matrix = _expected(run, mask)
     model = BartForConditionalGeneration.from_pretrained(str(out))
@@ -199,7 +199,7 @@ def test_hf_export_bert_and_model_mismatch(
     original = _embedding_of(tiny_bert_dir, "bert.embeddings.word_embeddings.weight")
     covered = np.random.default_rng(2).random(original.shape[0]) < 0.3
     run = make_run(tmp_path / "run", original, covered, model=str(tiny_bert_dir), family="bert")
-    export(run, "hf", "covered", tmp_path / "hf")
+    export(run, "hf", "covered", tmp_path / "hf", how="replace")
     model = AutoModelForMaskedLM.from_pretrained(str(tmp_path / "hf"))
     matrix = _expected(run, covered)
     np.testing.assert_array_equal(model.get_input_embeddings().weight.detach().numpy(), matrix)
@@ -207,10 +207,10 @@ def test_hf_export_bert_and_model_mismatch(
     # A run whose original rows are not this model's is refused rather than silently mixed.
     run.update_manifest(model=str(tiny_roberta_dir))
     with pytest.raises(ExportError, match="embedding"):
-        export(run, "hf", "covered", tmp_path / "hf2")
+        export(run, "hf", "covered", tmp_path / "hf2", how="replace")
     other = make_run(tmp_path / "run2", original + 1.0, covered, model=str(tiny_bert_dir), family="bert")
     with pytest.raises(ExportError, match="not the one run"):
-        export(other, "hf", "covered", tmp_path / "hf3")
+        export(other, "hf", "covered", tmp_path / "hf3", how="replace")
     assert not (tmp_path / "hf2").exists() and not (tmp_path / "hf3").exists()
 
 

@@ -75,17 +75,26 @@ def test_defemb_run_end_to_end_and_reuse(tmp_path: Path, data_dir: Path, tiny_be
         assert key in report
     assert "EN-RG-65" in report["wordsim"]
     assert (run / "report" / "report.md").is_file()
-    # The PLM with the covered rows swapped in, loadable by transformers, rows equal to the run's vectors.
+    # The PLM with the covered rows changed by the shipped row policy, loadable by transformers.
     from transformers import AutoModel
 
+    from index.policy import default_policy, policy_matrix
+
     swapped = AutoModel.from_pretrained(str(run / "model")).get_input_embeddings().weight.detach().numpy()
-    np.testing.assert_allclose(swapped[covered], tv[covered], rtol=0, atol=1e-6)
+    want, mask = policy_matrix(run, None, default_policy())
+    np.testing.assert_array_equal(mask, covered)
+    np.testing.assert_allclose(swapped, want, rtol=0, atol=1e-6)
+    assert report["wordsim"]["EN-RG-65"]["part"] == "test" and report["knobs"]["chosen"]
+    assert (run / "model" / "README.md").is_file()
     summary = (work / "summary.md").read_text()
     assert "Isotropy" in summary and "Neighbours" in summary
     # Three reverse-dictionary answers (the default definitions), each with its top words.
     answers = json.loads((run / "report" / "reverse.json").read_text())
     assert sorted({a["query"] for a in answers}) == [0, 1, 2] and len(answers) == 9
     assert "## Reverse dictionary" in summary and "a young dog" in summary
+    assert (
+        "## Row policy" in summary and "beats original on" in summary and default_policy().spelling in summary
+    )
 
     # The sense index the pipeline built answers from the command line.
     piece = json.loads((run / "report" / "neighbors.json").read_text())[0]["piece"]

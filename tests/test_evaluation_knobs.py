@@ -1,0 +1,159 @@
+"""Choosing α on development parts: the split, that the choice never reads a test pair, that it finds
+the informative rows, the wins arithmetic, and `defemb eval knobs` / `wordsim` over a folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_evaluation_support import DATA, make_run
+
+from evaluation.knobs import choose_how, neighbours_kept, pair_part, split_pairs, wins, wins_line
+from evaluation.wordsim import WordPairs, read_pairs
+
+TOK_DIR = Path(__file__).parent / "data" / "minilm-tokenizer"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(TOK_DIR))
+
+
+def _vocab_words(n: int, seed: int) -> list[str]:
+    words = [
+        w
+        for w in (TOK_DIR / "vocab.txt").read_text().split("\n")
+        if w.isalpha() and w.islower() and len(w) > 3
+    ]
+    return list(np.random.default_rng(seed).choice(words, size=n, replace=False))
+
+
+def _synthetic(tokenizer, signal: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, WordPairs]:
+    """Rows and a pair set whose gold scores follow the `signal` rows ("generated" or "original")."""
+    rng = np.random.default_rng(seed)
+    v, d = len(tokenizer), 16
+    original = rng.standard_normal((v, d)).astype(np.float32)
+    generated = rng.standard_normal((v, d)).astype(np.float32)
+    mask = np.ones(v, dtype=bool)
+    words = _vocab_words(400, seed)
+    w1, w2 = words[:200], words[200:]
+    ids1 = [tokenizer.convert_tokens_to_ids(w) for w in w1]
+    ids2 = [tokenizer.convert_tokens_to_ids(w) for w in w2]
+    src = generated if signal == "generated" else original
+    u = src / np.linalg.norm(src, axis=1, keepdims=True)
+    gold = (u[ids1] * u[ids2]).sum(axis=1) + 0.05 * rng.standard_normal(200)
+    return original, generated, mask, WordPairs("synthetic", tuple(w1), tuple(w2), gold)
+
+
+def test_split_is_fixed_by_the_words_alone() -> None:
+    assert pair_part("Tiger", "cat") == pair_part("cat", "tiger")
+    pairs = read_pairs(DATA / "word-similarity" / "EN-RW-STANFORD-head200.txt")
+    dev, test = split_pairs(pairs)
+    assert len(dev.score) + len(test.score) == 200 and 40 < len(dev.score) < 95
+    both = set(zip(dev.word1, dev.word2, strict=True)) & set(zip(test.word1, test.word2, strict=True))
+    assert not both
+    rev = WordPairs("r", pairs.word1[::-1], pairs.word2[::-1], pairs.score[::-1])
+    assert sorted(split_pairs(rev)[0].word1) == sorted(dev.word1)  # file order does not matter
+
+
+def test_choice_never_reads_the_test_part(tokenizer, tmp_path: Path) -> None:
+    original, generated, mask, pairs = _synthetic(tokenizer, "generated")
+    first = choose_how(original, generated, mask, tokenizer, [pairs], neighbours=False)
+    # Scramble every test-part gold score: the development curve and the choice must not move.
+    rng = np.random.default_rng(5)
+    score = pairs.score.copy()
+    test = np.array([pair_part(a, b) == "test" for a, b in zip(pairs.word1, pairs.word2, strict=True)])
+    score[test] = rng.permutation(score[test]) * -3.0
+    second = choose_how(
+        original,
+        generated,
+        mask,
+        tokenizer,
+        [WordPairs(pairs.name, pairs.word1, pairs.word2, score)],
+        neighbours=False,
+    )
+    assert second.chosen == first.chosen and second.dev == first.dev
+    assert second.test != first.test  # the test curve is scored, only after the choice
+    assert first.pairs["synthetic"]["dev"] + first.pairs["synthetic"]["test"] == 200
+
+
+def test_choice_follows_the_informative_rows(tokenizer) -> None:
+    o, g, m, pairs = _synthetic(tokenizer, "generated", seed=1)
+    got = choose_how(o, g, m, tokenizer, [pairs], neighbours=False)
+    assert float(got.chosen.split(":")[1]) >= 0.5 and got.dev_value > got.original_dev_value + 0.3
+    o, g, m, pairs = _synthetic(tokenizer, "original", seed=2)
+    got = choose_how(o, g, m, tokenizer, [pairs], neighbours=False)
+    assert float(got.chosen.split(":")[1]) <= 0.1  # the original rows carry the signal: stay near them
+    assert "development third" in got.reason and got.chosen in got.dev
+
+
+def test_neighbours_kept_falls_from_one() -> None:
+    rng = np.random.default_rng(0)
+    o = rng.standard_normal((500, 8)).astype(np.float32)
+    g = rng.standard_normal((500, 8)).astype(np.float32)
+    kept = neighbours_kept(o, g, np.ones(500, bool), ["mix:0", "dirmix:0.3", "replace"], sample=50)
+    assert kept["mix:0"] == 1.0 and kept["mix:0"] > kept["dirmix:0.3"] > kept["replace"]
+
+
+def test_wins_line() -> None:
+    per = {
+        "a": {"original": 0.5, "dirmix:0.2": 0.55, "abtt": 0.4},
+        "b": {"original": 0.7, "dirmix:0.2": 0.69, "abtt": float("nan")},
+        "c": {"original": 0.6, "dirmix:0.2": 0.66},
+    }
+    w = wins(per, "dirmix:0.2")
+    assert w["wins"] == 2 and w["sets"] == 3 and w["mean_delta"] == pytest.approx((0.05 - 0.01 + 0.06) / 3)
+    assert wins_line(w) == "dirmix:0.2 beats original on 2 of 3 sets, mean +0.033"
+    assert wins(per, "abtt")["sets"] == 1
+
+
+@pytest.mark.slow
+def test_cli_wordsim_folder_and_knobs(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    from defemb.cli import cli
+
+    sets = tmp_path / "sets"
+    sets.mkdir()
+    for f in (DATA / "word-similarity").glob("*.txt"):
+        shutil.copy(f, sets / f.name)
+    run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=3, covered_share=0.9)
+    r = CliRunner()
+    res = r.invoke(
+        cli,
+        [
+            "eval",
+            "wordsim",
+            "--run",
+            str(run.path),
+            "--dataset",
+            str(sets),
+            "--how",
+            "mix:0.5",
+            "--part",
+            "test",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert set(out["sets"]) == {"EN-RG-65", "EN-RW-STANFORD-head200"}
+    assert set(out["sets"]["EN-RG-65"]["spearman"]) == {"original", "mix:0.5", "abtt"}
+    assert out["sets"]["EN-RG-65"]["part"] == "test" and out["sets"]["EN-RG-65"]["pairs"] < 65
+    assert {w["name"] for w in out["wins"]} == {"mix:0.5", "abtt"}
+    res = r.invoke(cli, ["eval", "wordsim", "--run", str(run.path), "--dataset", str(sets)])
+    assert res.exit_code == 0 and "beats original on" in res.output and "of 2 sets" in res.output
+    res = r.invoke(cli, ["eval", "knobs", "--run", str(run.path), "--dataset", str(sets), "--json"])
+    assert res.exit_code == 0, res.output
+    kn = json.loads(res.stdout)
+    assert kn["chosen"] in kn["dev"] and (run.path / "report" / "alpha_curve.png").is_file()
+    res = r.invoke(cli, ["eval", "report", "--run", str(run.path), "--json"])
+    assert res.exit_code == 0, res.output
+    md = (run.path / "report" / "report.md").read_text()
+    assert "## Row policy: choosing α" in md and "alpha_curve.png" in md
+    res = r.invoke(cli, ["eval", "wordsim", "--run", str(run.path), "--dataset", str(tmp_path / "run")])
+    assert res.exit_code == 1 and "no .txt word-pair sets" in res.output
