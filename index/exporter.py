@@ -151,17 +151,14 @@ def _check_base(model: Any, run: RunDir, model_path: str) -> None:
 
 
 def _card_inputs(run: RunDir, db: LexiconRef) -> list[tuple[str, str]]:
+    from embedder.binding import bound
     from index.card import lexicon_sources
-    from index.vocabulary import open_lexicon
 
     try:
-        con = open_lexicon(run, db)
-    except Exception:  # no lexicon at hand: the card names none rather than failing the export
+        with bound(run, db) as lex:
+            return lexicon_sources(lex.con) if lex.available else []
+    except Exception:  # an unreadable lexicon: the card names none rather than failing the export
         return []
-    try:
-        return lexicon_sources(con)
-    finally:
-        con.close()
 
 
 def write_model(
