@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
         measure_by_bucket,
         top_pc_share,
     )
-    from evaluation.report import RunReport, build_report, evaluate_run, isotropy_of_run
+    from evaluation.knobs import choose_how, split_pairs
+    from evaluation.report import RunReport, build_report, evaluate_run, isotropy_of_run, knobs_of_run
     from evaluation.rows import buckets_by_order, run_buckets, run_matrices
     from evaluation.summarization import (
         PRESETS,

@@ -37,6 +37,7 @@ from index.errors import (
 if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
     from index.exporter import ExportResult, export, export_matrix
     from index.faiss_index import IndexManifest, LoadedIndex, build, build_kind, open_index
+    from index.policy import RowPolicy, apply_how, blend, default_policy, policy_matrix
     from index.query import neighbors, reverse, reverse_vectors, senses_near
     from index.reverse_dictionary import (
         ReverseDictionary,
