@@ -54,7 +54,7 @@ class ModelSection:
 
 @dataclass(frozen=True)
 class EmbedderSection:
-    preset: str = "quick"  # quick | paper (see embedder presets); the fields below override it
+    preset: str = "quick"  # quick | standard | gpu | paper (embedder.PRESETS); the fields below override it
     steps: int | None = None
     batch_tokens: int | None = None
     lr: float | None = None
