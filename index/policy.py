@@ -49,7 +49,7 @@ METHODS = ("replace", "mix", "dirmix")
 # The shipped default: the winner of the knob selection on the development split of the word-similarity
 # sets, real MiniLM + the full Open Dictionary (benchmarks/RESULTS.md, "Row policies").
 DEFAULT_ROWS = "covered"
-DEFAULT_HOW = "dirmix:0.2"
+DEFAULT_HOW = "mix:0.3"
 
 _HOW = re.compile(r"^(replace|mix|dirmix)(?::([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?))?$")
 
@@ -127,7 +127,7 @@ class RowPolicy:
 
 
 def default_policy() -> RowPolicy:
-    """The shipped default policy (`--rows covered --how dirmix:0.2`)."""
+    """The shipped default policy (`--rows covered --how mix:0.3`)."""
     return RowPolicy(DEFAULT_ROWS, DEFAULT_HOW)
 
 

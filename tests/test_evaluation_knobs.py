@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_evaluation_support import DATA, make_run
+from evaluation_support import DATA, make_run
 
 from evaluation.knobs import choose_how, neighbours_kept, pair_part, split_pairs, wins, wins_line
 from evaluation.wordsim import WordPairs, read_pairs

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
 from safetensors import safe_open
-from test_index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
 
 from index.errors import SelectError
 from index.exporter import export
@@ -102,12 +102,15 @@ def test_default_export_is_the_shipped_policy(bert_run, tmp_path: Path) -> None:
     o = np.asarray(bert_run.original_vectors(), dtype=np.float64)
     g = np.asarray(bert_run.token_vectors(), dtype=np.float64)
     mask = np.asarray(bert_run.covered_mask())
-    a = float(DEFAULT_HOW.split(":")[1])
+    method, a = DEFAULT_HOW.split(":")[0], float(DEFAULT_HOW.split(":")[1])
     om, gm = o[mask], g[mask]
-    no = np.linalg.norm(om, axis=1, keepdims=True)
-    d = (1 - a) * om / no + a * gm / np.linalg.norm(gm, axis=1, keepdims=True)
     want = o.copy()
-    want[mask] = d / np.linalg.norm(d, axis=1, keepdims=True) * no
+    if method == "mix":
+        want[mask] = (1 - a) * om + a * gm
+    else:
+        no = np.linalg.norm(om, axis=1, keepdims=True)
+        d = (1 - a) * om / no + a * gm / np.linalg.norm(gm, axis=1, keepdims=True)
+        want[mask] = d / np.linalg.norm(d, axis=1, keepdims=True) * no
     np.testing.assert_allclose(np.load(out / "matrix.npy"), want, rtol=1e-5, atol=1e-6)
     matrix, m2 = policy_matrix(bert_run, None, RowPolicy("covered", DEFAULT_HOW))
     np.testing.assert_array_equal(m2, mask)
