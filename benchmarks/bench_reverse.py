@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         chunk = queries[lo : lo + 32]
         per = rd.sense_scores(chunk, scorers=rd.scorers)
         ws = rd.word_scores(per)
-        if "tokens" in rd.scorers:
+        if "tokens" in rd.scorers and (Path(args.run) / "token_vectors.npy").is_file():
             ws["tokens_generated"] = rd.sense_scores(chunk, scorers=["tokens"], matrix="generated")["tokens"]
         for name, v in ws.items():
             words.setdefault(name, []).append(v)
@@ -193,18 +193,22 @@ def main(argv: list[str] | None = None) -> int:
         note=note,
         baseline_acc10=round(alone["glosses"]["acc10"], 2) if "glosses" in alone else None,
     )
-    grid = [0.0, 0.25, 0.5, 1.0]
+    grid = {
+        "tokens": [0.0, 0.05, 0.1, 0.5],
+        "senses": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5],
+        "headwords": [0.0, 0.05, 0.1, 0.5],
+        "glosses": [0.0, 0.25, 0.5, 1.0],
+    }
     best: tuple[float, float, dict[str, float], float] | None = None
-    others = [n for n in rd.scorers if n != "glosses"]
-    for combo in itertools.product(grid, repeat=len(others)):
+    # The weights are relative: `glosses` (when loaded) is fixed at 1 and the others are searched.
+    others = [n for n in rd.scorers if n != "glosses"] if "glosses" in rd.scorers else list(rd.scorers)
+    for combo in itertools.product(*(grid[n] for n in others)):
         for fill in (0.0, -0.5, -1.0):
-            if "tokens" in others and combo[others.index("tokens")] == 0 and fill != 0.0:
+            if ("tokens" not in others or combo[others.index("tokens")] == 0) and fill != 0.0:
                 continue
-            w = (
-                {"glosses": 1.0, **dict(zip(others, combo, strict=True))}
-                if "glosses" in rd.scorers
-                else dict(zip(others, combo, strict=True))
-            )
+            w = dict(zip(others, combo, strict=True))
+            if "glosses" in rd.scorers:
+                w["glosses"] = 1.0
             if not any(w.values()):
                 continue
             r = ranks_of(fused(w, fill, half_a), targets[half_a], ex_a)

@@ -58,8 +58,12 @@ __all__ = [
 ]
 
 SCORERS = ("tokens", "senses", "glosses", "headwords")
-# Tuned on the even-numbered half of hill-seen-500 (benchmarks/bench_reverse.py, RESULTS.md).
-DEFAULT_WEIGHTS: dict[str, float] = {"tokens": 0.5, "senses": 0.5, "glosses": 1.0, "headwords": 0.5}
+# Tuned on the even-numbered half of hill-seen-500 (MiniLM quick run, Open Dictionary subset; grid of
+# benchmarks/bench_reverse.py, RESULTS.md): the sentence embedding of the glosses leads, the regressor's
+# sense vectors and the headword embedding add a little; the token rows add nothing on top.
+DEFAULT_WEIGHTS: dict[str, float] = {"tokens": 0.0, "senses": 0.2, "glosses": 1.0, "headwords": 0.1}
+# Runs whose base model is no sentence encoder (RoBERTa, BART) have only the regressor's scorers.
+NO_SENTENCE_WEIGHTS: dict[str, float] = {"tokens": 0.0, "senses": 1.0}
 TOKEN_MISSING = 0.0
 REVERSE_FORMAT = 1
 _CHUNK = 32  # queries scored together: bounds the n×senses score matrices (~56 MB each at 441k senses)
@@ -544,14 +548,20 @@ class ReverseDictionary:
         return pl.concat(frames)
 
     def _weights(self, scorers: Sequence[str] | None, weights: dict[str, float] | None) -> dict[str, float]:
-        base = dict(weights) if weights is not None else {s: DEFAULT_WEIGHTS[s] for s in self.scorers}
+        """The fusion weights of a search: `weights`, else the tuned defaults of the loaded scorers
+        (without the sentence scorers: `senses` alone, the better regressor scorer); scorers named
+        explicitly keep their default weight, or 1 where it is 0."""
+        if weights is not None:
+            base = dict(weights)
+        elif "glosses" in self.scorers:
+            base = {s: DEFAULT_WEIGHTS[s] for s in self.scorers}
+        else:
+            base = {s: NO_SENTENCE_WEIGHTS[s] for s in self.scorers if s in NO_SENTENCE_WEIGHTS}
         if scorers is not None:
-            scorers = list(scorers)
-            bad = set(scorers) - set(SCORERS)
-            if bad:
-                raise IndexStageError(f"unknown scorer(s) {sorted(bad)}; choose from {', '.join(SCORERS)}")
+            scorers = list(_check_scorers(scorers, SCORERS))
             base = {s: base.get(s, 1.0) or 1.0 for s in scorers}
-        return {s: v for s, v in base.items() if v}
+        out = {s: v for s, v in base.items() if v}
+        return out or {s: 1.0 for s in self.scorers}
 
     def _search_chunk(
         self,
