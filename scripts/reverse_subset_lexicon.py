@@ -36,7 +36,9 @@ def main(argv: list[str]) -> int:
         ).fetchall()
     ]
     rng = np.random.default_rng(seed)
-    keep = {w for w in words if w in targets} | {w for w, r in zip(words, rng.random(len(words))) if r < frac}
+    keep = {w for w in words if w in targets} | {
+        w for w, r in zip(words, rng.random(len(words)), strict=True) if r < frac
+    }
     con.execute("CREATE TEMP TABLE keep(word VARCHAR)")
     con.executemany("INSERT INTO keep VALUES (?)", [[w] for w in sorted(keep)])
     con.execute(
