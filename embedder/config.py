@@ -37,6 +37,8 @@ this split is 0.141 (0.214 in the reference note's split):
 Issue 9, on the fixed split (`split_seed` 0: 1,000 held-out tokens, definition-mean baseline 0.137), frozen
 ridge probes (cosine / top-3 sense mean): target position 0.307 / 0.328, prompt mean 0.345 / 0.374,
 both side by side 0.352 / 0.379; 3 senses per token in training 0.352 / 0.389 (scripts/probe_regressor.py).
+The quick preset with the target+mean head: 0.352 at step 0 → 0.335 at 50 → 0.344 at 100 → 0.349 at 150
+(top-3 0.374): still climbing, 0.003 short of its own ridge start (2,443 s at load 10-12).
 
 """
 
