@@ -119,11 +119,24 @@ def test_hf_export_of_a_trained_run(real_run, tmp_path: Path) -> None:
 
     run, db = real_run
     out = tmp_path / "model"
-    result = export(run, "hf", "covered", out, db=db)
+    covered = np.asarray(run.covered_mask())
+    original = np.asarray(run.original_vectors())
+    generated = np.asarray(run.token_vectors())
+    result = export(run, "hf", "covered", out, db=db, how="replace")
     model = AutoModelForMaskedLM.from_pretrained(str(out))
     w = model.get_input_embeddings().weight.detach().numpy()
-    covered = np.asarray(run.covered_mask())
-    np.testing.assert_array_equal(w[covered], np.asarray(run.token_vectors())[covered])
-    np.testing.assert_array_equal(w[~covered], np.asarray(run.original_vectors())[~covered])
+    np.testing.assert_array_equal(w[covered], generated[covered])
+    np.testing.assert_array_equal(w[~covered], original[~covered])
     assert result.rows_replaced == int(covered.sum())
+    shutil.rmtree(out)
+    # No policy given: the shipped default, a plain mix, row by row.
+    from index.policy import DEFAULT_HOW
+
+    assert DEFAULT_HOW.startswith("mix:")
+    alpha = float(DEFAULT_HOW.split(":", 1)[1])
+    export(run, "hf", "covered", out, db=db)
+    w = AutoModelForMaskedLM.from_pretrained(str(out)).get_input_embeddings().weight.detach().numpy()
+    expect = (1 - alpha) * original[covered] + alpha * generated[covered]
+    np.testing.assert_allclose(w[covered], expect, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(w[~covered], original[~covered])
     shutil.rmtree(out)

@@ -45,8 +45,10 @@ def test_readme_python_sample_runs(
     os.symlink(DATA / "lexicon-align" / "open-dictionary" / "api", tmp_path / "open-dictionary" / "api")
     (tmp_path / "models").mkdir()
     os.symlink(tiny_bert_dir, tmp_path / "models" / "minilm")
+    (tmp_path / "word-similarity").mkdir()
     os.symlink(
-        DATA / "eval" / "word-similarity" / "EN-RW-STANFORD-head200.txt", tmp_path / "EN-RW-STANFORD.txt"
+        DATA / "eval" / "word-similarity" / "EN-RW-STANFORD-head200.txt",
+        tmp_path / "word-similarity" / "EN-RW-STANFORD.txt",
     )
     script = tmp_path / "sample.py"
     script.write_text(readme_sample().replace(QUICK, SHORT), encoding="utf-8")
