@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.isotropy import (
+from evaluation.geometry import (
     all_but_the_top,
     isoscore,
     isotropy,

@@ -21,8 +21,7 @@ from evaluation.errors import DataFormatError, EvaluationError, MissingStage
 
 if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
     from evaluation.finetune import FinetuneConfig, GlueResult, compare_glue
-    from evaluation.glue_data import read_glue_tsv
-    from evaluation.isotropy import (
+    from evaluation.geometry import (
         IsotropyMetrics,
         all_but_the_top,
         isoscore,
@@ -33,6 +32,7 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
         measure_by_bucket,
         top_pc_share,
     )
+    from evaluation.glue_data import read_glue_tsv
     from evaluation.knobs import choose_how, split_pairs
     from evaluation.report import RunReport, build_report, evaluate_run, isotropy_of_run, knobs_of_run
     from evaluation.rows import buckets_by_order, run_buckets, run_matrices
@@ -46,15 +46,15 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
     from evaluation.wordsim import WordSimResult, read_pairs, spearman, word_similarity
 
 _LAZY = {
-    "isotropy": "evaluation.isotropy",
-    "isotropy_naive": "evaluation.isotropy",
-    "isoscore": "evaluation.isotropy",
-    "mean_cosine": "evaluation.isotropy",
-    "top_pc_share": "evaluation.isotropy",
-    "all_but_the_top": "evaluation.isotropy",
-    "measure": "evaluation.isotropy",
-    "measure_by_bucket": "evaluation.isotropy",
-    "IsotropyMetrics": "evaluation.isotropy",
+    "isotropy": "evaluation.geometry",
+    "isotropy_naive": "evaluation.geometry",
+    "isoscore": "evaluation.geometry",
+    "mean_cosine": "evaluation.geometry",
+    "top_pc_share": "evaluation.geometry",
+    "all_but_the_top": "evaluation.geometry",
+    "measure": "evaluation.geometry",
+    "measure_by_bucket": "evaluation.geometry",
+    "IsotropyMetrics": "evaluation.geometry",
     "buckets_by_order": "evaluation.rows",
     "run_buckets": "evaluation.rows",
     "run_matrices": "evaluation.rows",

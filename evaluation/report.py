@@ -107,7 +107,7 @@ def isotropy_of_run(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
     """Isotropy (I(W), IsoScore, …) by bucket of the original rows, each row policy `rows` × `how`
     (default: the shipped policy and `replace`) and ABTT; also returns the matrices and the labels."""
-    from evaluation.isotropy import measure_by_bucket
+    from evaluation.geometry import measure_by_bucket
     from evaluation.rows import describe, run_buckets, run_matrices
 
     with bound(run, db) as lex:
@@ -124,7 +124,7 @@ def isotropy_of_run(
 
 
 def _with_abtt(name: str, w: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    from evaluation.isotropy import all_but_the_top, measure_by_bucket
+    from evaluation.geometry import all_but_the_top, measure_by_bucket
 
     return {
         name: measure_by_bucket(w, labels),

@@ -95,7 +95,7 @@ def run_matrices(
     """`{"original", <policy label>…, "abtt"}`: the PLM's rows, the rows under each policy `rows` × `how`
     (default: the shipped policy and the paper's `replace`), and the all-but-the-top baseline of the
     original rows (special rows excluded from its fit). Labels are `RowPolicy.label` (`dirmix:0.2`)."""
-    from evaluation.isotropy import all_but_the_top
+    from evaluation.geometry import all_but_the_top
     from index.exporter import as_policy
     from index.policy import apply_how, default_policy
 

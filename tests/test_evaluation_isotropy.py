@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evaluation.errors import EvaluationError
-from evaluation.isotropy import (
+from evaluation.geometry import (
     all_but_the_top,
     isoscore,
     isotropy,
@@ -151,7 +151,7 @@ def test_measure_by_bucket_excludes_special_rows() -> None:
 
 
 def test_measure_shares_one_gram_but_agrees_with_each_metric() -> None:
-    from evaluation.isotropy import measure
+    from evaluation.geometry import measure
 
     rng = np.random.default_rng(8)
     w = rng.standard_normal((900, 12)) * np.linspace(3, 0.2, 12) + 0.4

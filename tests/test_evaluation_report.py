@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from evaluation_support import DATA, input_matrix, make_lexicon, make_run
 
 from embedder.rundir import RunDir
-from evaluation.isotropy import isotropy
+from evaluation.geometry import isotropy
 from evaluation.report import build_report, evaluate_run, isotropy_of_run, load_results
 from index.policy import DEFAULT_HOW
 
