@@ -30,6 +30,7 @@ __all__ = [
     "EXPECTED_ERRORS",
     "Group",
     "command_line",
+    "datasets_option",
     "db_option",
     "emit",
     "expected_errors",
@@ -189,6 +190,13 @@ def command_line() -> str:
         elif value is not None:
             parts += [flag, str(value)]
     return shlex.join(parts)
+
+
+def datasets_option(help: str) -> Callable[[F], F]:
+    """`--dataset`, repeatable: word-similarity files (`word1 word2 score`) or folders of them."""
+    return click.option(  # type: ignore[return-value]
+        "--dataset", "datasets", multiple=True, required=True, type=click.Path(exists=True), help=help
+    )
 
 
 def rows_option(help: str = "Which rows change: covered | rare | task:FILE[:ratio].") -> Callable[[F], F]:

@@ -15,6 +15,7 @@ import click
 from defemb._cli import (
     Group,
     command_line,
+    datasets_option,
     db_option,
     emit,
     force_option,
@@ -119,14 +120,7 @@ def isotropy_cmd(
     "--part test --json",
 )
 @_RUN
-@click.option(
-    "--dataset",
-    "datasets",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True),
-    help="A `word1 word2 score` file, or a folder of them (*.txt); repeat for several.",
-)
+@datasets_option("A `word1 word2 score` file, or a folder of them (*.txt); repeat for several.")
 @_DB
 @_ROWS
 @_HOWS
@@ -176,14 +170,7 @@ def wordsim_cmd(
     epilog="Example:\n\n  defemb eval knobs --run runs/minilm --dataset ../shared/data/eval/word-similarity",
 )
 @_RUN
-@click.option(
-    "--dataset",
-    "datasets",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True),
-    help="Word-similarity sets (files or folders); only their development parts choose α.",
-)
+@datasets_option("Word-similarity sets (files or folders); only their development parts choose α.")
 @_DB
 @_ROWS
 @click.option(
