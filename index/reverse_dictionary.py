@@ -26,7 +26,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from index.errors import IndexMismatch, IndexMissing, IndexStageError
 from index.faiss_index import source_digest
 from index.headwords import WORD_RE, Headwords, load_headwords, query_words, single_token_ids
 from index.vocabulary import RunLike, as_run
-from lexicon.fileio import output_file, save_npy, write_bytes
+from lexicon.fileio import claim_output, output_file, save_npy, write_bytes
 
 __all__ = [
     "SCORERS",
@@ -678,6 +678,14 @@ def open_reverse(
     return rd
 
 
+def _check_request(texts: Sequence[str], k: int, what: Callable[[int], str]) -> None:
+    """Every query and k checked before anything is built; `what(i)` names query i in the message."""
+    for i, t in enumerate(texts):
+        check_query(t, what(i))
+    if k < 1:
+        raise IndexStageError(f"k must be at least 1, got {k}")
+
+
 def reverse_words(
     run: RunLike,
     text: str | Sequence[str],
@@ -698,10 +706,7 @@ def reverse_words(
     texts = [text] if isinstance(text, str) else list(text)
     if not texts:
         raise IndexStageError("reverse needs at least one definition")
-    for i, t in enumerate(texts):
-        check_query(t, f"query {i}" if len(texts) > 1 else "the query")
-    if k < 1:
-        raise IndexStageError(f"k must be at least 1, got {k}")
+    _check_request(texts, k, lambda i: f"query {i}" if len(texts) > 1 else "the query")
     rd = open_reverse(run, db, cache_dir, progress=progress, scorers=scorers)
     return rd.search(
         text,
@@ -750,8 +755,6 @@ def reverse_batch(
     `overwrite`.
     """
     src, dst = Path(input_file), Path(out)
-    from lexicon.fileio import claim_output
-
     claim_output(dst, "file", overwrite, "the reverse-dictionary answers")
     try:
         lines = src.read_text(encoding="utf-8").splitlines()
@@ -761,10 +764,7 @@ def reverse_batch(
         ) from exc
     if not lines:
         raise IndexStageError(f"{src} is empty; give one definition per line")
-    for i, line in enumerate(lines):
-        check_query(line, f"line {i + 1} of {src}")
-    if k < 1:
-        raise IndexStageError(f"k must be at least 1, got {k}")
+    _check_request(lines, k, lambda i: f"line {i + 1} of {src}")
     t0 = time.perf_counter()
     rd = open_reverse(run, db, cache_dir, progress=progress, scorers=scorers)
     t1 = time.perf_counter()
