@@ -64,12 +64,14 @@ def ranks_of(fused: np.ndarray, targets: np.ndarray, excluded: list[np.ndarray])
     """1-based rank of each query's target (strictly better candidates + 1), MISS when absent, left out
     as a word of its query, or past MISS. The query's words are left out after fusion, as in search."""
     out = np.full(len(targets), MISS, dtype=np.int64)
+    ok = targets >= 0
+    tv = np.where(ok, fused[np.arange(len(targets)), np.maximum(targets, 0)], np.inf)
+    better = (fused > tv[:, None]).sum(axis=1)
     for i, t in enumerate(targets):
-        if t < 0 or not np.isfinite(fused[i, t]) or t in set(excluded[i].tolist()):
+        if not ok[i] or not np.isfinite(tv[i]) or t in set(excluded[i].tolist()):
             continue
-        row = fused[i].copy()
-        row[excluded[i]] = -np.inf
-        out[i] = min(MISS, 1 + int((row > row[t]).sum()))
+        left_out = int((fused[i, excluded[i]] > tv[i]).sum())  # query words, never candidates
+        out[i] = min(MISS, 1 + int(better[i]) - left_out)
     return out
 
 
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     scores = {name: np.concatenate(v) for name, v in words.items()}
     score_s = time.perf_counter() - t1
     alone = {}
-    for name in ("tokens", "tokens_generated", "senses", "glosses", "headwords"):
+    for name in ("tokens", "tokens_generated", "senses", "glosses", "headwords", "frequency"):
         if name in scores:
             v = np.where(np.isnan(scores[name]), -np.inf, scores[name])
             alone[name] = report(
@@ -194,10 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         baseline_acc10=round(alone["glosses"]["acc10"], 2) if "glosses" in alone else None,
     )
     grid = {
-        "tokens": [0.0, 0.05, 0.1, 0.5],
-        "senses": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5],
-        "headwords": [0.0, 0.05, 0.1, 0.5],
+        "tokens": [0.0, 0.05, 0.1],
+        "senses": [0.0, 0.1, 0.15, 0.2, 0.3, 0.5],
+        "headwords": [0.0, 0.05, 0.1, 0.2],
         "glosses": [0.0, 0.25, 0.5, 1.0],
+        "frequency": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7],
     }
     best: tuple[float, float, dict[str, float], float] | None = None
     # The weights are relative: `glosses` (when loaded) is fixed at 1 and the others are searched.

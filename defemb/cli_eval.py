@@ -181,6 +181,13 @@ def wordsim_cmd(
     default=("mix", "dirmix"),
     show_default=True,
 )
+@click.option(
+    "--guard",
+    type=click.Choice(["rare", "medium", "frequent", "none"]),
+    default="rare",
+    show_default=True,
+    help="Only candidates that keep this bucket's isotropy I(W) at least the original's are eligible.",
+)
 @click.option("--no-plots", is_flag=True, help="Skip the α-curve figure.")
 @json_option
 def knobs_cmd(
@@ -189,6 +196,7 @@ def knobs_cmd(
     db: str | None,
     rows: str,
     methods: tuple[str, ...],
+    guard: str,
     no_plots: bool,
     as_json: bool,
 ) -> None:
@@ -198,7 +206,7 @@ def knobs_cmd(
     from evaluation.report import knobs_of_run, save_result
 
     run = RunDir.open(run_dir)
-    res = knobs_of_run(run, datasets, db, rows, methods)
+    res = knobs_of_run(run, datasets, db, rows, methods, None if guard == "none" else guard)
     save_result(run, "knobs", res, command_line())
     if not no_plots:
         res["plot"] = str(alpha_curve(res, run.path / "report" / "alpha_curve.png"))

@@ -6,6 +6,10 @@ each candidate (method × α) on the development parts only — it is never hand
 the best mean Spearman over sets (ties: the smaller α, the row closer to the original). The test parts
 are scored afterwards, for the curve in the report; reported numbers are test-part numbers.
 
+Given the rows of the rare bucket, a candidate is eligible only if it keeps their isotropy I(W) at least
+at the original rows' (`guard_rows`): the rows DefinitionEMB exists for must not end up more crowded
+than pre-training left them. The guard reads no word pair; it is a property of the matrix alone.
+
 Beside the Spearman curve the report shows how much of the pre-trained geometry a policy keeps: the
 share of each sampled covered token's 10 nearest original neighbours that stay among its 10 nearest
 under the policy (`neighbours_kept`). It is 1 at α = 0 and falls as α grows; it says what a gain costs.
@@ -38,6 +42,7 @@ __all__ = [
 ]
 
 DEV_SHARE = 3  # one pair in DEV_SHARE is development data
+_GUARD_TOL = 1e-6  # float noise: a blend of identical rows is not "below" the original
 ALPHAS: tuple[float, ...] = tuple(round(a, 2) for a in np.linspace(0.0, 1.0, 21))
 
 
@@ -170,15 +175,24 @@ class KnobChoice:
     test: dict[str, dict[str, float]] = field(default_factory=dict)
     neighbours_kept: dict[str, float] = field(default_factory=dict)
     pairs: dict[str, dict[str, int]] = field(default_factory=dict)  # set -> {dev, test}: covered pairs
+    guard: dict[str, float] = field(default_factory=dict)  # how -> I(W) of the guarded rows ("original" too)
 
     @property
     def reason(self) -> str:
-        return (
+        why = (
             f"{self.chosen} has the best {self.criterion} ({self.dev_value:.4f}; original rows "
             f"{self.original_dev_value:.4f}) among {', '.join(self.methods)} at α in "
             f"{{{', '.join(f'{a:g}' for a in self.alphas)}}}, on the development third of "
             f"{len(self.pairs)} word-similarity set(s)"
         )
+        if self.guard:
+            floor = self.guard["original"] - _GUARD_TOL
+            dropped = sum(1 for h, v in self.guard.items() if h != "original" and v < floor)
+            why += (
+                f", among the candidates that keep the rare rows' I(W) at least at the original's "
+                f"({self.guard['original']:.4f}; {dropped} candidate(s) fell below it)"
+            )
+        return why
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reason": self.reason}
@@ -202,11 +216,14 @@ def choose_how(
     methods: Sequence[str] = ("mix", "dirmix"),
     alphas: Sequence[float] = ALPHAS,
     neighbours: bool = True,
+    guard_rows: np.ndarray | None = None,
 ) -> KnobChoice:
     """Pick method × α by the mean development-part Spearman over `sets`; score the test parts after.
 
     Only the development parts reach the selection; the test parts are scored once the choice is made,
-    with the same candidates, so the report can show the whole curve.
+    with the same candidates, so the report can show the whole curve. With `guard_rows` (a boolean
+    row mask, e.g. the rare bucket), candidates whose I(W) on those rows falls below the original
+    rows' are not eligible (when none is, the original rows are kept: `mix:0`).
     """
     if not sets:
         raise EvaluationError("choosing α needs at least one word-similarity set")
@@ -225,13 +242,17 @@ def choose_how(
     orig_value = _mean(dev["mix:0"])  # mix:0 is the original row itself
     # Highest mean; among equals the smaller α (max() keeps the first of equal keys, cands ascend in α).
     by_alpha = sorted(cands, key=lambda h: float(h.split(":")[1]))
-    best = max(by_alpha, key=lambda h: np.nan_to_num(_mean(dev[h]), nan=-np.inf))
+    guard = _guard(original, generated, mask, guard_rows, cands) if guard_rows is not None else {}
+    floor = guard.get("original", 0.0) - _GUARD_TOL
+    eligible = [h for h in by_alpha if not guard or guard[h] >= floor] or ["mix:0"]
+    best = max(eligible, key=lambda h: np.nan_to_num(_mean(dev[h]), nan=-np.inf))
+    criterion = "mean development-part Spearman"
     # The choice is made; only now are the test parts scored, for the report's curve.
     test = spearman_curve(original, generated, mask, test_sets, ["mix:0", *cands])
     kept = neighbours_kept(original, generated, mask, cands) if neighbours else {}
     return KnobChoice(
         chosen=best,
-        criterion="mean development-part Spearman",
+        criterion=criterion,
         dev_value=_mean(dev[best]),
         original_dev_value=orig_value,
         alphas=tuple(float(a) for a in alphas),
@@ -240,7 +261,32 @@ def choose_how(
         test={"original": test["mix:0"], **{h: test[h] for h in cands}},
         neighbours_kept=kept,
         pairs=counts,
+        guard=guard,
     )
+
+
+def _guard(
+    original: np.ndarray, generated: np.ndarray, mask: np.ndarray, rows: np.ndarray, cands: Sequence[str]
+) -> dict[str, float]:
+    """I(W) of the guarded rows under the original matrix and under each candidate."""
+    from evaluation.geometry import isotropy
+    from index.policy import blend
+
+    rows = np.asarray(rows, dtype=bool)
+    if rows.shape != mask.shape:
+        raise EvaluationError(f"guard rows must be a mask of {mask.shape[0]} rows, got {rows.shape}")
+    if rows.sum() < 2:
+        raise EvaluationError("the guarded bucket holds fewer than 2 rows; its isotropy is undefined")
+    o = np.asarray(original[rows], dtype=np.float32)
+    changed = np.asarray(mask[rows], dtype=bool)
+    g = np.asarray(generated[rows], dtype=np.float32)[changed]
+    out = {"original": float(isotropy(o))}
+    for h in cands:
+        w = o.copy()
+        if changed.any():
+            w[changed] = blend(o[changed], g, h)
+        out[h] = float(isotropy(w))
+    return out
 
 
 def wins(per_set: Mapping[str, Mapping[str, float]], name: str, against: str = "original") -> dict[str, Any]:

@@ -216,13 +216,20 @@ def knobs_of_run(
     db: LexiconRef = None,
     rows: str | None = None,
     methods: Sequence[str] = ("mix", "dirmix"),
+    guard: str | None = "rare",
 ) -> dict[str, Any]:
-    """Choose the policy's α on the development parts of `datasets` (`evaluation.knobs.choose_how`)."""
+    """Choose the policy's α on the development parts of `datasets` (`evaluation.knobs.choose_how`),
+    among the candidates that keep the I(W) of the `guard` bucket (None: no guard) at least the
+    original's; the buckets are the run lexicon's (`evaluation.rows.run_buckets`)."""
     from evaluation.knobs import choose_how
-    from evaluation.rows import policy_swap
+    from evaluation.rows import policy_swap, run_buckets
     from evaluation.wordsim import dataset_files, read_pairs
 
     _, mask = policy_swap(run, db, rows, "replace")
+    guard_rows = None
+    if guard is not None:
+        labels, _source = run_buckets(run, db)
+        guard_rows = labels == guard
     sets = [read_pairs(f) for f in dataset_files(datasets)]
     choice = choose_how(
         np.asarray(run.original_vectors(), dtype=np.float32),
@@ -231,8 +238,9 @@ def knobs_of_run(
         _run_tokenizer(run),
         sets,
         methods,
+        guard_rows=guard_rows if guard_rows is not None and guard_rows.sum() >= 2 else None,
     )
-    return {**choice.to_dict(), "rows": rows or "covered"}
+    return {**choice.to_dict(), "rows": rows or "covered", "guard_bucket": guard}
 
 
 def coverage_rows(db: str | os.PathLike[str] | RunLexicon, tokenizer_id: int) -> list[dict[str, Any]]:
@@ -344,9 +352,10 @@ def knobs_markdown(kn: Mapping[str, Any]) -> list[str]:
         "Test-part numbers below were not seen by the choice.",
         "",
         "| how | mean Spearman, dev part | mean Spearman, test part | Δ test vs original | "
-        "original top-10 neighbours kept |",
-        "|---|---|---|---|---|",
+        "original top-10 neighbours kept | rare rows' I(W) |",
+        "|---|---|---|---|---|---|",
     ]
+    guard = kn.get("guard") or {}
 
     def mean(d: Mapping[str, Any]) -> float:
         v = [x for x in d.values() if isinstance(x, float)]
@@ -357,8 +366,10 @@ def knobs_markdown(kn: Mapping[str, Any]) -> list[str]:
         t = mean(kn["test"].get(h, {}))
         lines.append(
             f"| {h} | {_fmt(mean(kn['dev'][h]))} | {_fmt(t)} | {_fmt(t - orig, 3)} | "
-            f"{_fmt((kn.get('neighbours_kept') or {}).get(h), 3)} |"
+            f"{_fmt((kn.get('neighbours_kept') or {}).get(h), 3)} | {_fmt(guard.get(h))} |"
         )
+    if guard:
+        lines += ["", f"Original rows: rare rows' I(W) {_fmt(guard['original'])}."]
     lines.append("")
     return lines
 

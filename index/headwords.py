@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 
-__all__ = ["Headwords", "load_headwords", "single_token_ids", "query_words", "WORD_RE"]
+__all__ = ["Headwords", "load_headwords", "single_token_ids", "query_words", "word_zipf", "WORD_RE"]
 
 # A word of a query: letters, with inner apostrophes or hyphens ("o'clock", "well-known").
 WORD_RE = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*")
@@ -135,3 +135,15 @@ def query_words(text: str, max_phrase: int = 4) -> set[str]:
             out.add(" ".join(ws[i : i + n]))
             out.add("-".join(ws[i : i + n]))
     return out
+
+
+def word_zipf(words: np.ndarray, lang: str = "en") -> np.ndarray:
+    """Each word's Zipf frequency in real English text (wordfreq: log10 of occurrences per 10^9 words,
+    0 for a word none of its corpora has).
+
+    Reverse-dictionary queries describe words people use; most headwords of a large dictionary are
+    rare, archaic or technical, so how common a word is tells the two apart where the glosses cannot.
+    """
+    import wordfreq
+
+    return np.asarray([wordfreq.zipf_frequency(str(w), lang) for w in words.tolist()], dtype=np.float32)

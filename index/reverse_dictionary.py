@@ -8,7 +8,10 @@ from the run's own model:
 - `senses`: the same query vector against every sense vector of the run, best sense per word;
 - `glosses`: where the base model is a sentence encoder (MiniLM), its pooled embedding of the query
   against each gloss's, best gloss per word — the plain sentence-embedding baseline;
-- `headwords`: that sentence embedding against the embedding of the headword itself.
+- `headwords`: that sentence embedding against the embedding of the headword itself;
+- `frequency`: no similarity but a prior, the headword's Zipf frequency in real English text
+  (:func:`index.headwords.word_zipf`, wordfreq), the same for every query: people describe words they
+  use, and most of a large dictionary's headwords are rare.
 
 The combination z-scores each scorer's word scores per query (over all candidates) and adds them with
 weights (:data:`DEFAULT_WEIGHTS`, tuned on half of the development set by `benchmarks/bench_reverse.py`);
@@ -38,7 +41,7 @@ from embedder.binding import bound
 from embedder.rundir import RunDir
 from index.errors import IndexMismatch, IndexMissing, IndexStageError
 from index.faiss_index import source_digest
-from index.headwords import WORD_RE, Headwords, load_headwords, query_words, single_token_ids
+from index.headwords import WORD_RE, Headwords, load_headwords, query_words, single_token_ids, word_zipf
 from index.vocabulary import RunLike, as_run
 from lexicon.fileio import claim_output, output_file, save_npy, write_bytes
 
@@ -57,13 +60,19 @@ __all__ = [
     "zscore",
 ]
 
-SCORERS = ("tokens", "senses", "glosses", "headwords")
+SCORERS = ("tokens", "senses", "glosses", "headwords", "frequency")
 # Tuned on the even-numbered half of hill-seen-500 (MiniLM quick run, Open Dictionary subset; grid of
 # benchmarks/bench_reverse.py, RESULTS.md): the sentence embedding of the glosses leads, the regressor's
 # sense vectors and the headword embedding add a little; the token rows add nothing on top.
-DEFAULT_WEIGHTS: dict[str, float] = {"tokens": 0.0, "senses": 0.2, "glosses": 1.0, "headwords": 0.1}
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "tokens": 0.0,
+    "senses": 0.2,
+    "glosses": 1.0,
+    "headwords": 0.1,
+    "frequency": 0.0,
+}
 # Runs whose base model is no sentence encoder (RoBERTa, BART) have only the regressor's scorers.
-NO_SENTENCE_WEIGHTS: dict[str, float] = {"tokens": 0.0, "senses": 1.0}
+NO_SENTENCE_WEIGHTS: dict[str, float] = {"tokens": 0.0, "senses": 1.0, "frequency": 0.0}
 TOKEN_MISSING = 0.0
 REVERSE_FORMAT = 1
 _CHUNK = 32  # queries scored together: bounds the n×senses score matrices (~56 MB each at 441k senses)
@@ -93,6 +102,7 @@ class ReverseManifest:
     headwords: str | None
     headwords_digest: str | None
     seconds: dict[str, float] = field(default_factory=dict)
+    frequency: str | None = None  # the word list behind `frequency` ("wordfreq 3.1.1"); None: not built
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,7 +199,13 @@ def _supported(run: RunDir) -> tuple[str, ...]:
 
     model = run.manifest().get("model")
     sentence = bool(model) and Path(str(model)).is_dir() and sentence_spec(str(model)) is not None
-    return SCORERS if sentence else ("tokens", "senses")
+    return SCORERS if sentence else ("tokens", "senses", "frequency")
+
+
+def _frequency_source() -> str:
+    from importlib.metadata import version
+
+    return f"wordfreq {version('wordfreq')}"
 
 
 def build_reverse(
@@ -231,6 +247,12 @@ def build_reverse(
         del sv
         save_npy(out / "sense_inv_norms.npy", inv)
         seconds["sense_norms"] = round(time.perf_counter() - t1, 3)
+    freq = None
+    if "frequency" in want:
+        t3 = time.perf_counter()
+        save_npy(out / "zipf.npy", word_zipf(hw.words))
+        freq = _frequency_source()
+        seconds["frequency"] = round(time.perf_counter() - t3, 3)
     glosses = heads = None
     if {"glosses", "headwords"} & set(want):
         t2 = time.perf_counter()
@@ -254,6 +276,7 @@ def build_reverse(
         headwords=str(heads.path) if heads is not None else None,
         headwords_digest=heads.manifest.vectors_digest if heads is not None else None,
         seconds={**seconds, "total": round(time.perf_counter() - t0, 3)},
+        frequency=freq,
     )
     write_bytes(out / "manifest.json", json.dumps(man.to_dict(), indent=2, sort_keys=True).encode())
     return man
@@ -292,6 +315,8 @@ def _stale(run: RunDir, man: ReverseManifest, lex_fp: str, hw: Headwords) -> str
     for name, want in checks:
         if _digest_or_none(run.path / name) != want:
             return f"{name} changed after it was built (vectors regenerated?)"
+    if "frequency" in man.scorers and man.frequency != _frequency_source():
+        return f"its word frequencies come from {man.frequency}, this machine has {_frequency_source()}"
     return None
 
 
@@ -370,6 +395,13 @@ class ReverseDictionary:
                 raise IndexMismatch(
                     f"{folder} does not match the lexicon's senses; rebuild with: {_rebuild_hint(r)}"
                 )
+        self.zipf: np.ndarray | None = None
+        if "frequency" in self._scorers:
+            self.zipf = np.load(folder / "zipf.npy")
+            if self.zipf.shape != (self.headwords.n_words,):
+                raise IndexMismatch(
+                    f"{folder}/zipf.npy does not match the lexicon's words; rebuild with: {_rebuild_hint(r)}"
+                )
         self.glosses: Any = None
         self.heads: Any = None
         if {"glosses", "headwords"} & set(self._scorers):
@@ -424,8 +456,9 @@ class ReverseDictionary:
         scorers: Sequence[str] | None = None,
         matrix: str = "original",
     ) -> dict[str, np.ndarray]:
-        """Raw cosines per scorer (default: every loaded one): `tokens` n×W (NaN for split words),
-        `senses`/`glosses` n×S (sense_id order), `headwords` n×W."""
+        """Raw scores per scorer (default: every loaded one): cosines for `tokens` n×W (NaN for split
+        words), `senses`/`glosses` n×S (sense_id order), `headwords` n×W; `frequency` n×W, the words'
+        Zipf frequencies (one read-only row, broadcast)."""
         texts = [check_query(t) for t in texts]
         out: dict[str, np.ndarray] = {}
         want = set(_check_scorers(scorers, self.scorers))
@@ -449,6 +482,9 @@ class ReverseDictionary:
                 out["glosses"] = s @ np.asarray(self.glosses.vectors).T  # type: ignore[union-attr]
             if "headwords" in want:
                 out["headwords"] = s @ np.asarray(self.heads.vectors).T  # type: ignore[union-attr]
+        if "frequency" in want:
+            assert self.zipf is not None
+            out["frequency"] = np.broadcast_to(self.zipf, (len(texts), self.headwords.n_words))
         return out
 
     def word_scores(
@@ -484,8 +520,12 @@ class ReverseDictionary:
             return np.where(np.isnan(v), -np.inf, v)
         total: np.ndarray | None = None
         for s in used:
-            z = zscore(word_scores[s], token_missing if s == "tokens" else -np.inf)
-            z *= np.float32(weights[s])
+            v = word_scores[s]
+            if v.ndim == 2 and v.shape[0] > 1 and v.strides[0] == 0:  # one row for every query (a prior)
+                z = zscore(v[:1], -np.inf) * np.float32(weights[s])
+            else:
+                z = zscore(v, token_missing if s == "tokens" else -np.inf)
+                z *= np.float32(weights[s])
             total = z if total is None else total + z
         assert total is not None
         return total
@@ -588,6 +628,7 @@ class ReverseDictionary:
                 fused[row, idx] = -np.inf
         kk = min(k, hw.n_words)
         top = np.argpartition(-fused, kk - 1, axis=1)[:, :kk]
+        scales = self._sense_scales(words, weights)
         rows: dict[str, list[Any]] = {c: [] for c in _COLUMNS}
         for row in range(len(chunk)):
             cand = top[row]
@@ -597,7 +638,7 @@ class ReverseDictionary:
             order = np.lexsort((cand, -sc))
             for rank, j in enumerate(order, start=1):
                 wi = int(cand[j])
-                sense = self._best_sense(wi, row, per_sense, words, weights, sense_mask)
+                sense = self._best_sense(wi, row, per_sense, scales, sense_mask)
                 rows["query"].append(offset + row)
                 rows["rank"].append(rank)
                 rows["word"].append(str(hw.words[wi]))
@@ -621,13 +662,25 @@ class ReverseDictionary:
         }
         return pl.DataFrame(rows, schema=schema)
 
+    @staticmethod
+    def _sense_scales(words: dict[str, np.ndarray], weights: dict[str, float]) -> dict[str, np.ndarray]:
+        """Per sense-level scorer, weight / (per-query sd of its word scores): the factors that put the
+        senses of one word on the fusion's z-scale (the mean drops out of an argmax within a word)."""
+        out = {}
+        for s in ("senses", "glosses"):
+            if weights.get(s) and s in words:
+                v = words[s]
+                finite = np.isfinite(v)
+                sd = v.std(axis=1) if finite.all() else np.nanstd(np.where(finite, v, np.nan), axis=1)
+                out[s] = np.float32(weights[s]) / np.maximum(np.nan_to_num(sd, nan=1.0), 1e-9)
+        return out
+
     def _best_sense(
         self,
         wi: int,
         row: int,
         per_sense: dict[str, np.ndarray],
-        words: dict[str, np.ndarray],
-        weights: dict[str, float],
+        scales: dict[str, np.ndarray],
         sense_mask: np.ndarray | None,
     ) -> int:
         """The sense of word `wi` that matched best: weighted z of the sense-level scorers (first sense
@@ -635,20 +688,12 @@ class ReverseDictionary:
         senses = self.headwords.senses_of(wi)
         if sense_mask is not None and sense_mask[senses].any():
             senses = senses[sense_mask[senses]]
+        if not scales:
+            return int(senses[0])
         total = np.zeros(len(senses), dtype=np.float64)
-        scored = False
-        for s in ("senses", "glosses"):
-            if weights.get(s) and s in per_sense:
-                scored = True
-                allw = words[s][row]
-                finite = allw[np.isfinite(allw)]
-                sd = float(finite.std()) if finite.size else 1.0
-                total += (
-                    weights[s]
-                    * (per_sense[s][row, senses] - float(finite.mean() if finite.size else 0.0))
-                    / max(sd, 1e-9)
-                )
-        return int(senses[int(np.argmax(total))]) if scored else int(senses[0])
+        for s, scale in scales.items():
+            total += float(scale[row]) * per_sense[s][row, senses]
+        return int(senses[int(np.argmax(total))])
 
 
 _OPEN: dict[tuple[str, str, str, str], ReverseDictionary] = {}

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from evaluation_support import DATA, make_run
 
+from evaluation.errors import EvaluationError
 from evaluation.knobs import choose_how, neighbours_kept, pair_part, split_pairs, wins, wins_line
 from evaluation.wordsim import WordPairs, read_pairs
 
@@ -91,6 +92,29 @@ def test_choice_follows_the_informative_rows(tokenizer) -> None:
     got = choose_how(o, g, m, tokenizer, [pairs], neighbours=False)
     assert float(got.chosen.split(":")[1]) <= 0.1  # the original rows carry the signal: stay near them
     assert "development third" in got.reason and got.chosen in got.dev
+
+
+def test_guard_keeps_the_rare_rows_as_isotropic_as_the_original(tokenizer) -> None:
+    o, g, m, pairs = _synthetic(tokenizer, "generated", seed=1)
+    free = choose_how(o, g, m, tokenizer, [pairs], neighbours=False)
+    rare = np.zeros(len(m), dtype=bool)
+    rare[-3000:] = True
+    rare[[tokenizer.convert_tokens_to_ids(w) for w in pairs.word1 + pairs.word2]] = False  # rows no pair uses
+    # Generated rare rows that copy the original ones leave I(W) as it was: the choice is unchanged.
+    same = g.copy()
+    same[rare] = o[rare]
+    kept = choose_how(o, same, m, tokenizer, [pairs], neighbours=False, guard_rows=rare)
+    assert kept.chosen == free.chosen and kept.guard["original"] == pytest.approx(kept.guard[kept.chosen])
+    # Generated rare rows crowded around one direction: every blend lowers their I(W), none is eligible.
+    crowded = g.copy()
+    rng = np.random.default_rng(3)
+    crowded[rare] = 5.0 + 0.01 * rng.standard_normal((int(rare.sum()), o.shape[1])).astype(np.float32)
+    got = choose_how(o, crowded, m, tokenizer, [pairs], neighbours=False, guard_rows=rare)
+    blends = {h: v for h, v in got.guard.items() if h != "original" and float(h.split(":")[1]) > 0}
+    assert blends and all(v < got.guard["original"] for v in blends.values())
+    assert got.chosen == "mix:0" and "rare rows' I(W)" in got.reason
+    with pytest.raises(EvaluationError, match="guard rows"):
+        choose_how(o, g, m, tokenizer, [pairs], neighbours=False, guard_rows=rare[:-1])
 
 
 def test_neighbours_kept_falls_from_one() -> None:

@@ -286,6 +286,41 @@ def test_tokens_scorer_builds_nothing_heavy_and_more_scorers_build_on_demand(wor
     frame = rd.search("a small domestic animal", k=5)
     assert frame["single_token"].all() and frame["score"].is_sorted(descending=True)
     full = ReverseDictionary(copy, cache_dir=fresh_cache, progress=False)
-    assert full.manifest.scorers == ["tokens", "senses", "glosses", "headwords"]
+    assert full.manifest.scorers == ["tokens", "senses", "glosses", "headwords", "frequency"]
     assert RunDir.open(copy).sense_vectors().shape[0] == full.headwords.n_senses
     assert (fresh_cache / "sentence").is_dir()
+
+
+def test_frequency_prior_is_wordfreq_and_lifts_common_words(world, tmp_path: Path) -> None:
+    import wordfreq
+
+    from index.reverse_dictionary import ReverseDictionary
+
+    rd = _rd(world)
+    assert "frequency" in rd.scorers and rd.manifest.frequency.startswith("wordfreq ")
+    assert rd.zipf is not None
+    for i in (0, len(rd.zipf) // 2, len(rd.zipf) - 1):
+        word = str(rd.headwords.words[i])
+        assert rd.zipf[i] == pytest.approx(wordfreq.zipf_frequency(word, "en"), abs=1e-5)
+    # Alone, the prior ranks by Zipf frequency (its raw value is the score).
+    alone = rd.search("a small domestic animal", k=10, scorers=["frequency"])
+    assert alone["score"].is_sorted(descending=True)
+    assert alone["score"][0] == pytest.approx(float(rd.zipf.max()), abs=1e-5)
+    # Added to the glosses, it moves common words up and leaves a pure-glosses search as it was.
+    query = "the act of moving quickly"
+    plain = rd.search(query, k=10, weights={"glosses": 1.0})
+    lifted = rd.search(query, k=10, weights={"glosses": 1.0, "frequency": 1.0})
+    zipf_of = {str(w): float(z) for w, z in zip(rd.headwords.words.tolist(), rd.zipf.tolist(), strict=True)}
+    mean = lambda f: float(np.mean([zipf_of[w] for w in f["word"].to_list()]))  # noqa: E731
+    assert mean(lifted) > mean(plain)
+    assert plain["word"].to_list() == rd.search(query, k=10, scorers=["glosses"])["word"].to_list()
+    # Frequencies from another wordfreq are stale.
+    run, _, cache = world
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    man_path = copy / "index" / "reverse" / "manifest.json"
+    man = json.loads(man_path.read_text())
+    man["frequency"] = "wordfreq 0.1"
+    man_path.write_text(json.dumps(man))
+    with pytest.raises(IndexMismatch, match="word frequencies come from wordfreq 0.1"):
+        ReverseDictionary(copy, cache_dir=cache, progress=False)
