@@ -2,7 +2,7 @@
 
 Senses keep the order `embedder.generate` writes sense vectors in (by sense_id, glosses not null), so
 a run's `sense_vectors.npy` and the shared gloss embeddings line up with `sense_ids` row for row;
-`order`/`starts` group them by word for a per-word max (`np.maximum.reduceat`).
+`order`/`starts` group them by word for a per-word max (`Headwords.word_max`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Headwords:
     starts: np.ndarray
     identity_order: bool
     _fold: dict[str, list[int]] = field(default_factory=dict, repr=False, compare=False)
+    _by_count: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def n_words(self) -> int:
@@ -61,13 +62,29 @@ class Headwords:
                 self._fold.setdefault(str(w).casefold(), []).append(i)
         return self._fold
 
-    def group(self, per_sense: np.ndarray) -> np.ndarray:
-        """Columns of an n×S per-sense array in word-grouped order (no copy when already grouped)."""
-        return per_sense if self.identity_order else per_sense[:, self.order]
+    def by_count(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(word indices, their sense rows as a words×c array) for each number of senses c a word has."""
+        if not self._by_count:
+            counts = np.diff(np.append(self.starts, self.n_senses))
+            for c in np.unique(counts).tolist():
+                w = np.flatnonzero(counts == c)
+                rows = self.order[self.starts[w][:, None] + np.arange(c)[None, :]]
+                self._by_count.append((w, rows))
+        return self._by_count
 
     def word_max(self, per_sense: np.ndarray) -> np.ndarray:
-        """n×W: each word's best sense score (columns of `per_sense` are senses in sense_id order)."""
-        return np.maximum.reduceat(self.group(per_sense), self.starts, axis=1)
+        """n×W: each word's best sense score (columns of `per_sense` are senses in sense_id order).
+
+        Words are taken a sense count at a time (most have one or two senses): a gather and a max over
+        a small axis, several times faster than `np.maximum.reduceat` over 262k groups. A
+        `per_sense` that is the transpose of a senses×n array (as `ReverseDictionary` makes it) is
+        read row by row, without a copy.
+        """
+        by_sense = per_sense.T  # S×n: one contiguous row of n scores per sense
+        out = np.empty((self.n_words, per_sense.shape[0]), dtype=per_sense.dtype)
+        for w, rows in self.by_count():
+            out[w] = by_sense[rows[:, 0]] if rows.shape[1] == 1 else by_sense[rows].max(axis=1)
+        return np.ascontiguousarray(out.T)
 
     def senses_of(self, w: int) -> np.ndarray:
         """Sense rows (sense_id order) of word w."""

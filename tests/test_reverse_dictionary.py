@@ -76,7 +76,7 @@ def _rd(world):  # type: ignore[no-untyped-def]
     from index.reverse_dictionary import ReverseDictionary
 
     run, db, cache = world
-    return ReverseDictionary(run, cache_dir=cache, progress=False, device="cpu")
+    return ReverseDictionary(run, cache_dir=cache, progress=False, device="cpu", precision="float32")
 
 
 def _gloss_of(db: Path, word: str) -> str:
@@ -324,3 +324,33 @@ def test_frequency_prior_is_wordfreq_and_lifts_common_words(world, tmp_path: Pat
     man_path.write_text(json.dumps(man))
     with pytest.raises(IndexMismatch, match="word frequencies come from wordfreq 0.1"):
         ReverseDictionary(copy, cache_dir=cache, progress=False)
+
+
+def test_word_max_equals_a_plain_loop(world) -> None:
+    rd = _rd(world)
+    hw = rd.headwords
+    rng = np.random.default_rng(0)
+    by_sense = rng.standard_normal((hw.n_senses, 3)).astype(np.float32)
+    want = np.stack([by_sense[hw.senses_of(w)].max(axis=0) for w in range(hw.n_words)], axis=1)
+    assert np.array_equal(hw.word_max(by_sense.T), want)  # the transposed view, as search makes it
+    assert np.array_equal(hw.word_max(np.ascontiguousarray(by_sense.T)), want)  # a plain n×S array
+    assert any(len(hw.senses_of(w)) > 1 for w in range(hw.n_words))
+
+
+def test_bfloat16_search_agrees_with_float32(world) -> None:
+    from index.reverse_dictionary import ReverseDictionary
+
+    run, db, cache = world
+    exact = _rd(world)
+    fast = ReverseDictionary(run, cache_dir=cache, progress=False, device="cpu", precision="bfloat16")
+    words = [str(w) for w in exact.headwords.words[:: max(1, exact.headwords.n_words // 12)]]
+    queries = [_gloss_of(db, w) for w in words]
+    a = exact.search(queries, k=1, scorers=["glosses"])
+    b = fast.search(queries, k=1, scorers=["glosses"])
+    # The tiny random encoder puts many glosses within bfloat16's rounding of each other: near-ties may
+    # swap, so most (not all) winners agree and every score agrees to bfloat16 precision.
+    same = np.mean([x == y for x, y in zip(a["word"].to_list(), b["word"].to_list(), strict=True)])
+    assert same >= 0.75
+    assert np.allclose(b["score"].to_numpy(), a["score"].to_numpy(), atol=2e-2)
+    with pytest.raises(IndexStageError, match="precision"):
+        ReverseDictionary(run, cache_dir=cache, progress=False, precision="float16")
