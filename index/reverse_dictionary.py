@@ -10,8 +10,9 @@ from the run's own model:
   against each gloss's, best gloss per word — the plain sentence-embedding baseline;
 - `headwords`: that sentence embedding against the embedding of the headword itself;
 - `frequency`: no similarity but a prior, the headword's Zipf frequency in real English text
-  (:func:`index.headwords.word_zipf`, wordfreq), the same for every query: people describe words they
-  use, and most of a large dictionary's headwords are rare.
+  (:func:`index.headwords.word_zipf`, wordfreq) capped at :data:`ZIPF_CAP`, the same for every query:
+  people describe words they use, and most of a large dictionary's headwords (64 % of Open
+  Dictionary's) appear in none of wordfreq's corpora.
 
 The combination z-scores each scorer's word scores per query (over all candidates) and adds them with
 weights (:data:`DEFAULT_WEIGHTS`, tuned on half of the development set by `benchmarks/bench_reverse.py`);
@@ -49,6 +50,7 @@ __all__ = [
     "SCORERS",
     "DEFAULT_WEIGHTS",
     "TOKEN_MISSING",
+    "ZIPF_CAP",
     "ReverseManifest",
     "ReverseDictionary",
     "open_reverse",
@@ -62,19 +64,23 @@ __all__ = [
 ]
 
 SCORERS = ("tokens", "senses", "glosses", "headwords", "frequency")
-# Tuned on the even-numbered half of hill-seen-500 (MiniLM quick run, Open Dictionary subset; grid of
-# benchmarks/bench_reverse.py, RESULTS.md): the sentence embedding of the glosses leads, the regressor's
-# sense vectors and the headword embedding add a little; the token rows add nothing on top.
+# Tuned on the even-numbered half of hill-seen-500 with all 262,869 Open Dictionary headwords as
+# candidates (MiniLM quick run; benchmarks/bench_reverse.py, RESULTS.md): the sentence embedding of the
+# glosses leads, the frequency prior and the headword embedding add to it; on top of those the
+# regressor's sense vectors and token rows add nothing (they score alone; weight 0 here).
 DEFAULT_WEIGHTS: dict[str, float] = {
     "tokens": 0.0,
-    "senses": 0.2,
+    "senses": 0.0,
     "glosses": 1.0,
-    "headwords": 0.1,
-    "frequency": 0.0,
+    "headwords": 0.2,
+    "frequency": 1.5,
 }
 # Runs whose base model is no sentence encoder (RoBERTa, BART) have only the regressor's scorers.
-NO_SENTENCE_WEIGHTS: dict[str, float] = {"tokens": 0.0, "senses": 1.0, "frequency": 0.0}
+NO_SENTENCE_WEIGHTS: dict[str, float] = {"tokens": 0.0, "senses": 1.0, "frequency": 1.5}
 TOKEN_MISSING = 0.0
+# Past ~30 uses per 10^9 words (Zipf 1.5) a word is plainly in use and more frequency says little about
+# whether it answers a definition; the cap was the best of {1, 1.5, 2, 3, none} on half A (RESULTS.md).
+ZIPF_CAP = 1.5
 REVERSE_FORMAT = 1
 _CHUNK = 32  # queries scored together: bounds the n×senses score matrices (~56 MB each at 441k senses)
 _COLUMNS = ["query", "rank", "word", "score", "pos", "gloss", "single_token", "token_id", "sense_id"]
@@ -509,7 +515,7 @@ class ReverseDictionary:
     ) -> dict[str, np.ndarray]:
         """Raw scores per scorer (default: every loaded one): cosines for `tokens` n×W (NaN for split
         words), `senses`/`glosses` n×S (sense_id order), `headwords` n×W; `frequency` n×W, the words'
-        Zipf frequencies (one read-only row, broadcast)."""
+        Zipf frequencies capped at `ZIPF_CAP` (one read-only row, broadcast)."""
         texts = [check_query(t) for t in texts]
         out: dict[str, np.ndarray] = {}
         want = set(_check_scorers(scorers, self.scorers))
@@ -535,7 +541,8 @@ class ReverseDictionary:
                 out["headwords"] = self._by_sense("headwords", s).T
         if "frequency" in want:
             assert self.zipf is not None
-            out["frequency"] = np.broadcast_to(self.zipf, (len(texts), self.headwords.n_words))
+            prior = np.minimum(self.zipf, np.float32(ZIPF_CAP))
+            out["frequency"] = np.broadcast_to(prior, (len(texts), self.headwords.n_words))
         return out
 
     def word_scores(
@@ -717,7 +724,7 @@ class ReverseDictionary:
     def _sense_scales(words: dict[str, np.ndarray], weights: dict[str, float]) -> dict[str, np.ndarray]:
         """Per sense-level scorer, weight / (per-query sd of its word scores): the factors that put the
         senses of one word on the fusion's z-scale (the mean drops out of an argmax within a word)."""
-        out = {}
+        out: dict[str, np.ndarray] = {}
         for s in ("senses", "glosses"):
             if weights.get(s) and s in words:
                 v = words[s]
