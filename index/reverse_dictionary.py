@@ -120,10 +120,13 @@ def zscore(v: np.ndarray, missing: float) -> np.ndarray:
     `tokens`) becomes `missing`, -inf (filtered out) stays -inf."""
     v = np.asarray(v, dtype=np.float32)
     finite = np.isfinite(v)
-    if finite.all():  # the common case, without the slower NaN-aware reductions
-        mu = v.mean(axis=1, keepdims=True)
-        sd = v.std(axis=1, keepdims=True)
-        return ((v - mu) / np.maximum(sd, 1e-9)).astype(np.float32)
+    if finite.all():  # the common case: torch's reductions use every core, numpy's one
+        import torch
+
+        c = np.ascontiguousarray(v)
+        t = torch.from_numpy(c if c.flags.writeable else c.copy())  # a broadcast prior row is read-only
+        sd, mu = torch.std_mean(t, dim=1, keepdim=True, correction=0)
+        return ((t - mu) / sd.clamp_min(1e-9)).numpy()
     vv = np.where(finite, v, np.nan)
     mu = np.nanmean(vv, axis=1, keepdims=True)
     sd = np.nanstd(vv, axis=1, keepdims=True)
@@ -138,6 +141,15 @@ def fast_bfloat16() -> bool:
 
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, p, lambda: False)()) for p in probes)
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's k highest scores (any order; ties are ordered by the caller)."""
+    import torch
+
+    c = np.ascontiguousarray(scores)
+    t = torch.from_numpy(c if c.flags.writeable else c.copy())
+    return t.topk(k, dim=1, sorted=False).indices.numpy()
 
 
 def check_query(text: str, what: str = "the query") -> str:
@@ -456,7 +468,7 @@ class ReverseDictionary:
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
 
-    def _by_sense(self, name: str, q: np.ndarray) -> np.ndarray:
+    def _by_sense(self, name: str, q: np.ndarray, rows_first: bool = True) -> np.ndarray:
         """S×n scores of every row of matrix `name` (senses: unit rows; glosses, headwords) against every
         query; its transposed view is n×S. One contiguous row per sense, so the per-word max reads whole
         rows (`Headwords.word_max`). The matrices live as torch tensors, in bfloat16 where the hardware
@@ -473,7 +485,8 @@ class ReverseDictionary:
             self._mats[name] = torch.from_numpy(m).to(self._torch_device(), self._dtype())
         mat = self._mats[name]
         with torch.inference_mode():
-            out = mat @ torch.from_numpy(np.ascontiguousarray(q)).to(mat.device, mat.dtype).T
+            qt = torch.from_numpy(np.ascontiguousarray(q)).to(mat.device, mat.dtype)
+            out = mat @ qt.T if rows_first else qt @ mat.T  # n×rows when not rows_first (word-level)
         return out.float().cpu().numpy()
 
     # --- scorers ----------------------------------------------------------------------------------
@@ -538,7 +551,7 @@ class ReverseDictionary:
             if "glosses" in want:
                 out["glosses"] = self._by_sense("glosses", s).T
             if "headwords" in want:
-                out["headwords"] = self._by_sense("headwords", s).T
+                out["headwords"] = self._by_sense("headwords", s, rows_first=False)
         if "frequency" in want:
             assert self.zipf is not None
             prior = np.minimum(self.zipf, np.float32(ZIPF_CAP))
@@ -685,7 +698,7 @@ class ReverseDictionary:
             for row, idx in enumerate(self.excluded(chunk)):
                 fused[row, idx] = -np.inf
         kk = min(k, hw.n_words)
-        top = np.argpartition(-fused, kk - 1, axis=1)[:, :kk]
+        top = _top_k(fused, kk)
         scales = self._sense_scales(words, weights)
         rows: dict[str, list[Any]] = {c: [] for c in _COLUMNS}
         for row in range(len(chunk)):
