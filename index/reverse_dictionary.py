@@ -123,8 +123,7 @@ def zscore(v: np.ndarray, missing: float) -> np.ndarray:
     if finite.all():  # the common case: torch's reductions use every core, numpy's one
         import torch
 
-        c = np.ascontiguousarray(v)
-        t = torch.from_numpy(c if c.flags.writeable else c.copy())  # a broadcast prior row is read-only
+        t = _as_tensor(v)
         sd, mu = torch.std_mean(t, dim=1, keepdim=True, correction=0)
         return ((t - mu) / sd.clamp_min(1e-9)).numpy()
     vv = np.where(finite, v, np.nan)
@@ -143,13 +142,19 @@ def fast_bfloat16() -> bool:
     return any(bool(getattr(torch.cpu, p, lambda: False)()) for p in probes)
 
 
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of each row's k highest scores (any order; ties are ordered by the caller)."""
+def _as_tensor(v: np.ndarray) -> Any:
+    """A zero-copy torch view of a float32 array where possible (a read-only one, such as a broadcast
+    prior row, is copied: torch tensors are writable)."""
     import torch
 
-    c = np.ascontiguousarray(scores)
-    t = torch.from_numpy(c if c.flags.writeable else c.copy())
-    return t.topk(k, dim=1, sorted=False).indices.numpy()
+    c = np.ascontiguousarray(v)
+    return torch.from_numpy(c if c.flags.writeable else c.copy())
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's k highest scores (any order; ties are ordered by the caller)."""
+
+    return _as_tensor(scores).topk(k, dim=1, sorted=False).indices.numpy()
 
 
 def check_query(text: str, what: str = "the query") -> str:
