@@ -52,7 +52,7 @@ def _print_frame(frame: Any, as_json: bool) -> None:
     "--scorer",
     "scorers",
     multiple=True,
-    type=click.Choice(["tokens", "senses", "glosses", "headwords", "frequency"]),
+    type=click.Choice(["tokens", "senses", "glosses", "headwords", "lexical", "frequency", "lemma"]),
     help="Use only these scorers (repeatable; default: the tuned combination of all the run supports).",
 )
 @click.option(

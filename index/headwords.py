@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 
-__all__ = ["Headwords", "load_headwords", "single_token_ids", "query_words", "word_zipf", "WORD_RE"]
+__all__ = [
+    "Headwords",
+    "load_headwords",
+    "single_token_ids",
+    "query_words",
+    "word_zipf",
+    "lemma_share",
+    "query_clauses",
+    "WORD_RE",
+]
 
 # A word of a query: letters, with inner apostrophes or hyphens ("o'clock", "well-known").
 WORD_RE = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*")
@@ -164,3 +173,35 @@ def word_zipf(words: np.ndarray, lang: str = "en") -> np.ndarray:
     import wordfreq
 
     return np.asarray([wordfreq.zipf_frequency(str(w), lang) for w in words.tolist()], dtype=np.float32)
+
+
+def lemma_share(con: duckdb.DuckDBPyConnection, hw: Headwords) -> np.ndarray:
+    """Per word, the share of its senses that are not "form of" / "alternative form of" another word.
+
+    A definition describes a lemma; "plural of cat" or "alternative spelling of colour" senses describe
+    a spelling. 1.0 for a word with only its own senses, 0.0 for one that is only another word's form.
+    """
+    rows = con.execute(
+        """SELECT sense_id, (form_of IS NULL AND alt_of IS NULL) AS own FROM sense
+           WHERE gloss IS NOT NULL ORDER BY sense_id"""
+    ).fetchnumpy()
+    ids = np.asarray(rows["sense_id"], dtype=np.int64)
+    own = np.asarray(rows["own"], dtype=bool)
+    at = np.searchsorted(ids, hw.sense_ids)
+    ok = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == hw.sense_ids)
+    mine = np.where(ok, own[np.minimum(at, len(ids) - 1)], True).astype(np.float64)
+    counts = np.bincount(hw.sense_word, minlength=hw.n_words)
+    return (np.bincount(hw.sense_word, weights=mine, minlength=hw.n_words) / np.maximum(counts, 1)).astype(
+        np.float32
+    )
+
+
+def query_clauses(text: str) -> list[str]:
+    """The ";"-separated clauses of a definition that have letters ("vote against ; refuse to endorse").
+
+    Dictionary senses are one clause each, so a many-clause query is matched both whole and clause by
+    clause (:class:`index.reverse_dictionary.ReverseDictionary`); one clause returns `[text]`.
+    """
+    parts = [p.strip() for p in text.split(";")]
+    parts = [p for p in parts if WORD_RE.search(p)]
+    return parts if len(parts) > 1 else [text.strip()]

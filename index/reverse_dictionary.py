@@ -9,13 +9,19 @@ from the run's own model:
 - `glosses`: where the base model is a sentence encoder (MiniLM), its pooled embedding of the query
   against each gloss's, best gloss per word — the plain sentence-embedding baseline;
 - `headwords`: that sentence embedding against the embedding of the headword itself;
+- `lexical`: BM25 of the query's words against each gloss's (:mod:`index.lexical`), best gloss per
+  word: the exact rare words a definition and the right gloss share;
 - `frequency`: no similarity but a prior, the headword's Zipf frequency in real English text
   (:func:`index.headwords.word_zipf`, wordfreq) capped at :data:`ZIPF_CAP`, the same for every query:
   people describe words they use, and most of a large dictionary's headwords (64 % of Open
-  Dictionary's) appear in none of wordfreq's corpora.
+  Dictionary's) appear in none of wordfreq's corpora;
+- `lemma`: a prior too, the share of the word's senses that are its own rather than "form of" /
+  "alternative form of" another word (:func:`index.headwords.lemma_share`).
 
+The sentence scorers embed a query of several ";"-separated clauses as the mean of its whole embedding
+and its clauses' mean (:func:`index.headwords.query_clauses`; dictionary senses are one clause each).
 The combination z-scores each scorer's word scores per query (over all candidates) and adds them with
-weights (:data:`DEFAULT_WEIGHTS`, tuned on half of the development set by `benchmarks/bench_reverse.py`);
+weights (:data:`DEFAULT_WEIGHTS`, tuned on the development set by `benchmarks/bench_reverse.py`);
 split words take `token_missing` for the `tokens` z-score. Words of the query itself are left out.
 
 What a run needs beyond its vectors is kept in `<run>/index/reverse/` (manifest, per-word token ids, sense
@@ -42,7 +48,16 @@ from embedder.binding import bound
 from embedder.rundir import RunDir
 from index.errors import IndexMismatch, IndexMissing, IndexStageError
 from index.faiss_index import source_digest
-from index.headwords import WORD_RE, Headwords, load_headwords, query_words, single_token_ids, word_zipf
+from index.headwords import (
+    WORD_RE,
+    Headwords,
+    lemma_share,
+    load_headwords,
+    query_clauses,
+    query_words,
+    single_token_ids,
+    word_zipf,
+)
 from index.vocabulary import RunLike, as_run
 from lexicon.fileio import claim_output, output_file, save_npy, write_bytes
 
@@ -63,25 +78,36 @@ __all__ = [
     "fast_bfloat16",
 ]
 
-SCORERS = ("tokens", "senses", "glosses", "headwords", "frequency")
-# Tuned on the even-numbered half of hill-seen-500 with all 262,869 Open Dictionary headwords as
-# candidates (MiniLM quick run; benchmarks/bench_reverse.py, RESULTS.md): the sentence embedding of the
-# glosses leads, the frequency prior and the headword embedding add to it; on top of those the
-# regressor's sense vectors and token rows add nothing (they score alone; weight 0 here).
+SCORERS = ("tokens", "senses", "glosses", "headwords", "lexical", "frequency", "lemma")
+SENSE_LEVEL = ("senses", "glosses", "lexical")  # scored per sense, then best sense per word
+# Tuned on hill-seen-500 (its README: a development set) with all 262,869 Open Dictionary headwords as
+# candidates, MiniLM quick run, by coordinate search on acc@10 and median rank (RESULTS.md, "Reverse
+# dictionary, fourth pass"): the sentence embedding of the glosses leads; the frequency prior, the
+# regressor's sense vectors, the headword embedding, BM25 and the lemma prior each add to it. Token
+# rows add nothing on top (they score alone; weight 0 here).
 DEFAULT_WEIGHTS: dict[str, float] = {
     "tokens": 0.0,
-    "senses": 0.0,
+    "senses": 0.3,
     "glosses": 1.0,
     "headwords": 0.2,
-    "frequency": 1.5,
+    "lexical": 0.1,
+    "frequency": 2.0,
+    "lemma": 0.1,
 }
-# Runs whose base model is no sentence encoder (RoBERTa, BART) have only the regressor's scorers.
-NO_SENTENCE_WEIGHTS: dict[str, float] = {"tokens": 0.0, "senses": 1.0, "frequency": 1.5}
+# Runs whose base model is no sentence encoder (RoBERTa, BART) have no sentence scorers; tuned the
+# same way with `glosses`/`headwords` left out.
+NO_SENTENCE_WEIGHTS: dict[str, float] = {
+    "tokens": 0.0,
+    "senses": 1.0,
+    "lexical": 0.2,
+    "frequency": 1.5,
+    "lemma": 0.1,
+}
 TOKEN_MISSING = 0.0
 # Past ~30 uses per 10^9 words (Zipf 1.5) a word is plainly in use and more frequency says little about
 # whether it answers a definition; the cap was the best of {1, 1.5, 2, 3, none} on half A (RESULTS.md).
 ZIPF_CAP = 1.5
-REVERSE_FORMAT = 1
+REVERSE_FORMAT = 1  # lexical.npz and lemma.npy came later: an index without them is extended, not refused
 _CHUNK = 16  # queries scored together: 16 keeps the senses×n scores (28 MB at 441k senses) in cache; 56 q/s vs 47 at 32
 _COLUMNS = ["query", "rank", "word", "score", "pos", "gloss", "single_token", "token_id", "sense_id"]
 
@@ -110,6 +136,7 @@ class ReverseManifest:
     headwords_digest: str | None
     seconds: dict[str, float] = field(default_factory=dict)
     frequency: str | None = None  # the word list behind `frequency` ("wordfreq 3.1.1"); None: not built
+    lexical: str | None = None  # GlossBM25.spec of lexical.npz; None: not built
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -232,7 +259,7 @@ def _supported(run: RunDir) -> tuple[str, ...]:
 
     model = run.manifest().get("model")
     sentence = bool(model) and Path(str(model)).is_dir() and sentence_spec(str(model)) is not None
-    return SCORERS if sentence else ("tokens", "senses", "frequency")
+    return SCORERS if sentence else tuple(s for s in SCORERS if s not in ("glosses", "headwords"))
 
 
 def _frequency_source() -> str:
@@ -265,6 +292,7 @@ def build_reverse(
         hw = load_headwords(lex.con)
         tid = lex.tokenizer_id
         token_ids = single_token_ids(lex.con, tid, hw.words)
+        lemma = lemma_share(lex.con, hw) if "lemma" in want else None
     seconds: dict[str, float] = {"headwords": round(time.perf_counter() - t0, 3)}
     out = r.path / "index" / "reverse"
     save_npy(out / "token_ids.npy", token_ids)
@@ -286,6 +314,17 @@ def build_reverse(
         save_npy(out / "zipf.npy", word_zipf(hw.words))
         freq = _frequency_source()
         seconds["frequency"] = round(time.perf_counter() - t3, 3)
+    if lemma is not None:
+        save_npy(out / "lemma.npy", lemma)
+    lexical = None
+    if "lexical" in want:
+        from index.lexical import GlossBM25
+
+        t4 = time.perf_counter()
+        bm25 = GlossBM25.build(hw.gloss.tolist())
+        bm25.save(out / "lexical.npz")
+        lexical = bm25.spec
+        seconds["lexical"] = round(time.perf_counter() - t4, 3)
     glosses = heads = None
     if {"glosses", "headwords"} & set(want):
         t2 = time.perf_counter()
@@ -310,6 +349,7 @@ def build_reverse(
         headwords_digest=heads.manifest.vectors_digest if heads is not None else None,
         seconds={**seconds, "total": round(time.perf_counter() - t0, 3)},
         frequency=freq,
+        lexical=lexical,
     )
     write_bytes(out / "manifest.json", json.dumps(man.to_dict(), indent=2, sort_keys=True).encode())
     return man
@@ -350,6 +390,8 @@ def _stale(run: RunDir, man: ReverseManifest, lex_fp: str, hw: Headwords) -> str
             return f"{name} changed after it was built (vectors regenerated?)"
     if "frequency" in man.scorers and man.frequency != _frequency_source():
         return f"its word frequencies come from {man.frequency}, this machine has {_frequency_source()}"
+    if "lexical" in man.scorers and not man.lexical:
+        return "it lists the lexical scorer but records no lexical index"
     return None
 
 
@@ -439,6 +481,25 @@ class ReverseDictionary:
                 raise IndexMismatch(
                     f"{folder}/zipf.npy does not match the lexicon's words; rebuild with: {_rebuild_hint(r)}"
                 )
+        self.lemma: np.ndarray | None = None
+        if "lemma" in self._scorers:
+            self.lemma = np.load(folder / "lemma.npy")
+            if self.lemma.shape != (self.headwords.n_words,):
+                raise IndexMismatch(
+                    f"{folder}/lemma.npy does not match the lexicon's words; rebuild with: {_rebuild_hint(r)}"
+                )
+        self.lexical: Any = None
+        if "lexical" in self._scorers:
+            from index.lexical import GlossBM25
+
+            try:
+                self.lexical = GlossBM25.load(folder / "lexical.npz", self.headwords.n_senses)
+            except IndexMismatch as exc:
+                raise IndexMismatch(f"{exc}; rebuild with: {_rebuild_hint(r)}") from exc
+            if self.lexical.spec != man.lexical:
+                raise IndexMismatch(
+                    f"{folder}/lexical.npz is not the index its manifest records; rebuild with: {_rebuild_hint(r)}"
+                )
         self.glosses: Any = None
         self.heads: Any = None
         if {"glosses", "headwords"} & set(self._scorers):
@@ -510,7 +571,25 @@ class ReverseDictionary:
             self._token_rows[matrix] = rows
         return self._token_rows[matrix]
 
-    def _sentence(self, texts: list[str]) -> np.ndarray:
+    def _sentence(self, texts: list[str], clauses: bool = True) -> np.ndarray:
+        """Sentence embeddings of the queries; with `clauses`, a query of several ";"-clauses is the
+        normalised mean of its whole embedding and its clauses' mean embedding."""
+        parts = [query_clauses(t) if clauses else [t] for t in texts]
+        multi = [i for i, p in enumerate(parts) if len(p) > 1]
+        whole = self._encode(texts)
+        if not multi:
+            return whole
+        flat = [c for i in multi for c in parts[i]]
+        vecs = self._encode(flat)
+        at = 0
+        for i in multi:
+            n = len(parts[i])
+            v = 0.5 * whole[i] + 0.5 * vecs[at : at + n].mean(axis=0)
+            whole[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+            at += n
+        return whole
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         if self._encoder is None:
             from index.sentence import SentenceEncoder
 
@@ -530,10 +609,13 @@ class ReverseDictionary:
         pos: Sequence[str | None] | None = None,
         scorers: Sequence[str] | None = None,
         matrix: str = "original",
+        clauses: bool = True,
     ) -> dict[str, np.ndarray]:
         """Raw scores per scorer (default: every loaded one): cosines for `tokens` n×W (NaN for split
-        words), `senses`/`glosses` n×S (sense_id order), `headwords` n×W; `frequency` n×W, the words'
-        Zipf frequencies capped at `ZIPF_CAP` (one read-only row, broadcast)."""
+        words), `senses`/`glosses` n×S (sense_id order), `headwords` n×W; BM25 for `lexical` n×S;
+        `frequency` n×W, the words' Zipf frequencies capped at `ZIPF_CAP`, and `lemma` n×W (each one
+        read-only row, broadcast). `clauses=False` embeds every query whole for the sentence scorers
+        (the plain baseline)."""
         texts = [check_query(t) for t in texts]
         out: dict[str, np.ndarray] = {}
         want = set(_check_scorers(scorers, self.scorers))
@@ -552,7 +634,7 @@ class ReverseDictionary:
                 assert self.sense_vectors is not None
                 out["senses"] = self._by_sense("senses", q).T
         if want & {"glosses", "headwords"}:
-            s = self._sentence(texts)
+            s = self._sentence(texts, clauses)
             if "glosses" in want:
                 out["glosses"] = self._by_sense("glosses", s).T
             if "headwords" in want:
@@ -561,18 +643,24 @@ class ReverseDictionary:
             assert self.zipf is not None
             prior = np.minimum(self.zipf, np.float32(ZIPF_CAP))
             out["frequency"] = np.broadcast_to(prior, (len(texts), self.headwords.n_words))
+        if "lemma" in want:
+            assert self.lemma is not None
+            out["lemma"] = np.broadcast_to(self.lemma, (len(texts), self.headwords.n_words))
+        if "lexical" in want:
+            assert self.lexical is not None
+            out["lexical"] = self.lexical.scores(texts).T
         return out
 
     def word_scores(
         self, per_sense: dict[str, np.ndarray], sense_mask: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
-        """Per-word scores (n×W) from :meth:`sense_scores`: best sense for `senses`/`glosses`.
+        """Per-word scores (n×W) from :meth:`sense_scores`: best sense for `senses`/`glosses`/`lexical`.
 
         `sense_mask` (bool S) keeps only some senses (a POS filter); words left with none score -inf.
         """
         out: dict[str, np.ndarray] = {}
         for name, arr in per_sense.items():
-            if name in ("senses", "glosses"):
+            if name in SENSE_LEVEL:
                 if sense_mask is not None:
                     arr = np.where(sense_mask[None, :], arr, -np.inf)
                 out[name] = self.headwords.word_max(arr)
@@ -743,7 +831,7 @@ class ReverseDictionary:
         """Per sense-level scorer, weight / (per-query sd of its word scores): the factors that put the
         senses of one word on the fusion's z-scale (the mean drops out of an argmax within a word)."""
         out: dict[str, np.ndarray] = {}
-        for s in ("senses", "glosses"):
+        for s in SENSE_LEVEL:
             if weights.get(s) and s in words:
                 v = words[s]
                 finite = np.isfinite(v)

@@ -292,7 +292,15 @@ def test_tokens_scorer_builds_nothing_heavy_and_more_scorers_build_on_demand(wor
     frame = rd.search("a small domestic animal", k=5)
     assert frame["single_token"].all() and frame["score"].is_sorted(descending=True)
     full = ReverseDictionary(copy, cache_dir=fresh_cache, progress=False)
-    assert full.manifest.scorers == ["tokens", "senses", "glosses", "headwords", "frequency"]
+    assert full.manifest.scorers == [
+        "tokens",
+        "senses",
+        "glosses",
+        "headwords",
+        "lexical",
+        "frequency",
+        "lemma",
+    ]
     assert RunDir.open(copy).sense_vectors().shape[0] == full.headwords.n_senses
     assert (fresh_cache / "sentence").is_dir()
 
@@ -365,3 +373,103 @@ def test_bfloat16_search_agrees_with_float32(world) -> None:
     assert np.allclose(b["score"].to_numpy(), a["score"].to_numpy(), atol=2e-2)
     with pytest.raises(IndexStageError, match="precision"):
         ReverseDictionary(run, cache_dir=cache, progress=False, precision="float16")
+
+
+def test_bm25_weights_match_the_formula_and_survive_a_save(tmp_path: Path) -> None:
+    import math
+
+    from index.lexical import K1, B, GlossBM25
+
+    glosses = ["A small dog.", "A dog that barks, a loud dog", "The sesame seed", "Of or relating to dogs"]
+    bm = GlossBM25.build(glosses)
+    docs = [[w.casefold() for w in g.replace(".", " ").replace(",", " ").split()] for g in glosses]
+    avg = sum(map(len, docs)) / len(docs)
+
+    def want(query: str, d: list[str]) -> float:
+        total = 0.0
+        for t in set(query.casefold().split()):
+            df = sum(t in x for x in docs)
+            if not df:
+                continue
+            tf = d.count(t)
+            idf = math.log(1 + (len(docs) - df + 0.5) / (df + 0.5))
+            total += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * len(d) / avg))
+        return total
+
+    queries = ["a loud dog", "sesame", "zebra"]
+    got = bm.scores(queries)
+    assert got.shape == (len(glosses), len(queries))
+    expect = np.array([[want(q, d) for q in queries] for d in docs], dtype=np.float32)
+    assert np.allclose(got, expect, atol=1e-5)
+    assert (got[:, 2] == 0).all()  # no gloss has the word: no score, no error
+    path = tmp_path / "lexical.npz"
+    bm.save(path)
+    back = GlossBM25.load(path, n_senses=len(glosses))
+    assert back.spec == bm.spec and np.array_equal(back.scores(queries), got)
+    with pytest.raises(IndexMismatch, match="indexes 4 glosses"):
+        GlossBM25.load(path, n_senses=5)
+
+
+def test_lexical_scorer_finds_the_word_whose_gloss_holds_a_rare_query_word(world) -> None:
+    rd = _rd(world)
+    assert "lexical" in rd.scorers and rd.lexical is not None
+    hw = rd.headwords
+    # A word whose gloss holds a term no other gloss has: that term alone finds it.
+    df = np.diff(rd.lexical.weights.indptr)
+    unique = [str(t) for t, n in zip(rd.lexical.terms.tolist(), df.tolist(), strict=True) if n == 1]
+    term = next(t for t in unique if len(t) > 6 and t.isalpha())
+    col = int(np.flatnonzero(rd.lexical.terms == term)[0])
+    sense = int(rd.lexical.weights.indices[rd.lexical.weights.indptr[col]])
+    word = str(hw.words[hw.sense_word[sense]])
+    if word.casefold() == term:
+        pytest.skip("the rare term is the headword itself (left out as a query word)")
+    top = rd.search(term, k=1, scorers=["lexical"])
+    assert top["word"][0] == word and top["gloss"][0] == str(hw.gloss[sense])
+
+
+def test_lemma_prior_is_the_share_of_a_words_own_senses(world) -> None:
+    from lexicon.db import connect
+
+    rd = _rd(world)
+    assert rd.lemma is not None and rd.lemma.shape == (rd.headwords.n_words,)
+    _, db, _ = world
+    con = connect(db)
+    try:
+        rows = con.execute(
+            """SELECT e.word, avg(CASE WHEN s.form_of IS NULL AND s.alt_of IS NULL THEN 1.0 ELSE 0.0 END)
+               FROM sense s JOIN entry e USING (entry_id) WHERE s.gloss IS NOT NULL GROUP BY e.word"""
+        ).fetchall()
+    finally:
+        con.close()
+    want = dict(rows)
+    got = {str(w): float(v) for w, v in zip(rd.headwords.words.tolist(), rd.lemma.tolist(), strict=True)}
+    assert got.keys() == want.keys()
+    assert all(abs(got[w] - want[w]) < 1e-6 for w in want)
+    # Words that are only another word's form, words with only their own senses, and mixes are there.
+    assert min(got.values()) == 0.0 and max(got.values()) == 1.0
+    assert any(0.0 < v < 1.0 for v in got.values())
+
+
+def test_a_many_clause_query_is_the_mean_of_whole_and_clauses(world) -> None:
+    from index.headwords import query_clauses
+
+    assert query_clauses("vote against ; refuse to endorse ; 42") == ["vote against", "refuse to endorse"]
+    assert query_clauses("a dog; ") == ["a dog;"] and query_clauses(" a dog ") == ["a dog"]
+    rd = _rd(world)
+    q = "a small dog ; a loyal pet"
+    whole, a, b = rd._encode([q, "a small dog", "a loyal pet"])
+    v = 0.5 * whole + 0.25 * (a + b)
+    assert np.allclose(rd._sentence([q])[0], v / np.linalg.norm(v), atol=1e-6)
+    assert np.allclose(rd._sentence([q], clauses=False)[0], whole, atol=1e-6)
+    plain = rd.sense_scores([q], scorers=["glosses"], clauses=False)["glosses"]
+    assert np.allclose(plain, rd._by_sense("glosses", whole[None, :]).T, atol=1e-6)
+
+
+def test_cli_scorer_choices_are_the_library_scorers() -> None:
+    from defemb.cli_reverse import reverse
+    from index.reverse_dictionary import DEFAULT_WEIGHTS, NO_SENTENCE_WEIGHTS, SCORERS
+
+    opt = next(p for p in reverse.params if p.name == "scorers")
+    assert tuple(opt.type.choices) == SCORERS  # type: ignore[attr-defined]
+    assert set(DEFAULT_WEIGHTS) == set(SCORERS)
+    assert set(NO_SENTENCE_WEIGHTS) <= set(SCORERS) - {"glosses", "headwords"}
