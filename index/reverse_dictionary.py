@@ -835,7 +835,10 @@ class ReverseDictionary:
             if weights.get(s) and s in words:
                 v = words[s]
                 finite = np.isfinite(v)
-                sd = v.std(axis=1) if finite.all() else np.nanstd(np.where(finite, v, np.nan), axis=1)
+                if finite.all():  # torch's std uses every core (numpy's one): this runs once per chunk
+                    sd = _as_tensor(v).std(dim=1, correction=0).numpy()
+                else:
+                    sd = np.nanstd(np.where(finite, v, np.nan), axis=1)
                 out[s] = np.float32(weights[s]) / np.maximum(np.nan_to_num(sd, nan=1.0), 1e-9)
         return out
 
