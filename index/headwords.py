@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -49,6 +50,7 @@ class Headwords:
     identity_order: bool
     _fold: dict[str, list[int]] = field(default_factory=dict, repr=False, compare=False)
     _by_count: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False, compare=False)
+    _torch_by_count: list[tuple[Any, Any, int]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def n_words(self) -> int:
@@ -89,11 +91,27 @@ class Headwords:
         `per_sense` that is the transpose of a senses×n array (as `ReverseDictionary` makes it) is
         read row by row, without a copy.
         """
-        by_sense = per_sense.T  # S×n: one contiguous row of n scores per sense
-        out = np.empty((self.n_words, per_sense.shape[0]), dtype=per_sense.dtype)
-        for w, rows in self.by_count():
-            out[w] = by_sense[rows[:, 0]] if rows.shape[1] == 1 else by_sense[rows].max(axis=1)
-        return np.ascontiguousarray(out.T)
+        import torch
+
+        by_sense = torch.from_numpy(np.ascontiguousarray(per_sense.T))  # S×n: a row of n scores per sense
+        n = by_sense.shape[1]
+        out = torch.empty((self.n_words, n), dtype=by_sense.dtype)
+        for w, rows, c in self._torch_groups():
+            g = by_sense.index_select(0, rows)
+            out.index_copy_(0, w, g if c == 1 else g.view(-1, c, n).amax(dim=1))
+        # The n×W result is a transposed view of the W×n one: copying it into C order took as long as
+        # the gathers (RESULTS.md); consumers go through torch, which reads strided arrays as they are.
+        return out.numpy().T
+
+    def _torch_groups(self) -> list[tuple[Any, Any, int]]:
+        if not self._torch_by_count:
+            import torch
+
+            for w, rows in self.by_count():
+                self._torch_by_count.append(
+                    (torch.from_numpy(w), torch.from_numpy(np.ascontiguousarray(rows.ravel())), rows.shape[1])
+                )
+        return self._torch_by_count
 
     def senses_of(self, w: int) -> np.ndarray:
         """Sense rows (sense_id order) of word w."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import sys
 import time
@@ -145,19 +146,24 @@ class ReverseManifest:
 def zscore(v: np.ndarray, missing: float) -> np.ndarray:
     """Per-row z-scores of word scores over their finite values; NaN (no score: a split word under
     `tokens`) becomes `missing`, -inf (filtered out) stays -inf."""
-    v = np.asarray(v, dtype=np.float32)
-    finite = np.isfinite(v)
-    if finite.all():  # the common case: torch's reductions use every core, numpy's one
-        import torch
+    import torch
 
-        t = _as_tensor(v)
+    v = np.asarray(v, dtype=np.float32)
+    t = _as_tensor(v)
+    if _all_finite(t):  # the common case: torch's reductions use every core, numpy's one
         sd, mu = torch.std_mean(t, dim=1, keepdim=True, correction=0)
         return ((t - mu) / sd.clamp_min(1e-9)).numpy()
+    finite = np.isfinite(v)
     vv = np.where(finite, v, np.nan)
     mu = np.nanmean(vv, axis=1, keepdims=True)
     sd = np.nanstd(vv, axis=1, keepdims=True)
     z = (vv - mu) / np.maximum(sd, 1e-9)
     return np.where(np.isnan(v), np.float32(missing), np.where(finite, z, -np.inf)).astype(np.float32)
+
+
+def _all_finite(t: Any) -> bool:
+    """No NaN or ±inf anywhere (the scores are bounded, so their sum is finite exactly then)."""
+    return math.isfinite(float(t.sum()))
 
 
 def fast_bfloat16() -> bool:
@@ -170,12 +176,14 @@ def fast_bfloat16() -> bool:
 
 
 def _as_tensor(v: np.ndarray) -> Any:
-    """A zero-copy torch view of a float32 array where possible (a read-only one, such as a broadcast
-    prior row, is copied: torch tensors are writable)."""
+    """A zero-copy torch view of a float32 array where possible, strided ones (the transposed word
+    scores of `Headwords.word_max`) included; a read-only one, such as a broadcast prior row, is
+    copied: torch tensors are writable."""
     import torch
 
-    c = np.ascontiguousarray(v)
-    return torch.from_numpy(c if c.flags.writeable else c.copy())
+    if v.flags.writeable and all(st >= 0 for st in v.strides):
+        return torch.from_numpy(v)
+    return torch.from_numpy(np.array(v))
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -670,29 +678,58 @@ class ReverseDictionary:
 
     @staticmethod
     def fuse(
-        word_scores: dict[str, np.ndarray], weights: dict[str, float], token_missing: float = TOKEN_MISSING
+        word_scores: dict[str, np.ndarray],
+        weights: dict[str, float],
+        token_missing: float = TOKEN_MISSING,
+        sds: dict[str, np.ndarray] | None = None,
     ) -> np.ndarray:
         """Σ weight × z-score (per query, over every candidate) of the scorers with a non-zero weight.
 
-        With a single scorer the raw cosine is returned, so its scores stay readable.
+        With a single scorer the raw cosine is returned, so its scores stay readable. `sds`, when
+        given, receives each scorer's per-query standard deviation (the best-sense lookup reuses it).
         """
+        import torch
+
         used = [s for s, w in weights.items() if w and s in word_scores]
         if not used:
             raise IndexStageError(f"no scorer with a non-zero weight among {sorted(word_scores)}")
         if len(used) == 1:
             v = word_scores[used[0]]
             return np.where(np.isnan(v), -np.inf, v)
-        total: np.ndarray | None = None
+        # Σ w (v − μ) / σ is accumulated as Σ (w / σ) · v in place, with the per-query constant
+        # −Σ w μ / σ and the priors' one shared row added once at the end: two passes over each
+        # scorer's n×W scores (statistics, multiply-add) instead of four.
+        total: Any = None
+        shift: Any = None
+        prior: Any = None
         for s in used:
             v = word_scores[s]
+            w = float(weights[s])
             if v.ndim == 2 and v.shape[0] > 1 and v.strides[0] == 0:  # one row for every query (a prior)
-                z = zscore(v[:1], -np.inf) * np.float32(weights[s])
+                row = torch.from_numpy(zscore(v[:1], -np.inf)) * w
+                prior = row if prior is None else prior + row
+                continue
+            t = _as_tensor(v)
+            if s != "tokens" and _all_finite(t):
+                sd, mu = torch.std_mean(t, dim=1, keepdim=True, correction=0)
+                scale = w / sd.clamp_min(1e-9)
+                if sds is not None:
+                    sds[s] = sd.squeeze(1).numpy()
+                if total is None:
+                    total = t * scale
+                else:
+                    total.addcmul_(t, scale)
+                shift = -mu * scale if shift is None else shift - mu * scale
             else:
-                z = zscore(v, token_missing if s == "tokens" else -np.inf)
-                z *= np.float32(weights[s])
-            total = z if total is None else total + z
-        assert total is not None
-        return total
+                z = torch.from_numpy(zscore(v, token_missing if s == "tokens" else -np.inf)) * w
+                total = z if total is None else total.add_(z)
+        if total is None:
+            total = prior.expand(next(iter(word_scores.values())).shape[0], -1).clone()
+        elif prior is not None:
+            total.add_(prior)
+        if shift is not None:
+            total.add_(shift)
+        return np.asarray(total.numpy())
 
     def excluded(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Per query, the candidate indices spelled like a word (or phrase) of the query."""
@@ -782,7 +819,8 @@ class ReverseDictionary:
         hw = self.headwords
         per_sense = self.sense_scores(chunk, [pos] * len(chunk) if pos else None, list(weights), matrix)
         words = self.word_scores(per_sense, sense_mask)
-        fused = self.fuse(words, weights, token_missing)
+        sds: dict[str, np.ndarray] = {}
+        fused = self.fuse(words, weights, token_missing, sds)
         if sense_mask is not None:
             has_pos = np.zeros(hw.n_words, dtype=bool)
             has_pos[hw.sense_word[sense_mask]] = True
@@ -792,7 +830,7 @@ class ReverseDictionary:
                 fused[row, idx] = -np.inf
         kk = min(k, hw.n_words)
         top = _top_k(fused, kk)
-        scales = self._sense_scales(words, weights)
+        scales = self._sense_scales(words, weights, sds)
         rows: dict[str, list[Any]] = {c: [] for c in _COLUMNS}
         for row in range(len(chunk)):
             cand = top[row]
@@ -827,18 +865,20 @@ class ReverseDictionary:
         return pl.DataFrame(rows, schema=schema)
 
     @staticmethod
-    def _sense_scales(words: dict[str, np.ndarray], weights: dict[str, float]) -> dict[str, np.ndarray]:
+    def _sense_scales(
+        words: dict[str, np.ndarray], weights: dict[str, float], sds: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
         """Per sense-level scorer, weight / (per-query sd of its word scores): the factors that put the
-        senses of one word on the fusion's z-scale (the mean drops out of an argmax within a word)."""
+        senses of one word on the fusion's z-scale (the mean drops out of an argmax within a word).
+        `sds` are those the fusion computed; any missing is computed here."""
         out: dict[str, np.ndarray] = {}
         for s in SENSE_LEVEL:
             if weights.get(s) and s in words:
                 v = words[s]
-                finite = np.isfinite(v)
-                if finite.all():  # torch's std uses every core (numpy's one): this runs once per chunk
-                    sd = _as_tensor(v).std(dim=1, correction=0).numpy()
+                if sds is not None and s in sds:
+                    sd = sds[s]
                 else:
-                    sd = np.nanstd(np.where(finite, v, np.nan), axis=1)
+                    sd = np.nanstd(np.where(np.isfinite(v), v, np.nan), axis=1)
                 out[s] = np.float32(weights[s]) / np.maximum(np.nan_to_num(sd, nan=1.0), 1e-9)
         return out
 
