@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if not DEV.is_file():
         print(f"skip: {DEV} is not there (the development set lives in ../shared)", file=sys.stderr)
         return 0
-    from index.reverse_dictionary import ReverseDictionary, build_reverse, zscore
+    from index.reverse_dictionary import SCORERS, ReverseDictionary, build_reverse, zscore
 
     dev = json.loads(DEV.read_text(encoding="utf-8"))
     queries = [str(d["definitions"]) for d in dev]
@@ -173,17 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     scores = {name: np.concatenate(v) for name, v in words.items()}
     score_s = time.perf_counter() - t1
     alone = {}
-    for name in (
-        "plain",
-        "tokens",
-        "tokens_generated",
-        "senses",
-        "glosses",
-        "headwords",
-        "lexical",
-        "frequency",
-        "lemma",
-    ):
+    for name in ("plain", "tokens", "tokens_generated", *SCORERS[1:]):
         if name in scores:
             v = np.where(np.isnan(scores[name]), -np.inf, scores[name])
             alone[name] = report(

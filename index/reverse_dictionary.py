@@ -482,20 +482,8 @@ class ReverseDictionary:
                 raise IndexMismatch(
                     f"{folder} does not match the lexicon's senses; rebuild with: {_rebuild_hint(r)}"
                 )
-        self.zipf: np.ndarray | None = None
-        if "frequency" in self._scorers:
-            self.zipf = np.load(folder / "zipf.npy")
-            if self.zipf.shape != (self.headwords.n_words,):
-                raise IndexMismatch(
-                    f"{folder}/zipf.npy does not match the lexicon's words; rebuild with: {_rebuild_hint(r)}"
-                )
-        self.lemma: np.ndarray | None = None
-        if "lemma" in self._scorers:
-            self.lemma = np.load(folder / "lemma.npy")
-            if self.lemma.shape != (self.headwords.n_words,):
-                raise IndexMismatch(
-                    f"{folder}/lemma.npy does not match the lexicon's words; rebuild with: {_rebuild_hint(r)}"
-                )
+        self.zipf = self._word_prior("frequency", "zipf.npy")
+        self.lemma = self._word_prior("lemma", "lemma.npy")
         self.lexical: Any = None
         if "lexical" in self._scorers:
             from index.lexical import GlossBM25
@@ -525,6 +513,18 @@ class ReverseDictionary:
         self._token_rows: dict[str, np.ndarray] = {}
         self._encoder: Any = None
         self._mats: dict[str, Any] = {}
+
+    def _word_prior(self, scorer: str, name: str) -> np.ndarray | None:
+        """A prior's one value per word from the run's reverse folder (None when `scorer` is not loaded)."""
+        if scorer not in self._scorers:
+            return None
+        path = self.run.path / "index" / "reverse" / name
+        prior = np.load(path)
+        if prior.shape != (self.headwords.n_words,):
+            raise IndexMismatch(
+                f"{path} does not match the lexicon's words; rebuild with: {_rebuild_hint(self.run)}"
+            )
+        return np.asarray(prior)
 
     def _dtype(self) -> Any:
         import torch

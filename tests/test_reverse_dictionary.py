@@ -280,7 +280,7 @@ def test_stale_indexes_are_refused(world, tmp_path: Path) -> None:
 
 def test_tokens_scorer_builds_nothing_heavy_and_more_scorers_build_on_demand(world, tmp_path: Path) -> None:
     from embedder.rundir import RunDir
-    from index.reverse_dictionary import ReverseDictionary
+    from index.reverse_dictionary import SCORERS, ReverseDictionary
 
     run, _, cache = world
     copy = tmp_path / "run"
@@ -292,15 +292,7 @@ def test_tokens_scorer_builds_nothing_heavy_and_more_scorers_build_on_demand(wor
     frame = rd.search("a small domestic animal", k=5)
     assert frame["single_token"].all() and frame["score"].is_sorted(descending=True)
     full = ReverseDictionary(copy, cache_dir=fresh_cache, progress=False)
-    assert full.manifest.scorers == [
-        "tokens",
-        "senses",
-        "glosses",
-        "headwords",
-        "lexical",
-        "frequency",
-        "lemma",
-    ]
+    assert full.manifest.scorers == list(SCORERS)
     assert RunDir.open(copy).sense_vectors().shape[0] == full.headwords.n_senses
     assert (fresh_cache / "sentence").is_dir()
 
