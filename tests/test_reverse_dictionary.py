@@ -465,3 +465,32 @@ def test_cli_scorer_choices_are_the_library_scorers() -> None:
     assert tuple(opt.type.choices) == SCORERS  # type: ignore[attr-defined]
     assert set(DEFAULT_WEIGHTS) == set(SCORERS)
     assert set(NO_SENTENCE_WEIGHTS) <= set(SCORERS) - {"glosses", "headwords"}
+
+
+def test_fusion_equals_the_weighted_sum_of_z_scores() -> None:
+    from index.reverse_dictionary import ReverseDictionary, zscore
+
+    rng = np.random.default_rng(0)
+    n, w = 5, 400
+    glosses = rng.standard_normal((n, w)).astype(np.float32)
+    senses = rng.standard_normal((w, n)).astype(np.float32).T  # a transposed view, as word_max returns
+    tokens = rng.standard_normal((n, w)).astype(np.float32)
+    tokens[:, ::3] = np.nan  # split words have no token score
+    prior = np.broadcast_to(rng.random(w).astype(np.float32), (n, w))
+    scores = {"glosses": glosses, "senses": senses, "tokens": tokens, "frequency": prior}
+    weights = {"glosses": 1.0, "senses": 0.3, "tokens": 0.05, "frequency": 2.0}
+    want = (
+        zscore(glosses, -np.inf)
+        + 0.3 * zscore(np.ascontiguousarray(senses), -np.inf)
+        + 0.05 * zscore(tokens, 0.0)
+        + 2.0 * zscore(np.ascontiguousarray(prior[:1]), -np.inf)
+    )
+    sds: dict[str, np.ndarray] = {}
+    got = ReverseDictionary.fuse(scores, weights, token_missing=0.0, sds=sds)
+    assert got.shape == (n, w) and np.allclose(got, want, atol=1e-5)
+    assert np.allclose(sds["senses"], np.ascontiguousarray(senses).std(axis=1), atol=1e-6)
+    # A filtered-out word (-inf) stays out; the others are fused as before.
+    masked = glosses.copy()
+    masked[:, 7] = -np.inf
+    out = ReverseDictionary.fuse({**scores, "glosses": masked}, weights, token_missing=0.0)
+    assert np.isneginf(out[:, 7]).all() and np.isfinite(np.delete(out, 7, axis=1)).all()
