@@ -494,3 +494,33 @@ def test_fusion_equals_the_weighted_sum_of_z_scores() -> None:
     masked[:, 7] = -np.inf
     out = ReverseDictionary.fuse({**scores, "glosses": masked}, weights, token_missing=0.0)
     assert np.isneginf(out[:, 7]).all() and np.isfinite(np.delete(out, 7, axis=1)).all()
+
+
+def test_a_run_of_a_plain_encoder_gets_the_regressor_lexical_and_prior_scorers(
+    tmp_path: Path, tiny_bert_dir: Path
+) -> None:
+    """A base model that is no sentence encoder (RoBERTa, BART, a plain BERT) has no gloss or headword
+    embeddings; the reverse dictionary still answers, from the regressor, BM25 and the priors."""
+    from test_embedder_support import tiny_config
+
+    import embedder
+    import lexicon
+    from embedder.config import GenerateConfig
+    from index.reverse_dictionary import NO_SENTENCE_WEIGHTS, ReverseDictionary
+
+    db = tmp_path / "lexicon.duckdb"
+    lexicon.build(str(db), [f"tsv:{DEFS_TSV}"], progress=False)
+    lexicon.align(str(db), str(tiny_bert_dir), progress=False)
+    run = tmp_path / "run"
+    embedder.train(
+        tiny_config(db, tiny_bert_dir, run, steps=2, warmup=1, eval_every=2, ckpt_every=2, ridge_examples=100)
+    )
+    embedder.generate(GenerateConfig(db=str(db), run=str(run), device="cpu", progress=False))
+    rd = ReverseDictionary(run, cache_dir=tmp_path / "cache", progress=False, device="cpu")
+    assert rd.scorers == ("tokens", "senses", "lexical", "frequency", "lemma")
+    assert rd._weights(None, None) == {s: v for s, v in NO_SENTENCE_WEIGHTS.items() if v}
+    assert not (tmp_path / "cache").exists()  # nothing sentence-level was built
+    frame = rd.search(["a young dog", "the act of moving quickly"], k=5)
+    assert frame.height == 10 and frame.filter(pl.col("query") == 0)["score"].is_sorted(descending=True)
+    with pytest.raises(IndexStageError, match="sentence-encoder"):
+        rd.search("a young dog", scorers=["glosses"])
