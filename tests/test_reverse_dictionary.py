@@ -47,16 +47,14 @@ def _make_sentence_encoder(src: Path, out: Path) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
+def _trained_run(work: Path, model: Path) -> tuple[Path, Path]:
+    """The small real lexicon aligned to `model`, a 2-step run on it and its generated rows."""
     from test_embedder_support import tiny_config
 
     import embedder
     import lexicon
     from embedder.config import GenerateConfig
 
-    work = tmp_path_factory.mktemp("reverse")
-    model = _make_sentence_encoder(tiny_bert_dir, work / "tiny-st")
     db = work / "lexicon.duckdb"
     lexicon.build(str(db), [f"tsv:{DEFS_TSV}"], progress=False)
     lexicon.align(str(db), str(model), progress=False)
@@ -65,6 +63,13 @@ def world(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
         tiny_config(db, model, run, steps=2, warmup=1, eval_every=2, ckpt_every=2, ridge_examples=100)
     )
     embedder.generate(GenerateConfig(db=str(db), run=str(run), device="cpu", progress=False))
+    return run, db
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
+    work = tmp_path_factory.mktemp("reverse")
+    run, db = _trained_run(work, _make_sentence_encoder(tiny_bert_dir, work / "tiny-st"))
     cache = work / "cache"
     from index.reverse_dictionary import build_reverse
 
@@ -501,21 +506,9 @@ def test_a_run_of_a_plain_encoder_gets_the_regressor_lexical_and_prior_scorers(
 ) -> None:
     """A base model that is no sentence encoder (RoBERTa, BART, a plain BERT) has no gloss or headword
     embeddings; the reverse dictionary still answers, from the regressor, BM25 and the priors."""
-    from test_embedder_support import tiny_config
-
-    import embedder
-    import lexicon
-    from embedder.config import GenerateConfig
     from index.reverse_dictionary import NO_SENTENCE_WEIGHTS, ReverseDictionary
 
-    db = tmp_path / "lexicon.duckdb"
-    lexicon.build(str(db), [f"tsv:{DEFS_TSV}"], progress=False)
-    lexicon.align(str(db), str(tiny_bert_dir), progress=False)
-    run = tmp_path / "run"
-    embedder.train(
-        tiny_config(db, tiny_bert_dir, run, steps=2, warmup=1, eval_every=2, ckpt_every=2, ridge_examples=100)
-    )
-    embedder.generate(GenerateConfig(db=str(db), run=str(run), device="cpu", progress=False))
+    run, _ = _trained_run(tmp_path, tiny_bert_dir)
     rd = ReverseDictionary(run, cache_dir=tmp_path / "cache", progress=False, device="cpu")
     assert rd.scorers == ("tokens", "senses", "lexical", "frequency", "lemma")
     assert rd._weights(None, None) == {s: v for s, v in NO_SENTENCE_WEIGHTS.items() if v}
