@@ -183,51 +183,43 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     # Combination: the library default, then a grid tuned on half A.
-    from index.reverse_dictionary import DEFAULT_WEIGHTS, NO_SENTENCE_WEIGHTS, TOKEN_MISSING
+    from index.reverse_dictionary import TOKEN_MISSING
 
     half_a = np.arange(len(queries)) % 2 == 0
-    zs = {
-        fill: {n: zscore(scores[n], fill if n == "tokens" else -np.inf) for n in rd.scorers}
-        for fill in (TOKEN_MISSING,)
-    }
+    zs = {n: zscore(scores[n], TOKEN_MISSING if n == "tokens" else -np.inf) for n in rd.scorers}
 
-    def fused(w: dict[str, float], fill: float, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    def fused(w: dict[str, float], rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         total = None
         for n, x in w.items():
             if x:
-                part = zs[fill][n][rows] * np.float32(x)
+                part = zs[n][rows] * np.float32(x)
                 total = part if total is None else total + part
         assert total is not None
         return total
 
-    default = (
-        {n: DEFAULT_WEIGHTS[n] for n in rd.scorers}
-        if "glosses" in rd.scorers
-        else {n: NO_SENTENCE_WEIGHTS.get(n, 0.0) for n in rd.scorers}
-    )
+    library = rd._weights(None, None)  # the library's default for the loaded scorers
+    default = {n: library.get(n, 0.0) for n in rd.scorers}
     base_r = (
         ranks_of(np.where(np.isnan(scores["plain"]), -np.inf, scores["plain"]), targets, excluded)
         if "plain" in scores
         else None
     )
 
-    def report_parts(
-        name: str, r: np.ndarray, w: dict[str, float], fill: float, parts: tuple[str, ...]
-    ) -> None:
+    def report_parts(name: str, r: np.ndarray, w: dict[str, float], parts: tuple[str, ...]) -> None:
         for part in parts:
             mask = {"all": np.ones_like(half_a), "half_a": half_a, "half_b": ~half_a}[part]
             report(
                 f"{name}_{part}",
                 r[mask],
                 weights=w,
-                token_missing=fill,
+                token_missing=TOKEN_MISSING,
                 note=note,
                 baseline_acc10=round(metrics(base_r[mask])["acc10"], 2) if base_r is not None else None,
                 baseline_median_rank=float(np.median(base_r[mask])) if base_r is not None else None,
             )
 
-    r_def = ranks_of(fused(default, TOKEN_MISSING), targets, excluded)
-    report_parts("combination_default", r_def, default, TOKEN_MISSING, ("all", "half_a", "half_b"))
+    r_def = ranks_of(fused(default), targets, excluded)
+    report_parts("combination_default", r_def, default, ("all", "half_a", "half_b"))
     grid = {
         "tokens": [0.0, 0.05, 0.1],
         "senses": [0.0, 0.1, 0.2, 0.3, 0.5],
@@ -239,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     def objective(w: dict[str, float], rows: np.ndarray) -> tuple[float, float]:
-        m = metrics(ranks_of(fused(w, TOKEN_MISSING, rows), targets[rows], [excluded[i] for i in rows]))
+        m = metrics(ranks_of(fused(w, rows), targets[rows], [excluded[i] for i in rows]))
         return (m["acc10"] - 0.5 * m["median_rank"], m["acc10"])
 
     def tune(rows: np.ndarray) -> dict[str, float]:
@@ -263,14 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     w_all = tune(every)
     report_parts(
         "combination_tuned_on_all",
-        ranks_of(fused(w_all, TOKEN_MISSING), targets, excluded),
+        ranks_of(fused(w_all), targets, excluded),
         w_all,
-        TOKEN_MISSING,
         ("all",),
     )
     w_a = tune(every[half_a])
-    r_a = ranks_of(fused(w_a, TOKEN_MISSING), targets, excluded)
-    report_parts("combination_tuned_on_half_a", r_a, w_a, TOKEN_MISSING, ("half_a", "half_b"))
+    r_a = ranks_of(fused(w_a), targets, excluded)
+    report_parts("combination_tuned_on_half_a", r_a, w_a, ("half_a", "half_b"))
 
     # Speed: queries/s of the library's search (default weights, default precision), batches of 32,
     # after one warm-up batch; then the ranks that search gives (k=100: a target past 100 is a miss).

@@ -16,6 +16,8 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from index.errors import IndexMismatch
+
 __all__ = [
     "Headwords",
     "load_headwords",
@@ -49,8 +51,7 @@ class Headwords:
     starts: np.ndarray
     identity_order: bool
     _fold: dict[str, list[int]] = field(default_factory=dict, repr=False, compare=False)
-    _by_count: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False, compare=False)
-    _torch_by_count: list[tuple[Any, Any, int]] = field(default_factory=list, repr=False, compare=False)
+    _by_count: list[tuple[Any, Any, int]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def n_words(self) -> int:
@@ -73,14 +74,17 @@ class Headwords:
                 self._fold.setdefault(str(w).casefold(), []).append(i)
         return self._fold
 
-    def by_count(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(word indices, their sense rows as a words×c array) for each number of senses c a word has."""
+    def by_count(self) -> list[tuple[Any, Any, int]]:
+        """(word indices, their sense rows flattened words-major, c) as torch tensors, for each number
+        of senses c a word has."""
         if not self._by_count:
+            import torch
+
             counts = np.diff(np.append(self.starts, self.n_senses))
             for c in np.unique(counts).tolist():
                 w = np.flatnonzero(counts == c)
                 rows = self.order[self.starts[w][:, None] + np.arange(c)[None, :]]
-                self._by_count.append((w, rows))
+                self._by_count.append((torch.from_numpy(w), torch.from_numpy(rows.ravel()), c))
         return self._by_count
 
     def word_max(self, per_sense: np.ndarray) -> np.ndarray:
@@ -96,22 +100,12 @@ class Headwords:
         by_sense = torch.from_numpy(np.ascontiguousarray(per_sense.T))  # S×n: a row of n scores per sense
         n = by_sense.shape[1]
         out = torch.empty((self.n_words, n), dtype=by_sense.dtype)
-        for w, rows, c in self._torch_groups():
+        for w, rows, c in self.by_count():
             g = by_sense.index_select(0, rows)
             out.index_copy_(0, w, g if c == 1 else g.view(-1, c, n).amax(dim=1))
         # The n×W result is a transposed view of the W×n one: copying it into C order took as long as
         # the gathers (RESULTS.md); consumers go through torch, which reads strided arrays as they are.
         return out.numpy().T
-
-    def _torch_groups(self) -> list[tuple[Any, Any, int]]:
-        if not self._torch_by_count:
-            import torch
-
-            for w, rows in self.by_count():
-                self._torch_by_count.append(
-                    (torch.from_numpy(w), torch.from_numpy(np.ascontiguousarray(rows.ravel())), rows.shape[1])
-                )
-        return self._torch_by_count
 
     def senses_of(self, w: int) -> np.ndarray:
         """Sense rows (sense_id order) of word w."""
@@ -203,11 +197,9 @@ def lemma_share(con: duckdb.DuckDBPyConnection, hw: Headwords) -> np.ndarray:
         """SELECT sense_id, (form_of IS NULL AND alt_of IS NULL) AS own FROM sense
            WHERE gloss IS NOT NULL ORDER BY sense_id"""
     ).fetchnumpy()
-    ids = np.asarray(rows["sense_id"], dtype=np.int64)
-    own = np.asarray(rows["own"], dtype=bool)
-    at = np.searchsorted(ids, hw.sense_ids)
-    ok = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == hw.sense_ids)
-    mine = np.where(ok, own[np.minimum(at, len(ids) - 1)], True).astype(np.float64)
+    if not np.array_equal(np.asarray(rows["sense_id"], dtype=np.int64), hw.sense_ids):
+        raise IndexMismatch("the headword table was loaded from another state of this lexicon; reload it")
+    mine = np.asarray(rows["own"], dtype=np.float64)  # the same senses, in the same order, as `hw`
     counts = np.bincount(hw.sense_word, minlength=hw.n_words)
     return (np.bincount(hw.sense_word, weights=mine, minlength=hw.n_words) / np.maximum(counts, 1)).astype(
         np.float32

@@ -15,6 +15,7 @@ import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -83,7 +84,7 @@ class GlossBM25:
 
     def query_matrix(self, texts: Sequence[str]) -> sp.csr_matrix:
         """terms×n indicator of each query's distinct words (words outside the glosses drop out)."""
-        index = self._index()
+        index = self._index
         rows: list[int] = []
         cols: list[int] = []
         for i, t in enumerate(texts):
@@ -98,12 +99,9 @@ class GlossBM25:
         """senses×n BM25 scores of every gloss for every query (0 where they share no word)."""
         return np.asarray((self.weights @ self.query_matrix(texts)).toarray(), dtype=np.float32)
 
+    @cached_property
     def _index(self) -> dict[str, int]:
-        cached = self.__dict__.get("_index_cache")
-        if cached is None:
-            cached = {str(t): j for j, t in enumerate(self.terms.tolist())}
-            object.__setattr__(self, "_index_cache", cached)
-        return cached
+        return {str(t): j for j, t in enumerate(self.terms.tolist())}
 
     # --- save / load -------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
