@@ -26,10 +26,12 @@ _EPILOG = """Example:
   defemb reverse --run runs/r1 "a young dog" --scorer glosses --scorer senses
 
 \b
-  # without the regressor's pass: ~1.6x the queries/s, 1 point of acc@10 less (RESULTS.md)
-  defemb reverse --run runs/r1 --input definitions.txt --out answers.parquet
-      --scorer glosses --scorer headwords --scorer lexical --scorer frequency --scorer lemma
+  # every word through every scorer, not only the first pass's best 500: ~0.6x the queries/s for the
+  # same acc@10 (RESULTS.md, "Reverse dictionary, fifth pass")
+  defemb reverse --run runs/r1 --input definitions.txt --out answers.parquet --rerank 0
 """
+
+RERANK_DEFAULT = 500  # index.reverse_dictionary.RERANK, spelled here so that --help needs no numpy
 
 
 def _print_frame(frame: Any, as_json: bool) -> None:
@@ -67,6 +69,13 @@ def _print_frame(frame: Any, as_json: bool) -> None:
     show_default=True,
     help="Token rows the `tokens` scorer compares with.",
 )
+@click.option(
+    "--rerank",
+    type=click.IntRange(0),
+    default=None,
+    help=f"Words per query the first pass hands to the regressor, BM25 and headword scorers "
+    f"(default {RERANK_DEFAULT}; 0: score every word with every scorer).",
+)
 @click.option("--include-query-words", is_flag=True, help="Keep words that appear in the query itself.")
 @click.option(
     "--input", "input_file", type=click.Path(dir_okay=False, exists=True), help="One definition per line."
@@ -89,6 +98,7 @@ def reverse(
     pos: str | None,
     scorers: tuple[str, ...],
     matrix: str,
+    rerank: int | None,
     include_query_words: bool,
     input_file: str | None,
     out: str | None,
@@ -120,6 +130,7 @@ def reverse(
             scorers=scorers or None,
             include_query_words=include_query_words,
             matrix=matrix,
+            rerank=rerank,
             overwrite=force,
             db=db,
             cache_dir=cache_dir,
@@ -140,6 +151,7 @@ def reverse(
         scorers=scorers or None,
         include_query_words=include_query_words,
         matrix=matrix,
+        rerank=rerank,
         db=db,
         cache_dir=cache_dir,
         progress=not as_json,

@@ -107,6 +107,16 @@ class Headwords:
         # the gathers (RESULTS.md); consumers go through torch, which reads strided arrays as they are.
         return out.numpy().T
 
+    def rows_of(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sense rows of several words, grouped by word, and for each row its position in `words`."""
+        w = np.asarray(words, dtype=np.int64)
+        ends = np.append(self.starts[1:], self.n_senses)
+        count = ends[w] - self.starts[w]
+        seg = np.repeat(np.arange(len(w), dtype=np.int64), count)
+        first = np.cumsum(count) - count  # where each word's group starts in the result
+        at = self.starts[w][seg] + np.arange(len(seg), dtype=np.int64) - first[seg]
+        return self.order[at], seg
+
     def senses_of(self, w: int) -> np.ndarray:
         """Sense rows (sense_id order) of word w."""
         end = int(self.starts[w + 1]) if w + 1 < self.n_words else self.n_senses

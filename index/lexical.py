@@ -99,6 +99,17 @@ class GlossBM25:
         """senses×n BM25 scores of every gloss for every query (0 where they share no word)."""
         return np.asarray((self.weights @ self.query_matrix(texts)).toarray(), dtype=np.float32)
 
+    def scores_of(self, rows: np.ndarray, texts: Sequence[str] | sp.csr_matrix) -> np.ndarray:
+        """len(rows)×n BM25 scores of some glosses only (the reverse dictionary's second pass): the
+        cost follows those glosses' terms, not how many glosses share a query's common words.
+        `texts` may be their :meth:`query_matrix`, built once for several calls."""
+        q = texts if sp.issparse(texts) else self.query_matrix(texts)  # type: ignore[arg-type]
+        return np.asarray((self._by_row[np.asarray(rows)] @ q).toarray(), dtype=np.float32)
+
+    @cached_property
+    def _by_row(self) -> sp.csr_matrix:
+        return self.weights.tocsr()
+
     @cached_property
     def _index(self) -> dict[str, int]:
         return {str(t): j for j, t in enumerate(self.terms.tolist())}

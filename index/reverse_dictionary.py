@@ -23,6 +23,9 @@ and its clauses' mean (:func:`index.headwords.query_clauses`; dictionary senses 
 The combination z-scores each scorer's word scores per query (over all candidates) and adds them with
 weights (:data:`DEFAULT_WEIGHTS`, tuned on the development set by `benchmarks/bench_reverse.py`);
 split words take `token_missing` for the `tokens` z-score. Words of the query itself are left out.
+It runs in two passes: the sentence scorers and the priors score every word, and the
+:data:`SECOND_PASS` scorers only the first pass's :data:`RERANK` best words of each query, their mean and
+spread taken over a fixed sample of words (`rerank=0` scores every word with every scorer).
 
 What a run needs beyond its vectors is kept in `<run>/index/reverse/` (manifest, per-word token ids, sense
 norms), built on first use and refused when stale; the sentence embeddings are shared per lexicon and
@@ -37,6 +40,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,6 +68,8 @@ from lexicon.fileio import claim_output, output_file, save_npy, write_bytes
 
 __all__ = [
     "SCORERS",
+    "SECOND_PASS",
+    "RERANK",
     "DEFAULT_WEIGHTS",
     "TOKEN_MISSING",
     "ZIPF_CAP",
@@ -110,6 +116,16 @@ TOKEN_MISSING = 0.0
 ZIPF_CAP = 1.5
 REVERSE_FORMAT = 1  # lexical.npz and lemma.npy came later: an index without them is extended, not refused
 _CHUNK = 16  # queries scored together: 16 keeps the senses×n scores (28 MB at 441k senses) in cache; 56 q/s vs 47 at 32
+# The regressor's sense vectors and BM25 cost as much over every sense as the sentence scorers, and only
+# reorder the words those already rank high: a second pass gives them the first pass's RERANK best words
+# per query (RESULTS.md, "Reverse dictionary, fifth pass": acc@10 and median rank on hill-seen-500 as
+# with every word scored from 500 candidates up). Their z-scores take each query's mean and spread
+# over a fixed sample of _SAMPLE words, the sample every query shares.
+RERANK = 500
+SECOND_PASS = ("senses", "lexical", "headwords")
+_SAMPLE = 4096
+_QUERY_BATCH = 16  # queries per encoder forward, longest first: 2.5× the speed of a padded chunk of 16
+_BLOCK = 256  # queries encoded together before they are scored a chunk at a time
 _COLUMNS = ["query", "rank", "word", "score", "pos", "gloss", "single_token", "token_id", "sense_id"]
 
 DbPath = str | os.PathLike[str] | None
@@ -146,19 +162,32 @@ class ReverseManifest:
 def zscore(v: np.ndarray, missing: float) -> np.ndarray:
     """Per-row z-scores of word scores over their finite values; NaN (no score: a split word under
     `tokens`) becomes `missing`, -inf (filtered out) stays -inf."""
-    import torch
 
     v = np.asarray(v, dtype=np.float32)
     t = _as_tensor(v)
     if _all_finite(t):  # the common case: torch's reductions use every core, numpy's one
-        sd, mu = torch.std_mean(t, dim=1, keepdim=True, correction=0)
-        return ((t - mu) / sd.clamp_min(1e-9)).numpy()
+        d, sd, _ = _centred(t)
+        return (d / sd.clamp_min(1e-9)).numpy()
     finite = np.isfinite(v)
     vv = np.where(finite, v, np.nan)
     mu = np.nanmean(vv, axis=1, keepdims=True)
     sd = np.nanstd(vv, axis=1, keepdims=True)
     z = (vv - mu) / np.maximum(sd, 1e-9)
     return np.where(np.isnan(v), np.float32(missing), np.where(finite, z, -np.inf)).astype(np.float32)
+
+
+def _centred(t: Any) -> tuple[Any, Any, Any]:
+    """A finite n×W tensor less its row means, the population standard deviations and the means
+    (n×1 each).
+
+    Two plain reductions (the sum, then the norm of the deviations): torch's `std_mean` (Welford) took
+    13 ms on 16×262k scores where these take 3-4 ms; the deviations are what the fusion adds up, so
+    a near-constant scorer (σ ≪ μ) loses no precision to a large shift added at the end."""
+    import torch
+
+    mu = t.sum(dim=1, keepdim=True) / t.shape[1]
+    d = t - mu
+    return d, torch.linalg.vector_norm(d, dim=1, keepdim=True) / math.sqrt(t.shape[1]), mu
 
 
 def _all_finite(t: Any) -> bool:
@@ -549,6 +578,16 @@ class ReverseDictionary:
         multiplies it natively (ranks on hill-seen-500 as in float32 within ±0.4 points, RESULTS.md)."""
         import torch
 
+        mat = self._matrix(name)
+        with torch.inference_mode():
+            qt = torch.from_numpy(np.ascontiguousarray(q)).to(mat.device, mat.dtype)
+            out = mat @ qt.T if rows_first else qt @ mat.T  # n×rows when not rows_first (word-level)
+        return out.float().cpu().numpy()
+
+    def _matrix(self, name: str) -> Any:
+        """The torch matrix of `senses` (unit rows), `glosses` or `headwords`, loaded on first use."""
+        import torch
+
         if name not in self._mats:
             if name == "senses":
                 assert self.sense_vectors is not None
@@ -557,11 +596,7 @@ class ReverseDictionary:
                 src = self.glosses if name == "glosses" else self.heads
                 m = np.array(src.vectors, dtype=np.float32)
             self._mats[name] = torch.from_numpy(m).to(self._torch_device(), self._dtype())
-        mat = self._mats[name]
-        with torch.inference_mode():
-            qt = torch.from_numpy(np.ascontiguousarray(q)).to(mat.device, mat.dtype)
-            out = mat @ qt.T if rows_first else qt @ mat.T  # n×rows when not rows_first (word-level)
-        return out.float().cpu().numpy()
+        return self._mats[name]
 
     # --- scorers ----------------------------------------------------------------------------------
     @property
@@ -584,18 +619,15 @@ class ReverseDictionary:
         normalised mean of its whole embedding and its clauses' mean embedding."""
         parts = [query_clauses(t) if clauses else [t] for t in texts]
         multi = [i for i, p in enumerate(parts) if len(p) > 1]
-        whole = self._encode(texts)
-        if not multi:
-            return whole
         flat = [c for i in multi for c in parts[i]]
-        vecs = self._encode(flat)
-        at = 0
+        vecs = self._encode(list(texts) + flat)  # one call: the clauses share the length-sorted batches
+        whole, at = vecs[: len(texts)], len(texts)
         for i in multi:
             n = len(parts[i])
             v = 0.5 * whole[i] + 0.5 * vecs[at : at + n].mean(axis=0)
             whole[i] = v / max(float(np.linalg.norm(v)), 1e-12)
             at += n
-        return whole
+        return np.ascontiguousarray(whole)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self._encoder is None:
@@ -609,7 +641,39 @@ class ReverseDictionary:
             assert self.glosses is not None
             man = self.glosses.manifest
             self._encoder = SentenceEncoder(man.model, device=dev, max_length=man.max_length)
-        return self._encoder.encode(texts)
+        return self._encoder.encode(texts, max_batch=_QUERY_BATCH)
+
+    def query_vectors(
+        self,
+        texts: Sequence[str],
+        pos: Sequence[str | None] | None = None,
+        scorers: Sequence[str] | None = None,
+        clauses: bool = True,
+    ) -> dict[str, np.ndarray]:
+        """The queries' vectors the `scorers` need: `regressor` (unit rows of the run's regressor, for
+        `tokens`/`senses`) and `sentence` (the sentence encoder's, for `glosses`/`headwords`).
+
+        Encoding many queries at once runs them longest-first in small batches, with little padding;
+        :meth:`search` encodes a block of queries so, then scores it a chunk at a time."""
+        want = set(_check_scorers(scorers, self.scorers))
+        out: dict[str, np.ndarray] = {}
+        if want & {"tokens", "senses"}:
+            encode = importlib.import_module("embedder").encode_definitions
+            q = np.asarray(
+                encode(
+                    self.run,
+                    list(texts),
+                    list(pos) if pos is not None else None,
+                    batch_size=_QUERY_BATCH,
+                    device=self.device,
+                ),
+                dtype=np.float32,
+            )
+            q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+            out["regressor"] = q
+        if want & {"glosses", "headwords"}:
+            out["sentence"] = self._sentence(list(texts), clauses)
+        return out
 
     def sense_scores(
         self,
@@ -618,22 +682,20 @@ class ReverseDictionary:
         scorers: Sequence[str] | None = None,
         matrix: str = "original",
         clauses: bool = True,
+        vectors: dict[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """Raw scores per scorer (default: every loaded one): cosines for `tokens` n×W (NaN for split
         words), `senses`/`glosses` n×S (sense_id order), `headwords` n×W; BM25 for `lexical` n×S;
         `frequency` n×W, the words' Zipf frequencies capped at `ZIPF_CAP`, and `lemma` n×W (each one
         read-only row, broadcast). `clauses=False` embeds every query whole for the sentence scorers
-        (the plain baseline)."""
+        (the plain baseline). `vectors`: the queries' :meth:`query_vectors`, when already encoded."""
         texts = [check_query(t) for t in texts]
         out: dict[str, np.ndarray] = {}
         want = set(_check_scorers(scorers, self.scorers))
+        if vectors is None:
+            vectors = self.query_vectors(texts, pos, list(want), clauses)
         if want & {"tokens", "senses"}:
-            encode = importlib.import_module("embedder").encode_definitions
-            q = np.asarray(
-                encode(self.run, texts, list(pos) if pos is not None else None, device=self.device),
-                dtype=np.float32,
-            )
-            q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+            q = vectors["regressor"]
             if "tokens" in want:
                 tok = np.full((len(texts), self.headwords.n_words), np.nan, dtype=np.float32)
                 tok[:, self.single] = q @ self._rows(matrix).T
@@ -642,7 +704,7 @@ class ReverseDictionary:
                 assert self.sense_vectors is not None
                 out["senses"] = self._by_sense("senses", q).T
         if want & {"glosses", "headwords"}:
-            s = self._sentence(texts, clauses)
+            s = vectors["sentence"]
             if "glosses" in want:
                 out["glosses"] = self._by_sense("glosses", s).T
             if "headwords" in want:
@@ -682,25 +744,25 @@ class ReverseDictionary:
         weights: dict[str, float],
         token_missing: float = TOKEN_MISSING,
         sds: dict[str, np.ndarray] | None = None,
+        raw_single: bool = True,
     ) -> np.ndarray:
         """Σ weight × z-score (per query, over every candidate) of the scorers with a non-zero weight.
 
-        With a single scorer the raw cosine is returned, so its scores stay readable. `sds`, when
-        given, receives each scorer's per-query standard deviation (the best-sense lookup reuses it).
+        With a single scorer the raw cosine is returned (unless not `raw_single`), so its scores stay
+        readable. `sds`, when given, receives each scorer's per-query standard deviation (the
+        best-sense lookup reuses it).
         """
         import torch
 
         used = [s for s, w in weights.items() if w and s in word_scores]
         if not used:
             raise IndexStageError(f"no scorer with a non-zero weight among {sorted(word_scores)}")
-        if len(used) == 1:
+        if len(used) == 1 and raw_single:
             v = word_scores[used[0]]
             return np.where(np.isnan(v), -np.inf, v)
-        # Σ w (v − μ) / σ is accumulated as Σ (w / σ) · v in place, with the per-query constant
-        # −Σ w μ / σ and the priors' one shared row added once at the end: two passes over each
-        # scorer's n×W scores (statistics, multiply-add) instead of four.
+        # Σ w (v − μ) / σ is accumulated in place from each scorer's deviations, the priors' one shared
+        # row added once at the end.
         total: Any = None
-        shift: Any = None
         prior: Any = None
         for s in used:
             v = word_scores[s]
@@ -711,15 +773,14 @@ class ReverseDictionary:
                 continue
             t = _as_tensor(v)
             if s != "tokens" and _all_finite(t):
-                sd, mu = torch.std_mean(t, dim=1, keepdim=True, correction=0)
+                d, sd, _ = _centred(t)
                 scale = w / sd.clamp_min(1e-9)
                 if sds is not None:
                     sds[s] = sd.squeeze(1).numpy()
                 if total is None:
-                    total = t * scale
+                    total = d.mul_(scale)
                 else:
-                    total.addcmul_(t, scale)
-                shift = -mu * scale if shift is None else shift - mu * scale
+                    total.addcmul_(d, scale)
             else:
                 z = torch.from_numpy(zscore(v, token_missing if s == "tokens" else -np.inf)) * w
                 total = z if total is None else total.add_(z)
@@ -727,8 +788,6 @@ class ReverseDictionary:
             total = prior.expand(next(iter(word_scores.values())).shape[0], -1).clone()
         elif prior is not None:
             total.add_(prior)
-        if shift is not None:
-            total.add_(shift)
         return np.asarray(total.numpy())
 
     def excluded(self, texts: Sequence[str]) -> list[np.ndarray]:
@@ -752,9 +811,13 @@ class ReverseDictionary:
         matrix: str = "original",
         token_missing: float = TOKEN_MISSING,
         progress: bool = False,
+        rerank: int = RERANK,
     ) -> pl.DataFrame:
         """Top-k headwords of each definition; columns `query` (0-based), `rank` (1-based), `word`,
-        `score`, `pos`, `gloss` (the best-matching sense), `single_token`, `token_id`, `sense_id`."""
+        `score`, `pos`, `gloss` (the best-matching sense), `single_token`, `token_id`, `sense_id`.
+
+        `rerank`: how many of the first pass's best words per query the :data:`SECOND_PASS` scorers
+        re-score (see :data:`RERANK`); 0 scores every word with every scorer."""
         queries = [texts] if isinstance(texts, str) else list(texts)
         if not queries:
             raise IndexStageError("reverse needs at least one definition")
@@ -763,6 +826,8 @@ class ReverseDictionary:
         ]
         if k < 1:
             raise IndexStageError(f"k must be at least 1, got {k}")
+        if rerank < 0:
+            raise IndexStageError(f"rerank must be 0 (score every word) or a number of words, not {rerank}")
         w = self._weights(scorers, weights)
         sense_mask = None
         if pos is not None:
@@ -776,14 +841,28 @@ class ReverseDictionary:
 
         bar = tqdm(total=len(queries), desc="reverse", unit="query", file=sys.stderr, disable=not progress)
         try:
-            for lo in range(0, len(queries), _CHUNK):
-                chunk = queries[lo : lo + _CHUNK]
-                frames.append(
-                    self._search_chunk(
-                        chunk, lo, k, pos, sense_mask, w, include_query_words, matrix, token_missing
+            for start in range(0, len(queries), _BLOCK):
+                block = queries[start : start + _BLOCK]
+                vecs = self.query_vectors(block, [pos] * len(block) if pos else None, list(w))
+                for lo in range(0, len(block), _CHUNK):
+                    chunk = block[lo : lo + _CHUNK]
+                    part = {name: v[lo : lo + _CHUNK] for name, v in vecs.items()}
+                    frames.append(
+                        self._search_chunk(
+                            chunk,
+                            start + lo,
+                            k,
+                            pos,
+                            sense_mask,
+                            w,
+                            include_query_words,
+                            matrix,
+                            token_missing,
+                            part,
+                            rerank,
+                        )
                     )
-                )
-                bar.update(len(chunk))
+                    bar.update(len(chunk))
         finally:
             bar.close()
         return pl.concat(frames)
@@ -815,12 +894,28 @@ class ReverseDictionary:
         include_query_words: bool,
         matrix: str,
         token_missing: float,
+        vectors: dict[str, np.ndarray] | None = None,
+        rerank: int = 0,
     ) -> pl.DataFrame:
         hw = self.headwords
-        per_sense = self.sense_scores(chunk, [pos] * len(chunk) if pos else None, list(weights), matrix)
+        second = {s: w for s, w in weights.items() if s in SECOND_PASS}
+        first = {s: w for s, w in weights.items() if s not in SECOND_PASS}
+        # Only a sentence scorer finds candidates good enough to re-score; without one (RoBERTa, BART)
+        # or with fewer words than the cut, every word gets every scorer.
+        cut = max(rerank, k)  # a k past the cut still gets k answers
+        two_pass = bool(rerank) and bool(second) and "glosses" in first and cut < hw.n_words
+        if vectors is None:
+            vectors = self.query_vectors(chunk, [pos] * len(chunk) if pos else None, list(weights))
+        per_sense = self.sense_scores(
+            chunk,
+            [pos] * len(chunk) if pos else None,
+            list(first if two_pass else weights),
+            matrix,
+            vectors=vectors,
+        )
         words = self.word_scores(per_sense, sense_mask)
         sds: dict[str, np.ndarray] = {}
-        fused = self.fuse(words, weights, token_missing, sds)
+        fused = self.fuse(words, first if two_pass else weights, token_missing, sds, raw_single=not two_pass)
         if sense_mask is not None:
             has_pos = np.zeros(hw.n_words, dtype=bool)
             has_pos[hw.sense_word[sense_mask]] = True
@@ -828,13 +923,22 @@ class ReverseDictionary:
         if not include_query_words:
             for row, idx in enumerate(self.excluded(chunk)):
                 fused[row, idx] = -np.inf
-        kk = min(k, hw.n_words)
-        top = _top_k(fused, kk)
-        scales = self._sense_scales(words, weights, sds)
+        scales = self._sense_scales(words, first if two_pass else weights, sds)
+        if two_pass:
+            top = _top_k(fused, cut)
+            extra, sub, sub_scales = self._second_pass(chunk, vectors, top, second, sense_mask)
+            fused = np.take_along_axis(fused, top, axis=1) + extra  # n×cut: the candidates' scores
+            per_sense = {**per_sense, **sub}
+            scales = {**scales, **sub_scales}
+            at = _top_k(fused, k)
+            top, fused_top = np.take_along_axis(top, at, axis=1), np.take_along_axis(fused, at, axis=1)
+        else:
+            top = _top_k(fused, min(k, hw.n_words))
+            fused_top = np.take_along_axis(fused, top, axis=1)
         rows: dict[str, list[Any]] = {c: [] for c in _COLUMNS}
         for row in range(len(chunk)):
             cand = top[row]
-            sc = fused[row, cand]
+            sc = fused_top[row]
             keep = np.isfinite(sc)
             cand, sc = cand[keep], sc[keep]
             order = np.lexsort((cand, -sc))
@@ -863,6 +967,93 @@ class ReverseDictionary:
             "sense_id": pl.Int64,
         }
         return pl.DataFrame(rows, schema=schema)
+
+    def _sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fixed, seeded sample of words whose second-pass scores give each query's mean and spread
+        (every word when the lexicon has no more than :data:`_SAMPLE`), with their sense rows grouped by
+        word and each row's word."""
+        if "sample" not in self._mats:
+            n = self.headwords.n_words
+            pick = (
+                np.arange(n) if n <= _SAMPLE else np.random.default_rng(0).choice(n, _SAMPLE, replace=False)
+            )
+            words = np.sort(pick).astype(np.int64)
+            rows, seg = self.headwords.rows_of(words)
+            self._mats["sample"] = (words, rows, seg)
+        return self._mats["sample"]  # type: ignore[no-any-return]
+
+    def _rows_scores(
+        self, scorer: str, rows: np.ndarray, chunk: list[str], vectors: dict[str, np.ndarray], key: str
+    ) -> Any:
+        """len(rows)×n scores under a second-pass scorer of some senses (`senses`, `lexical`) or words
+        (`headwords`); the sample's rows (`key` "sample") keep their matrix between calls."""
+        import torch
+
+        if scorer in ("senses", "headwords"):
+            q = vectors["regressor" if scorer == "senses" else "sentence"]
+            mat = self._matrix(scorer)
+            cached = self._mats.get(f"{scorer}:{key}") if key == "sample" else None
+            if cached is None:
+                cached = mat.index_select(0, torch.from_numpy(rows).to(mat.device))
+                if key == "sample":
+                    self._mats[f"{scorer}:{key}"] = cached
+            with torch.inference_mode():
+                qt = torch.from_numpy(np.ascontiguousarray(q)).to(mat.device, mat.dtype)
+                out = (cached @ qt.T).float().cpu().numpy()
+            return torch.from_numpy(out)  # a plain tensor: the POS filter writes into it
+        assert self.lexical is not None
+        return torch.from_numpy(self.lexical.scores_of(rows, chunk))
+
+    def _second_pass(
+        self,
+        chunk: list[str],
+        vectors: dict[str, np.ndarray],
+        cand: np.ndarray,
+        weights: dict[str, float],
+        sense_mask: np.ndarray | None,
+    ) -> tuple[np.ndarray, dict[str, Any], dict[str, np.ndarray]]:
+        """The :data:`SECOND_PASS` scorers on each query's candidates `cand` (n×M word indices).
+
+        Returns what they add to the candidates' fused scores (n×M: Σ weight × z, with each query's
+        mean and sd over the sample words), their per-sense scores of every candidate's senses, and the
+        weight/sd factors the best-sense lookup needs.
+        """
+        import torch
+
+        hw = self.headwords
+        n = len(chunk)
+        s_words, s_rows, s_seg = self._sample()
+        words, col = np.unique(cand, return_inverse=True)
+        col = col.reshape(cand.shape)
+        rows, seg = hw.rows_of(words)
+        extra = np.zeros(cand.shape, dtype=np.float32)
+        per_sense: dict[str, Any] = {}
+        scales: dict[str, np.ndarray] = {}
+        for s, w in weights.items():
+            best = []
+            for key, r, g, m in (("sample", s_rows, s_seg, len(s_words)), ("cand", rows, seg, len(words))):
+                if s == "headwords":  # a score per word, not per sense
+                    ws = s_words if key == "sample" else words
+                    best.append(self._rows_scores(s, ws, chunk, vectors, key).numpy())
+                    continue
+                v = self._rows_scores(s, r, chunk, vectors, key)
+                if sense_mask is not None:
+                    v[torch.from_numpy(~sense_mask[r])] = -np.inf
+                b = torch.full((m, n), -np.inf, dtype=torch.float32)
+                b.scatter_reduce_(0, torch.from_numpy(g)[:, None].expand(-1, n), v, "amax")
+                best.append(b.numpy())
+                if key == "cand":
+                    per_sense[s] = _SomeSenses(rows, v.numpy(), hw.n_senses)
+            ref = np.where(np.isfinite(best[0]), best[0], np.nan)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a query no sample word can answer
+                mu, sd = np.nanmean(ref, axis=0), np.nanstd(ref, axis=0)
+            mu, sd = np.nan_to_num(mu, nan=0.0), np.maximum(np.nan_to_num(sd, nan=1.0), 1e-9)
+            scale = (np.float32(w) / sd).astype(np.float32)
+            extra += scale[:, None] * (best[1][col, np.arange(n)[:, None]] - mu[:, None].astype(np.float32))
+            if s in SENSE_LEVEL:
+                scales[s] = scale
+        return extra, per_sense, scales
 
     @staticmethod
     def _sense_scales(
@@ -901,6 +1092,22 @@ class ReverseDictionary:
         for s, scale in scales.items():
             total += float(scale[row]) * per_sense[s][row, senses]
         return int(senses[int(np.argmax(total))])
+
+
+class _SomeSenses:
+    """Scores of some senses only (the second pass's), read like the n×S array they stand for."""
+
+    def __init__(self, rows: np.ndarray, values: np.ndarray, n_senses: int) -> None:
+        self.at = np.full(n_senses, -1, dtype=np.int64)
+        self.at[rows] = np.arange(len(rows))
+        self.values = values  # len(rows)×n
+
+    def __getitem__(self, key: tuple[int, np.ndarray]) -> np.ndarray:
+        row, senses = key
+        at = self.at[senses]
+        if (at < 0).any():
+            raise IndexError("a sense outside the second pass's candidates")
+        return self.values[at, row]
 
 
 _OPEN: dict[tuple[str, str, str, str], ReverseDictionary] = {}
@@ -949,10 +1156,12 @@ def reverse_words(
     db: DbPath = None,
     cache_dir: DbPath = None,
     progress: bool = False,
+    rerank: int | None = None,
 ) -> pl.DataFrame:
     """The reverse dictionary over every headword: definition(s) → top-k words (see module docstring).
 
     Columns: query (0-based), rank (1-based), word, score, pos, gloss, single_token, token_id, sense_id.
+    `rerank`: see :meth:`ReverseDictionary.search` (None: :data:`RERANK`).
     """
     # Bad input is refused before anything is built.
     texts = [text] if isinstance(text, str) else list(text)
@@ -968,6 +1177,7 @@ def reverse_words(
         include_query_words=include_query_words,
         matrix=matrix,
         progress=progress,
+        rerank=RERANK if rerank is None else rerank,
     )
 
 
@@ -1000,6 +1210,7 @@ def reverse_batch(
     db: DbPath = None,
     cache_dir: DbPath = None,
     progress: bool = True,
+    rerank: int | None = None,
 ) -> BatchResult:
     """One definition per line of `input_file` → `out` (Parquet, one row per query and rank).
 
@@ -1028,6 +1239,7 @@ def reverse_batch(
         include_query_words=include_query_words,
         matrix=matrix,
         progress=progress,
+        rerank=RERANK if rerank is None else rerank,
     )
     secs = time.perf_counter() - t1
     with output_file(dst, overwrite, "the reverse-dictionary answers") as tmp:

@@ -470,6 +470,10 @@ def test_cli_scorer_choices_are_the_library_scorers() -> None:
     assert tuple(opt.type.choices) == SCORERS  # type: ignore[attr-defined]
     assert set(DEFAULT_WEIGHTS) == set(SCORERS)
     assert set(NO_SENTENCE_WEIGHTS) <= set(SCORERS) - {"glosses", "headwords"}
+    from defemb.cli_reverse import RERANK_DEFAULT
+    from index.reverse_dictionary import RERANK
+
+    assert RERANK_DEFAULT == RERANK
 
 
 def test_fusion_equals_the_weighted_sum_of_z_scores() -> None:
@@ -517,3 +521,48 @@ def test_a_run_of_a_plain_encoder_gets_the_regressor_lexical_and_prior_scorers(
     assert frame.height == 10 and frame.filter(pl.col("query") == 0)["score"].is_sorted(descending=True)
     with pytest.raises(IndexStageError, match="sentence-encoder"):
         rd.search("a young dog", scorers=["glosses"])
+
+
+def test_second_pass_rescoring_equals_scoring_every_word(world) -> None:
+    """The two-pass search gives the first pass's best words the remaining scorers; with every word in
+    the statistics sample (this lexicon is smaller than it) each answer's score is the one exhaustive
+    scoring gives, and a cut past the answers changes nothing."""
+    import index.reverse_dictionary as R
+
+    run, db, cache = world
+    rd = _rd(world)
+    n = rd.headwords.n_words
+    assert n <= R._SAMPLE and set(R.SECOND_PASS) <= set(rd.scorers)
+    queries = ["a small domestic animal", "to hit with the hand", _gloss_of(db, _split_word(rd))]
+    # The tiny random regressor gives every sense nearly the same vector (cosines 0.99999 ± 1e-5), so the
+    # `senses` z-scores would be float noise; the other second-pass scorers carry the comparison.
+    w = {s: v for s, v in rd._weights(None, None).items() if s != "senses"}
+    assert {"lexical", "headwords"} <= set(w)
+    every = rd.search(queries, k=n, rerank=0, weights=w)
+    for cut in (40, n - 1):
+        two = rd.search(queries, k=10, rerank=cut, weights=w)
+        assert two.height == 30
+        got = two.join(every, on=["query", "word"], suffix="_all")
+        assert got.height == 30
+        np.testing.assert_allclose(got["score"].to_numpy(), got["score_all"].to_numpy(), rtol=0, atol=2e-3)
+        assert got["gloss"].to_list() == got["gloss_all"].to_list()  # the same best sense
+    assert two["word"].to_list() == every.filter(pl.col("rank") <= 10)["word"].to_list()
+    pos = rd.search(queries, k=5, rerank=40, pos="noun")  # every default scorer, senses too
+    assert set(pos["pos"].to_list()) == {"noun"}
+    with pytest.raises(IndexStageError, match="rerank"):
+        rd.search(queries, rerank=-1)
+
+
+def test_rows_of_and_bm25_rows_match_their_full_versions(world) -> None:
+    from index.lexical import GlossBM25
+
+    rd = _rd(world)
+    hw = rd.headwords
+    words = np.asarray([5, 0, hw.n_words - 1, 17])
+    rows, seg = hw.rows_of(words)
+    assert rows.tolist() == [r for w in words for r in hw.senses_of(int(w)).tolist()]
+    assert seg.tolist() == [i for i, w in enumerate(words) for _ in hw.senses_of(int(w))]
+    bm = rd.lexical
+    assert isinstance(bm, GlossBM25)
+    texts = ["a small domestic animal", "to hit with the hand"]
+    np.testing.assert_allclose(bm.scores_of(rows, texts), bm.scores(texts)[rows], rtol=0, atol=1e-6)
