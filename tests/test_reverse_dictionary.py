@@ -547,6 +547,8 @@ def test_second_pass_rescoring_equals_scoring_every_word(world) -> None:
         np.testing.assert_allclose(got["score"].to_numpy(), got["score_all"].to_numpy(), rtol=0, atol=2e-3)
         assert got["gloss"].to_list() == got["gloss_all"].to_list()  # the same best sense
     assert two["word"].to_list() == every.filter(pl.col("rank") <= 10)["word"].to_list()
+    wide = rd.search(queries, k=60, rerank=40, weights=w)  # a k past the cut still gets k answers
+    assert wide.filter(pl.col("query") == 0).height == 60
     pos = rd.search(queries, k=5, rerank=40, pos="noun")  # every default scorer, senses too
     assert set(pos["pos"].to_list()) == {"noun"}
     with pytest.raises(IndexStageError, match="rerank"):
