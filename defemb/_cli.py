@@ -213,19 +213,17 @@ def how_option(*, multiple: bool = False) -> Callable[[F], F]:
     """
     from index.policy import DEFAULT_HOW
 
+    default = f"the run's own choice (`defemb eval knobs`), else {DEFAULT_HOW}"
     if multiple:
         return click.option(  # type: ignore[return-value]
             "--how",
             "how",
             multiple=True,
-            default=(DEFAULT_HOW, "replace"),
-            show_default=True,
             help="How the rows change: replace | mix:α | dirmix:α (α = weight of the generated row); "
-            "repeat to compare policies.",
+            f"repeat to compare policies (default: {default}, and replace).",
         )
     return click.option(  # type: ignore[return-value]
         "--how",
-        default=DEFAULT_HOW,
-        show_default=True,
-        help="How the rows change: replace | mix:α | dirmix:α (α = weight of the generated row).",
+        default=None,
+        help=f"How the rows change: replace | mix:α | dirmix:α (α = weight of the generated row; default: {default}).",
     )

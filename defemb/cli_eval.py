@@ -189,6 +189,11 @@ def wordsim_cmd(
     help="Only candidates that keep this bucket's isotropy I(W) at least the original's are eligible.",
 )
 @click.option("--no-plots", is_flag=True, help="Skip the α-curve figure.")
+@click.option(
+    "--no-adopt",
+    is_flag=True,
+    help="Show the choice without making it the run's default policy (policy.json).",
+)
 @json_option
 def knobs_cmd(
     run_dir: str,
@@ -198,19 +203,33 @@ def knobs_cmd(
     methods: tuple[str, ...],
     guard: str,
     no_plots: bool,
+    no_adopt: bool,
     as_json: bool,
 ) -> None:
-    """Choose the row policy's α on the development parts of the sets; show the whole curve."""
+    """Choose the row policy's α on the development parts of the sets; show the whole curve.
+
+    The choice becomes the run's default policy (`<run>/policy.json`): `defemb export` and the
+    evaluation commands use it when no --how is given, until the run's vectors change (--no-adopt:
+    only show it)."""
     from embedder.rundir import RunDir
     from evaluation.plots import alpha_curve
     from evaluation.report import knobs_of_run, save_result
+    from index.policy import record_choice
 
     run = RunDir.open(run_dir)
     res = knobs_of_run(run, datasets, db, rows, methods, None if guard == "none" else guard)
     save_result(run, "knobs", res, command_line())
+    if not no_adopt:
+        record_choice(run, rows, res["chosen"], res["reason"], command_line())
     if not no_plots:
         res["plot"] = str(alpha_curve(res, run.path / "report" / "alpha_curve.png"))
-    emit(res, as_json, f"chosen: --rows {rows} --how {res['chosen']}\n{res['reason']}")
+    emit(
+        res,
+        as_json,
+        f"chosen: --rows {rows} --how {res['chosen']}"
+        + ("" if no_adopt else " (now this run's default policy)")
+        + f"\n{res['reason']}",
+    )
 
 
 @eval_.command(
@@ -245,7 +264,7 @@ def glue_cmd(
     data_dir: str,
     db: str | None,
     rows: str,
-    how: str,
+    how: str | None,
     seeds: int,
     epochs: float,
     lr: float,
@@ -324,7 +343,7 @@ def summarization_cmd(
     preset: str,
     db: str | None,
     rows: str,
-    how: str,
+    how: str | None,
     seed: int,
     train_steps: int,
     lr: float,
@@ -375,7 +394,7 @@ def summarization_cmd(
 @force_option
 @json_option
 def swap_cmd(
-    run_dir: str, db: str | None, rows: str, how: str, out: str | None, force: bool, as_json: bool
+    run_dir: str, db: str | None, rows: str, how: str | None, out: str | None, force: bool, as_json: bool
 ) -> None:
     """Write the PLM with the policy's rows changed (save_pretrained, tokenizer, model card)."""
     from embedder.rundir import RunDir

@@ -148,10 +148,11 @@ def neighbors_table_cmd(
 @force_option
 @json_option
 def export(
-    run_dir: str, fmt: str, rows: str, how: str, out: str, db: str | None, force: bool, as_json: bool
+    run_dir: str, fmt: str, rows: str, how: str | None, out: str, db: str | None, force: bool, as_json: bool
 ) -> None:
-    """Export the embedding matrix under a row policy (default: the shipped one), plus the changed-row
-    mask; `hf` writes a whole model folder with a model card."""
+    """Export the embedding matrix under a row policy (default: the run's choice from `defemb eval
+    knobs`, else the shipped one), plus the changed-row mask; `hf` writes a whole model folder with a
+    model card."""
     from index.exporter import export as run_export
 
     result = run_export(run_dir, fmt, rows, out, db=db, force=force, how=how)

@@ -21,7 +21,6 @@ from embedder.rundir import RunDir
 from evaluation.errors import EvaluationError
 from evaluation.glue_data import Examples, GlueTask, read_glue_tsv, task_files
 from evaluation.training import optimizer_and_schedule, optimizer_step, pick_device, seed_everything
-from index.policy import DEFAULT_HOW
 
 __all__ = [
     "FinetuneConfig",
@@ -42,7 +41,7 @@ class FinetuneConfig:
     task: str = "cola"
     data_dir: str = ""
     rows: str = "covered"  # the row policy of the swapped model (index.policy): which rows …
-    how: str = DEFAULT_HOW  # … and how they change
+    how: str | None = None  # … and how they change (None: the run's default policy, index.policy)
     seeds: tuple[int, ...] = (1, 2, 3)
     epochs: float = 3.0
     lr: float = 2e-5
@@ -241,7 +240,10 @@ def compare_glue(
     regression = spec.num_labels == 1
     train = read_glue_tsv(train_f, regression).head(cfg.max_train)
     dev = read_glue_tsv(dev_f, regression).head(cfg.max_eval)
-    matrix, mask = policy_swap(run, db, cfg.rows, cfg.how)
+    from index.exporter import as_policy
+
+    how = as_policy(cfg.rows, cfg.how, run).how
+    matrix, mask = policy_swap(run, db, cfg.rows, how)
     seeds = []
     for s in cfg.seeds:
         orig = finetune_once(model_dir, spec, train, dev, cfg, s, None, progress)
@@ -254,7 +256,7 @@ def compare_glue(
         task=spec.name,
         metric=head,
         rows=cfg.rows,
-        how=cfg.how,
+        how=how,
         replaced_rows=int(mask.sum()),
         train_examples=len(train),
         eval_examples=len(dev),

@@ -473,7 +473,7 @@ def build_report(
     command: str | None = None,
 ) -> RunReport:
     """Gather the run's stored results, measure isotropy of the original rows, each row policy `rows` ×
-    `how` (default: the shipped policy and `replace`) and ABTT, draw figures, write report.json and .md."""
+    `how` (default: the run's default policy and `replace`) and ABTT, draw figures, write report.json and .md."""
     with bound(run, db) as lex:  # one connection to the lexicon for the whole report
         return _build_report(run, lex, rows, how, extra, plots, command)
 
@@ -584,10 +584,10 @@ def _evaluate_run(
     from index.policy import default_policy
 
     cmd = command or current_command()
-    hows = [how] if isinstance(how, str) else list(how or [default_policy().how, "replace"])
+    hows = [how] if isinstance(how, str) else list(how or [default_policy(rd).how, "replace"])
     if knobs and wordsim:
         kn = knobs_of_run(rd, wordsim, db, rows)
-        save_result(rd, "knobs", kn, cmd)
+        save_result(rd, "knobs", kn, cmd)  # shown, not adopted: `defemb eval knobs` records a choice
         if kn["chosen"] not in hows:
             hows.insert(1, kn["chosen"])
     if wordsim:

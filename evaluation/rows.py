@@ -81,7 +81,7 @@ def policy_swap(
     from index.exporter import as_policy
     from index.policy import policy_matrix
 
-    return policy_matrix(run, db, as_policy(rows, how))
+    return policy_matrix(run, db, as_policy(rows, how, run))
 
 
 def run_matrices(
@@ -97,7 +97,7 @@ def run_matrices(
     original rows (special rows excluded from its fit). Labels are `RowPolicy.label` (`dirmix:0.2`)."""
     from evaluation.geometry import all_but_the_top
     from index.exporter import as_policy
-    from index.policy import apply_how, default_policy
+    from index.policy import apply_how
 
     original = np.asarray(run.original_vectors(), dtype=np.float32)
     generated = np.asarray(run.token_vectors(), dtype=np.float32)
@@ -105,8 +105,8 @@ def run_matrices(
         raise EvaluationError(
             f"{run.path}: original_vectors {original.shape} and token_vectors {generated.shape} differ"
         )
-    hows = [how] if isinstance(how, str) else list(how or [default_policy().how, "replace"])
-    policies = list(dict.fromkeys(as_policy(rows, h) for h in hows))
+    hows = [how] if isinstance(how, str) else list(how or [as_policy(rows, None, run).how, "replace"])
+    policies = list(dict.fromkeys(as_policy(rows, h, run) for h in hows))
     mask = np.asarray(select_rows(run, db, policies[0].rows), dtype=bool)  # one `rows` for all
     if mask.shape != (original.shape[0],):
         raise EvaluationError(f"selection mask has shape {mask.shape}, expected ({original.shape[0]},)")

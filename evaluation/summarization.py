@@ -23,7 +23,6 @@ from embedder.binding import LexiconRef
 from embedder.rundir import RunDir
 from evaluation.errors import DataFormatError, EvaluationError
 from evaluation.training import optimizer_and_schedule, optimizer_step, pick_device, seed_everything
-from index.policy import DEFAULT_HOW
 
 __all__ = [
     "Decoding",
@@ -161,7 +160,7 @@ class SummarizationConfig:
     data_dir: str = ""
     preset: str = "xsum"
     rows: str = "covered"  # the row policy of the swapped model (index.policy): which rows …
-    how: str = DEFAULT_HOW  # … and how they change
+    how: str | None = None  # … and how they change (None: the run's default policy, index.policy)
     seed: int = 1
     train_steps: int = 0
     lr: float = 3e-5
@@ -301,7 +300,10 @@ def compare_summarization(
     train, test = load_splits(cfg.data_dir)
     train = None if train is None else train.head(cfg.max_train)
     test = test.head(cfg.max_eval)
-    matrix, mask = policy_swap(run, db, cfg.rows, cfg.how)
+    from index.exporter import as_policy
+
+    how = as_policy(cfg.rows, cfg.how, run).how
+    matrix, mask = policy_swap(run, db, cfg.rows, how)
     _, r_orig = summarize_once(model_dir, train, test, cfg, None, progress)
     preds, r_new = summarize_once(model_dir, train, test, cfg, (matrix, mask), progress)
 
@@ -312,7 +314,7 @@ def compare_summarization(
         preset=cfg.preset,
         decoding=cfg.settings().to_dict(),
         rows=cfg.rows,
-        how=cfg.how,
+        how=how,
         replaced_rows=int(mask.sum()),
         train_steps=cfg.train_steps,
         eval_examples=len(test),

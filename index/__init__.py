@@ -37,7 +37,16 @@ from index.errors import (
 if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
     from index.exporter import ExportResult, export, export_matrix
     from index.faiss_index import IndexManifest, LoadedIndex, build, build_kind, open_index
-    from index.policy import RowPolicy, apply_how, blend, default_policy, policy_matrix
+    from index.policy import (
+        RowPolicy,
+        RunChoice,
+        apply_how,
+        blend,
+        default_policy,
+        policy_matrix,
+        record_choice,
+        run_choice,
+    )
     from index.query import neighbors, reverse, reverse_vectors, senses_near
     from index.reverse_dictionary import (
         ReverseDictionary,
@@ -73,6 +82,9 @@ _LAZY = {
     "select_rows": "index.select",
     "RowPolicy": "index.policy",
     "default_policy": "index.policy",
+    "RunChoice": "index.policy",
+    "record_choice": "index.policy",
+    "run_choice": "index.policy",
     "policy_matrix": "index.policy",
     "blend": "index.policy",
     "apply_how": "index.policy",

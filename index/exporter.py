@@ -62,11 +62,17 @@ class ExportResult:
         return {**asdict(self), "policy": self.policy}
 
 
-def as_policy(rows: str | RowPolicy | None = None, how: str | None = None) -> RowPolicy:
-    """A RowPolicy from `rows`/`how` strings (either left out: the shipped default's)."""
+def as_policy(
+    rows: str | RowPolicy | None = None, how: str | None = None, run: RunLike | None = None
+) -> RowPolicy:
+    """A RowPolicy from `rows`/`how` strings; either left out comes from the default policy — the
+    `run`'s recorded choice (:func:`index.policy.run_choice`), made for its own rows, else the shipped
+    default."""
     if isinstance(rows, RowPolicy):
         return rows if how is None else RowPolicy(rows.rows, how)
-    d = default_policy()
+    d = default_policy(run)
+    if rows and rows != d.rows:  # the run chose α for other rows: the shipped default's α
+        d = default_policy()
     return RowPolicy(rows or d.rows, how or d.how)
 
 
@@ -90,11 +96,19 @@ def export_matrix(run: RunLike, mask: np.ndarray, how: str = "replace") -> np.nd
 
 
 def _meta(run: RunDir, policy: RowPolicy, fmt: str, rows: int) -> dict[str, str]:
+    from index.policy import run_choice
+
+    choice = run_choice(run)
+    chosen = choice is not None and (choice.rows, choice.how) == (policy.rows, policy.how)
     return {
         "run_id": run.run_id,
         "rows": policy.rows,
         "how": policy.how,
         "policy": policy.spelling,
+        # where the policy came from: the run's own choice on development data, or as asked/shipped
+        "policy_source": f"run choice ({choice.command})"
+        if chosen and choice
+        else "given or shipped default",
         "format": fmt,
         "rows_replaced": str(rows),
     }
@@ -231,7 +245,7 @@ def export(
     force: bool = False,
     how: str | None = None,
 ) -> ExportResult:
-    """Export the run's matrix under the policy `rows` × `how` (None: the shipped default), atomically.
+    """Export the run's matrix under the policy `rows` × `how` (None: `index.policy.default_policy` of the run), atomically.
 
     An existing `out` is replaced only with `force`, and only when it is an earlier export (never a
     run folder, a lexicon or a folder the toolkit did not write: :func:`lexicon.fileio.claim_output`).
@@ -247,7 +261,7 @@ def export(
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     t0 = time.perf_counter()
     r = as_run(run)
-    policy = as_policy(rows, how)
+    policy = as_policy(rows, how, r)
     out_path = Path(out)
     npy_file = fmt == "npy" and out_path.name.endswith(".npy")
     mask_path = out_path.with_name(out_path.name.removesuffix(".npy") + ".mask.npy") if npy_file else out_path

@@ -12,6 +12,10 @@ Python API (`RowPolicy(rows, how)`), in every export's metadata and in the run r
     less spread than the originals, so a plain mix also shrinks the row and pulls it toward the
     generated cloud's mean; mixing directions moves only where the row points.
 
+The default is the run's own choice where it made one on development data (`defemb eval knobs`:
+`<run>/policy.json`, :func:`record_choice`; the report of `defemb run` shows its knobs without adopting
+them), else `DEFAULT_ROWS`/`DEFAULT_HOW`.
+
 Replacing throws away what pre-training put into a row; anchoring the row to the original and moving it
 toward the definition is what beats the original rows on word similarity (`benchmarks/RESULTS.md`, issue
 9). Everything here is numpy in, numpy out.
@@ -19,8 +23,10 @@ toward the definition is what beats the original rows on word similarity (`bench
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +46,9 @@ __all__ = [
     "RowPolicy",
     "parse_how",
     "default_policy",
+    "RunChoice",
+    "record_choice",
+    "run_choice",
     "blend",
     "apply_how",
     "policy_matrix",
@@ -52,6 +61,8 @@ METHODS = ("replace", "mix", "dirmix")
 # +0.029 (mix:0.3 was the winner on the previous quick preset's run, which trained with dropout).
 DEFAULT_ROWS = "covered"
 DEFAULT_HOW = "mix:0.35"
+RUN_CHOICE = "policy.json"  # a run's own choice (`record_choice`), preferred to the shipped default
+CHOICE_FORMAT = 1
 
 _HOW = re.compile(r"^(replace|mix|dirmix)(?::([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?))?$")
 
@@ -128,9 +139,85 @@ class RowPolicy:
         return {"rows": self.rows, "how": self.how, "spelling": self.spelling}
 
 
-def default_policy() -> RowPolicy:
-    """The shipped default policy (`--rows covered --how mix:0.35`)."""
+def default_policy(run: RunLike | None = None) -> RowPolicy:
+    """The default policy: for a `run` that recorded its own choice (:func:`record_choice`, written by
+    `defemb eval knobs`) and still has the vectors it was chosen on, that choice; else
+    the shipped default (`--rows covered --how mix:0.35`)."""
+    if run is not None:
+        choice = run_choice(run)
+        if choice is not None:
+            return RowPolicy(choice.rows, choice.how)
     return RowPolicy(DEFAULT_ROWS, DEFAULT_HOW)
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """`<run>/policy.json`: the policy chosen for this run on development data, and on which vectors.
+
+    How much of the generated row helps depends on how good the rows are: the quick preset's rows are
+    best mixed at α 0.35, the standard preset's at 0.55 (`benchmarks/RESULTS.md`). A run that measured
+    its own winner exports and evaluates with it when no `--how` is given.
+    """
+
+    rows: str
+    how: str
+    reason: str
+    command: str
+    token_vectors_digest: str
+    original_vectors_digest: str
+    format: int = CHOICE_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _vector_digests(run: RunLike) -> tuple[str, str]:
+    from index.faiss_index import source_digest
+    from index.vocabulary import as_run
+
+    r = as_run(run)
+    return source_digest(r.path / "token_vectors.npy"), source_digest(r.path / "original_vectors.npy")
+
+
+def record_choice(run: RunLike, rows: str, how: str, reason: str, command: str) -> RunChoice:
+    """Write `<run>/policy.json` (atomically), bound to the run's current vectors; returns it."""
+    from index.vocabulary import as_run
+    from lexicon.fileio import write_bytes
+
+    r = as_run(run)
+    p = RowPolicy(rows, how)  # validated
+    tok, orig = _vector_digests(r)
+    choice = RunChoice(p.rows, p.how, reason, command, tok, orig)
+    write_bytes(r.path / RUN_CHOICE, json.dumps(choice.to_dict(), indent=2).encode())
+    return choice
+
+
+def run_choice(run: RunLike) -> RunChoice | None:
+    """The run's recorded choice, or None when it has none or its vectors changed since (a warning
+    says so: the vectors were regenerated, choose again with `defemb eval knobs`)."""
+    from index.vocabulary import as_run
+
+    r = as_run(run)
+    path = r.path / RUN_CHOICE
+    if not path.is_file():
+        return None
+    try:
+        choice = RunChoice(**json.loads(path.read_text(encoding="utf-8")))
+        RowPolicy(choice.rows, choice.how)
+    except (OSError, ValueError, TypeError, SelectError) as exc:
+        raise SelectError(
+            f"{path} is not a readable policy choice ({exc}); delete it or rerun `defemb eval knobs --run {r.path}`"
+        ) from exc
+    if choice.format != CHOICE_FORMAT:
+        raise SelectError(f"{path} has format {choice.format}, this definitionemb reads {CHOICE_FORMAT}")
+    if (choice.token_vectors_digest, choice.original_vectors_digest) != _vector_digests(r):
+        warnings.warn(
+            f"{path} was chosen on other vectors (regenerated since?); using the shipped default "
+            f"{DEFAULT_HOW}: choose again with `defemb eval knobs --run {r.path}`",
+            stacklevel=2,
+        )
+        return None
+    return choice
 
 
 def _unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +262,7 @@ def apply_how(original: np.ndarray, generated: np.ndarray, mask: np.ndarray, how
 def policy_matrix(
     run: RunLike, db: LexiconRef, policy: RowPolicy | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(V×d matrix, V bool mask) of `policy` (default: the shipped one) over the run's rows.
+    """(V×d matrix, V bool mask) of `policy` (default: :func:`default_policy` of the run) over its rows.
 
     The mask is `select_rows(run, db, policy.rows)` (always within the covered rows); `db` (a path or a
     bound lexicon) defaults to the run's own lexicon where the rows need one.
@@ -184,7 +271,7 @@ def policy_matrix(
     from index.vocabulary import as_run
 
     r = as_run(run)
-    p = policy or default_policy()
+    p = policy or default_policy(r)
     original = r.original_vectors()
     generated = r.token_vectors()
     if original.shape != generated.shape:

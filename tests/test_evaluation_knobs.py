@@ -171,10 +171,14 @@ def test_cli_wordsim_folder_and_knobs(tmp_path: Path, tiny_bert_dir: Path) -> No
     assert {w["name"] for w in out["wins"]} == {"mix:0.5", "abtt"}
     res = r.invoke(cli, ["eval", "wordsim", "--run", str(run.path), "--dataset", str(sets)])
     assert res.exit_code == 0 and "beats original on" in res.output and "of 2 sets" in res.output
+    res = r.invoke(cli, ["eval", "knobs", "--run", str(run.path), "--dataset", str(sets), "--no-adopt"])
+    assert res.exit_code == 0 and not (run.path / "policy.json").exists(), res.output
     res = r.invoke(cli, ["eval", "knobs", "--run", str(run.path), "--dataset", str(sets), "--json"])
     assert res.exit_code == 0, res.output
     kn = json.loads(res.stdout)
     assert kn["chosen"] in kn["dev"] and (run.path / "report" / "alpha_curve.png").is_file()
+    choice = json.loads((run.path / "policy.json").read_text())  # the run's default policy from now on
+    assert (choice["rows"], choice["how"]) == ("covered", kn["chosen"]) and "eval knobs" in choice["command"]
     res = r.invoke(cli, ["eval", "report", "--run", str(run.path), "--json"])
     assert res.exit_code == 0, res.output
     md = (run.path / "report" / "report.md").read_text()

@@ -176,3 +176,38 @@ def test_sentence_transformers_pipeline_survives_the_export(tmp_path: Path, mini
     assert not np.allclose(emb, base.encode(sentences, convert_to_numpy=True))  # the rows did change
     card = (out / "README.md").read_text()
     assert "library_name: sentence-transformers" in card and "license: apache-2.0" in card
+
+
+def test_a_run_that_chose_its_policy_exports_with_it_until_its_vectors_change(
+    bert_run, tmp_path: Path
+) -> None:
+    from index.exporter import as_policy
+    from index.policy import record_choice, run_choice
+
+    assert run_choice(bert_run) is None and default_policy(bert_run) == default_policy()
+    record_choice(
+        bert_run, "covered", "dirmix:0.45", "best on the development parts", "defemb eval knobs --run r"
+    )
+    assert default_policy(bert_run) == RowPolicy("covered", "dirmix:0.45")
+    assert default_policy().how == DEFAULT_HOW  # the shipped default itself is unchanged
+    res = export(bert_run, "npy", None, tmp_path / "a")
+    meta = json.loads((tmp_path / "a" / "export.json").read_text())
+    assert res.how == "dirmix:0.45" and meta["policy_source"] == "run choice (defemb eval knobs --run r)"
+    want, _ = policy_matrix(bert_run, None, RowPolicy("covered", "dirmix:0.45"))
+    np.testing.assert_array_equal(np.load(tmp_path / "a" / "matrix.npy"), want)
+    # An explicit --how wins; other rows than the choice's take the shipped α.
+    given = export(bert_run, "npy", None, tmp_path / "b", how="replace")
+    assert given.how == "replace"
+    assert (
+        json.loads((tmp_path / "b" / "export.json").read_text())["policy_source"]
+        == "given or shipped default"
+    )
+    assert as_policy("rare", None, bert_run) == RowPolicy("rare", DEFAULT_HOW)
+    # Regenerated vectors: the choice was made on other rows, so the shipped default applies again.
+    tv = bert_run.path / "token_vectors.npy"
+    np.save(tv, np.load(tv) * 2.0)
+    with pytest.warns(UserWarning, match="chosen on other vectors"):
+        assert default_policy(bert_run) == default_policy()
+    (bert_run.path / "policy.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(SelectError, match="not a readable policy choice"):
+        default_policy(bert_run)
