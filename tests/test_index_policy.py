@@ -195,6 +195,8 @@ def test_a_run_that_chose_its_policy_exports_with_it_until_its_vectors_change(
     assert res.how == "dirmix:0.45" and meta["policy_source"] == "run choice (defemb eval knobs --run r)"
     want, _ = policy_matrix(bert_run, None, RowPolicy("covered", "dirmix:0.45"))
     np.testing.assert_array_equal(np.load(tmp_path / "a" / "matrix.npy"), want)
+    export(bert_run, "hf", None, tmp_path / "hf")  # the model card says why this policy
+    assert "chosen for this run: best on the development parts" in (tmp_path / "hf" / "README.md").read_text()
     # An explicit --how wins; other rows than the choice's take the shipped α.
     given = export(bert_run, "npy", None, tmp_path / "b", how="replace")
     assert given.how == "replace"
