@@ -273,18 +273,14 @@ def main(argv: list[str] | None = None) -> int:
     fast = ReverseDictionary(args.run, db=args.db, cache_dir=args.cache_dir, progress=False, device="cpu")
     fast.search(queries[:32], k=10)
     fast_open_s = time.perf_counter() - t5
-    plain_scorers = ["glosses"] if "glosses" in fast.scorers else None
+    cases: dict[str, dict[str, Any]] = {"default": {}, "every_word": {"rerank": 0}}
+    if "glosses" in fast.scorers:
+        cases["plain"] = {"scorers": ["glosses"]}
     speeds: dict[str, float] = {}
     for _ in range(2):  # interleaved twice: the machine's speed drifts within minutes
-        for name, kw in (
-            ("default", {}),
-            ("every_word", {"rerank": 0}),
-            ("plain", {"scorers": plain_scorers} if plain_scorers else None),
-        ):
-            if kw is None:
-                continue
+        for name, kw in cases.items():
             t2 = time.perf_counter()
-            fast.search(queries, k=10, **kw)  # type: ignore[arg-type]
+            fast.search(queries, k=10, **kw)
             speeds[name] = max(speeds.get(name, 0.0), len(queries) / (time.perf_counter() - t2))
     qs = speeds["default"]
     emit(

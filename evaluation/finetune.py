@@ -228,7 +228,7 @@ def compare_glue(
     progress: bool = False,
 ) -> GlueResult:
     """Fine-tune the run's original model and its swapped twin under each seed of `cfg.seeds`."""
-    from evaluation.rows import policy_swap
+    from index.policy import as_policy, policy_matrix
 
     t0 = time.perf_counter()
     if not cfg.seeds:
@@ -240,10 +240,8 @@ def compare_glue(
     regression = spec.num_labels == 1
     train = read_glue_tsv(train_f, regression).head(cfg.max_train)
     dev = read_glue_tsv(dev_f, regression).head(cfg.max_eval)
-    from index.exporter import as_policy
-
-    how = as_policy(cfg.rows, cfg.how, run).how
-    matrix, mask = policy_swap(run, db, cfg.rows, how)
+    policy = as_policy(cfg.rows, cfg.how, run)
+    matrix, mask = policy_matrix(run, db, policy)
     seeds = []
     for s in cfg.seeds:
         orig = finetune_once(model_dir, spec, train, dev, cfg, s, None, progress)
@@ -256,7 +254,7 @@ def compare_glue(
         task=spec.name,
         metric=head,
         rows=cfg.rows,
-        how=how,
+        how=policy.how,
         replaced_rows=int(mask.sum()),
         train_examples=len(train),
         eval_examples=len(dev),

@@ -78,8 +78,7 @@ def policy_swap(
     run: RunDir, db: LexiconRef, rows: str | None = None, how: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(V×d matrix, V bool mask) of the row policy `rows` × `how` (None: the shipped default)."""
-    from index.exporter import as_policy
-    from index.policy import policy_matrix
+    from index.policy import as_policy, policy_matrix
 
     return policy_matrix(run, db, as_policy(rows, how, run))
 
@@ -96,8 +95,7 @@ def run_matrices(
     (default: the shipped policy and the paper's `replace`), and the all-but-the-top baseline of the
     original rows (special rows excluded from its fit). Labels are `RowPolicy.label` (`dirmix:0.2`)."""
     from evaluation.geometry import all_but_the_top
-    from index.exporter import as_policy
-    from index.policy import apply_how
+    from index.policy import apply_how, as_policy
 
     original = np.asarray(run.original_vectors(), dtype=np.float32)
     generated = np.asarray(run.token_vectors(), dtype=np.float32)

@@ -291,7 +291,7 @@ def compare_summarization(
     run: RunDir, cfg: SummarizationConfig, db: LexiconRef = None, progress: bool = False
 ) -> SummarizationResult:
     """Decode (after optional fine-tuning) with the run's original and swapped model under one seed."""
-    from evaluation.rows import policy_swap
+    from index.policy import as_policy, policy_matrix
 
     t0 = time.perf_counter()
     model_dir = run.manifest().get("model")
@@ -300,10 +300,8 @@ def compare_summarization(
     train, test = load_splits(cfg.data_dir)
     train = None if train is None else train.head(cfg.max_train)
     test = test.head(cfg.max_eval)
-    from index.exporter import as_policy
-
-    how = as_policy(cfg.rows, cfg.how, run).how
-    matrix, mask = policy_swap(run, db, cfg.rows, how)
+    policy = as_policy(cfg.rows, cfg.how, run)
+    matrix, mask = policy_matrix(run, db, policy)
     _, r_orig = summarize_once(model_dir, train, test, cfg, None, progress)
     preds, r_new = summarize_once(model_dir, train, test, cfg, (matrix, mask), progress)
 
@@ -314,7 +312,7 @@ def compare_summarization(
         preset=cfg.preset,
         decoding=cfg.settings().to_dict(),
         rows=cfg.rows,
-        how=how,
+        how=policy.how,
         replaced_rows=int(mask.sum()),
         train_steps=cfg.train_steps,
         eval_examples=len(test),

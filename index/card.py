@@ -145,16 +145,6 @@ def _wordsim_table(ws: Mapping[str, Mapping[str, Any]], policy: RowPolicy) -> li
     return lines
 
 
-def _choice_lines(run: RunDir, policy: RowPolicy) -> list[str]:
-    """Why this policy, where it is the run's own choice on development data (`defemb eval knobs`)."""
-    from index.policy import run_choice
-
-    choice = run_choice(run)
-    if choice is None or (choice.rows, choice.how) != (policy.rows, policy.how):
-        return []
-    return [f"- chosen for this run: {choice.reason} (`{choice.command}`)"]
-
-
 def model_card(
     run: RunDir,
     policy: RowPolicy,
@@ -164,8 +154,10 @@ def model_card(
     sources: list[tuple[str, str]],
     wordsim: Mapping[str, Mapping[str, Any]],
     sentence_transformers: bool,
+    chosen: str | None = None,
 ) -> str:
-    """The README.md of an exported model folder."""
+    """The README.md of an exported model folder; `chosen`: why this policy, where it is the run's
+    own choice on development data (`defemb eval knobs`)."""
     m = run.manifest()
     licence = _base_licence(base_model)
     front = ["---", f"license: {licence}" if licence else None, "tags:", "- definitionemb"]
@@ -187,7 +179,7 @@ def model_card(
         "## Rows changed and how",
         "",
         f"- policy: `{policy.spelling}` (rows `{policy.rows}`, how `{policy.how}`)",
-        *_choice_lines(run, policy),
+        *([f"- chosen for this run: {chosen}"] if chosen else []),
         f"- rows changed: {rows_changed:,} (mask in `replaced_mask.npy`); every other row is the base model's",
         "- `replace` puts the generated row in place; `mix:α` is (1-α)·original + α·generated; "
         "`dirmix:α` mixes the two rows' directions and keeps the original row's norm",

@@ -20,7 +20,7 @@ import numpy as np
 from embedder.binding import LexiconRef
 from embedder.rundir import RunDir
 from index.errors import ExportError
-from index.policy import RowPolicy, apply_how, default_policy, policy_matrix
+from index.policy import RowPolicy, apply_how, as_policy, chosen_for, policy_matrix
 from index.vocabulary import RunLike, as_run
 from lexicon.fileio import claim_output, output_dir, output_file, save_npy
 
@@ -62,20 +62,6 @@ class ExportResult:
         return {**asdict(self), "policy": self.policy}
 
 
-def as_policy(
-    rows: str | RowPolicy | None = None, how: str | None = None, run: RunLike | None = None
-) -> RowPolicy:
-    """A RowPolicy from `rows`/`how` strings; either left out comes from the default policy — the
-    `run`'s recorded choice (:func:`index.policy.run_choice`), made for its own rows, else the shipped
-    default."""
-    if isinstance(rows, RowPolicy):
-        return rows if how is None else RowPolicy(rows.rows, how)
-    d = default_policy(run)
-    if rows and rows != d.rows:  # the run chose α for other rows: the shipped default's α
-        d = default_policy()
-    return RowPolicy(rows or d.rows, how or d.how)
-
-
 def export_matrix(run: RunLike, mask: np.ndarray, how: str = "replace") -> np.ndarray:
     """The V×d float32 matrix: original rows, with the `mask` rows blended with token_vectors by `how`."""
     r = as_run(run)
@@ -96,19 +82,15 @@ def export_matrix(run: RunLike, mask: np.ndarray, how: str = "replace") -> np.nd
 
 
 def _meta(run: RunDir, policy: RowPolicy, fmt: str, rows: int) -> dict[str, str]:
-    from index.policy import run_choice
-
-    choice = run_choice(run)
-    chosen = choice is not None and (choice.rows, choice.how) == (policy.rows, policy.how)
+    choice = chosen_for(run, policy)
     return {
         "run_id": run.run_id,
         "rows": policy.rows,
         "how": policy.how,
         "policy": policy.spelling,
         # where the policy came from: the run's own choice on development data, or as asked/shipped
-        "policy_source": f"run choice ({choice.command})"
-        if chosen and choice
-        else "given or shipped default",
+        "policy_source": f"run choice ({choice.command})" if choice else "given or shipped default",
+        **({"policy_reason": choice.reason} if choice else {}),
         "format": fmt,
         "rows_replaced": str(rows),
     }
@@ -206,6 +188,8 @@ def write_model(
     _check_base(model, r, str(model_path))
     report = replace_rows(model, np.asarray(matrix, dtype=np.float32), np.asarray(mask, dtype=bool))
     st = is_sentence_transformers(model_path)
+    info = meta or _meta(r, policy, "hf", int(np.asarray(mask).sum()))
+    reason = info.get("policy_reason")
     card = model_card(
         r,
         policy,
@@ -215,9 +199,9 @@ def write_model(
         _card_inputs(r, db),
         stored_wordsim(r),
         st,
+        chosen=f"{reason} ({info['policy_source']})" if reason else None,
     )
     kept: list[str] = []
-    info = meta or _meta(r, policy, "hf", int(np.asarray(mask).sum()))
     with output_dir(Path(out), force, "hf export", info) as tmp:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
@@ -245,7 +229,8 @@ def export(
     force: bool = False,
     how: str | None = None,
 ) -> ExportResult:
-    """Export the run's matrix under the policy `rows` × `how` (None: `index.policy.default_policy` of the run), atomically.
+    """Export the run's matrix under the policy `rows` × `how`, atomically (what is left out: the run's
+    default policy, `index.policy.as_policy`).
 
     An existing `out` is replaced only with `force`, and only when it is an earlier export (never a
     run folder, a lexicon or a folder the toolkit did not write: :func:`lexicon.fileio.claim_output`).

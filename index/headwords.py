@@ -61,6 +61,11 @@ class Headwords:
     def n_senses(self) -> int:
         return int(self.sense_ids.shape[0])
 
+    @property
+    def sense_counts(self) -> np.ndarray:
+        """Per word, how many senses it has (the length of its group in `order`)."""
+        return np.diff(np.append(self.starts, self.n_senses))
+
     def digest(self) -> str:
         """sha256 of the word list and the sense ids: binds caches and run indexes to this table."""
         h = hashlib.sha256(json.dumps(self.words.tolist(), ensure_ascii=False).encode())
@@ -80,7 +85,7 @@ class Headwords:
         if not self._by_count:
             import torch
 
-            counts = np.diff(np.append(self.starts, self.n_senses))
+            counts = self.sense_counts
             for c in np.unique(counts).tolist():
                 w = np.flatnonzero(counts == c)
                 rows = self.order[self.starts[w][:, None] + np.arange(c)[None, :]]
@@ -110,8 +115,7 @@ class Headwords:
     def rows_of(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The sense rows of several words, grouped by word, and for each row its position in `words`."""
         w = np.asarray(words, dtype=np.int64)
-        ends = np.append(self.starts[1:], self.n_senses)
-        count = ends[w] - self.starts[w]
+        count = self.sense_counts[w]
         seg = np.repeat(np.arange(len(w), dtype=np.int64), count)
         first = np.cumsum(count) - count  # where each word's group starts in the result
         at = self.starts[w][seg] + np.arange(len(seg), dtype=np.int64) - first[seg]

@@ -99,11 +99,10 @@ class GlossBM25:
         """senses×n BM25 scores of every gloss for every query (0 where they share no word)."""
         return np.asarray((self.weights @ self.query_matrix(texts)).toarray(), dtype=np.float32)
 
-    def scores_of(self, rows: np.ndarray, texts: Sequence[str] | sp.csr_matrix) -> np.ndarray:
+    def scores_of(self, rows: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """len(rows)×n BM25 scores of some glosses only (the reverse dictionary's second pass): the
-        cost follows those glosses' terms, not how many glosses share a query's common words.
-        `texts` may be their :meth:`query_matrix`, built once for several calls."""
-        q = texts if sp.issparse(texts) else self.query_matrix(texts)  # type: ignore[arg-type]
+        cost follows those glosses' terms, not how many glosses share a query's common words."""
+        q = self.query_matrix(texts)
         return np.asarray((self._by_row[np.asarray(rows)] @ q).toarray(), dtype=np.float32)
 
     @cached_property

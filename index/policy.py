@@ -46,6 +46,8 @@ __all__ = [
     "RowPolicy",
     "parse_how",
     "default_policy",
+    "as_policy",
+    "chosen_for",
     "RunChoice",
     "record_choice",
     "run_choice",
@@ -148,6 +150,27 @@ def default_policy(run: RunLike | None = None) -> RowPolicy:
         if choice is not None:
             return RowPolicy(choice.rows, choice.how)
     return RowPolicy(DEFAULT_ROWS, DEFAULT_HOW)
+
+
+def as_policy(
+    rows: str | RowPolicy | None = None, how: str | None = None, run: RunLike | None = None
+) -> RowPolicy:
+    """A RowPolicy from `rows`/`how` strings; what is left out comes from the default policy — the
+    `run`'s recorded choice (:func:`run_choice`), made for its own rows, else the shipped default."""
+    if isinstance(rows, RowPolicy):
+        return rows if how is None else RowPolicy(rows.rows, how)
+    if rows and how:  # nothing to fill in: the run's choice is not read
+        return RowPolicy(rows, how)
+    d = default_policy(run)
+    if rows and rows != d.rows:  # the run chose α for other rows: the shipped default's α
+        d = default_policy()
+    return RowPolicy(rows or d.rows, how or d.how)
+
+
+def chosen_for(run: RunLike, policy: RowPolicy) -> RunChoice | None:
+    """The run's recorded choice when `policy` is it (None when the policy was given or shipped)."""
+    choice = run_choice(run)
+    return choice if choice is not None and (choice.rows, choice.how) == (policy.rows, policy.how) else None
 
 
 @dataclass(frozen=True)

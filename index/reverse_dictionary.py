@@ -541,6 +541,8 @@ class ReverseDictionary:
         self._token_rows: dict[str, np.ndarray] = {}
         self._encoder: Any = None
         self._mats: dict[str, Any] = {}
+        self._sample_words: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._sample_mats: dict[str, Any] = {}  # second-pass matrix rows of the sample words
 
     def _word_prior(self, scorer: str, name: str) -> np.ndarray | None:
         """A prior's one value per word from the run's reverse folder (None when `scorer` is not loaded)."""
@@ -903,18 +905,14 @@ class ReverseDictionary:
         # or with fewer words than the cut, every word gets every scorer.
         cut = max(rerank, k)  # a k past the cut still gets k answers
         two_pass = bool(rerank) and bool(second) and "glosses" in first and cut < hw.n_words
+        now = first if two_pass else weights  # the scorers of this (first) pass
+        poses = [pos] * len(chunk) if pos else None
         if vectors is None:
-            vectors = self.query_vectors(chunk, [pos] * len(chunk) if pos else None, list(weights))
-        per_sense = self.sense_scores(
-            chunk,
-            [pos] * len(chunk) if pos else None,
-            list(first if two_pass else weights),
-            matrix,
-            vectors=vectors,
-        )
+            vectors = self.query_vectors(chunk, poses, list(weights))
+        per_sense = self.sense_scores(chunk, poses, list(now), matrix, vectors=vectors)
         words = self.word_scores(per_sense, sense_mask)
         sds: dict[str, np.ndarray] = {}
-        fused = self.fuse(words, first if two_pass else weights, token_missing, sds, raw_single=not two_pass)
+        fused = self.fuse(words, now, token_missing, sds, raw_single=not two_pass)
         if sense_mask is not None:
             has_pos = np.zeros(hw.n_words, dtype=bool)
             has_pos[hw.sense_word[sense_mask]] = True
@@ -922,7 +920,7 @@ class ReverseDictionary:
         if not include_query_words:
             for row, idx in enumerate(self.excluded(chunk)):
                 fused[row, idx] = -np.inf
-        scales = self._sense_scales(words, first if two_pass else weights, sds)
+        scales = self._sense_scales(words, now, sds)
         if two_pass:
             top = _top_k(fused, cut)
             extra, sub, sub_scales = self._second_pass(chunk, vectors, top, second, sense_mask)
@@ -971,37 +969,55 @@ class ReverseDictionary:
         """The fixed, seeded sample of words whose second-pass scores give each query's mean and spread
         (every word when the lexicon has no more than :data:`_SAMPLE`), with their sense rows grouped by
         word and each row's word."""
-        if "sample" not in self._mats:
+        if self._sample_words is None:
             n = self.headwords.n_words
             pick = (
                 np.arange(n) if n <= _SAMPLE else np.random.default_rng(0).choice(n, _SAMPLE, replace=False)
             )
             words = np.sort(pick).astype(np.int64)
-            rows, seg = self.headwords.rows_of(words)
-            self._mats["sample"] = (words, rows, seg)
-        return self._mats["sample"]  # type: ignore[no-any-return]
+            self._sample_words = (words, *self.headwords.rows_of(words))
+        return self._sample_words
 
-    def _rows_scores(
-        self, scorer: str, rows: np.ndarray, chunk: list[str], vectors: dict[str, np.ndarray], key: str
-    ) -> Any:
-        """len(rows)×n scores under a second-pass scorer of some senses (`senses`, `lexical`) or words
-        (`headwords`); the sample's rows (`key` "sample") keep their matrix between calls."""
+    def _word_best(
+        self,
+        scorer: str,
+        words: np.ndarray,
+        rows: np.ndarray,
+        seg: np.ndarray,
+        chunk: list[str],
+        vectors: dict[str, np.ndarray],
+        sense_mask: np.ndarray | None,
+        sample: bool,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """len(words)×n scores of some words under a second-pass scorer (`rows`/`seg`: their sense rows
+        and each row's word), and for the sense-level scorers the len(rows)×n per-sense scores behind
+        them. The sample's matrix rows are kept between calls (`sample`)."""
         import torch
 
-        if scorer in ("senses", "headwords"):
+        if scorer == "lexical":
+            assert self.lexical is not None
+            v = torch.from_numpy(self.lexical.scores_of(rows, chunk))
+        else:
             q = vectors["regressor" if scorer == "senses" else "sentence"]
             mat = self._matrix(scorer)
-            cached = self._mats.get(f"{scorer}:{key}") if key == "sample" else None
-            if cached is None:
-                cached = mat.index_select(0, torch.from_numpy(rows).to(mat.device))
-                if key == "sample":
-                    self._mats[f"{scorer}:{key}"] = cached
+            at = words if scorer == "headwords" else rows  # the headword matrix has a row per word
+            sub = self._sample_mats.get(scorer) if sample else None
+            if sub is None:
+                sub = mat.index_select(0, torch.from_numpy(at).to(mat.device))
+                if sample:
+                    self._sample_mats[scorer] = sub
             with torch.inference_mode():
                 qt = torch.from_numpy(np.ascontiguousarray(q)).to(mat.device, mat.dtype)
-                out = (cached @ qt.T).float().cpu().numpy()
-            return torch.from_numpy(out)  # a plain tensor: the POS filter writes into it
-        assert self.lexical is not None
-        return torch.from_numpy(self.lexical.scores_of(rows, chunk))
+                out = (sub @ qt.T).float().cpu().numpy()
+            v = torch.from_numpy(out)  # made outside inference mode: the POS filter writes into it
+            if scorer == "headwords":
+                return v.numpy(), None
+        if sense_mask is not None:
+            v[torch.from_numpy(~sense_mask[rows])] = -np.inf
+        n = v.shape[1]
+        best = torch.full((len(words), n), -np.inf, dtype=torch.float32)
+        best.scatter_reduce_(0, torch.from_numpy(seg)[:, None].expand(-1, n), v, "amax")
+        return best.numpy(), v.numpy()
 
     def _second_pass(
         self,
@@ -1017,11 +1033,9 @@ class ReverseDictionary:
         mean and sd over the sample words), their per-sense scores of every candidate's senses, and the
         weight/sd factors the best-sense lookup needs.
         """
-        import torch
-
         hw = self.headwords
         n = len(chunk)
-        s_words, s_rows, s_seg = self._sample()
+        sample = self._sample()
         words, col = np.unique(cand, return_inverse=True)
         col = col.reshape(cand.shape)
         rows, seg = hw.rows_of(words)
@@ -1029,28 +1043,17 @@ class ReverseDictionary:
         per_sense: dict[str, Any] = {}
         scales: dict[str, np.ndarray] = {}
         for s, w in weights.items():
-            best = []
-            for key, r, g, m in (("sample", s_rows, s_seg, len(s_words)), ("cand", rows, seg, len(words))):
-                if s == "headwords":  # a score per word, not per sense
-                    ws = s_words if key == "sample" else words
-                    best.append(self._rows_scores(s, ws, chunk, vectors, key).numpy())
-                    continue
-                v = self._rows_scores(s, r, chunk, vectors, key)
-                if sense_mask is not None:
-                    v[torch.from_numpy(~sense_mask[r])] = -np.inf
-                b = torch.full((m, n), -np.inf, dtype=torch.float32)
-                b.scatter_reduce_(0, torch.from_numpy(g)[:, None].expand(-1, n), v, "amax")
-                best.append(b.numpy())
-                if key == "cand":
-                    per_sense[s] = _SomeSenses(rows, v.numpy(), hw.n_senses)
-            ref = np.where(np.isfinite(best[0]), best[0], np.nan)
+            ref, _ = self._word_best(s, *sample, chunk, vectors, sense_mask, sample=True)
+            best, by_sense = self._word_best(s, words, rows, seg, chunk, vectors, sense_mask, sample=False)
+            ref = np.where(np.isfinite(ref), ref, np.nan)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a query no sample word can answer
                 mu, sd = np.nanmean(ref, axis=0), np.nanstd(ref, axis=0)
             mu, sd = np.nan_to_num(mu, nan=0.0), np.maximum(np.nan_to_num(sd, nan=1.0), 1e-9)
             scale = (np.float32(w) / sd).astype(np.float32)
-            extra += scale[:, None] * (best[1][col, np.arange(n)[:, None]] - mu[:, None].astype(np.float32))
-            if s in SENSE_LEVEL:
+            extra += scale[:, None] * (best[col, np.arange(n)[:, None]] - mu[:, None].astype(np.float32))
+            if by_sense is not None:
+                per_sense[s] = _SomeSenses(rows, by_sense, hw.n_senses)
                 scales[s] = scale
         return extra, per_sense, scales
 
