@@ -175,6 +175,16 @@ def train(
     type=int,
     help="Average a token's top-k definitions (default: the run's own, set by its preset; 1 if none).",
 )
+@click.option(
+    "--neighbours",
+    type=click.Choice(["auto", "off"]),
+    default="off",
+    show_default=True,
+    help="auto: move each definition's row toward the rows of the other tokens defined most like it, "
+    "as far as half the run's held-out tokens say it helps (the other half is reported). It brings the "
+    "rows closer to the originals (held-out cosine +0.1) without improving word similarity, so it is "
+    "off by default.",
+)
 @click.option("--batch-tokens", type=int, default=16384, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -184,6 +194,7 @@ def generate(
     run_dir: str,
     senses: bool,
     topk: int | None,
+    neighbours: str,
     batch_tokens: int,
     device: str,
     quiet: bool,
@@ -198,6 +209,7 @@ def generate(
             run=run_dir,
             senses=senses,
             topk=topk,
+            neighbours=neighbours,
             batch_tokens=batch_tokens,
             device=device,
             progress=not quiet,
@@ -208,7 +220,19 @@ def generate(
         as_json,
         f"generated {res.tokens} token rows of {res.vocab_size}"
         + (f" and {res.senses} sense vectors" if senses else "")
-        + f" ({res.definitions_per_s:,.0f} definitions/s) → {res.run}",
+        + f" ({res.definitions_per_s:,.0f} definitions/s) → {res.run}"
+        + _neighbours_line(res.neighbours),
+    )
+
+
+def _neighbours_line(nb: dict[str, Any] | None) -> str:
+    if nb is None:
+        return ""
+    s = nb["scores"]
+    what = f"k {nb['k']}, τ {nb['tau']}, β {nb['beta']}" if nb["beta"] > 0 else "off (β 0 won)"
+    return (
+        f"\nneighbour step: {what}, chosen on {nb['dev_tokens']} held-out tokens; on the other "
+        f"{nb['test_tokens']}: cosine {s['plain_test']:.3f} → {s['neighbours_test']:.3f}"
     )
 
 

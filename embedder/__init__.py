@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
         inference,
         lexicon_io,
         models,
+        neighbours,
         rundir,
         trainer,
     )
@@ -73,6 +74,7 @@ _SUBMODULES = {
     "lexicon_io",
     "rundir",
     "errors",
+    "neighbours",
 }
 
 __all__ = ["EmbedderError", "NonFiniteOutput", "RunMismatch", "RunDir", *_LAZY]

@@ -24,6 +24,7 @@ from embedder.lexicon_io import (
     lexicon_fingerprint,
     tokenizer_sha256,
 )
+from embedder.neighbours import NeighbourChoice, choose, nearest_other, neighbour_rows
 from embedder.rundir import RunDir
 from lexicon.fileio import npy_to_fill
 
@@ -92,9 +93,15 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     t1 = time.perf_counter()
     preds = predict(model, collator, ex, device, cfg.batch_tokens, cfg.progress, "token rows")
     check_finite(preds, "generated definition rows", ex.token_id)
-    uniq, rows = mean_by_token(ex.token_id, ex.rank, preds, topk)
-    if uniq.size and (uniq.min() < 0 or uniq.max() >= vocab_size):
+    if ex.token_id.size and (ex.token_id.min() < 0 or ex.token_id.max() >= vocab_size):
         raise RunMismatch(f"the lexicon aligns token ids outside this run's vocabulary (0..{vocab_size - 1})")
+    choice = _neighbours(cfg, run, preds, ex.token_id, ex.rank, original, topk)
+    if choice is not None and choice.active:
+        nb = nearest_other(preds, ex.token_id, preds, ex.token_id, choice.k)
+        preds = (1 - choice.beta) * preds + choice.beta * neighbour_rows(
+            nb, original[ex.token_id], choice.k, choice.tau
+        )
+    uniq, rows = mean_by_token(ex.token_id, ex.rank, preds, topk)
     covered = np.zeros(vocab_size, dtype=bool)
     covered[uniq] = True
     with npy_to_fill(run.path / "token_vectors.npy", (vocab_size, dim), np.float32) as tv:
@@ -123,6 +130,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
             "covered_tokens": int(covered.sum()),
             "senses": n_senses,
             "definitions_per_s": dps,
+            "neighbours": choice.to_dict() if choice is not None else None,
         },
     )
     return GenerateResult(
@@ -132,6 +140,40 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         senses=n_senses,
         definitions_per_s=dps,
         seconds=t2 - t0,
+        neighbours=choice.to_dict() if choice is not None else None,
+    )
+
+
+def _neighbours(
+    cfg: GenerateConfig,
+    run: RunDir,
+    preds: np.ndarray,
+    token_id: np.ndarray,
+    rank: np.ndarray,
+    original: np.ndarray,
+    topk: int,
+) -> NeighbourChoice | None:
+    """The run's neighbour step, chosen on half its held-out tokens; None when off or nothing to choose on."""
+    if cfg.neighbours == "off":
+        return None
+    path = run.path / "heldout_tokens.npy"
+    held = np.load(path) if path.is_file() else np.empty(0, dtype=np.int64)
+    n_held = len(np.intersect1d(held, token_id))
+    if n_held < 2 or n_held >= len(np.unique(token_id)):
+        print(
+            f"embedder: note: {n_held} held-out tokens with definitions in {run.path}; "
+            "no neighbour step (it is chosen on held-out tokens)",
+            file=sys.stderr,
+        )
+        return None
+    return choose(
+        preds,
+        token_id,
+        rank,
+        original,
+        held,
+        topk,
+        seed=int((run.manifest().get("config") or {}).get("split_seed") or 0),
     )
 
 

@@ -21,7 +21,9 @@ def generated(bert_lexicon: Path, tiny_bert_dir: Path, tmp_path_factory: pytest.
     run = tmp_path_factory.mktemp("gen") / "run"
     embedder.train(tiny_config(bert_lexicon, tiny_bert_dir, run, steps=2, eval_every=2))
     embedder.generate(
-        embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), senses=True, progress=False)
+        embedder.GenerateConfig(
+            db=str(bert_lexicon), run=str(run), senses=True, neighbours="off", progress=False
+        )
     )
     return run
 
@@ -62,6 +64,47 @@ def test_token_row_is_the_first_definition_through_the_regressor(generated: Path
     con.close()
     vec = embedder.encode_definitions(generated, [gloss], [pos], device="cpu")
     assert np.allclose(vec[0], RunDir.open(generated).token_vectors()[tid], atol=1e-5)
+
+
+def test_neighbour_step_moves_rows_as_its_choice_says(
+    generated: Path, bert_lexicon: Path, tmp_path: Path
+) -> None:
+    from embedder.examples import build_examples
+    from embedder.generator import _prompt_of
+    from embedder.lexicon_io import fetch_definitions
+    from embedder.neighbours import nearest_other, neighbour_rows
+
+    run = tmp_path / "nb"
+    shutil.copytree(generated, run)
+    res = embedder.generate(
+        embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), neighbours="auto", progress=False)
+    )
+    nb = RunDir.open(run).manifest()["generate"]["neighbours"]
+    assert res.neighbours == nb and nb is not None
+    assert {"k", "tau", "beta", "dev_tokens", "test_tokens", "scores", "curve"} <= set(nb)
+    held = np.load(run / "heldout_tokens.npy")
+    assert nb["dev_tokens"] + nb["test_tokens"] == len(held)
+    # rebuild the rows from the plain run's per-definition predictions and the recorded choice
+    rd = RunDir.open(generated)
+    m = rd.manifest()
+    defs = fetch_definitions(str(bert_lexicon), int(m["tokenizer_id"]), 1)
+    _, tok, _ = embedder.checkpoint.load_regressor(generated, torch.device("cpu"))
+    ex = build_examples(tok, _prompt_of(rd), defs)
+    plain = embedder.encode_definitions(generated, list(defs.gloss), list(defs.pos), device="cpu")
+    orig = rd.original_vectors()
+    want = plain
+    if nb["beta"] > 0:
+        near = nearest_other(plain, ex.token_id, plain, ex.token_id, nb["k"])
+        want = (1 - nb["beta"]) * plain + nb["beta"] * neighbour_rows(
+            near, orig[ex.token_id], nb["k"], nb["tau"]
+        )
+    got = RunDir.open(run).token_vectors()
+    from embedder.inference import mean_by_token
+
+    uniq, rows = mean_by_token(ex.token_id, ex.rank, want, 1)
+    assert np.allclose(got[uniq], rows, atol=1e-4)
+    covered = rd.covered_mask()
+    assert np.array_equal(got[~covered], orig[~covered])
 
 
 def test_encode_definitions_is_order_independent(generated: Path) -> None:
