@@ -95,7 +95,8 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     check_finite(preds, "generated definition rows", ex.token_id)
     if ex.token_id.size and (ex.token_id.min() < 0 or ex.token_id.max() >= vocab_size):
         raise RunMismatch(f"the lexicon aligns token ids outside this run's vocabulary (0..{vocab_size - 1})")
-    choice = _neighbours(cfg, run, preds, ex.token_id, ex.rank, original, topk)
+    split_seed = int((m.get("config") or {}).get("split_seed") or 0)
+    choice = _neighbours(cfg, run, preds, ex.token_id, ex.rank, original, topk, split_seed)
     if choice is not None and choice.active:
         nb = nearest_other(preds, ex.token_id, preds, ex.token_id, choice.k)
         preds = (1 - choice.beta) * preds + choice.beta * neighbour_rows(
@@ -152,12 +153,12 @@ def _neighbours(
     rank: np.ndarray,
     original: np.ndarray,
     topk: int,
+    split_seed: int,
 ) -> NeighbourChoice | None:
     """The run's neighbour step, chosen on half its held-out tokens; None when off or nothing to choose on."""
     if cfg.neighbours == "off":
         return None
-    path = run.path / "heldout_tokens.npy"
-    held = np.load(path) if path.is_file() else np.empty(0, dtype=np.int64)
+    held = run.heldout_tokens()
     n_held = len(np.intersect1d(held, token_id))
     if n_held < 2 or n_held >= len(np.unique(token_id)):
         print(
@@ -173,7 +174,7 @@ def _neighbours(
         original,
         held,
         topk,
-        seed=int((run.manifest().get("config") or {}).get("split_seed") or 0),
+        seed=split_seed,
     )
 
 

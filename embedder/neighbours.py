@@ -171,7 +171,6 @@ def choose(
     dev = np.zeros(len(uniq), dtype=bool)
     dev[perm[: len(uniq) // 2]] = True
     base = _cosine(plain, target)
-    best: tuple[float, int, float, float] | None = None
     curve: list[dict[str, float]] = []
     cache: dict[tuple[int, float], np.ndarray] = {}
     for k in ks:
@@ -181,14 +180,9 @@ def choose(
             for beta in BETAS:
                 score = float(_cosine((1 - beta) * plain + beta * nbr, target)[dev].mean())
                 curve.append({"k": k, "tau": tau, "beta": beta, "dev": score})
-                if (
-                    best is None
-                    or score > best[0] + 1e-12
-                    or (abs(score - best[0]) <= 1e-12 and beta < best[3])
-                ):
-                    best = (score, k, tau, beta)
-    assert best is not None
-    _, k, tau, beta = best
+    # max keeps the first of equals, and β = 0 scores the same at every (k, τ): ties go to the smaller β
+    best = max(curve, key=lambda p: (round(p["dev"], 12), -p["beta"]))
+    k, tau, beta = int(best["k"]), best["tau"], best["beta"]
     fused = _cosine((1 - beta) * plain + beta * cache[(k, tau)], target)
     scores = {
         "plain_dev": float(base[dev].mean()),

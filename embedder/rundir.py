@@ -125,6 +125,12 @@ class RunDir:
     def sense_ids(self) -> np.ndarray:
         return self._load("sense_ids.npy")
 
+    def heldout_tokens(self) -> np.ndarray:
+        """The token ids held out of training (int64); empty for a run trained without a held-out split."""
+        if not (self.path / "heldout_tokens.npy").is_file():
+            return np.zeros(0, dtype=np.int64)
+        return np.asarray(self._load("heldout_tokens.npy"), dtype=np.int64)
+
     def save_array(self, name: str, array: np.ndarray) -> None:
         save_npy(self.path / name, array)
 
