@@ -71,6 +71,7 @@ def _train(ctx: Context) -> dict[str, Any]:
         steps=e.steps,
         batch_tokens=e.batch_tokens,
         lr=e.lr,
+        topk=e.topk,
         device=e.device,
         seed=ctx.cfg.seed,
         **e.extra,

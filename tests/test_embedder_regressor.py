@@ -87,6 +87,9 @@ def test_presets_exist_and_validate() -> None:
     seen = [c.steps * c.batch_tokens * c.grad_accum for c in (quick, standard, gpu)]
     assert seen == sorted(seen) and seen[0] < seen[1] < seen[2]
     assert gpu.device in ("auto", "cuda")
+    # An override of None keeps the preset's value (the pipeline passes its unset fields as None).
+    assert preset("quick", db="x", model="y", run="z", topk=None).topk == PRESETS["quick"]["topk"] > 1
+    assert preset("quick", db="x", model="y", run="z", topk=3).topk == 3
     with pytest.raises(EmbedderError, match="pooling"):
         TrainConfig(db="x", model="y", run="z", pooling="cls")
 

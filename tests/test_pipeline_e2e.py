@@ -30,6 +30,7 @@ name = "{model}"
 
 [embedder]
 preset = "quick"
+topk = 3
 steps = 4
 batch_tokens = 512
 device = "cpu"
@@ -64,6 +65,9 @@ def test_defemb_run_end_to_end_and_reuse(tmp_path: Path, data_dir: Path, tiny_be
     manifest = json.loads((run / "manifest.json").read_text())
     for key in ("model", "tokenizer_sha256", "lexicon_fingerprint", "vocab_size", "dim", "seed"):
         assert key in manifest
+    # A config's senses per token reach the run over the preset's own (the demo's time budget).
+    assert manifest["config"]["topk"] == load_config(cfg_path).embedder.topk == 3
+    assert manifest["generate"]["topk"] == 3
     tv = np.load(run / "token_vectors.npy")
     covered = np.load(run / "token_covered.npy")
     assert tv.shape == (manifest["vocab_size"], manifest["dim"]) and tv.dtype == np.float32
@@ -126,3 +130,15 @@ def test_bad_config_is_refused_with_a_message(tmp_path: Path) -> None:
     unknown.write_text("[lexcon]\nsources = []\n")
     res = CliRunner().invoke(cli, ["run", "--config", str(unknown)])
     assert res.exit_code != 0 and "unknown keys" in res.output
+
+
+def test_demo_config_keeps_its_senses_budget_and_other_configs_take_the_preset(tmp_path: Path) -> None:
+    import embedder
+
+    demo_file = Path(__file__).parents[1] / "defemb" / "configs" / "minilm-demo.toml"
+    assert load_config(None).embedder == load_config(demo_file).embedder
+    assert load_config(None).embedder.topk == 3
+    other = tmp_path / "other.toml"
+    other.write_text('[embedder]\npreset = "standard"\n')
+    assert load_config(other).embedder.topk is None  # None: the preset's own
+    assert embedder.preset("standard", db="x", model="y", run="z", topk=None).topk == 6
