@@ -187,7 +187,7 @@ class TrainConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # quick: the dataclass defaults, but the head reads target state and prompt mean side by side and a
-    # token's row averages its top-3 senses (both measured on the fixed split, see the docstring). No
+    # token's row averages its top senses (both measured on the fixed split, see the docstring). No
     # dropout: the ridge head is fitted on dropout-free features, and training it on noisy ones first
     # pulls it off that fit (0.349 with the model's 0.1, 0.356 without; RESULTS.md).
     # topk=6: on the quick run's rows (full Open Dictionary, real MiniLM) the development thirds of the six
