@@ -59,7 +59,7 @@ class EmbedderSection:
     steps: int | None = None
     batch_tokens: int | None = None
     lr: float | None = None
-    topk: int | None = None  # senses averaged per token at generation; None: the preset's (6)
+    topk: int | None = None  # senses averaged per token at generation; None: the preset's
     device: str = "auto"
     senses: bool = False  # also generate one vector per lexicon sense (for senses_near / the sense index)
     extra: dict[str, Any] = field(default_factory=dict)  # any other TrainConfig field

@@ -145,7 +145,7 @@ class RowPolicy:
 def default_policy(run: RunLike | None = None) -> RowPolicy:
     """The default policy: for a `run` that recorded its own choice (:func:`record_choice`, written by
     `defemb eval knobs`) and still has the vectors it was chosen on, that choice; else
-    the shipped default (`--rows covered --how mix:0.45`)."""
+    the shipped default (`DEFAULT_ROWS`, `DEFAULT_HOW`)."""
     if run is not None:
         choice = run_choice(run)
         if choice is not None:
