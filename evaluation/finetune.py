@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ __all__ = [
     "matthews",
     "paired_test",
     "finetune_once",
+    "finetune_scores",
     "compare_glue",
 ]
 
@@ -123,6 +124,24 @@ def finetune_once(
     progress: bool = False,
 ) -> dict[str, float]:
     """Fine-tune one model (with `swap` = (matrix, mask) rows replaced first) and score it on `dev`."""
+    return finetune_scores(model_dir, spec, train, {"dev": dev}, cfg, seed, swap, progress)["dev"]
+
+
+def finetune_scores(
+    model_dir: str | os.PathLike[str],
+    spec: GlueTask,
+    train: Examples,
+    evals: Mapping[str, Examples],
+    cfg: FinetuneConfig,
+    seed: int,
+    swap: tuple[np.ndarray, np.ndarray] | None = None,
+    progress: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Fine-tune one model as `finetune_once` does and score the same fine-tuned model on every set of
+    `evals` (`{name: examples}` → `{name: metrics}`). One training serves a development split carved
+    from the training file, for choosing a knob, and the reported dev set, never read by that choice."""
+    if not evals:
+        raise EvaluationError("give at least one set to score the fine-tuned model on")
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -140,7 +159,6 @@ def finetune_once(
         replace_rows(model, swap[0], swap[1])
     model.to(device)
     train_feats = _encode(tokenizer, train, cfg.max_len)
-    dev_feats = _encode(tokenizer, dev, cfg.max_len)
     rng = np.random.default_rng(seed)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = max(1, int(math.ceil(cfg.epochs * steps_per_epoch)))
@@ -163,13 +181,17 @@ def finetune_once(
             bar.update(1)
     bar.close()
     model.eval()
-    order = sorted(range(len(dev)), key=lambda i: len(dev_feats[i]["input_ids"]))
-    outputs = np.zeros((len(dev), spec.num_labels), dtype=np.float64)
-    with torch.no_grad():
-        for idx, batch in _batches(tokenizer, dev_feats, order, cfg.eval_batch_size):
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-            outputs[idx] = logits.float().cpu().numpy()
-    return metrics(spec, dev.labels, outputs)
+    scores: dict[str, dict[str, float]] = {}
+    for name, examples in evals.items():
+        feats = _encode(tokenizer, examples, cfg.max_len)
+        order = sorted(range(len(examples)), key=lambda i: len(feats[i]["input_ids"]))
+        outputs = np.zeros((len(examples), spec.num_labels), dtype=np.float64)
+        with torch.no_grad():
+            for idx, batch in _batches(tokenizer, feats, order, cfg.eval_batch_size):
+                logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+                outputs[idx] = logits.float().cpu().numpy()
+        scores[name] = metrics(spec, examples.labels, outputs)
+    return scores
 
 
 def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:

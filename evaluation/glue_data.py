@@ -53,7 +53,12 @@ class Examples:
     def head(self, n: int | None) -> Examples:
         if n is None or n >= len(self):
             return self
-        return Examples(self.text_a[:n], None if self.text_b is None else self.text_b[:n], self.labels[:n])
+        return self.part(0, n)
+
+    def part(self, start: int, stop: int | None = None) -> Examples:
+        """Examples `start:stop` in file order (e.g. the training file's rows after `max_train`)."""
+        b = None if self.text_b is None else self.text_b[start:stop]
+        return Examples(self.text_a[start:stop], b, self.labels[start:stop])
 
 
 def _find(header: list[str], names: tuple[str, ...]) -> int | None:

@@ -11,8 +11,15 @@ from evaluation_support import DATA, make_run
 from scipy.stats import ttest_rel
 
 from embedder.rundir import RunDir
-from evaluation.errors import DataFormatError
-from evaluation.finetune import FinetuneConfig, compare_glue, matthews, paired_test
+from evaluation.errors import DataFormatError, EvaluationError
+from evaluation.finetune import (
+    FinetuneConfig,
+    compare_glue,
+    finetune_once,
+    finetune_scores,
+    matthews,
+    paired_test,
+)
 from evaluation.glue_data import read_glue_tsv, task_files
 
 COLA = DATA / "glue" / "CoLA"
@@ -93,6 +100,30 @@ def test_same_seed_same_model_when_nothing_is_swapped(tiny_bert_dir: Path, tmp_p
     for s in res.seeds:
         assert s.original == s.definitionemb
     assert res.seeds[0].original != res.seeds[1].original or res.seeds[0].original["mcc"] == 0.0
+
+
+def test_examples_part_is_file_order_slice() -> None:
+    ex = read_glue_tsv(COLA / "in_domain_train.tsv")
+    tail = ex.part(48)
+    assert len(tail) == 16 and tail.text_a == ex.text_a[48:]
+    assert tail.labels.tolist() == ex.labels[48:].tolist()
+    assert ex.head(48).text_a + tail.text_a == ex.text_a
+
+
+def test_one_fine_tune_scored_on_a_carved_split_and_dev(tiny_bert_dir: Path) -> None:
+    """A split carved from the training file (for choosing a knob) and the reported dev set are scored on
+    the same fine-tuned model: its dev score is exactly finetune_once's under the same seed."""
+    cfg = _cfg(max_train=32)
+    spec, tr, dv = task_files("cola", COLA)
+    full = read_glue_tsv(tr)
+    train, carved, dev = full.head(32), full.part(32), read_glue_tsv(dv)
+    both = finetune_scores(tiny_bert_dir, spec, train, {"carved": carved, "dev": dev}, cfg, seed=1)
+    assert set(both) == {"carved", "dev"}
+    assert both["dev"] == finetune_once(tiny_bert_dir, spec, train, dev, cfg, seed=1)
+    again = finetune_scores(tiny_bert_dir, spec, train, {"carved": carved}, cfg, seed=1)
+    assert again["carved"] == both["carved"]
+    with pytest.raises(EvaluationError, match="at least one set"):
+        finetune_scores(tiny_bert_dir, spec, train, {}, cfg, seed=1)
 
 
 def test_compare_glue_cola_slice(tiny_bert_dir: Path, tmp_path: Path) -> None:
