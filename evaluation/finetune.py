@@ -142,6 +142,11 @@ def finetune_scores(
     from the training file, for choosing a knob, and the reported dev set, never read by that choice."""
     if not evals:
         raise EvaluationError("give at least one set to score the fine-tuned model on")
+    empty = [name for name, examples in evals.items() if not len(examples)]
+    if empty:
+        raise EvaluationError(
+            f"no examples to score in {', '.join(empty)}: e.g. a carved split past the file's end"
+        )
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -124,6 +124,8 @@ def test_one_fine_tune_scored_on_a_carved_split_and_dev(tiny_bert_dir: Path) -> 
     assert again["carved"] == both["carved"]
     with pytest.raises(EvaluationError, match="at least one set"):
         finetune_scores(tiny_bert_dir, spec, train, {}, cfg, seed=1)
+    with pytest.raises(EvaluationError, match="no examples to score in carved"):
+        finetune_scores(tiny_bert_dir, spec, train, {"carved": full.part(len(full))}, cfg, seed=1)
 
 
 def test_compare_glue_cola_slice(tiny_bert_dir: Path, tmp_path: Path) -> None:
