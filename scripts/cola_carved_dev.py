@@ -48,17 +48,22 @@ def main() -> None:
     model_dir = run.manifest()["model"]
     with bound(run, args.db) as lex:
         table = lex.token_table()
-    rank = np.full(len(run.original_vectors()), -1)
+        vocab = lex.vocab_size
+    rank = np.full(vocab, -1)
     rank[table["token_id"].to_numpy()] = table["freq_rank"].fill_null(-1).to_numpy()
+    # The swaps depend on the spec only: build each once, not once per seed.
+    swaps: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+    for sp in args.specs.split(","):
+        swaps[sp] = None
+        if sp != "orig":
+            how, _, keep = sp.partition("@")
+            matrix, mask = policy_matrix(run, args.db, RowPolicy("covered", how))
+            swaps[sp] = (matrix, mask & ~((rank >= 0) & (rank < int(keep or 0))))
+    evals = {"carved": carved, "dev": dev}
     for seed in (int(s) for s in args.seeds.split(",")):
-        for sp in args.specs.split(","):
-            swap = None
-            if sp != "orig":
-                how, _, keep = sp.partition("@")
-                matrix, mask = policy_matrix(run, args.db, RowPolicy("covered", how))
-                swap = (matrix, mask & ~((rank >= 0) & (rank < int(keep or 0))))
+        for sp, swap in swaps.items():
             t0 = time.perf_counter()
-            m = finetune_scores(model_dir, spec, train, {"carved": carved, "dev": dev}, cfg, seed, swap)
+            m = finetune_scores(model_dir, spec, train, evals, cfg, seed, swap)
             row = {"spec": sp, "seed": seed, "carved_mcc": m["carved"]["mcc"], "dev_mcc": m["dev"]["mcc"]}
             print(json.dumps({**row, "seconds": round(time.perf_counter() - t0)}), flush=True)
 
