@@ -59,6 +59,12 @@ def embed() -> None:
 @click.option(
     "--topk", type=int, default=None, help="Senses averaged per token at generation (default: preset)."
 )
+@click.option(
+    "--neighbours",
+    type=click.Choice(["auto", "off"]),
+    default=None,
+    help="The neighbour step generation takes for this run (default: preset; see `embed generate`).",
+)
 @click.option("--split-seed", type=int, default=None, help="Seed of the held-out split alone (default 0).")
 @click.option("--trainable", type=click.Choice(["auto", "all", "no-embeddings", "head"]), default=None)
 @click.option(
@@ -90,6 +96,7 @@ def train(
     pooling: str | None,
     senses_per_token: int | None,
     topk: int | None,
+    neighbours: str | None,
     split_seed: int | None,
     trainable: str | None,
     dropout: float | None,
@@ -134,6 +141,7 @@ def train(
         pooling=pooling,
         senses_per_token=senses_per_token,
         topk=topk,
+        neighbours=neighbours,
         split_seed=split_seed,
         trainable=trainable,
         dropout=dropout,
@@ -178,12 +186,10 @@ def train(
 @click.option(
     "--neighbours",
     type=click.Choice(["auto", "off"]),
-    default="off",
-    show_default=True,
+    default=None,
     help="auto: move each definition's row toward the rows of the other tokens defined most like it, "
-    "as far as half the run's held-out tokens say it helps (the other half is reported). It brings the "
-    "rows closer to the originals (held-out cosine +0.1) without improving word similarity, so it is "
-    "off by default.",
+    "as far as half the run's held-out tokens say it helps (the other half is reported); off: the "
+    "regressor's rows alone. Default: the run's own, set by its preset (TrainConfig.neighbours).",
 )
 @click.option("--batch-tokens", type=int, default=16384, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -194,7 +200,7 @@ def generate(
     run_dir: str,
     senses: bool,
     topk: int | None,
-    neighbours: str,
+    neighbours: str | None,
     batch_tokens: int,
     device: str,
     quiet: bool,

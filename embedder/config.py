@@ -128,6 +128,7 @@ class TrainConfig:
     senses_per_token: int = 1  # training uses each token's top-k ranked definitions
     pooling: str = "target"  # what the head reads: target | mean | target+mean (models.POOLINGS)
     topk: int = 1  # a token's generated row = mean over its top-k senses (generate's default for this run)
+    neighbours: str = "off"  # generate's neighbour step for this run: auto | off (GenerateConfig.neighbours)
     heldout_senses: int = 3  # held-out scores: first sense ("cosine") and mean over top-2.. this many
     split_seed: int = 0  # seeds the held-out split alone: runs with other seeds or presets share it
     probes: bool = True  # score ridge probes on frozen features and the definition mean on the split
@@ -169,6 +170,8 @@ class TrainConfig:
             raise EmbedderError("grad_accum, senses_per_token, topk and heldout_senses must be >= 1")
         if self.pooling not in ("target", "mean", "target+mean"):
             raise EmbedderError(f"pooling must be target|mean|target+mean, got {self.pooling!r}")
+        if self.neighbours not in ("auto", "off"):
+            raise EmbedderError(f"neighbours must be 'auto' or 'off', not {self.neighbours!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -265,9 +268,9 @@ class GenerateConfig:
     senses: bool = False
     topk: int | None = None  # >1: a token's row is the mean over its top-k senses; None: the run's own
     # "auto": move each definition's row toward its nearest other definitions' token rows, with (k, τ, β)
-    # chosen on half the run's held-out tokens (embedder.neighbours); "off": the regressor's rows alone.
-    # Off by default: it lifts held-out cosine by ~0.1 but not word similarity (RESULTS.md, sixth pass).
-    neighbours: str = "off"
+    # chosen on half the run's held-out tokens (embedder.neighbours); "off": the regressor's rows alone;
+    # None: the run's own (TrainConfig.neighbours, set by its preset).
+    neighbours: str | None = None
     batch_tokens: int = 16384
     device: str = "auto"
     progress: bool = True
@@ -275,7 +278,7 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         if self.topk is not None and self.topk < 1:
             raise EmbedderError("topk must be >= 1")
-        if self.neighbours not in ("auto", "off"):
+        if self.neighbours not in (None, "auto", "off"):
             raise EmbedderError(f"neighbours must be 'auto' or 'off', not {self.neighbours!r}")
 
     def to_dict(self) -> dict[str, Any]:

@@ -82,7 +82,10 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         vocab_size,
         decoder_start_id=getattr(model.backbone.config, "decoder_start_token_id", None),
     )
-    topk = cfg.topk if cfg.topk is not None else int((m.get("config") or {}).get("topk") or 1)
+    own = m.get("config") or {}
+    topk = cfg.topk if cfg.topk is not None else int(own.get("topk") or 1)
+    # Runs trained before the field existed had no neighbour step: "off".
+    neighbours = cfg.neighbours if cfg.neighbours is not None else str(own.get("neighbours") or "off")
     defs = fetch_definitions(cfg.db, int(m["tokenizer_id"]), topk)
     ex = build_examples(tok, prompt, defs)
     if len(ex) != len(defs):
@@ -96,7 +99,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     if ex.token_id.size and (ex.token_id.min() < 0 or ex.token_id.max() >= vocab_size):
         raise RunMismatch(f"the lexicon aligns token ids outside this run's vocabulary (0..{vocab_size - 1})")
     split_seed = int((m.get("config") or {}).get("split_seed") or 0)
-    choice = _neighbours(cfg, run, preds, ex.token_id, ex.rank, original, topk, split_seed)
+    choice = _neighbours(neighbours, run, preds, ex.token_id, ex.rank, original, topk, split_seed)
     if choice is not None and choice.active:
         nb = nearest_other(preds, ex.token_id, preds, ex.token_id, choice.k)
         preds = (1 - choice.beta) * preds + choice.beta * neighbour_rows(
@@ -128,6 +131,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         generate={
             **cfg.to_dict(),
             "topk": topk,
+            "neighbours_mode": neighbours,
             "covered_tokens": int(covered.sum()),
             "senses": n_senses,
             "definitions_per_s": dps,
@@ -146,7 +150,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
 
 
 def _neighbours(
-    cfg: GenerateConfig,
+    mode: str,
     run: RunDir,
     preds: np.ndarray,
     token_id: np.ndarray,
@@ -156,7 +160,7 @@ def _neighbours(
     split_seed: int,
 ) -> NeighbourChoice | None:
     """The run's neighbour step, chosen on half its held-out tokens; None when off or nothing to choose on."""
-    if cfg.neighbours == "off":
+    if mode == "off":
         return None
     held = run.heldout_tokens()
     n_held = len(np.intersect1d(held, token_id))

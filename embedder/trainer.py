@@ -468,7 +468,9 @@ def _open_or_resume(cfg: TrainConfig, dist: _Dist, device: torch.device) -> _Ses
         save_tokenizer(run.path, tok)
         run.update_manifest(
             run_id=run.path.name,
-            model=cfg.model,
+            # A local folder is recorded absolute: later commands (swap, export, GLUE) load the base
+            # model from here, from whatever folder they run in. A hub name stays as given.
+            model=abspath(cfg.model) if Path(cfg.model).expanduser().is_dir() else cfg.model,
             model_family=family,
             model_sha256=mhash,
             tokenizer_sha256=tok_sha,

@@ -107,6 +107,38 @@ def test_neighbour_step_moves_rows_as_its_choice_says(
     assert np.array_equal(got[~covered], orig[~covered])
 
 
+def test_neighbour_step_defaults_to_the_runs_own(generated: Path, bert_lexicon: Path, tmp_path: Path) -> None:
+    """GenerateConfig(neighbours=None) takes the run's TrainConfig.neighbours; an explicit value wins."""
+    run = tmp_path / "own"
+    shutil.copytree(generated, run)
+    rd = RunDir.open(run)
+    assert rd.manifest()["config"]["neighbours"] == "off"
+    embedder.generate(embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), progress=False))
+    g = rd.manifest()["generate"]
+    assert g["neighbours_mode"] == "off" and g["neighbours"] is None
+    assert np.array_equal(rd.token_vectors(), RunDir.open(generated).token_vectors())
+
+    rd.update_manifest(config={**rd.manifest()["config"], "neighbours": "auto"})
+    embedder.generate(embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), progress=False))
+    g = rd.manifest()["generate"]
+    assert g["neighbours_mode"] == "auto" and g["neighbours"] is not None
+
+    embedder.generate(
+        embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), neighbours="off", progress=False)
+    )
+    assert rd.manifest()["generate"]["neighbours"] is None
+    assert np.array_equal(rd.token_vectors(), RunDir.open(generated).token_vectors())
+
+    rd.update_manifest(config={k: v for k, v in rd.manifest()["config"].items() if k != "neighbours"})
+    embedder.generate(embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), progress=False))
+    assert rd.manifest()["generate"]["neighbours_mode"] == "off"  # runs from before the field
+
+
+def test_train_config_refuses_an_unknown_neighbour_mode() -> None:
+    with pytest.raises(EmbedderError, match="neighbours must be"):
+        embedder.TrainConfig(db="x", model="y", run="z", neighbours="on")
+
+
 def test_encode_definitions_is_order_independent(generated: Path) -> None:
     texts = [
         "a domesticated animal",

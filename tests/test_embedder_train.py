@@ -69,6 +69,16 @@ def test_bert_run_folder_and_manifest(bert_run: Path, bert_lexicon: Path, tiny_b
     assert held["tokens"] > 0 and -1 <= held["cosine"] <= 1 and -1 <= held["baseline_cosine"] <= 1
 
 
+def test_a_local_model_given_relative_is_recorded_absolute(
+    bert_lexicon: Path, tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Swap, export and fine-tuning load the base model from the manifest, from any working folder."""
+    monkeypatch.chdir(tiny_bert_dir.parent)
+    run = tmp_path / "rel"
+    embedder.train(tiny_config(bert_lexicon, Path(tiny_bert_dir.name), run, steps=1, eval_every=1))
+    assert RunDir.open(run).manifest()["model"] == str(tiny_bert_dir.resolve())
+
+
 def test_refuses_to_overwrite_a_trained_run(bert_run: Path, bert_lexicon: Path, tiny_bert_dir: Path) -> None:
     with pytest.raises(EmbedderError, match="--resume"):
         embedder.train(tiny_config(bert_lexicon, tiny_bert_dir, bert_run))
