@@ -98,7 +98,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     check_finite(preds, "generated definition rows", ex.token_id)
     if ex.token_id.size and (ex.token_id.min() < 0 or ex.token_id.max() >= vocab_size):
         raise RunMismatch(f"the lexicon aligns token ids outside this run's vocabulary (0..{vocab_size - 1})")
-    split_seed = int((m.get("config") or {}).get("split_seed") or 0)
+    split_seed = int(own.get("split_seed") or 0)
     choice = _neighbours(neighbours, run, preds, ex.token_id, ex.rank, original, topk, split_seed)
     if choice is not None and choice.active:
         nb = nearest_other(preds, ex.token_id, preds, ex.token_id, choice.k)
