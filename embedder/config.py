@@ -56,6 +56,8 @@ from typing import Any
 
 from embedder.errors import EmbedderError
 
+NEIGHBOUR_MODES = ("auto", "off")  # TrainConfig.neighbours / GenerateConfig.neighbours (embedder.neighbours)
+
 __all__ = [
     "PromptConfig",
     "TrainConfig",
@@ -171,7 +173,7 @@ class TrainConfig:
             raise EmbedderError("grad_accum, senses_per_token, topk and heldout_senses must be >= 1")
         if self.pooling not in ("target", "mean", "target+mean"):
             raise EmbedderError(f"pooling must be target|mean|target+mean, got {self.pooling!r}")
-        if self.neighbours not in ("auto", "off"):
+        if self.neighbours not in NEIGHBOUR_MODES:
             raise EmbedderError(f"neighbours must be 'auto' or 'off', not {self.neighbours!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -285,7 +287,7 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         if self.topk is not None and self.topk < 1:
             raise EmbedderError("topk must be >= 1")
-        if self.neighbours not in (None, "auto", "off"):
+        if self.neighbours is not None and self.neighbours not in NEIGHBOUR_MODES:
             raise EmbedderError(f"neighbours must be 'auto' or 'off', not {self.neighbours!r}")
 
     def to_dict(self) -> dict[str, Any]:
