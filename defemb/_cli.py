@@ -207,7 +207,7 @@ def rows_option(help: str = "Which rows change: covered | rare | task:FILE[:rati
 
 
 def how_option(*, multiple: bool = False) -> Callable[[F], F]:
-    """`--how`: the second half of a row policy — `replace`, `mix:α` or `dirmix:α` (α on the generated row).
+    """`--how`: the second half of a row policy — `replace`, `mix:α`, `dirmix:α`, `normmix:α` (α on the generated row).
 
     Commands that compare policies side by side (isotropy, wordsim, report) take it several times.
     """
@@ -219,11 +219,11 @@ def how_option(*, multiple: bool = False) -> Callable[[F], F]:
             "--how",
             "how",
             multiple=True,
-            help="How the rows change: replace | mix:α | dirmix:α (α = weight of the generated row); "
+            help="How the rows change: replace | mix:α | dirmix:α | normmix:α (α = weight of the generated row); "
             f"repeat to compare policies (default: {default}, and replace).",
         )
     return click.option(  # type: ignore[return-value]
         "--how",
         default=None,
-        help=f"How the rows change: replace | mix:α | dirmix:α (α = weight of the generated row; default: {default}).",
+        help=f"How the rows change: replace | mix:α | dirmix:α | normmix:α (α = weight of the generated row; default: {default}).",
     )

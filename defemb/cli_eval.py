@@ -177,9 +177,10 @@ def wordsim_cmd(
     "--method",
     "methods",
     multiple=True,
-    type=click.Choice(["mix", "dirmix"]),
+    type=click.Choice(["mix", "dirmix", "normmix"]),
     default=("mix", "dirmix"),
     show_default=True,
+    help="Blend families to scan (repeat). normmix scores as mix on word similarity; the guard can differ.",
 )
 @click.option(
     "--guard",

@@ -93,7 +93,7 @@ class EvaluationSection:
     glue_seeds: int = 3
     # The run's row policy (index.policy): the rows of <run>/model, of the GLUE twin and of the report.
     rows: str = "covered"  # covered | rare | task:FILE[:ratio]
-    how: str = DEFAULT_HOW  # replace | mix:α | dirmix:α
+    how: str = DEFAULT_HOW  # replace | mix:α | dirmix:α | normmix:α
     compare: tuple[str, ...] = ("replace",)  # other `how`s shown beside it in the report
     knobs: bool = True  # choose α on the development parts of the wordsim sets and show the curve
     swap: bool = True  # write <run>/model (save_pretrained + model card); false skips it

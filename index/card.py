@@ -182,7 +182,8 @@ def model_card(
         *([f"- chosen for this run: {chosen}"] if chosen else []),
         f"- rows changed: {rows_changed:,} (mask in `replaced_mask.npy`); every other row is the base model's",
         "- `replace` puts the generated row in place; `mix:α` is (1-α)·original + α·generated; "
-        "`dirmix:α` mixes the two rows' directions and keeps the original row's norm",
+        "`dirmix:α` mixes the two rows' directions and keeps the original row's norm; "
+        "`normmix:α` is the mix rescaled to the original row's norm",
         f"- run: `{run.path}` (seed {m.get('seed')}, preset {(m.get('config') or {}).get('preset', '–')})",
         "",
         "## Lexicon and licence",

@@ -11,6 +11,9 @@ Python API (`RowPolicy(rows, how)`), in every export's metadata and in the run r
     `|o| · unit((1-α)·unit(o) + α·unit(g))`. The generated rows of a short CPU regressor are shorter and
     less spread than the originals, so a plain mix also shrinks the row and pulls it toward the
     generated cloud's mean; mixing directions moves only where the row points.
+  - `normmix:α` — the plain mix, rescaled to the original row's norm: `|o| · unit((1-α)·o + α·g)`. It
+    points exactly where `mix:α` points (so every cosine, and every word-similarity score, is the
+    mix's), but the row keeps the length pre-training gave it, which a fine-tuned model sees.
 
 The default is the run's own choice where it made one on development data (`defemb eval knobs`:
 `<run>/policy.json`, :func:`record_choice`; the report of `defemb run` shows its knobs without adopting
@@ -56,7 +59,7 @@ __all__ = [
     "policy_matrix",
 ]
 
-METHODS = ("replace", "mix", "dirmix")
+METHODS = ("replace", "mix", "dirmix", "normmix")
 # The shipped default: the winner of the knob selection (`defemb eval knobs`: development thirds of the
 # six word-similarity sets, rare-bucket I(W) guard) on the quick preset's run, real MiniLM + the full
 # Open Dictionary, rows averaged over each token's top 6 senses (benchmarks/RESULTS.md, "Top-6 rows,
@@ -67,7 +70,7 @@ DEFAULT_HOW = "mix:0.45"
 RUN_CHOICE = "policy.json"  # a run's own choice (`record_choice`), preferred to the shipped default
 CHOICE_FORMAT = 1
 
-_HOW = re.compile(r"^(replace|mix|dirmix)(?::([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?))?$")
+_HOW = re.compile(r"^(replace|mix|dirmix|normmix)(?::([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?))?$")
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,14 @@ class How:
 
 
 def parse_how(how: str | How) -> How:
-    """Parse `replace`, `mix:α` or `dirmix:α` (α in [0, 1]); `mix:1` and `dirmix:1` are kept as written."""
+    """Parse `replace`, `mix:α`, `dirmix:α` or `normmix:α` (α in [0, 1]); `mix:1` is kept as written."""
     if isinstance(how, How):
         return how
     m = _HOW.match(str(how).strip())
     if not m:
         raise SelectError(
-            f"unknown --how {how!r}; use replace, mix:ALPHA or dirmix:ALPHA (ALPHA in [0, 1], e.g. dirmix:0.2)"
+            f"unknown --how {how!r}; use replace, mix:ALPHA, dirmix:ALPHA or normmix:ALPHA "
+            "(ALPHA in [0, 1], e.g. mix:0.45)"
         )
     method, alpha = m.group(1), m.group(2)
     if method == "replace":
@@ -262,10 +266,12 @@ def blend(original: np.ndarray, generated: np.ndarray, how: str | How) -> np.nda
         out = g
     elif h.method == "mix":
         out = (1.0 - h.alpha) * o + h.alpha * g
-    else:
+    else:  # dirmix and normmix keep the original row's norm and differ in the direction they mix
         uo, no = _unit(o)
-        ug, _ = _unit(g)
-        d, _ = _unit((1.0 - h.alpha) * uo + h.alpha * ug)
+        if h.method == "dirmix":
+            d, _ = _unit((1.0 - h.alpha) * uo + h.alpha * _unit(g)[0])
+        else:
+            d, _ = _unit((1.0 - h.alpha) * o + h.alpha * g)
         # A zero original row has no norm to keep; a direction that cancels out keeps the original.
         out = np.where(np.linalg.norm(d, axis=1, keepdims=True) > 0, d * no, o)
     return out.astype(np.float32)

@@ -117,6 +117,19 @@ def test_guard_keeps_the_rare_rows_as_isotropic_as_the_original(tokenizer) -> No
         choose_how(o, g, m, tokenizer, [pairs], neighbours=False, guard_rows=rare[:-1])
 
 
+def test_normmix_scores_as_mix_and_only_the_guard_tells_them_apart(tokenizer) -> None:
+    o, g, m, pairs = _synthetic(tokenizer, "generated", seed=1)
+    rare = np.zeros(len(m), dtype=bool)
+    rare[-3000:] = True
+    got = choose_how(o, g, m, tokenizer, [pairs], ("mix", "normmix"), neighbours=False, guard_rows=rare)
+    for a in (0.2, 0.45, 1.0):
+        assert got.dev[f"normmix:{a:g}"] == pytest.approx(got.dev[f"mix:{a:g}"], abs=1e-9)
+        assert got.test[f"normmix:{a:g}"] == pytest.approx(got.test[f"mix:{a:g}"], abs=1e-9)
+    assert got.guard["normmix:0.45"] != pytest.approx(got.guard["mix:0.45"])
+    with pytest.raises(EvaluationError, match="among mix, dirmix, normmix"):
+        choose_how(o, g, m, tokenizer, [pairs], ("scale",), neighbours=False)
+
+
 def test_neighbours_kept_falls_from_one() -> None:
     rng = np.random.default_rng(0)
     o = rng.standard_normal((500, 8)).astype(np.float32)

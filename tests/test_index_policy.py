@@ -13,7 +13,16 @@ from safetensors import safe_open
 
 from index.errors import SelectError
 from index.exporter import export
-from index.policy import DEFAULT_HOW, RowPolicy, apply_how, blend, default_policy, parse_how, policy_matrix
+from index.policy import (
+    DEFAULT_HOW,
+    How,
+    RowPolicy,
+    apply_how,
+    blend,
+    default_policy,
+    parse_how,
+    policy_matrix,
+)
 
 
 def _rows(n: int = 40, d: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -51,6 +60,30 @@ def test_dirmix_keeps_the_norm_and_mixes_directions() -> None:
     np.testing.assert_array_equal(blend(x, -x, "dirmix:0.5"), x)
 
 
+def _cosines(w: np.ndarray) -> np.ndarray:
+    u = w / np.linalg.norm(w, axis=1, keepdims=True)
+    return u @ u.T
+
+
+def test_normmix_points_where_mix_points_with_the_original_length() -> None:
+    o, g = _rows()
+    out = blend(o, g, "normmix:0.45").astype(np.float64)
+    mixed = blend(o, g, "mix:0.45").astype(np.float64)
+    no = np.linalg.norm(o, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1, keepdims=True), no, rtol=1e-5)
+    np.testing.assert_allclose(
+        out, mixed / np.linalg.norm(mixed, axis=1, keepdims=True) * no, rtol=1e-5, atol=1e-6
+    )
+    # every cosine between two rows is the plain mix's: a word-similarity score cannot tell them apart
+    np.testing.assert_allclose(_cosines(out), _cosines(mixed), atol=1e-5)
+    np.testing.assert_allclose(blend(o, g, "normmix:0"), o, rtol=1e-5, atol=1e-6)
+    ends = blend(o, g, "normmix:1").astype(np.float64)  # g's direction, o's length
+    np.testing.assert_allclose(ends, g / np.linalg.norm(g, axis=1, keepdims=True) * no, rtol=1e-5, atol=1e-6)
+    x = np.array([[1.0, 0.0]], np.float32)
+    np.testing.assert_array_equal(blend(x, -x, "normmix:0.5"), x)  # cancelled out: the original stays
+    np.testing.assert_array_equal(blend(np.zeros((1, 2), np.float32), x, "normmix:0.5"), np.zeros((1, 2)))
+
+
 def test_masks_leave_other_rows_alone() -> None:
     o, g = _rows()
     mask = np.zeros(len(o), dtype=bool)
@@ -66,6 +99,7 @@ def test_masks_leave_other_rows_alone() -> None:
 
 def test_parsing_and_spelling() -> None:
     assert str(parse_how("dirmix:0.20")) == "dirmix:0.2" and parse_how("replace").alpha == 1.0
+    assert parse_how(" normmix:0.450 ") == How("normmix", 0.45)
     for bad, msg in (
         ("mix", "needs a weight"),
         ("mix:1.5", r"\[0, 1\]"),
