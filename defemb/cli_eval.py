@@ -307,6 +307,7 @@ def glue_cmd(
         f"{res.task} {res.metric} over {len(res.seeds)} seeds ({res.replaced_rows} rows, "
         f"--rows {res.rows} --how {res.how}): original {s['original']['mean']:.4f} ± {s['original']['std']:.4f}, "
         f"DefinitionEMB {s['definitionemb']['mean']:.4f} ± {s['definitionemb']['std']:.4f}, "
+        f"difference {t['mean_diff']:+.4f} (95% CI {t['ci_low']:+.4f} to {t['ci_high']:+.4f}), "
         f"paired t-test p = {t['p']:.4g}",
     )
 

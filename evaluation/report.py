@@ -430,7 +430,8 @@ def _markdown(c: Mapping[str, Any]) -> str:
         t = g["test"]
         lines += [
             "",
-            f"Paired t-test over seeds: mean difference {_fmt(t['mean_diff'])}, "
+            f"Paired t-test over seeds: mean difference {_fmt(t['mean_diff'])} "
+            f"(95% CI {_fmt(t.get('ci_low'))} to {_fmt(t.get('ci_high'))}), "
             f"t = {_fmt(t['t'])}, p = {_fmt(t['p'])}.",
             "",
         ]

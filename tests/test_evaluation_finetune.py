@@ -72,7 +72,10 @@ def test_paired_test_matches_scipy() -> None:
     res = paired_test(a, b)
     ref = ttest_rel(b, a)
     assert res["t"] == pytest.approx(ref.statistic) and res["p"] == pytest.approx(ref.pvalue)
-    assert np.isnan(paired_test([0.1], [0.2])["p"])
+    ci = ref.confidence_interval(0.95)  # scipy's own interval of the mean difference
+    assert (res["ci_low"], res["ci_high"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert res["ci_low"] < res["mean_diff"] < res["ci_high"]
+    assert np.isnan(paired_test([0.1], [0.2])["p"]) and np.isnan(paired_test([0.1], [0.2])["ci_low"])
 
 
 def _cfg(**kw: object) -> FinetuneConfig:
@@ -141,7 +144,7 @@ def test_compare_glue_cola_slice(tiny_bert_dir: Path, tmp_path: Path) -> None:
     mcc_o = [s["original"]["mcc"] for s in d["seeds"]]
     assert d["summary"]["original"]["mean"] == pytest.approx(np.mean(mcc_o))
     assert d["summary"]["original"]["std"] == pytest.approx(np.std(mcc_o, ddof=1))
-    assert set(d["test"]) == {"mean_diff", "t", "p"}
+    assert set(d["test"]) == {"mean_diff", "t", "p", "ci_low", "ci_high"}
 
 
 def test_cli_glue_json_and_stored_result(tiny_bert_dir: Path, tmp_path: Path) -> None:
