@@ -70,7 +70,7 @@ DEFAULT_HOW = "mix:0.45"
 RUN_CHOICE = "policy.json"  # a run's own choice (`record_choice`), preferred to the shipped default
 CHOICE_FORMAT = 1
 
-_HOW = re.compile(r"^(replace|mix|dirmix|normmix)(?::([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?))?$")
+_HOW = re.compile(rf"^({'|'.join(METHODS)})(?::([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?))?$")
 
 
 @dataclass(frozen=True)
