@@ -1,4 +1,4 @@
-"""Row policies: the arithmetic of replace / mix / dirmix, masks, parsing, and policies through exports
+"""Row policies: the arithmetic of replace / mix / dirmix / normmix, masks, parsing, and policies through exports
 (tied weights, metadata, model card, the sentence-transformers pipeline of the real MiniLM)."""
 
 from __future__ import annotations
