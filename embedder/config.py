@@ -58,6 +58,12 @@ from embedder.errors import EmbedderError
 
 NEIGHBOUR_MODES = ("auto", "off")  # TrainConfig.neighbours / GenerateConfig.neighbours (embedder.neighbours)
 
+
+def _check_neighbours(mode: str) -> None:
+    if mode not in NEIGHBOUR_MODES:
+        raise EmbedderError(f"neighbours must be {' or '.join(map(repr, NEIGHBOUR_MODES))}, not {mode!r}")
+
+
 __all__ = [
     "PromptConfig",
     "TrainConfig",
@@ -173,8 +179,7 @@ class TrainConfig:
             raise EmbedderError("grad_accum, senses_per_token, topk and heldout_senses must be >= 1")
         if self.pooling not in ("target", "mean", "target+mean"):
             raise EmbedderError(f"pooling must be target|mean|target+mean, got {self.pooling!r}")
-        if self.neighbours not in NEIGHBOUR_MODES:
-            raise EmbedderError(f"neighbours must be 'auto' or 'off', not {self.neighbours!r}")
+        _check_neighbours(self.neighbours)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -287,8 +292,8 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         if self.topk is not None and self.topk < 1:
             raise EmbedderError("topk must be >= 1")
-        if self.neighbours is not None and self.neighbours not in NEIGHBOUR_MODES:
-            raise EmbedderError(f"neighbours must be 'auto' or 'off', not {self.neighbours!r}")
+        if self.neighbours is not None:
+            _check_neighbours(self.neighbours)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

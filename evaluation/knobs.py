@@ -26,6 +26,7 @@ import numpy as np
 
 from evaluation.errors import EvaluationError
 from evaluation.wordsim import WordPairs, single_token_ids, spearman
+from index.policy import METHODS
 
 __all__ = [
     "DEV_SHARE",
@@ -45,8 +46,9 @@ __all__ = [
 DEV_SHARE = 3  # one pair in DEV_SHARE is development data
 _GUARD_TOL = 1e-6  # float noise: a blend of identical rows is not "below" the original
 ALPHAS: tuple[float, ...] = tuple(round(a, 2) for a in np.linspace(0.0, 1.0, 21))
-# `normmix` points where `mix` points, so its Spearman curve is the mix's; only the guard tells them apart.
-KNOB_METHODS = ("mix", "dirmix", "normmix")
+# Every blend with a weight (index.policy.METHODS but replace). `normmix` points where `mix` points, so
+# its Spearman curve is the mix's; only the guard tells them apart.
+KNOB_METHODS = tuple(m for m in METHODS if m != "replace")
 
 
 def pair_part(w1: str, w2: str) -> str:
