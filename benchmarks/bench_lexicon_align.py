@@ -27,9 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lexicon
-from lexicon.aligner import RULES
-from lexicon.db import connect
+from definitionemb.lexicon.aligner import RULES
+from definitionemb.lexicon.db import connect
+
+from definitionemb import lexicon
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-import lexicon.builder
+from definitionemb import lexicon
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "data" / "kaikki"

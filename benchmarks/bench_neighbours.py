@@ -23,8 +23,7 @@ import time
 
 import numpy as np
 import torch
-
-from embedder.neighbours import choose, nearest_other, neighbour_rows
+from definitionemb.embedder.neighbours import choose, nearest_other, neighbour_rows
 
 
 def _numpy_nearest(pred: np.ndarray, token: np.ndarray, k: int, block: int = 2048) -> np.ndarray:

@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from defemb.config import PipelineConfig
-from defemb.pipeline import run_pipeline
+from definitionemb.config import PipelineConfig
+from definitionemb.pipeline import run_pipeline
 
 
 def main() -> None:

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if not DEV.is_file():
         print(f"skip: {DEV} is not there (the development set lives in ../shared)", file=sys.stderr)
         return 0
-    from index.reverse_dictionary import SCORERS, ReverseDictionary, build_reverse, zscore
+    from definitionemb.index.reverse_dictionary import SCORERS, ReverseDictionary, build_reverse, zscore
 
     dev = json.loads(DEV.read_text(encoding="utf-8"))
     queries = [str(d["definitions"]) for d in dev]
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     # Combination: the library default, then a grid tuned on half A.
-    from index.reverse_dictionary import TOKEN_MISSING
+    from definitionemb.index.reverse_dictionary import TOKEN_MISSING
 
     half_a = np.arange(len(queries)) % 2 == 0
     zs = {n: zscore(scores[n], TOKEN_MISSING if n == "tokens" else -np.inf) for n in rd.scorers}
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     # batch, against the same search scoring every word with every scorer (rerank=0, the previous
     # pass) and the plain baseline (the sentence embedding of the glosses alone), in the same process;
     # then the ranks that search gives (k=100: a target past 100 is a miss).
-    from index.reverse_dictionary import RERANK
+    from definitionemb.index.reverse_dictionary import RERANK
 
     t5 = time.perf_counter()
     fast = ReverseDictionary(args.run, db=args.db, cache_dir=args.cache_dir, progress=False, device="cpu")
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("skip plain encode: sentence-transformers is not installed", file=sys.stderr)
         else:
-            from index.sentence import SentenceEncoder
+            from definitionemb.index.sentence import SentenceEncoder
 
             rng = np.random.default_rng(0)
             pick = np.sort(rng.choice(hw.n_senses, size=min(args.plain, hw.n_senses), replace=False))

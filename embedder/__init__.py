@@ -15,11 +15,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from embedder.errors import EmbedderError, NonFiniteOutput, RunMismatch
-from embedder.rundir import RunDir
+from definitionemb.embedder.errors import EmbedderError, NonFiniteOutput, RunMismatch
+from definitionemb.embedder.rundir import RunDir
 
 if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
-    from embedder import (
+    from definitionemb.embedder import (
         batching,
         checkpoint,
         config,
@@ -33,8 +33,8 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
         rundir,
         trainer,
     )
-    from embedder.checkpoint import load_regressor
-    from embedder.config import (
+    from definitionemb.embedder.checkpoint import load_regressor
+    from definitionemb.embedder.config import (
         PRESETS,
         GenerateConfig,
         GenerateResult,
@@ -43,24 +43,24 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
         TrainResult,
         preset,
     )
-    from embedder.generator import encode_definitions, generate
-    from embedder.models import Regressor, load_pretrained
-    from embedder.trainer import train
+    from definitionemb.embedder.generator import encode_definitions, generate
+    from definitionemb.embedder.models import Regressor, load_pretrained
+    from definitionemb.embedder.trainer import train
 
 _LAZY = {
-    "train": "embedder.trainer",
-    "generate": "embedder.generator",
-    "encode_definitions": "embedder.generator",
-    "TrainConfig": "embedder.config",
-    "GenerateConfig": "embedder.config",
-    "PromptConfig": "embedder.config",
-    "TrainResult": "embedder.config",
-    "GenerateResult": "embedder.config",
-    "PRESETS": "embedder.config",
-    "preset": "embedder.config",
-    "load_pretrained": "embedder.models",
-    "load_regressor": "embedder.checkpoint",
-    "Regressor": "embedder.models",
+    "train": "definitionemb.embedder.trainer",
+    "generate": "definitionemb.embedder.generator",
+    "encode_definitions": "definitionemb.embedder.generator",
+    "TrainConfig": "definitionemb.embedder.config",
+    "GenerateConfig": "definitionemb.embedder.config",
+    "PromptConfig": "definitionemb.embedder.config",
+    "TrainResult": "definitionemb.embedder.config",
+    "GenerateResult": "definitionemb.embedder.config",
+    "PRESETS": "definitionemb.embedder.config",
+    "preset": "definitionemb.embedder.config",
+    "load_pretrained": "definitionemb.embedder.models",
+    "load_regressor": "definitionemb.embedder.checkpoint",
+    "Regressor": "definitionemb.embedder.models",
 }
 _SUBMODULES = {
     "models",
@@ -85,5 +85,5 @@ def __getattr__(name: str) -> Any:
         mod = importlib.import_module(_LAZY[name])
         return getattr(mod, name)
     if name in _SUBMODULES:
-        return importlib.import_module(f"embedder.{name}")
-    raise AttributeError(f"module 'embedder' has no attribute {name!r}")
+        return importlib.import_module(f"definitionemb.embedder.{name}")
+    raise AttributeError(f"module 'definitionemb.embedder' has no attribute {name!r}")

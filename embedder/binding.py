@@ -22,11 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+import definitionemb.lexicon.db as lexicon_db
 import numpy as np
-
-import lexicon.db as lexicon_db
-from embedder.errors import EmbedderError
-from embedder.rundir import RunDir
+from definitionemb.embedder.errors import EmbedderError
+from definitionemb.embedder.rundir import RunDir
 
 if TYPE_CHECKING:
     import duckdb
@@ -150,7 +149,7 @@ class RunLexicon:
             if m.get("tokenizer_id") is not None:
                 self._cache["tokenizer_id"] = int(m["tokenizer_id"])
             else:
-                from lexicon.aligner import tokenizer_id
+                from definitionemb.lexicon.aligner import tokenizer_id
 
                 sha = m.get("tokenizer_sha256")
                 tid = tokenizer_id(self.con, sha) if sha else None
@@ -166,7 +165,7 @@ class RunLexicon:
     def token_table(self) -> pl.DataFrame:
         """The run's tokenizer's `token` rows (lexicon.queries.token_table), by id."""
         if "table" not in self._cache:
-            from lexicon.queries import token_table
+            from definitionemb.lexicon.queries import token_table
 
             self._cache["table"] = token_table(self.con, self.tokenizer_id)
         table: pl.DataFrame = self._cache["table"]
@@ -201,7 +200,7 @@ class RunLexicon:
         return ids_
 
     def _aligned(self) -> bool:
-        from lexicon.errors import TokenizerError
+        from definitionemb.lexicon.errors import TokenizerError
 
         try:
             self.token_table()

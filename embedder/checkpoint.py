@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from embedder.errors import EmbedderError
-from embedder.models import Regressor, backbone_from_config, load_tokenizer
-from lexicon.fileio import atomic_dir, write_bytes
+from definitionemb.core.fileio import atomic_dir, write_bytes
+from definitionemb.embedder.errors import EmbedderError
+from definitionemb.embedder.models import Regressor, backbone_from_config, load_tokenizer
 
 __all__ = ["save_checkpoint", "latest_checkpoint", "load_regressor", "load_trainer_state", "save_tokenizer"]
 

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embedder.errors import EmbedderError
+from definitionemb.embedder.errors import EmbedderError
 
 NEIGHBOUR_MODES = ("auto", "off")  # TrainConfig.neighbours / GenerateConfig.neighbours (embedder.neighbours)
 

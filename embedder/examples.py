@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from embedder.config import PromptConfig
-from embedder.lexicon_io import Definitions
+from definitionemb.embedder.config import PromptConfig
+from definitionemb.embedder.lexicon_io import Definitions
 
 __all__ = ["Examples", "Collator", "build_examples", "word_pieces", "split_heldout", "heldout_tokens"]
 

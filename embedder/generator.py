@@ -11,22 +11,21 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from embedder.checkpoint import load_regressor
-from embedder.config import GenerateConfig, GenerateResult, PromptConfig, TrainConfig
-from embedder.errors import EmbedderError, RunMismatch
-from embedder.examples import Collator, build_examples
-from embedder.inference import check_finite, mean_by_token, predict, resolve_device
-from embedder.lexicon_io import (
+from definitionemb.core.fileio import npy_to_fill
+from definitionemb.embedder.checkpoint import load_regressor
+from definitionemb.embedder.config import GenerateConfig, GenerateResult, PromptConfig, TrainConfig
+from definitionemb.embedder.errors import EmbedderError, RunMismatch
+from definitionemb.embedder.examples import Collator, build_examples
+from definitionemb.embedder.inference import check_finite, mean_by_token, predict, resolve_device
+from definitionemb.embedder.lexicon_io import (
     Definitions,
     fetch_definitions,
     fetch_senses,
     lexicon_fingerprint,
     tokenizer_sha256,
 )
-from embedder.neighbours import NeighbourChoice, choose, nearest_other, neighbour_rows
-from embedder.rundir import RunDir
-from lexicon.fileio import npy_to_fill
+from definitionemb.embedder.neighbours import NeighbourChoice, choose, nearest_other, neighbour_rows
+from definitionemb.embedder.rundir import RunDir
 
 __all__ = ["generate", "encode_definitions", "open_run_for"]
 
@@ -45,7 +44,7 @@ def open_run_for(run_path: str | os.PathLike[str], db: str | os.PathLike[str] | 
             )
     tok_dir = run.path / "regressor" / "tokenizer"
     if tok_dir.is_dir() and m.get("tokenizer_sha256"):
-        from embedder.models import load_tokenizer
+        from definitionemb.embedder.models import load_tokenizer
 
         run.check_tokenizer(tokenizer_sha256(tok_dir, load_tokenizer(tok_dir)))
     return run

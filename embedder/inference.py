@@ -8,11 +8,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-
-from embedder.batching import sorted_batches
-from embedder.errors import EmbedderError, NonFiniteOutput
-from embedder.examples import Collator, Examples
-from embedder.models import Regressor
+from definitionemb.embedder.batching import sorted_batches
+from definitionemb.embedder.errors import EmbedderError, NonFiniteOutput
+from definitionemb.embedder.examples import Collator, Examples
+from definitionemb.embedder.models import Regressor
 
 __all__ = ["resolve_device", "autocast", "predict", "check_finite", "mean_by_token"]
 

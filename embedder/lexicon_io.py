@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from embedder.errors import EmbedderError
+from definitionemb.embedder.errors import EmbedderError
 
 __all__ = [
     "Definitions",
@@ -64,7 +63,7 @@ def tokenizer_sha256(model_dir: str | os.PathLike[str], tokenizer: Any) -> str:
     Falls back to the same definition computed from the loaded HF tokenizer (sha256 of the JSON list of
     pieces in id order) when the folder is not one `load_vocab` reads.
     """
-    from lexicon.tokenizers import load_vocab
+    from definitionemb.lexicon.tokenizers import load_vocab
 
     try:
         return str(load_vocab(str(model_dir)).sha256)
@@ -84,7 +83,7 @@ def tokenizer_sha256(model_dir: str | os.PathLike[str], tokenizer: Any) -> str:
 
 
 def lexicon_fingerprint(db: str | os.PathLike[str]) -> str:
-    from lexicon.db import connect, fingerprint
+    from definitionemb.lexicon.db import connect, fingerprint
 
     con = connect(db)
     try:
@@ -97,8 +96,8 @@ def resolve_tokenizer(
     db: str | os.PathLike[str], model_dir: str, sha: str, align_if_missing: bool, progress: bool = True
 ) -> int:
     """The lexicon's tokenizer_id for this model's tokenizer, aligning it first when asked to."""
-    from lexicon.aligner import align, tokenizer_id
-    from lexicon.db import connect
+    from definitionemb.lexicon.aligner import align, tokenizer_id
+    from definitionemb.lexicon.db import connect
 
     with connect(db) as con:
         tid = tokenizer_id(con, sha)
@@ -122,7 +121,7 @@ def resolve_tokenizer(
 
 
 def _fetch(db: str | os.PathLike[str], sql: str, params: list[Any] | None = None) -> Definitions:
-    from lexicon.db import connect
+    from definitionemb.lexicon.db import connect
 
     with connect(db) as con:
         return _definitions(con.execute(sql, params or []).fetchnumpy())

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from definitionemb.embedder.errors import EmbedderError
 from torch import nn
-
-from embedder.errors import EmbedderError
 
 __all__ = [
     "FAMILIES",

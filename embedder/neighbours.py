@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from embedder.errors import EmbedderError
-from embedder.inference import mean_by_token
+from definitionemb.embedder.errors import EmbedderError
+from definitionemb.embedder.inference import mean_by_token
 
 __all__ = [
     "Neighbours",

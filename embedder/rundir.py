@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from embedder.errors import EmbedderError, RunMismatch
-from lexicon.fileio import save_npy, write_bytes
+from definitionemb.core.fileio import save_npy, write_bytes
+from definitionemb.embedder.errors import EmbedderError, RunMismatch
 
 __all__ = ["RUN_FORMAT", "RunDir"]
 

@@ -24,22 +24,26 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from embedder.batching import MicroBatchStream, sorted_batches
-from embedder.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint, save_tokenizer
-from embedder.config import TrainConfig, TrainResult, abspath
-from embedder.errors import EmbedderError, RunMismatch
-from embedder.examples import Collator, Examples, build_examples, heldout_tokens, word_pieces
-from embedder.inference import autocast, check_finite, mean_by_token, predict, resolve_device
-from embedder.lexicon_io import (
+from definitionemb.embedder.batching import MicroBatchStream, sorted_batches
+from definitionemb.embedder.checkpoint import (
+    latest_checkpoint,
+    load_trainer_state,
+    save_checkpoint,
+    save_tokenizer,
+)
+from definitionemb.embedder.config import TrainConfig, TrainResult, abspath
+from definitionemb.embedder.errors import EmbedderError, RunMismatch
+from definitionemb.embedder.examples import Collator, Examples, build_examples, heldout_tokens, word_pieces
+from definitionemb.embedder.inference import autocast, check_finite, mean_by_token, predict, resolve_device
+from definitionemb.embedder.lexicon_io import (
     fetch_definitions,
     fetch_words,
     lexicon_fingerprint,
     resolve_tokenizer,
     tokenizer_sha256,
 )
-from embedder.models import POOLINGS, Regressor, load_pretrained, model_sha256, set_trainable
-from embedder.rundir import RunDir
+from definitionemb.embedder.models import POOLINGS, Regressor, load_pretrained, model_sha256, set_trainable
+from definitionemb.embedder.rundir import RunDir
 
 __all__ = ["train", "regression_loss", "make_scheduler", "versions", "ridge_fit"]
 
@@ -184,7 +188,7 @@ def _prepare_data(cfg: TrainConfig, tok: Any, family: str, tid: int) -> _Data:
         pieces = word_pieces(tok, words.word, family, 2, cfg.max_pieces)
         keep = [i for i, p in enumerate(pieces) if p]
         if keep:
-            from embedder.lexicon_io import Definitions
+            from definitionemb.embedder.lexicon_io import Definitions
 
             sub = Definitions(
                 words.token_id[keep],

@@ -17,11 +17,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from evaluation.errors import DataFormatError, EvaluationError, MissingStage
+from definitionemb.evaluation.errors import DataFormatError, EvaluationError, MissingStage
 
 if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
-    from evaluation.finetune import FinetuneConfig, GlueResult, compare_glue
-    from evaluation.geometry import (
+    from definitionemb.evaluation.finetune import FinetuneConfig, GlueResult, compare_glue
+    from definitionemb.evaluation.geometry import (
         IsotropyMetrics,
         all_but_the_top,
         isoscore,
@@ -32,53 +32,59 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
         measure_by_bucket,
         top_pc_share,
     )
-    from evaluation.glue_data import read_glue_tsv
-    from evaluation.knobs import choose_how, split_pairs
-    from evaluation.report import RunReport, build_report, evaluate_run, isotropy_of_run, knobs_of_run
-    from evaluation.rows import buckets_by_order, run_buckets, run_matrices
-    from evaluation.summarization import (
+    from definitionemb.evaluation.glue_data import read_glue_tsv
+    from definitionemb.evaluation.knobs import choose_how, split_pairs
+    from definitionemb.evaluation.report import (
+        RunReport,
+        build_report,
+        evaluate_run,
+        isotropy_of_run,
+        knobs_of_run,
+    )
+    from definitionemb.evaluation.rows import buckets_by_order, run_buckets, run_matrices
+    from definitionemb.evaluation.summarization import (
         PRESETS,
         SummarizationConfig,
         SummarizationResult,
         compare_summarization,
     )
-    from evaluation.swap import SwapResult, save_swapped
-    from evaluation.wordsim import WordSimResult, read_pairs, spearman, word_similarity
+    from definitionemb.evaluation.swap import SwapResult, save_swapped
+    from definitionemb.evaluation.wordsim import WordSimResult, read_pairs, spearman, word_similarity
 
 _LAZY = {
-    "isotropy": "evaluation.geometry",
-    "isotropy_naive": "evaluation.geometry",
-    "isoscore": "evaluation.geometry",
-    "mean_cosine": "evaluation.geometry",
-    "top_pc_share": "evaluation.geometry",
-    "all_but_the_top": "evaluation.geometry",
-    "measure": "evaluation.geometry",
-    "measure_by_bucket": "evaluation.geometry",
-    "IsotropyMetrics": "evaluation.geometry",
-    "buckets_by_order": "evaluation.rows",
-    "run_buckets": "evaluation.rows",
-    "run_matrices": "evaluation.rows",
-    "read_pairs": "evaluation.wordsim",
-    "spearman": "evaluation.wordsim",
-    "word_similarity": "evaluation.wordsim",
-    "WordSimResult": "evaluation.wordsim",
-    "choose_how": "evaluation.knobs",
-    "split_pairs": "evaluation.knobs",
-    "knobs_of_run": "evaluation.report",
-    "save_swapped": "evaluation.swap",
-    "SwapResult": "evaluation.swap",
-    "read_glue_tsv": "evaluation.glue_data",
-    "FinetuneConfig": "evaluation.finetune",
-    "GlueResult": "evaluation.finetune",
-    "compare_glue": "evaluation.finetune",
-    "PRESETS": "evaluation.summarization",
-    "SummarizationConfig": "evaluation.summarization",
-    "SummarizationResult": "evaluation.summarization",
-    "compare_summarization": "evaluation.summarization",
-    "RunReport": "evaluation.report",
-    "build_report": "evaluation.report",
-    "evaluate_run": "evaluation.report",
-    "isotropy_of_run": "evaluation.report",
+    "isotropy": "definitionemb.evaluation.geometry",
+    "isotropy_naive": "definitionemb.evaluation.geometry",
+    "isoscore": "definitionemb.evaluation.geometry",
+    "mean_cosine": "definitionemb.evaluation.geometry",
+    "top_pc_share": "definitionemb.evaluation.geometry",
+    "all_but_the_top": "definitionemb.evaluation.geometry",
+    "measure": "definitionemb.evaluation.geometry",
+    "measure_by_bucket": "definitionemb.evaluation.geometry",
+    "IsotropyMetrics": "definitionemb.evaluation.geometry",
+    "buckets_by_order": "definitionemb.evaluation.rows",
+    "run_buckets": "definitionemb.evaluation.rows",
+    "run_matrices": "definitionemb.evaluation.rows",
+    "read_pairs": "definitionemb.evaluation.wordsim",
+    "spearman": "definitionemb.evaluation.wordsim",
+    "word_similarity": "definitionemb.evaluation.wordsim",
+    "WordSimResult": "definitionemb.evaluation.wordsim",
+    "choose_how": "definitionemb.evaluation.knobs",
+    "split_pairs": "definitionemb.evaluation.knobs",
+    "knobs_of_run": "definitionemb.evaluation.report",
+    "save_swapped": "definitionemb.evaluation.swap",
+    "SwapResult": "definitionemb.evaluation.swap",
+    "read_glue_tsv": "definitionemb.evaluation.glue_data",
+    "FinetuneConfig": "definitionemb.evaluation.finetune",
+    "GlueResult": "definitionemb.evaluation.finetune",
+    "compare_glue": "definitionemb.evaluation.finetune",
+    "PRESETS": "definitionemb.evaluation.summarization",
+    "SummarizationConfig": "definitionemb.evaluation.summarization",
+    "SummarizationResult": "definitionemb.evaluation.summarization",
+    "compare_summarization": "definitionemb.evaluation.summarization",
+    "RunReport": "definitionemb.evaluation.report",
+    "build_report": "definitionemb.evaluation.report",
+    "evaluate_run": "definitionemb.evaluation.report",
+    "isotropy_of_run": "definitionemb.evaluation.report",
 }
 
 __all__ = ["EvaluationError", "DataFormatError", "MissingStage", *_LAZY]
@@ -87,4 +93,4 @@ __all__ = ["EvaluationError", "DataFormatError", "MissingStage", *_LAZY]
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'evaluation' has no attribute {name!r}")
+    raise AttributeError(f"module 'definitionemb.evaluation' has no attribute {name!r}")

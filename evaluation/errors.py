@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lexicon.errors import DefembError
+from definitionemb.core.errors import DefembError
 
 __all__ = ["EvaluationError", "DataFormatError", "MissingStage"]
 

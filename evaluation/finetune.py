@@ -15,12 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from embedder.binding import LexiconRef
-from embedder.rundir import RunDir
-from evaluation.errors import EvaluationError
-from evaluation.glue_data import Examples, GlueTask, read_glue_tsv, task_files
-from evaluation.training import optimizer_and_schedule, optimizer_step, pick_device, seed_everything
+from definitionemb.embedder.binding import LexiconRef
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.evaluation.errors import EvaluationError
+from definitionemb.evaluation.glue_data import Examples, GlueTask, read_glue_tsv, task_files
+from definitionemb.evaluation.training import (
+    optimizer_and_schedule,
+    optimizer_step,
+    pick_device,
+    seed_everything,
+)
 
 __all__ = [
     "FinetuneConfig",
@@ -148,10 +152,9 @@ def finetune_scores(
             f"no examples to score in {', '.join(empty)}: e.g. a carved split past the file's end"
         )
     import torch
+    from definitionemb.evaluation.swap import replace_rows
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from evaluation.swap import replace_rows
 
     device = pick_device(cfg.device)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -265,7 +268,7 @@ def compare_glue(
     progress: bool = False,
 ) -> GlueResult:
     """Fine-tune the run's original model and its swapped twin under each seed of `cfg.seeds`."""
-    from index.policy import as_policy, policy_matrix
+    from definitionemb.index.policy import as_policy, policy_matrix
 
     t0 = time.perf_counter()
     if not cfg.seeds:

@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-
-from evaluation.errors import EvaluationError
+from definitionemb.evaluation.errors import EvaluationError
 
 __all__ = [
     "CLIP",

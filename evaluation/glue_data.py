@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from evaluation.errors import DataFormatError
+from definitionemb.evaluation.errors import DataFormatError
 
 __all__ = ["GlueTask", "TASKS", "Examples", "read_glue_tsv", "task_files"]
 

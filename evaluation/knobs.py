@@ -23,10 +23,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-
-from evaluation.errors import EvaluationError
-from evaluation.wordsim import WordPairs, single_token_ids, spearman
-from index.policy import METHODS
+from definitionemb.evaluation.errors import EvaluationError
+from definitionemb.evaluation.wordsim import WordPairs, single_token_ids, spearman
+from definitionemb.index.policy import METHODS
 
 __all__ = [
     "DEV_SHARE",
@@ -110,7 +109,7 @@ def spearman_curve(
     how: Sequence[str],
 ) -> dict[str, dict[str, float]]:
     """`{how: {set: Spearman}}` with the `mask` rows blended by each `how` (only the pairs' rows are built)."""
-    from index.policy import blend
+    from definitionemb.index.policy import blend
 
     ids = np.unique(np.concatenate([np.concatenate([s.i, s.j]) for s in scored] or [np.zeros(0, np.int64)]))
     o = np.asarray(original[ids], dtype=np.float64)
@@ -144,7 +143,7 @@ def neighbours_kept(
     seed: int = 0,
 ) -> dict[str, float]:
     """`{how: mean share of a sampled covered token's k original nearest neighbours kept under how}`."""
-    from index.policy import apply_how
+    from definitionemb.index.policy import apply_how
 
     m = np.asarray(mask, dtype=bool)
     rows = np.flatnonzero(m)
@@ -274,8 +273,8 @@ def _guard(
     original: np.ndarray, generated: np.ndarray, mask: np.ndarray, rows: np.ndarray, cands: Sequence[str]
 ) -> dict[str, float]:
     """I(W) of the guarded rows under the original matrix and under each candidate."""
-    from evaluation.geometry import isotropy
-    from index.policy import blend
+    from definitionemb.evaluation.geometry import isotropy
+    from definitionemb.index.policy import blend
 
     rows = np.asarray(rows, dtype=bool)
     if rows.shape != mask.shape:

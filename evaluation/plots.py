@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from lexicon.fileio import write_bytes
+from definitionemb.core.fileio import write_bytes
 
 __all__ = ["svd_projection", "svd_scatter", "isotropy_bars", "coverage_bars", "alpha_curve"]
 

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from embedder.binding import LexiconRef, RunLexicon, bound
-from embedder.rundir import RunDir
-from evaluation.errors import EvaluationError
-from lexicon.fileio import write_bytes
+from definitionemb.core.fileio import write_bytes
+from definitionemb.embedder.binding import LexiconRef, RunLexicon, bound
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.evaluation.errors import EvaluationError
 
 __all__ = [
     "RunReport",
@@ -107,8 +106,8 @@ def isotropy_of_run(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
     """Isotropy (I(W), IsoScore, …) by bucket of the original rows, each row policy `rows` × `how`
     (default: the shipped policy and `replace`) and ABTT; also returns the matrices and the labels."""
-    from evaluation.geometry import measure_by_bucket
-    from evaluation.rows import describe, run_buckets, run_matrices
+    from definitionemb.evaluation.geometry import measure_by_bucket
+    from definitionemb.evaluation.rows import describe, run_buckets, run_matrices
 
     with bound(run, db) as lex:
         labels, source = run_buckets(run, lex)
@@ -124,7 +123,7 @@ def isotropy_of_run(
 
 
 def _with_abtt(name: str, w: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    from evaluation.geometry import all_but_the_top, measure_by_bucket
+    from definitionemb.evaluation.geometry import all_but_the_top, measure_by_bucket
 
     return {
         name: measure_by_bucket(w, labels),
@@ -137,7 +136,7 @@ def isotropy_of_matrix(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Buckets follow row order (30/50/20 %), the first 4 rows special (evaluation.rows.buckets_by_order).
     """
-    from evaluation.rows import buckets_by_order
+    from definitionemb.evaluation.rows import buckets_by_order
 
     try:
         w = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -152,16 +151,17 @@ def isotropy_of_model(model: str, db: str | os.PathLike[str] | None = None) -> d
     Buckets come from `db` when given (the model's tokenizer must be aligned there), else row order with
     the tokenizer's special rows.
     """
-    from embedder.binding import bucket_labels, tokenizer_special_ids
-    from evaluation.rows import buckets_by_order
-    from evaluation.swap import load_model
+    from definitionemb.embedder.binding import bucket_labels, tokenizer_special_ids
+    from definitionemb.evaluation.rows import buckets_by_order
+    from definitionemb.evaluation.swap import load_model
 
     w = load_model(str(model)).get_input_embeddings().weight.detach().numpy()
     if db is None:
         return _with_abtt("original", w, buckets_by_order(w.shape[0], tokenizer_special_ids(model).tolist()))
-    import lexicon
-    from lexicon.db import connect
-    from lexicon.queries import token_table
+    from definitionemb.lexicon.db import connect
+    from definitionemb.lexicon.queries import token_table
+
+    from definitionemb import lexicon
 
     with connect(db) as con:
         tid = lexicon.tokenizer_id(con, lexicon.load_vocab(str(model)).sha256)
@@ -195,8 +195,8 @@ def wordsim_of_run(
     `datasets` are files or folders of `word1 word2 score` files; `part` is `all`, or the `dev`/`test`
     part of each set (`evaluation.knobs.split_pairs`) — report `test` where α was chosen on `dev`.
     """
-    from evaluation.knobs import split_pairs
-    from evaluation.wordsim import dataset_files, read_pairs, word_similarity
+    from definitionemb.evaluation.knobs import split_pairs
+    from definitionemb.evaluation.wordsim import dataset_files, read_pairs, word_similarity
 
     if part not in ("all", "dev", "test"):
         raise EvaluationError(f"part must be all, dev or test, got {part!r}")
@@ -221,9 +221,9 @@ def knobs_of_run(
     """Choose the policy's α on the development parts of `datasets` (`evaluation.knobs.choose_how`),
     among the candidates that keep the I(W) of the `guard` bucket (None: no guard) at least the
     original's; the buckets are the run lexicon's (`evaluation.rows.run_buckets`)."""
-    from evaluation.knobs import choose_how
-    from evaluation.rows import policy_swap, run_buckets
-    from evaluation.wordsim import dataset_files, read_pairs
+    from definitionemb.evaluation.knobs import choose_how
+    from definitionemb.evaluation.rows import policy_swap, run_buckets
+    from definitionemb.evaluation.wordsim import dataset_files, read_pairs
 
     _, mask = policy_swap(run, db, rows, "replace")
     guard_rows = None
@@ -245,7 +245,7 @@ def knobs_of_run(
 
 def coverage_rows(db: str | os.PathLike[str] | RunLexicon, tokenizer_id: int) -> list[dict[str, Any]]:
     """Tokens per (bucket, rule of the first definition), `uncovered` for tokens without one."""
-    from lexicon.db import connect
+    from definitionemb.lexicon.db import connect
 
     con = db.con if isinstance(db, RunLexicon) else connect(db)
     try:
@@ -293,7 +293,7 @@ def _ordered(mats: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 def wordsim_wins(ws: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """For every matrix but the original: on how many sets it beats the original, and the mean delta."""
-    from evaluation.knobs import wins
+    from definitionemb.evaluation.knobs import wins
 
     per = {ds: r["spearman"] for ds, r in ws.items()}
     names: list[str] = []
@@ -304,7 +304,7 @@ def wordsim_wins(ws: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def wordsim_markdown(ws: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Per set: pairs, covered pairs, Spearman of each matrix, each policy's delta; then the wins lines."""
-    from evaluation.knobs import wins_line
+    from definitionemb.evaluation.knobs import wins_line
 
     found: list[str] = []
     for r in ws.values():
@@ -488,7 +488,7 @@ def _build_report(
     plots: bool,
     command: str | None,
 ) -> RunReport:
-    from evaluation.plots import alpha_curve, coverage_bars, isotropy_bars, svd_scatter
+    from definitionemb.evaluation.plots import alpha_curve, coverage_bars, isotropy_bars, svd_scatter
 
     out = run.path / "report"
     stored = load_results(run)
@@ -582,7 +582,7 @@ def _evaluate_run(
     progress: bool,
     command: str | None,
 ) -> RunReport:
-    from index.policy import default_policy
+    from definitionemb.index.policy import default_policy
 
     cmd = command or current_command()
     hows = [how] if isinstance(how, str) else list(how or [default_policy(rd).how, "replace"])
@@ -592,19 +592,19 @@ def _evaluate_run(
         if kn["chosen"] not in hows:
             hows.insert(1, kn["chosen"])
     if wordsim:
-        from evaluation.rows import run_buckets, run_matrices
+        from definitionemb.evaluation.rows import run_buckets, run_matrices
 
         labels, _ = run_buckets(rd, db)
         ws = wordsim_of_run(rd, wordsim, run_matrices(rd, db, rows, hows, buckets=labels), wordsim_part)
         for name, res in ws.items():
             save_result(rd, f"wordsim-{name}", {name: res}, cmd)
     if glue is not None:
-        from evaluation.finetune import compare_glue
+        from definitionemb.evaluation.finetune import compare_glue
 
         res = compare_glue(rd, glue, db, progress)
         save_result(rd, f"glue-{res.task}", res.to_dict(), cmd)
     if summarization is not None:
-        from evaluation.summarization import compare_summarization
+        from definitionemb.evaluation.summarization import compare_summarization
 
         sres = compare_summarization(rd, summarization, db, progress)
         save_result(rd, f"summarization-{sres.preset}", sres.to_dict(), cmd)

@@ -13,11 +13,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-
-from embedder.binding import LexiconMissing, LexiconRef, bound, bucket_labels
-from embedder.rundir import RunDir
-from evaluation.errors import EvaluationError
-from index.select import select_rows
+from definitionemb.embedder.binding import LexiconMissing, LexiconRef, bound, bucket_labels
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.evaluation.errors import EvaluationError
+from definitionemb.index.select import select_rows
 
 __all__ = [
     "DEFAULT_SPLIT",
@@ -55,8 +54,8 @@ def buckets_by_order(
 
 def buckets_from_lexicon(db: str | os.PathLike[str], tokenizer_id: int, n_rows: int) -> np.ndarray:
     """Bucket labels from the lexicon's `token` table; rows the table lacks get the label `unknown`."""
-    from lexicon.db import connect
-    from lexicon.queries import token_table
+    from definitionemb.lexicon.db import connect
+    from definitionemb.lexicon.queries import token_table
 
     with connect(db) as con:
         return bucket_labels(token_table(con, tokenizer_id), n_rows)
@@ -78,7 +77,7 @@ def policy_swap(
     run: RunDir, db: LexiconRef, rows: str | None = None, how: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(V×d matrix, V bool mask) of the row policy `rows` × `how` (None: the shipped default)."""
-    from index.policy import as_policy, policy_matrix
+    from definitionemb.index.policy import as_policy, policy_matrix
 
     return policy_matrix(run, db, as_policy(rows, how, run))
 
@@ -94,8 +93,8 @@ def run_matrices(
     """`{"original", <policy label>…, "abtt"}`: the PLM's rows, the rows under each policy `rows` × `how`
     (default: the shipped policy and the paper's `replace`), and the all-but-the-top baseline of the
     original rows (special rows excluded from its fit). Labels are `RowPolicy.label` (`dirmix:0.2`)."""
-    from evaluation.geometry import all_but_the_top
-    from index.policy import apply_how, as_policy
+    from definitionemb.evaluation.geometry import all_but_the_top
+    from definitionemb.index.policy import apply_how, as_policy
 
     original = np.asarray(run.original_vectors(), dtype=np.float32)
     generated = np.asarray(run.token_vectors(), dtype=np.float32)

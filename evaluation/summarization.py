@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from embedder.binding import LexiconRef
-from embedder.rundir import RunDir
-from evaluation.errors import DataFormatError, EvaluationError
-from evaluation.training import optimizer_and_schedule, optimizer_step, pick_device, seed_everything
+from definitionemb.embedder.binding import LexiconRef
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.evaluation.errors import DataFormatError, EvaluationError
+from definitionemb.evaluation.training import (
+    optimizer_and_schedule,
+    optimizer_step,
+    pick_device,
+    seed_everything,
+)
 
 __all__ = [
     "Decoding",
@@ -194,10 +198,9 @@ def summarize_once(
 ) -> tuple[list[str], dict[str, np.ndarray]]:
     """Optionally fine-tune, then decode `test` with the preset; returns predictions and per-example ROUGE."""
     import torch
+    from definitionemb.evaluation.swap import replace_rows
     from tqdm.auto import tqdm
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    from evaluation.swap import replace_rows
 
     dec = cfg.settings()
     device = pick_device(cfg.device)
@@ -291,7 +294,7 @@ def compare_summarization(
     run: RunDir, cfg: SummarizationConfig, db: LexiconRef = None, progress: bool = False
 ) -> SummarizationResult:
     """Decode (after optional fine-tuning) with the run's original and swapped model under one seed."""
-    from index.policy import as_policy, policy_matrix
+    from definitionemb.index.policy import as_policy, policy_matrix
 
     t0 = time.perf_counter()
     model_dir = run.manifest().get("model")

@@ -13,17 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from embedder.binding import LexiconRef
-from embedder.rundir import RunDir
-from evaluation.errors import EvaluationError
+from definitionemb.embedder.binding import LexiconRef
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.evaluation.errors import EvaluationError
 
 __all__ = ["SwapResult", "replace_rows", "load_model", "swap_into", "save_swapped"]
 
 
 def replace_rows(model: Any, matrix: np.ndarray, mask: np.ndarray) -> Any:
     """`index.swap.replace_rows` on private copies of the run's arrays."""
-    from index.swap import replace_rows as _replace
+    from definitionemb.index.swap import replace_rows as _replace
 
     # A copy: run arrays are read-only memory maps, and torch must not wrap a read-only buffer.
     return _replace(model, np.array(matrix, dtype=np.float32), np.array(mask, dtype=bool))
@@ -73,7 +72,7 @@ class SwapResult:
 
 def swap_into(model: Any, run: RunDir, db: LexiconRef, rows: str | None, how: str | None = None) -> int:
     """Change the policy's rows of `model` in place (`rows` × `how`, None: the default); returns how many."""
-    from evaluation.rows import policy_swap
+    from definitionemb.evaluation.rows import policy_swap
 
     matrix, mask = policy_swap(run, db, rows, how)
     replace_rows(model, matrix, mask)
@@ -96,7 +95,7 @@ def save_swapped(
     `<run>/model` is rewritten freely; another existing `out_dir` only with `force`, and only if the
     toolkit wrote it (:func:`lexicon.fileio.claim_output`).
     """
-    from index.exporter import export
+    from definitionemb.index.exporter import export
 
     if not run.manifest().get("model"):
         raise EvaluationError(f"{run.manifest_path} names no model; the run cannot be swapped")

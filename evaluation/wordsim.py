@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from evaluation.errors import DataFormatError, EvaluationError
+from definitionemb.evaluation.errors import DataFormatError, EvaluationError
 
 __all__ = [
     "WordPairs",

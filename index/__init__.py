@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from index.errors import (
+from definitionemb.index.errors import (
     ExportError,
     IndexCorrupt,
     IndexMismatch,
@@ -35,9 +35,9 @@ from index.errors import (
 )
 
 if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
-    from index.exporter import ExportResult, export, export_matrix
-    from index.faiss_index import IndexManifest, LoadedIndex, build, build_kind, open_index
-    from index.policy import (
+    from definitionemb.index.exporter import ExportResult, export, export_matrix
+    from definitionemb.index.faiss_index import IndexManifest, LoadedIndex, build, build_kind, open_index
+    from definitionemb.index.policy import (
         RowPolicy,
         RunChoice,
         apply_how,
@@ -47,49 +47,49 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
         record_choice,
         run_choice,
     )
-    from index.query import neighbors, reverse, reverse_vectors, senses_near
-    from index.reverse_dictionary import (
+    from definitionemb.index.query import neighbors, reverse, reverse_vectors, senses_near
+    from definitionemb.index.reverse_dictionary import (
         ReverseDictionary,
         build_reverse,
         open_reverse,
         reverse_batch,
         reverse_words,
     )
-    from index.select import select_rows
-    from index.swap import SwapReport, replace_rows
-    from index.table import NeighborTableResult, neighbors_table
+    from definitionemb.index.select import select_rows
+    from definitionemb.index.swap import SwapReport, replace_rows
+    from definitionemb.index.table import NeighborTableResult, neighbors_table
 
 _LAZY = {
-    "build": "index.faiss_index",
-    "build_kind": "index.faiss_index",
-    "open_index": "index.faiss_index",
-    "IndexManifest": "index.faiss_index",
-    "LoadedIndex": "index.faiss_index",
-    "neighbors": "index.query",
-    "reverse": "index.query",
-    "reverse_vectors": "index.query",
-    "senses_near": "index.query",
-    "reverse_words": "index.reverse_dictionary",
-    "reverse_batch": "index.reverse_dictionary",
-    "build_reverse": "index.reverse_dictionary",
-    "open_reverse": "index.reverse_dictionary",
-    "ReverseDictionary": "index.reverse_dictionary",
-    "neighbors_table": "index.table",
-    "NeighborTableResult": "index.table",
-    "export": "index.exporter",
-    "export_matrix": "index.exporter",
-    "ExportResult": "index.exporter",
-    "select_rows": "index.select",
-    "RowPolicy": "index.policy",
-    "default_policy": "index.policy",
-    "RunChoice": "index.policy",
-    "record_choice": "index.policy",
-    "run_choice": "index.policy",
-    "policy_matrix": "index.policy",
-    "blend": "index.policy",
-    "apply_how": "index.policy",
-    "replace_rows": "index.swap",
-    "SwapReport": "index.swap",
+    "build": "definitionemb.index.faiss_index",
+    "build_kind": "definitionemb.index.faiss_index",
+    "open_index": "definitionemb.index.faiss_index",
+    "IndexManifest": "definitionemb.index.faiss_index",
+    "LoadedIndex": "definitionemb.index.faiss_index",
+    "neighbors": "definitionemb.index.query",
+    "reverse": "definitionemb.index.query",
+    "reverse_vectors": "definitionemb.index.query",
+    "senses_near": "definitionemb.index.query",
+    "reverse_words": "definitionemb.index.reverse_dictionary",
+    "reverse_batch": "definitionemb.index.reverse_dictionary",
+    "build_reverse": "definitionemb.index.reverse_dictionary",
+    "open_reverse": "definitionemb.index.reverse_dictionary",
+    "ReverseDictionary": "definitionemb.index.reverse_dictionary",
+    "neighbors_table": "definitionemb.index.table",
+    "NeighborTableResult": "definitionemb.index.table",
+    "export": "definitionemb.index.exporter",
+    "export_matrix": "definitionemb.index.exporter",
+    "ExportResult": "definitionemb.index.exporter",
+    "select_rows": "definitionemb.index.select",
+    "RowPolicy": "definitionemb.index.policy",
+    "default_policy": "definitionemb.index.policy",
+    "RunChoice": "definitionemb.index.policy",
+    "record_choice": "definitionemb.index.policy",
+    "run_choice": "definitionemb.index.policy",
+    "policy_matrix": "definitionemb.index.policy",
+    "blend": "definitionemb.index.policy",
+    "apply_how": "definitionemb.index.policy",
+    "replace_rows": "definitionemb.index.swap",
+    "SwapReport": "definitionemb.index.swap",
 }
 
 __all__ = [
@@ -109,4 +109,4 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'index' has no attribute {name!r}")
+    raise AttributeError(f"module 'definitionemb.index' has no attribute {name!r}")

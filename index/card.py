@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from embedder.rundir import RunDir
-from index.policy import RowPolicy
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.index.policy import RowPolicy
 
 __all__ = [
     "SOURCE_LICENCES",

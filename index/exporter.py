@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from embedder.binding import LexiconRef
-from embedder.rundir import RunDir
-from index.errors import ExportError
-from index.policy import RowPolicy, apply_how, as_policy, chosen_for, policy_matrix
-from index.vocabulary import RunLike, as_run
-from lexicon.fileio import claim_output, output_dir, output_file, save_npy
+from definitionemb.core.fileio import claim_output, output_dir, output_file, save_npy
+from definitionemb.embedder.binding import LexiconRef
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.index.errors import ExportError
+from definitionemb.index.policy import RowPolicy, apply_how, as_policy, chosen_for, policy_matrix
+from definitionemb.index.vocabulary import RunLike, as_run
 
 __all__ = [
     "FORMATS",
@@ -147,8 +146,8 @@ def _check_base(model: Any, run: RunDir, model_path: str) -> None:
 
 
 def _card_inputs(run: RunDir, db: LexiconRef) -> list[tuple[str, str]]:
-    from embedder.binding import bound
-    from index.card import lexicon_sources
+    from definitionemb.embedder.binding import bound
+    from definitionemb.index.card import lexicon_sources
 
     try:
         with bound(run, db) as lex:
@@ -176,8 +175,13 @@ def write_model(
     An existing `out` is replaced only with `force` (:func:`lexicon.fileio.claim_output`). Returns
     (tables written, sentence-transformers files kept).
     """
-    from index.card import copy_sentence_transformers, is_sentence_transformers, model_card, stored_wordsim
-    from index.swap import replace_rows
+    from definitionemb.index.card import (
+        copy_sentence_transformers,
+        is_sentence_transformers,
+        model_card,
+        stored_wordsim,
+    )
+    from definitionemb.index.swap import replace_rows
 
     r = as_run(run)
     claim_output(Path(out), "dir", force, "hf export")  # refused before the model is loaded

@@ -10,9 +10,8 @@ from typing import Any
 
 import faiss
 import numpy as np
+from definitionemb.index.errors import IndexMismatch, IndexStageError, TooFewVectors
 from tqdm import tqdm
-
-from index.errors import IndexMismatch, IndexStageError, TooFewVectors
 
 __all__ = [
     "METRICS",

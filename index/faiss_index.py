@@ -22,11 +22,11 @@ from typing import Any
 
 import faiss
 import numpy as np
-
-from embedder.binding import LexiconRef, bound
-from embedder.rundir import RunDir
-from index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError
-from index.faiss_core import (
+from definitionemb.core.fileio import atomic_file, file_sha256, save_npy, write_bytes
+from definitionemb.embedder.binding import LexiconRef, bound
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError
+from definitionemb.index.faiss_core import (
     build_faiss,
     faiss_metric,
     prepare,
@@ -35,8 +35,7 @@ from index.faiss_core import (
     to_cpu,
     to_gpu,
 )
-from index.vocabulary import RunLike, as_run
-from lexicon.fileio import atomic_file, file_sha256, save_npy, write_bytes
+from definitionemb.index.vocabulary import RunLike, as_run
 
 __all__ = [
     "KINDS",

@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError
-from index.faiss_index import source_digest
-from index.sentence import SentenceEncoder, sentence_spec
-from lexicon.fileio import save_npy, write_bytes
+from definitionemb.core.fileio import save_npy, write_bytes
+from definitionemb.index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError
+from definitionemb.index.faiss_index import source_digest
+from definitionemb.index.sentence import SentenceEncoder, sentence_spec
 
 __all__ = ["KINDS", "CacheManifest", "SentenceVectors", "cache_root", "cache_dir_for", "sentence_vectors"]
 

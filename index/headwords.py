@@ -15,8 +15,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
-
-from index.errors import IndexMismatch
+from definitionemb.index.errors import IndexMismatch
 
 __all__ = [
     "Headwords",

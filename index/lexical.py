@@ -19,10 +19,9 @@ from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
-
-from index.errors import IndexMismatch
-from index.headwords import WORD_RE
-from lexicon.fileio import write_bytes
+from definitionemb.core.fileio import write_bytes
+from definitionemb.index.errors import IndexMismatch
+from definitionemb.index.headwords import WORD_RE
 
 __all__ = ["GlossBM25", "LEXICAL_FORMAT", "K1", "B"]
 

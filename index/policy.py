@@ -34,12 +34,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from index.errors import SelectError
+from definitionemb.index.errors import SelectError
 
 if TYPE_CHECKING:
-    from embedder.binding import LexiconRef
-    from index.vocabulary import RunLike
+    from definitionemb.embedder.binding import LexiconRef
+    from definitionemb.index.vocabulary import RunLike
 
 __all__ = [
     "DEFAULT_ROWS",
@@ -115,7 +114,9 @@ class RowPolicy:
     how: str = DEFAULT_HOW
 
     def __post_init__(self) -> None:
-        from index.select import parse_select  # lazily: the CLI reads the defaults without duckdb
+        from definitionemb.index.select import (
+            parse_select,  # lazily: the CLI reads the defaults without duckdb
+        )
 
         parse_select(self.rows)
         object.__setattr__(self, "how", str(parse_how(self.how)))
@@ -131,7 +132,7 @@ class RowPolicy:
             return self.how
         rows = self.rows
         if rows.startswith("task:"):
-            from index.select import parse_select
+            from definitionemb.index.select import parse_select
 
             sel = parse_select(rows)
             rows = f"task:{Path(str(sel.path)).name}" + (f":{sel.ratio:g}" if sel.ratio != 1.0 else "")
@@ -200,8 +201,8 @@ class RunChoice:
 
 
 def _vector_digests(run: RunLike) -> tuple[str, str]:
-    from index.faiss_index import source_digest
-    from index.vocabulary import as_run
+    from definitionemb.index.faiss_index import source_digest
+    from definitionemb.index.vocabulary import as_run
 
     r = as_run(run)
     return source_digest(r.path / "token_vectors.npy"), source_digest(r.path / "original_vectors.npy")
@@ -209,8 +210,8 @@ def _vector_digests(run: RunLike) -> tuple[str, str]:
 
 def record_choice(run: RunLike, rows: str, how: str, reason: str, command: str) -> RunChoice:
     """Write `<run>/policy.json` (atomically), bound to the run's current vectors; returns it."""
-    from index.vocabulary import as_run
-    from lexicon.fileio import write_bytes
+    from definitionemb.core.fileio import write_bytes
+    from definitionemb.index.vocabulary import as_run
 
     r = as_run(run)
     p = RowPolicy(rows, how)  # validated
@@ -223,7 +224,7 @@ def record_choice(run: RunLike, rows: str, how: str, reason: str, command: str) 
 def run_choice(run: RunLike) -> RunChoice | None:
     """The run's recorded choice, or None when it has none or its vectors changed since (a warning
     says so: the vectors were regenerated, choose again with `defemb eval knobs`)."""
-    from index.vocabulary import as_run
+    from definitionemb.index.vocabulary import as_run
 
     r = as_run(run)
     path = r.path / RUN_CHOICE
@@ -297,8 +298,8 @@ def policy_matrix(
     The mask is `select_rows(run, db, policy.rows)` (always within the covered rows); `db` (a path or a
     bound lexicon) defaults to the run's own lexicon where the rows need one.
     """
-    from index.select import select_rows
-    from index.vocabulary import as_run
+    from definitionemb.index.select import select_rows
+    from definitionemb.index.vocabulary import as_run
 
     r = as_run(run)
     p = policy or default_policy(r)

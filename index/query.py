@@ -8,11 +8,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-
-from embedder.binding import LexiconRef, bound
-from index.errors import IndexStageError
-from index.faiss_index import LoadedIndex, open_index
-from index.vocabulary import RunLike, as_run, pieces_by_id, resolve_tokens
+from definitionemb.embedder.binding import LexiconRef, bound
+from definitionemb.index.errors import IndexStageError
+from definitionemb.index.faiss_index import LoadedIndex, open_index
+from definitionemb.index.vocabulary import RunLike, as_run, pieces_by_id, resolve_tokens
 
 __all__ = [
     "KClamped",
@@ -136,7 +135,7 @@ def reverse(
     if not texts or any(not t.strip() for t in texts):
         raise IndexStageError('reverse needs a non-empty definition text, e.g. "a small domesticated cat"')
     # Imported late: the generator pulls in torch and transformers, which the vector half never needs.
-    from embedder.generator import encode_definitions
+    from definitionemb.embedder.generator import encode_definitions
 
     r = as_run(run)
     vectors = np.asarray(encode_definitions(r, texts), dtype=np.float32)

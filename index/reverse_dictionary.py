@@ -48,12 +48,12 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-
-from embedder.binding import bound
-from embedder.rundir import RunDir
-from index.errors import IndexMismatch, IndexMissing, IndexStageError
-from index.faiss_index import source_digest
-from index.headwords import (
+from definitionemb.core.fileio import claim_output, output_file, save_npy, write_bytes
+from definitionemb.embedder.binding import bound
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.index.errors import IndexMismatch, IndexMissing, IndexStageError
+from definitionemb.index.faiss_index import source_digest
+from definitionemb.index.headwords import (
     WORD_RE,
     Headwords,
     lemma_share,
@@ -63,8 +63,7 @@ from index.headwords import (
     single_token_ids,
     word_zipf,
 )
-from index.vocabulary import RunLike, as_run
-from lexicon.fileio import claim_output, output_file, save_npy, write_bytes
+from definitionemb.index.vocabulary import RunLike, as_run
 
 __all__ = [
     "SCORERS",
@@ -245,8 +244,8 @@ def _model_of(run: RunDir) -> tuple[str, str]:
 def _sentence_caches(
     run: RunDir, hw: Headwords, lex_fp: str, cache_dir: DbPath, build: bool, progress: bool
 ) -> tuple[Any, Any]:
-    from index.gloss_cache import sentence_vectors
-    from index.sentence import sentence_spec
+    from definitionemb.index.gloss_cache import sentence_vectors
+    from definitionemb.index.sentence import sentence_spec
 
     model, sha = _model_of(run)
     if not Path(model).is_dir():
@@ -291,7 +290,7 @@ def _digest_or_none(path: Path) -> str:
 
 
 def _supported(run: RunDir) -> tuple[str, ...]:
-    from index.sentence import sentence_spec
+    from definitionemb.index.sentence import sentence_spec
 
     model = run.manifest().get("model")
     sentence = bool(model) and Path(str(model)).is_dir() and sentence_spec(str(model)) is not None
@@ -322,7 +321,7 @@ def build_reverse(
     want = _check_scorers(scorers, _supported(r))
     t0 = time.perf_counter()
     with bound(r, db) as lex:
-        from lexicon.db import fingerprint
+        from definitionemb.lexicon.db import fingerprint
 
         lex_fp = fingerprint(lex.con)
         hw = load_headwords(lex.con)
@@ -354,7 +353,7 @@ def build_reverse(
         save_npy(out / "lemma.npy", lemma)
     lexical = None
     if "lexical" in want:
-        from index.lexical import GlossBM25
+        from definitionemb.index.lexical import GlossBM25
 
         t4 = time.perf_counter()
         bm25 = GlossBM25.build(hw.gloss.tolist())
@@ -469,7 +468,7 @@ class ReverseDictionary:
         self.precision = precision
         want = _check_scorers(scorers, _supported(r))
         with bound(r, db) as lex:
-            from lexicon.db import fingerprint
+            from definitionemb.lexicon.db import fingerprint
 
             self.db = lex.check()
             lex_fp = fingerprint(lex.con)
@@ -514,7 +513,7 @@ class ReverseDictionary:
         self.lemma = self._word_prior("lemma", "lemma.npy")
         self.lexical: Any = None
         if "lexical" in self._scorers:
-            from index.lexical import GlossBM25
+            from definitionemb.index.lexical import GlossBM25
 
             try:
                 self.lexical = GlossBM25.load(folder / "lexical.npz", self.headwords.n_senses)
@@ -632,7 +631,7 @@ class ReverseDictionary:
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self._encoder is None:
-            from index.sentence import SentenceEncoder
+            from definitionemb.index.sentence import SentenceEncoder
 
             dev = self.device
             if dev == "auto":

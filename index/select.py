@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from embedder.binding import LexiconRef, bound
-from embedder.rundir import RunDir
-from index.errors import SelectError
-from index.vocabulary import RunLike, as_run
+from definitionemb.embedder.binding import LexiconRef, bound
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.index.errors import SelectError
+from definitionemb.index.vocabulary import RunLike, as_run
 
 __all__ = ["Selection", "parse_select", "select_rows", "task_texts", "task_token_counts"]
 

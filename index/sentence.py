@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from index.errors import IndexStageError
+from definitionemb.index.errors import IndexStageError
 
 __all__ = ["SentenceSpec", "sentence_spec", "SentenceEncoder"]
 

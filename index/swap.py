@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from index.errors import SwapError
+from definitionemb.index.errors import SwapError
 
 __all__ = ["SwapReport", "replace_rows", "embedding_tables"]
 

@@ -11,14 +11,13 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from definitionemb.embedder.binding import LexiconRef, bound
+from definitionemb.index.errors import IndexStageError
+from definitionemb.index.faiss_index import open_index
+from definitionemb.index.query import clamp_k, search_without_self
+from definitionemb.index.vocabulary import RunLike, as_run
+from definitionemb.lexicon.db import writing
 from tqdm import tqdm
-
-from embedder.binding import LexiconRef, bound
-from index.errors import IndexStageError
-from index.faiss_index import open_index
-from index.query import clamp_k, search_without_self
-from index.vocabulary import RunLike, as_run
-from lexicon.db import writing
 
 __all__ = ["NeighborTableResult", "neighbor_frame", "neighbors_table"]
 

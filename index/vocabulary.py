@@ -10,9 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-
-from embedder.binding import RunLike, as_run
-from index.errors import TokenNotFound
+from definitionemb.embedder.binding import RunLike, as_run
+from definitionemb.index.errors import TokenNotFound
 
 __all__ = ["RunLike", "as_run", "pieces_by_id", "resolve_tokens"]
 

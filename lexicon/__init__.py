@@ -14,31 +14,37 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from lexicon.errors import DefembError, LexiconError, SchemaMismatch, SourceError, TokenizerError
+from definitionemb.lexicon.errors import (
+    DefembError,
+    LexiconError,
+    SchemaMismatch,
+    SourceError,
+    TokenizerError,
+)
 
 if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
-    from lexicon.aligner import AlignReport, align, tokenizer_id
-    from lexicon.builder import BuildReport, build
-    from lexicon.db import connect, fingerprint
-    from lexicon.queries import coverage, coverage_frame, definitions, export_parquet, query
-    from lexicon.tokenizers import Vocab, load_vocab, vocab_fingerprint
+    from definitionemb.lexicon.aligner import AlignReport, align, tokenizer_id
+    from definitionemb.lexicon.builder import BuildReport, build
+    from definitionemb.lexicon.db import connect, fingerprint
+    from definitionemb.lexicon.queries import coverage, coverage_frame, definitions, export_parquet, query
+    from definitionemb.lexicon.tokenizers import Vocab, load_vocab, vocab_fingerprint
 
 _LAZY = {
-    "build": "lexicon.builder",
-    "BuildReport": "lexicon.builder",
-    "align": "lexicon.aligner",
-    "AlignReport": "lexicon.aligner",
-    "tokenizer_id": "lexicon.aligner",
-    "coverage": "lexicon.queries",
-    "coverage_frame": "lexicon.queries",
-    "definitions": "lexicon.queries",
-    "query": "lexicon.queries",
-    "export_parquet": "lexicon.queries",
-    "load_vocab": "lexicon.tokenizers",
-    "Vocab": "lexicon.tokenizers",
-    "vocab_fingerprint": "lexicon.tokenizers",
-    "connect": "lexicon.db",
-    "fingerprint": "lexicon.db",
+    "build": "definitionemb.lexicon.builder",
+    "BuildReport": "definitionemb.lexicon.builder",
+    "align": "definitionemb.lexicon.aligner",
+    "AlignReport": "definitionemb.lexicon.aligner",
+    "tokenizer_id": "definitionemb.lexicon.aligner",
+    "coverage": "definitionemb.lexicon.queries",
+    "coverage_frame": "definitionemb.lexicon.queries",
+    "definitions": "definitionemb.lexicon.queries",
+    "query": "definitionemb.lexicon.queries",
+    "export_parquet": "definitionemb.lexicon.queries",
+    "load_vocab": "definitionemb.lexicon.tokenizers",
+    "Vocab": "definitionemb.lexicon.tokenizers",
+    "vocab_fingerprint": "definitionemb.lexicon.tokenizers",
+    "connect": "definitionemb.lexicon.db",
+    "fingerprint": "definitionemb.lexicon.db",
 }
 
 __all__ = ["DefembError", "LexiconError", "SchemaMismatch", "SourceError", "TokenizerError", *_LAZY]
@@ -47,4 +53,4 @@ __all__ = ["DefembError", "LexiconError", "SchemaMismatch", "SourceError", "Toke
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'lexicon' has no attribute {name!r}")
+    raise AttributeError(f"module 'definitionemb.lexicon' has no attribute {name!r}")

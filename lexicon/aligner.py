@@ -48,10 +48,9 @@ from typing import Any
 
 import duckdb
 import polars as pl
-
-from lexicon.db import connect, writing
-from lexicon.errors import LexiconError, TokenizerError
-from lexicon.frequencies import (
+from definitionemb.lexicon.db import connect, writing
+from definitionemb.lexicon.errors import LexiconError, TokenizerError
+from definitionemb.lexicon.frequencies import (
     Frequencies,
     check_buckets,
     from_chunks,
@@ -60,9 +59,9 @@ from lexicon.frequencies import (
     from_vocab_order,
     ranks_and_buckets,
 )
-from lexicon.numerals import numeral_table
-from lexicon.tokenizers import Vocab, load_vocab, token_rows
-from lexicon.wordfreq_counts import from_wordfreq
+from definitionemb.lexicon.numerals import numeral_table
+from definitionemb.lexicon.tokenizers import Vocab, load_vocab, token_rows
+from definitionemb.lexicon.wordfreq_counts import from_wordfreq
 
 __all__ = [
     "align",
@@ -465,7 +464,7 @@ def _align_sql(
 def _summary(
     con: duckdb.DuckDBPyConnection, tid: int
 ) -> tuple[int, int, int, dict[str, dict[str, float]], dict[str, int]]:
-    from lexicon.queries import coverage_of
+    from definitionemb.lexicon.queries import coverage_of
 
     cov = coverage_of(con, tid)
     links = con.execute("SELECT count(*) FROM alignment WHERE tokenizer_id = ?", [tid]).fetchone()

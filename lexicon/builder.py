@@ -22,13 +22,12 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from definitionemb.lexicon import normalise
+from definitionemb.lexicon.db import writing
+from definitionemb.lexicon.sources import open_source
+from definitionemb.lexicon.sources.base import Source
+from definitionemb.lexicon.sources.sink import Columns, Sink
 from tqdm import tqdm
-
-from lexicon import normalise
-from lexicon.db import writing
-from lexicon.sources import open_source
-from lexicon.sources.base import Source
-from lexicon.sources.sink import Columns, Sink
 
 __all__ = ["BuildReport", "SourceReport", "build"]
 

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-
-from lexicon.errors import LexiconBusy, LexiconError, SchemaMismatch
-from lexicon.fileio import fsync_dir
+from definitionemb.core.fileio import fsync_dir
+from definitionemb.lexicon.errors import LexiconBusy, LexiconError, SchemaMismatch
 
 __all__ = ["SCHEMA_VERSION", "connect", "fingerprint", "lock_path", "schema_sql", "writing"]
 
@@ -32,7 +31,7 @@ SCHEMA_VERSION = "1"
 
 def schema_sql() -> str:
     """The DDL of the lexicon, as shipped in `lexicon/schema.sql`."""
-    return resources.files("lexicon").joinpath("schema.sql").read_text(encoding="utf-8")
+    return resources.files("definitionemb.lexicon").joinpath("schema.sql").read_text(encoding="utf-8")
 
 
 def _init(con: duckdb.DuckDBPyConnection) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from definitionemb.core.errors import DefembError, OutputError
+
 __all__ = [
     "DefembError",
     "LexiconBusy",
@@ -11,14 +13,6 @@ __all__ = [
     "SourceError",
     "TokenizerError",
 ]
-
-
-class DefembError(Exception):
-    """Root of every error any stage raises on purpose (lexicon, embedder, index, evaluation, defemb).
-
-    It lives here because lexicon is the bottom of the flow, so every package can derive from it; the
-    command line catches this one type and prints its message instead of a traceback.
-    """
 
 
 class LexiconError(DefembError):
@@ -35,10 +29,6 @@ class SourceError(LexiconError):
 
 class TokenizerError(LexiconError):
     """A tokenizer that cannot be loaded, or that the database has not aligned yet."""
-
-
-class OutputError(LexiconError):
-    """An output path the toolkit refuses to write (it exists, or is not the toolkit's to replace)."""
 
 
 class LexiconBusy(LexiconError):

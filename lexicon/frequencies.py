@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from lexicon.errors import TokenizerError
-from lexicon.tokenizers import Vocab, open_tokenizer, resolve_tokenizer_dir
+from definitionemb.lexicon.errors import TokenizerError
+from definitionemb.lexicon.tokenizers import Vocab, open_tokenizer, resolve_tokenizer_dir
 
 __all__ = [
     "Frequencies",

@@ -12,11 +12,10 @@ from typing import Any
 
 import duckdb
 import polars as pl
-
-from lexicon.db import connect
-from lexicon.errors import LexiconError, TokenizerError
-from lexicon.fileio import claim_output, output_dir
-from lexicon.tokenizers import Vocab, load_vocab
+from definitionemb.core.fileio import claim_output, output_dir
+from definitionemb.lexicon.db import connect
+from definitionemb.lexicon.errors import LexiconError, TokenizerError
+from definitionemb.lexicon.tokenizers import Vocab, load_vocab
 
 __all__ = [
     "coverage",

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from lexicon.errors import TokenizerError
+from definitionemb.lexicon.errors import TokenizerError
 
 __all__ = [
     "Vocab",

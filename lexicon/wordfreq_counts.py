@@ -25,10 +25,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-
-from lexicon.errors import TokenizerError
-from lexicon.frequencies import Frequencies, from_chunks
-from lexicon.tokenizers import Vocab, open_tokenizer
+from definitionemb.lexicon.errors import TokenizerError
+from definitionemb.lexicon.frequencies import Frequencies, from_chunks
+from definitionemb.lexicon.tokenizers import Vocab, open_tokenizer
 
 __all__ = ["from_wordfreq", "wordfreq_version", "SCALE"]
 

@@ -19,12 +19,11 @@ import time
 
 import numpy as np
 import torch
-
-from embedder.binding import bound
-from embedder.rundir import RunDir
-from evaluation.finetune import FinetuneConfig, finetune_scores
-from evaluation.glue_data import read_glue_tsv, task_files
-from index.policy import RowPolicy, policy_matrix
+from definitionemb.embedder.binding import bound
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.evaluation.finetune import FinetuneConfig, finetune_scores
+from definitionemb.evaluation.glue_data import read_glue_tsv, task_files
+from definitionemb.index.policy import RowPolicy, policy_matrix
 
 
 def main() -> None:

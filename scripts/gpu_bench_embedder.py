@@ -29,12 +29,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from embedder.batching import MicroBatchStream  # noqa: E402
-from embedder.config import PromptConfig  # noqa: E402
-from embedder.examples import Collator, Examples  # noqa: E402
-from embedder.inference import autocast, predict  # noqa: E402
-from embedder.models import Regressor  # noqa: E402
-from embedder.trainer import regression_loss  # noqa: E402
+from definitionemb.embedder.batching import MicroBatchStream  # noqa: E402
+from definitionemb.embedder.config import PromptConfig  # noqa: E402
+from definitionemb.embedder.examples import Collator, Examples  # noqa: E402
+from definitionemb.embedder.inference import autocast, predict  # noqa: E402
+from definitionemb.embedder.models import Regressor  # noqa: E402
+from definitionemb.embedder.trainer import regression_loss  # noqa: E402
 
 
 def synthetic_examples(n: int, vocab: int, max_len: int, seed: int = 0) -> Examples:

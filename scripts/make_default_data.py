@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 MAX_SENSES = 6
-OUT = Path(__file__).resolve().parents[1] / "defemb" / "data" / "open-dictionary-minilm.tar.gz"
+OUT = Path(__file__).resolve().parents[1] / "definitionemb" / "data" / "open-dictionary-minilm.tar.gz"
 _OF = re.compile(r"\b(?:of|form of)\s+([a-z][a-z'-]*)\W*$", re.IGNORECASE)
 
 

@@ -20,12 +20,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from embedder.config import TrainConfig
-from embedder.examples import Collator
-from embedder.lexicon_io import resolve_tokenizer, tokenizer_sha256
-from embedder.models import POOLINGS, Regressor, load_pretrained
-from embedder.trainer import _baseline_cosine, _frozen_features, _pool, _prepare_data, _scores, ridge_fit
+from definitionemb.embedder.config import TrainConfig
+from definitionemb.embedder.examples import Collator
+from definitionemb.embedder.lexicon_io import resolve_tokenizer, tokenizer_sha256
+from definitionemb.embedder.models import POOLINGS, Regressor, load_pretrained
+from definitionemb.embedder.trainer import (
+    _baseline_cosine,
+    _frozen_features,
+    _pool,
+    _prepare_data,
+    _scores,
+    ridge_fit,
+)
 
 
 def main() -> None:

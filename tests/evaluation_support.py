@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from definitionemb.embedder.rundir import RunDir
 from fabricate import write_lexicon, write_run
-
-from embedder.rundir import RunDir
 
 DATA = Path(__file__).parent / "data" / "eval"
 RULES = ("exact", "casefold", "lemma", "affix")
@@ -59,8 +58,7 @@ def make_run(
 def make_lexicon(db: Path, vocab_size: int, special: tuple[int, ...], covered: np.ndarray) -> None:
     """A lexicon with one tokenizer (id 1): every token with a bucket by id order, covered tokens aligned."""
     import polars as pl
-
-    from evaluation.rows import buckets_by_order
+    from definitionemb.evaluation.rows import buckets_by_order
 
     labels = buckets_by_order(vocab_size, special)
     ids = np.arange(vocab_size)

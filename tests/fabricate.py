@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-
-from embedder.rundir import RunDir
-from lexicon.db import connect, fingerprint, writing
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.lexicon.db import connect, fingerprint, writing
 
 __all__ = ["lexicon_fingerprint", "write_lexicon", "write_run"]
 

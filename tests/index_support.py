@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from definitionemb.embedder.rundir import RunDir
 from fabricate import lexicon_fingerprint, write_lexicon, write_run
-
-from embedder.rundir import RunDir
 
 DATA = Path(__file__).parent / "data"
 SPECIAL = (0, 1, 2, 3, 50264)  # <s> <pad> </s> <unk> <mask>

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from definitionemb.index.query import KClamped, neighbors, reverse_vectors
+from definitionemb.index.table import neighbor_frame
+from definitionemb.lexicon.builder import build
+from definitionemb.lexicon.errors import TokenizerError
+from definitionemb.lexicon.tokenizers import load_vocab
 from index_support import make_lexicon, make_run, roberta_pieces
 
-import index
-from defemb.cli import cli
-from index.query import KClamped, neighbors, reverse_vectors
-from index.table import neighbor_frame
-from lexicon.builder import build
-from lexicon.errors import TokenizerError
-from lexicon.tokenizers import load_vocab
+from definitionemb import index
+from definitionemb.cli import cli
 
 DATA = Path(__file__).parent / "data"
 TSV = DATA / "tsv" / "user-definitions.tsv"

@@ -10,18 +10,18 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from definitionemb.embedder.errors import EmbedderError
+from definitionemb.evaluation.errors import EvaluationError
+from definitionemb.index.errors import IndexStageError
+from definitionemb.lexicon.errors import DefembError, LexiconError
 
-from defemb._cli import Group, emit, json_option, run_option
-from defemb.cli import cli
-from embedder.errors import EmbedderError
-from evaluation.errors import EvaluationError
-from index.errors import IndexStageError
-from lexicon.errors import DefembError, LexiconError
+from definitionemb._cli import Group, emit, json_option, run_option
+from definitionemb.cli import cli
 
 
 def test_every_stage_error_derives_from_one_root() -> None:
-    from defemb.config import ConfigError
-    from defemb.pipeline import PipelineError
+    from definitionemb.config import ConfigError
+    from definitionemb.pipeline import PipelineError
 
     for exc in (LexiconError, EmbedderError, IndexStageError, EvaluationError, ConfigError, PipelineError):
         assert issubclass(exc, DefembError), exc

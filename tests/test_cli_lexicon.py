@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import lexicon
-from defemb.cli import cli
+from definitionemb import lexicon
+from definitionemb.cli import cli
 
 DATA = Path(__file__).parent / "data"
 OD = DATA / "lexicon-align" / "open-dictionary" / "api"

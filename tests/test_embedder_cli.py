@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from test_embedder_support import base_lexicon, bert_lexicon  # noqa: F401
 
-from defemb.cli import cli
+from definitionemb.cli import cli
 
 TINY = ["--steps", "4", "--batch-tokens", "512", "--warmup", "2", "--device", "cpu", "--quiet", "--seed", "3"]
 
@@ -67,9 +67,8 @@ def test_ddp_two_processes_match_single_process(
     bert_lexicon: Path, tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
     """torchrun, 2 ranks (gloo) ≡ one process with grad_accum 2: same micro-batches, same averaged gradient."""
+    from definitionemb.embedder.checkpoint import latest_checkpoint
     from safetensors.torch import load_file
-
-    from embedder.checkpoint import latest_checkpoint
 
     common = [
         "embed",
@@ -95,7 +94,7 @@ def test_ddp_two_processes_match_single_process(
             "--nproc-per-node",
             "2",
             "-m",
-            "defemb.cli",
+            "definitionemb.cli",
             *common,
             "--run-dir",
             str(tmp_path / "ddp"),

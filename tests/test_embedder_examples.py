@@ -6,18 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from embedder.batching import (
+from definitionemb.embedder.batching import (
     MicroBatchStream,
     bucketed_epoch,
     fixed_batches,
     padding_fraction,
     sorted_batches,
 )
-from embedder.config import PromptConfig, TrainConfig
-from embedder.errors import EmbedderError
-from embedder.examples import Collator, build_examples, split_heldout, word_pieces
-from embedder.lexicon_io import Definitions
+from definitionemb.embedder.config import PromptConfig, TrainConfig
+from definitionemb.embedder.errors import EmbedderError
+from definitionemb.embedder.examples import Collator, build_examples, split_heldout, word_pieces
+from definitionemb.embedder.lexicon_io import Definitions
 
 
 def _defs(token_ids: list[int], glosses: list[str], pos: list[str | None] | None = None) -> Definitions:
@@ -34,14 +33,14 @@ def _defs(token_ids: list[int], glosses: list[str], pos: list[str | None] | None
 
 @pytest.fixture(scope="module")
 def bert_tok(minilm_tokenizer_dir: Path):  # type: ignore[no-untyped-def]
-    from embedder.models import load_tokenizer
+    from definitionemb.embedder.models import load_tokenizer
 
     return load_tokenizer(minilm_tokenizer_dir)
 
 
 @pytest.fixture(scope="module")
 def roberta_tok(tiny_roberta_dir: Path):  # type: ignore[no-untyped-def]
-    from embedder.models import load_tokenizer
+    from definitionemb.embedder.models import load_tokenizer
 
     return load_tokenizer(tiny_roberta_dir)
 
@@ -172,7 +171,7 @@ def test_config_refuses_bad_values(tmp_path: Path) -> None:
         TrainConfig(db="x", model="y", run="z", schedule="linear")
     with pytest.raises(EmbedderError, match="batch_tokens"):
         TrainConfig(db="x", model="y", run="z", batch_tokens=10)
-    from embedder.config import preset
+    from definitionemb.embedder.config import preset
 
     paper = preset("paper", db="x", model="y", run="z")
     assert (paper.lr, paper.warmup, paper.schedule, paper.loss, paper.clip) == (

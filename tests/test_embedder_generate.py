@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from definitionemb.embedder.errors import EmbedderError, NonFiniteOutput, RunMismatch
+from definitionemb.embedder.rundir import RunDir
 from test_embedder_support import base_lexicon, bert_lexicon, tiny_config  # noqa: F401
 
-import embedder
-from embedder.errors import EmbedderError, NonFiniteOutput, RunMismatch
-from embedder.rundir import RunDir
+from definitionemb import embedder
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def generated(bert_lexicon: Path, tiny_bert_dir: Path, tmp_path_factory: pytest.
 def test_token_rows_cover_exactly_the_aligned_tokens(generated: Path, bert_lexicon: Path) -> None:
     rd = RunDir.open(generated)
     m = rd.manifest()
-    from lexicon.db import connect
+    from definitionemb.lexicon.db import connect
 
     con = connect(bert_lexicon)
     aligned = {
@@ -54,7 +54,7 @@ def test_token_rows_cover_exactly_the_aligned_tokens(generated: Path, bert_lexic
 
 
 def test_token_row_is_the_first_definition_through_the_regressor(generated: Path, bert_lexicon: Path) -> None:
-    from lexicon.db import connect
+    from definitionemb.lexicon.db import connect
 
     con = connect(bert_lexicon)
     tid, pos, gloss = con.execute(
@@ -69,10 +69,10 @@ def test_token_row_is_the_first_definition_through_the_regressor(generated: Path
 def test_neighbour_step_moves_rows_as_its_choice_says(
     generated: Path, bert_lexicon: Path, tmp_path: Path
 ) -> None:
-    from embedder.examples import build_examples
-    from embedder.generator import _prompt_of
-    from embedder.lexicon_io import fetch_definitions
-    from embedder.neighbours import nearest_other, neighbour_rows
+    from definitionemb.embedder.examples import build_examples
+    from definitionemb.embedder.generator import _prompt_of
+    from definitionemb.embedder.lexicon_io import fetch_definitions
+    from definitionemb.embedder.neighbours import nearest_other, neighbour_rows
 
     run = tmp_path / "nb"
     shutil.copytree(generated, run)
@@ -99,7 +99,7 @@ def test_neighbour_step_moves_rows_as_its_choice_says(
             near, orig[ex.token_id], nb["k"], nb["tau"]
         )
     got = RunDir.open(run).token_vectors()
-    from embedder.inference import mean_by_token
+    from definitionemb.embedder.inference import mean_by_token
 
     uniq, rows = mean_by_token(ex.token_id, ex.rank, want, 1)
     assert np.allclose(got[uniq], rows, atol=1e-4)
@@ -161,9 +161,8 @@ def test_encode_definitions_is_order_independent(generated: Path) -> None:
 def test_nan_rows_are_refused_and_nothing_is_written(
     generated: Path, bert_lexicon: Path, tmp_path: Path
 ) -> None:
+    from definitionemb.embedder.checkpoint import latest_checkpoint
     from safetensors.torch import load_file, save_file
-
-    from embedder.checkpoint import latest_checkpoint
 
     run = tmp_path / "nan"
     shutil.copytree(generated, run)
@@ -182,7 +181,7 @@ def test_nan_rows_are_refused_and_nothing_is_written(
 def test_mismatched_lexicon_or_tokenizer_is_refused(
     generated: Path, base_lexicon: Path, bert_lexicon: Path, tmp_path: Path
 ) -> None:
-    import lexicon
+    from definitionemb import lexicon
 
     other = tmp_path / "other.duckdb"
     shutil.copy(bert_lexicon, other)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_embedder_support import base_lexicon  # noqa: F401
 
-import embedder
+from definitionemb import embedder
 
 
 @pytest.mark.slow

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from embedder.errors import EmbedderError
-from embedder.inference import mean_by_token
-from embedder.neighbours import choose, nearest_other, neighbour_rows
+from definitionemb.embedder.errors import EmbedderError
+from definitionemb.embedder.inference import mean_by_token
+from definitionemb.embedder.neighbours import choose, nearest_other, neighbour_rows
 
 
 def _defs(n_tokens: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,7 +34,7 @@ def test_nearest_other_is_the_brute_force_search_without_the_own_token() -> None
     assert not (token[nb.index] == token[:, None]).any()
     assert np.all(np.diff(nb.sim, axis=1) <= 1e-6)
     # queries and references apart, in several blocks
-    import embedder.neighbours as nbm
+    import definitionemb.embedder.neighbours as nbm
 
     old = nbm._BLOCK
     nbm._BLOCK = 7

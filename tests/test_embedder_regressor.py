@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from definitionemb.embedder.checkpoint import load_regressor
+from definitionemb.embedder.config import PRESETS, TrainConfig, preset
+from definitionemb.embedder.errors import EmbedderError
+from definitionemb.embedder.examples import heldout_tokens
+from definitionemb.embedder.inference import mean_by_token
+from definitionemb.embedder.models import Regressor, load_pretrained
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.embedder.trainer import ridge_fit
 from test_embedder_support import base_lexicon, bert_lexicon, tiny_config  # noqa: F401
 
-import embedder
-from embedder.checkpoint import load_regressor
-from embedder.config import PRESETS, TrainConfig, preset
-from embedder.errors import EmbedderError
-from embedder.examples import heldout_tokens
-from embedder.inference import mean_by_token
-from embedder.models import Regressor, load_pretrained
-from embedder.rundir import RunDir
-from embedder.trainer import ridge_fit
+from definitionemb import embedder
 
 
 def test_mean_by_token_averages_the_top_k_senses() -> None:

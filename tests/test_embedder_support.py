@@ -16,14 +16,14 @@ DEFS_TSV = DATA / "embedder" / "definitions.tsv"
 
 
 def build_lexicon(path: Path) -> Path:
-    import lexicon
+    from definitionemb import lexicon
 
     lexicon.build(str(path), [f"tsv:{DEFS_TSV}"], progress=False)
     return path
 
 
 def align(db: Path, model_dir: Path, frequencies: Path | None = None) -> None:
-    from lexicon.aligner import align as _align
+    from definitionemb.lexicon.aligner import align as _align
 
     _align(str(db), str(model_dir), frequencies=str(frequencies) if frequencies else None, progress=False)
 
@@ -57,7 +57,7 @@ def roberta_lexicon(
 
 def tiny_config(db: Path, model: Path, run: Path, **kw: object):  # type: ignore[no-untyped-def]
     """A fast config for tiny random models: few steps, small batches, no progress bars."""
-    from embedder.config import TrainConfig
+    from definitionemb.embedder.config import TrainConfig
 
     base: dict[str, object] = dict(
         db=str(db),

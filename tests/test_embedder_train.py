@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from definitionemb.embedder.checkpoint import latest_checkpoint
+from definitionemb.embedder.errors import EmbedderError, RunMismatch
+from definitionemb.embedder.models import Regressor, load_pretrained, set_trainable
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.embedder.trainer import make_scheduler, regression_loss
 from test_embedder_support import base_lexicon, bert_lexicon, roberta_lexicon, tiny_config  # noqa: F401
 
-import embedder
-from embedder.checkpoint import latest_checkpoint
-from embedder.errors import EmbedderError, RunMismatch
-from embedder.models import Regressor, load_pretrained, set_trainable
-from embedder.rundir import RunDir
-from embedder.trainer import make_scheduler, regression_loss
+from definitionemb import embedder
 
 MANIFEST_KEYS = {
     "run_id",
@@ -58,7 +58,7 @@ def test_bert_run_folder_and_manifest(bert_run: Path, bert_lexicon: Path, tiny_b
     assert set(m) >= MANIFEST_KEYS
     assert m["model_family"] == "bert" and m["vocab_size"] == 30522 and m["dim"] == 32
     assert m["lexicon_db"] == str(bert_lexicon.resolve())
-    from lexicon.tokenizers import load_vocab
+    from definitionemb.lexicon.tokenizers import load_vocab
 
     assert m["tokenizer_sha256"] == load_vocab(str(tiny_bert_dir)).sha256
     orig = rd.original_vectors()
@@ -107,7 +107,7 @@ def test_resume_refuses_another_lexicon(
 
     from test_embedder_support import DEFS_TSV, align
 
-    import lexicon
+    from definitionemb import lexicon
 
     other = tmp_path / "other.duckdb"
     shutil.copy(base_lexicon, other)
@@ -180,7 +180,7 @@ def test_reference_loss_scale_and_schedules() -> None:
     assert float(loss) == pytest.approx(100.0)  # sum sq err / d × 100, mean over targets
     both, mse2 = regression_loss(torch.ones(3, 4), 2 * torch.ones(3, 4), "mse+cos")
     assert float(mse2) == pytest.approx(100.0) and float(both) == pytest.approx(100.0, abs=1e-4)
-    from embedder.config import TrainConfig
+    from definitionemb.embedder.config import TrainConfig
 
     p = torch.nn.Parameter(torch.zeros(1))
     for schedule, at_end in (("inverse_sqrt", math.sqrt(10 / 100)), ("cosine", 0.05), ("constant", 1.0)):

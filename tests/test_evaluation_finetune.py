@@ -7,12 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from evaluation_support import DATA, make_run
-from scipy.stats import ttest_rel
-
-from embedder.rundir import RunDir
-from evaluation.errors import DataFormatError, EvaluationError
-from evaluation.finetune import (
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.evaluation.errors import DataFormatError, EvaluationError
+from definitionemb.evaluation.finetune import (
     FinetuneConfig,
     compare_glue,
     finetune_once,
@@ -20,7 +17,9 @@ from evaluation.finetune import (
     matthews,
     paired_test,
 )
-from evaluation.glue_data import read_glue_tsv, task_files
+from definitionemb.evaluation.glue_data import read_glue_tsv, task_files
+from evaluation_support import DATA, make_run
+from scipy.stats import ttest_rel
 
 COLA = DATA / "glue" / "CoLA"
 
@@ -96,7 +95,7 @@ def _cfg(**kw: object) -> FinetuneConfig:
 def test_same_seed_same_model_when_nothing_is_swapped(tiny_bert_dir: Path, tmp_path: Path) -> None:
     """With an empty selection the 'swapped' model is the original: every seed must give equal results,
     which holds only if data order, head initialisation and dropout are all seeded identically."""
-    pytest.importorskip("index.swap")
+    pytest.importorskip("definitionemb.index.swap")
     run = make_run(tmp_path / "r", tiny_bert_dir, "bert", covered_share=0.0)
     res = compare_glue(run, _cfg(max_train=32))
     assert res.replaced_rows == 0 and len(res.seeds) == 2
@@ -132,7 +131,7 @@ def test_one_fine_tune_scored_on_a_carved_split_and_dev(tiny_bert_dir: Path) -> 
 
 
 def test_compare_glue_cola_slice(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("index.swap")
+    pytest.importorskip("definitionemb.index.swap")
     run = make_run(tmp_path / "r", tiny_bert_dir, "bert", covered_share=0.5)
     res = compare_glue(run, _cfg(seeds=(1, 2), max_train=48))
     d = res.to_dict()
@@ -148,10 +147,10 @@ def test_compare_glue_cola_slice(tiny_bert_dir: Path, tmp_path: Path) -> None:
 
 
 def test_cli_glue_json_and_stored_result(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("index.swap")
+    pytest.importorskip("definitionemb.index.swap")
     from click.testing import CliRunner
 
-    from defemb.cli import cli
+    from definitionemb.cli import cli
 
     run = make_run(tmp_path / "r", tiny_bert_dir, "bert")
     res = CliRunner().invoke(
@@ -189,7 +188,7 @@ def test_cli_glue_json_and_stored_result(tiny_bert_dir: Path, tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_cola_with_real_minilm(minilm_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("index.swap")
+    pytest.importorskip("definitionemb.index.swap")
     run = make_run(tmp_path / "minilm", minilm_dir, "bert", covered_share=0.3)
     res = compare_glue(RunDir.open(run.path), _cfg(seeds=(1,), lr=5e-5, epochs=1.0, max_train=32))
     assert res.eval_examples == 32
@@ -198,7 +197,7 @@ def test_cola_with_real_minilm(minilm_dir: Path, tmp_path: Path) -> None:
 
 def test_sentence_pair_regression(tiny_bert_dir: Path, tmp_path: Path) -> None:
     """The STS-B path: a headered TSV with sentence1, sentence2 and a float score; Pearson/Spearman out."""
-    pytest.importorskip("index.swap")
+    pytest.importorskip("definitionemb.index.swap")
     cola = read_glue_tsv(COLA / "in_domain_train.tsv")
     task = tmp_path / "STS-B"
     task.mkdir()

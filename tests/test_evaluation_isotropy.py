@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from evaluation.errors import EvaluationError
-from evaluation.geometry import (
+from definitionemb.evaluation.errors import EvaluationError
+from definitionemb.evaluation.geometry import (
     all_but_the_top,
     isoscore,
     isotropy,
@@ -15,7 +14,7 @@ from evaluation.geometry import (
     measure_by_bucket,
     top_pc_share,
 )
-from evaluation.rows import buckets_by_order
+from definitionemb.evaluation.rows import buckets_by_order
 
 
 def _transcription(w: np.ndarray) -> float:
@@ -151,7 +150,7 @@ def test_measure_by_bucket_excludes_special_rows() -> None:
 
 
 def test_measure_shares_one_gram_but_agrees_with_each_metric() -> None:
-    from evaluation.geometry import measure
+    from definitionemb.evaluation.geometry import measure
 
     rng = np.random.default_rng(8)
     w = rng.standard_normal((900, 12)) * np.linspace(3, 0.2, 12) + 0.4

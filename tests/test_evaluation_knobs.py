@@ -10,11 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from definitionemb.evaluation.errors import EvaluationError
+from definitionemb.evaluation.knobs import (
+    choose_how,
+    neighbours_kept,
+    pair_part,
+    split_pairs,
+    wins,
+    wins_line,
+)
+from definitionemb.evaluation.wordsim import WordPairs, read_pairs
 from evaluation_support import DATA, make_run
-
-from evaluation.errors import EvaluationError
-from evaluation.knobs import choose_how, neighbours_kept, pair_part, split_pairs, wins, wins_line
-from evaluation.wordsim import WordPairs, read_pairs
 
 TOK_DIR = Path(__file__).parent / "data" / "minilm-tokenizer"
 
@@ -152,7 +158,7 @@ def test_wins_line() -> None:
 
 @pytest.mark.slow
 def test_cli_wordsim_folder_and_knobs(tmp_path: Path, tiny_bert_dir: Path) -> None:
-    from defemb.cli import cli
+    from definitionemb.cli import cli
 
     sets = tmp_path / "sets"
     sets.mkdir()

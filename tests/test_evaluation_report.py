@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.evaluation.geometry import isotropy
+from definitionemb.evaluation.report import build_report, evaluate_run, isotropy_of_run, load_results
+from definitionemb.index.policy import DEFAULT_HOW
 from evaluation_support import DATA, input_matrix, make_lexicon, make_run
-
-from embedder.rundir import RunDir
-from evaluation.geometry import isotropy
-from evaluation.report import build_report, evaluate_run, isotropy_of_run, load_results
-from index.policy import DEFAULT_HOW
 
 SPECIAL = (0, 1, 2, 3, 50264)
 
@@ -107,7 +106,7 @@ def test_report_files_and_keys(roberta_run: tuple[RunDir, Path], tmp_path: Path)
 
 
 def test_cli_isotropy_json_on_matrix(tmp_path: Path) -> None:
-    from defemb.cli import cli
+    from definitionemb.cli import cli
 
     rng = np.random.default_rng(1)
     w = rng.standard_normal((204, 6)).astype(np.float32)
@@ -122,7 +121,7 @@ def test_cli_isotropy_json_on_matrix(tmp_path: Path) -> None:
 
 
 def test_cli_run_commands_and_report(roberta_run: tuple[RunDir, Path]) -> None:
-    from defemb.cli import cli
+    from definitionemb.cli import cli
 
     run, db = roberta_run
     r = CliRunner()
@@ -140,7 +139,7 @@ def test_cli_run_commands_and_report(roberta_run: tuple[RunDir, Path]) -> None:
 
 
 def test_cli_errors_are_one_clean_line(tmp_path: Path) -> None:
-    from defemb.cli import cli
+    from definitionemb.cli import cli
 
     np.save(tmp_path / "bad.npy", np.full((10, 3), np.nan, dtype=np.float32))
     res = CliRunner().invoke(cli, ["eval", "isotropy", "--matrix", str(tmp_path / "bad.npy")])
@@ -160,8 +159,8 @@ def test_build_report_twice_replaces_atomically(roberta_run: tuple[RunDir, Path]
 
 
 def test_a_run_refuses_another_lexicon(roberta_run: tuple[RunDir, Path], tmp_path: Path) -> None:
-    from embedder.errors import RunMismatch
-    from evaluation.rows import run_buckets
+    from definitionemb.embedder.errors import RunMismatch
+    from definitionemb.evaluation.rows import run_buckets
 
     run, db = roberta_run
     other = make_run(
@@ -176,7 +175,7 @@ def test_a_run_refuses_another_lexicon(roberta_run: tuple[RunDir, Path], tmp_pat
 
 
 def test_cli_isotropy_of_a_model_folder(tiny_bert_dir: Path) -> None:
-    from defemb.cli import cli
+    from definitionemb.cli import cli
 
     res = CliRunner().invoke(cli, ["eval", "isotropy", "--model", str(tiny_bert_dir), "--json"])
     assert res.exit_code == 0, res.output
@@ -190,7 +189,7 @@ def test_build_report_opens_the_lexicon_once(
     roberta_run: tuple[RunDir, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Buckets, the rare selection, coverage: one binding of the run to its lexicon, one connection."""
-    import lexicon.db
+    from definitionemb import lexicon
 
     run, _ = roberta_run
     real = lexicon.db.connect

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from evaluation_support import DATA, make_run
-
-from evaluation.errors import DataFormatError, EvaluationError
-from evaluation.summarization import (
+from definitionemb.evaluation.errors import DataFormatError, EvaluationError
+from definitionemb.evaluation.summarization import (
     PRESETS,
     Decoding,
     SummarizationConfig,
@@ -19,6 +17,7 @@ from evaluation.summarization import (
     read_split,
     rouge,
 )
+from evaluation_support import DATA, make_run
 
 SUMM = DATA / "summarization"
 
@@ -67,7 +66,7 @@ def test_paired_bootstrap() -> None:
 
 
 def test_compare_summarization_on_tiny_bart(tiny_bart_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("index.swap")
+    pytest.importorskip("definitionemb.index.swap")
     run = make_run(tmp_path / "bart", tiny_bart_dir, "bart", covered_share=0.5)
     dec = Decoding(num_beams=2, max_length=16, min_length=2, length_penalty=1.0, no_repeat_ngram_size=3)
     cfg = SummarizationConfig(
@@ -91,7 +90,7 @@ def test_compare_summarization_on_tiny_bart(tiny_bart_dir: Path, tmp_path: Path)
 
 def test_summarization_without_swap_is_reproducible(tiny_bart_dir: Path, tmp_path: Path) -> None:
     """Nothing selected: both models are the same, so the same seed must decode the same summaries."""
-    pytest.importorskip("index.swap")
+    pytest.importorskip("definitionemb.index.swap")
     run = make_run(tmp_path / "bart0", tiny_bart_dir, "bart", covered_share=0.0)
     cfg = SummarizationConfig(
         data_dir=str(SUMM),
@@ -107,10 +106,10 @@ def test_summarization_without_swap_is_reproducible(tiny_bart_dir: Path, tmp_pat
 
 
 def test_cli_summarization_rejects_an_encoder(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("index.swap")
+    pytest.importorskip("definitionemb.index.swap")
     from click.testing import CliRunner
 
-    from defemb.cli import cli
+    from definitionemb.cli import cli
 
     run = make_run(tmp_path / "bert", tiny_bert_dir, "bert")
     res = CliRunner().invoke(
@@ -136,12 +135,12 @@ def test_cli_summarization_rejects_an_encoder(tiny_bert_dir: Path, tmp_path: Pat
 
 @pytest.mark.slow
 def test_cli_summarization_json(tiny_bart_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("index.swap")
+    pytest.importorskip("definitionemb.index.swap")
     import json
 
     from click.testing import CliRunner
 
-    from defemb.cli import cli
+    from definitionemb.cli import cli
 
     run = make_run(tmp_path / "bart", tiny_bart_dir, "bart", covered_share=0.0)
     res = CliRunner().invoke(

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from definitionemb.evaluation.swap import load_model, save_swapped
 from evaluation_support import make_lexicon, make_run
 
-from evaluation.swap import load_model, save_swapped
-
-pytest.importorskip("index.swap", reason="index.swap.replace_rows has not landed yet")
+pytest.importorskip("definitionemb.index.swap", reason="index.swap.replace_rows has not landed yet")
 
 
 def _rows(model: torch.nn.Module) -> np.ndarray:
@@ -60,7 +59,7 @@ def test_swap_rare_selection_and_replacement(tiny_bert_dir: Path, tmp_path: Path
     covered = np.asarray(run.covered_mask())
     make_lexicon(db, covered.size, (0, 100, 101, 102, 103), covered)
     first = save_swapped(run, rows="rare", how="replace")
-    from evaluation.rows import buckets_from_lexicon
+    from definitionemb.evaluation.rows import buckets_from_lexicon
 
     rare = buckets_from_lexicon(db, 1, covered.size) == "rare"
     assert first.replaced_rows == int((rare & covered).sum()) > 0
@@ -76,7 +75,7 @@ def test_swap_rare_selection_and_replacement(tiny_bert_dir: Path, tmp_path: Path
 def test_cli_swap(tiny_bert_dir: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from defemb.cli import cli
+    from definitionemb.cli import cli
 
     run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=4)
     res = CliRunner().invoke(
@@ -86,7 +85,7 @@ def test_cli_swap(tiny_bert_dir: Path, tmp_path: Path) -> None:
     out = json.loads(res.stdout)
     assert out["replaced_rows"] == int(np.asarray(run.covered_mask()).sum())
     assert (tmp_path / "m" / "config.json").is_file()
-    from index.policy import DEFAULT_HOW
+    from definitionemb.index.policy import DEFAULT_HOW
 
     assert out["how"] == DEFAULT_HOW  # no flag: the shipped default policy
     res = CliRunner().invoke(cli, ["eval", "swap", "--run", str(run.path), "--rows", "nonsense"])
@@ -94,9 +93,8 @@ def test_cli_swap(tiny_bert_dir: Path, tmp_path: Path) -> None:
 
 
 def test_swap_task_tail_selection(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from definitionemb.index.select import select_rows
     from evaluation_support import DATA
-
-    from index.select import select_rows
 
     run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=6, covered_share=0.9)
     task = DATA / "glue" / "CoLA" / "in_domain_train.tsv"

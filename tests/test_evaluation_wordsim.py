@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from definitionemb.evaluation.errors import DataFormatError, EvaluationError
+from definitionemb.evaluation.wordsim import read_pairs, single_token_ids, spearman, word_similarity
 from evaluation_support import DATA
 from scipy.stats import spearmanr
-
-from evaluation.errors import DataFormatError, EvaluationError
-from evaluation.wordsim import read_pairs, single_token_ids, spearman, word_similarity
 
 RW = DATA / "word-similarity" / "EN-RW-STANFORD-head200.txt"
 RG = DATA / "word-similarity" / "EN-RG-65.txt"

@@ -1,4 +1,4 @@
-"""lexicon.fileio: atomic files and folders, and the output rule every export follows (issue 12, item 1)."""
+"""definitionemb.core.fileio: atomic files and folders, and the output rule every export follows (issue 12, item 1)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,14 @@ import json
 import os
 from pathlib import Path
 
+import definitionemb.core.fileio as fileio
 import numpy as np
 import pytest
+from definitionemb.index.errors import ExportError
+from definitionemb.index.exporter import export
+from definitionemb.lexicon.builder import build
+from definitionemb.lexicon.errors import OutputError
 from index_support import make_lexicon, make_run, roberta_pieces
-
-import lexicon.fileio as fileio
-from index.errors import ExportError
-from index.exporter import export
-from lexicon.builder import build
-from lexicon.errors import OutputError
 
 TSV = Path(__file__).parent / "data" / "tsv" / "user-definitions.tsv"
 
@@ -160,7 +159,7 @@ def test_a_file_shaped_name_gets_a_file(run, tmp_path: Path) -> None:  # type: i
 
 
 def test_parquet_export_follows_the_rule(tmp_path: Path) -> None:
-    import lexicon.queries as q
+    import definitionemb.lexicon.queries as q
 
     db = tmp_path / "lex.duckdb"
     build(db, [f"tsv:{TSV}"], progress=False)

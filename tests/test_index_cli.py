@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
 
-from defemb.cli import cli
+from definitionemb.cli import cli
 
 V, D = 6000, 16
 

@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from definitionemb.index.errors import ExportError, SelectError, SwapError
+from definitionemb.index.exporter import export
+from definitionemb.index.select import parse_select, select_rows
+from definitionemb.index.swap import replace_rows
 from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces, token_frame
 from safetensors import safe_open
-
-from index.errors import ExportError, SelectError, SwapError
-from index.exporter import export
-from index.select import parse_select, select_rows
-from index.swap import replace_rows
 
 COLA = Path(__file__).parent / "data" / "eval" / "glue" / "CoLA" / "in_domain_train.tsv"
 

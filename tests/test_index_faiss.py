@@ -8,11 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.index.errors import (
+    IndexCorrupt,
+    IndexMismatch,
+    IndexMissing,
+    IndexStageError,
+    TooFewVectors,
+)
+from definitionemb.index.faiss_index import build, build_kind, open_index
 from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
-
-from embedder.rundir import RunDir
-from index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError, TooFewVectors
-from index.faiss_index import build, build_kind, open_index
 
 V, D = 3000, 24
 
@@ -160,7 +165,7 @@ def test_missing_index_names_the_command(tmp_path: Path, lexicon_db: Path) -> No
 
 @pytest.mark.parametrize("metric", ["ip", "l2"])
 def test_more_neighbours_than_rows_pad_like_faiss(metric: str) -> None:
-    from index.faiss_core import build_faiss, prepare, search_faiss
+    from definitionemb.index.faiss_core import build_faiss, prepare, search_faiss
 
     x = np.random.default_rng(5).standard_normal((7, 8)).astype(np.float32)
     index = build_faiss(prepare(x, metric), "Flat", metric)

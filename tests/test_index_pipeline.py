@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from defemb.cli import cli as defemb_cli
+from definitionemb.cli import cli as defemb_cli
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +24,8 @@ def real_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
     lexicon = pytest.importorskip("lexicon")
     if not DEFS_TSV.exists():
         pytest.skip("tests/data/embedder/definitions.tsv is not there")
+    from definitionemb.embedder.config import GenerateConfig
     from test_embedder_support import tiny_config
-
-    from embedder.config import GenerateConfig
 
     work = tmp_path_factory.mktemp("pipeline")
     db = work / "lexicon.duckdb"
@@ -41,10 +40,10 @@ def real_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
 
 
 def test_queries_and_table_on_a_trained_run(real_run) -> None:
-    from index.faiss_index import build, open_index
-    from index.query import neighbors, reverse, senses_near
-    from index.table import neighbors_table
-    from lexicon.db import connect
+    from definitionemb.index.faiss_index import build, open_index
+    from definitionemb.index.query import neighbors, reverse, senses_near
+    from definitionemb.index.table import neighbors_table
+    from definitionemb.lexicon.db import connect
 
     run, db = real_run
     built = build(run, "tokens", "Flat", "cosine", progress=False) + build(run, "senses", progress=False)
@@ -113,9 +112,8 @@ def test_queries_and_table_on_a_trained_run(real_run) -> None:
 
 
 def test_hf_export_of_a_trained_run(real_run, tmp_path: Path) -> None:
+    from definitionemb.index.exporter import export
     from transformers import AutoModelForMaskedLM
-
-    from index.exporter import export
 
     run, db = real_run
     out = tmp_path / "model"
@@ -130,7 +128,7 @@ def test_hf_export_of_a_trained_run(real_run, tmp_path: Path) -> None:
     assert result.rows_replaced == int(covered.sum())
     shutil.rmtree(out)
     # No policy given: the shipped default, a plain mix, row by row.
-    from index.policy import DEFAULT_HOW
+    from definitionemb.index.policy import DEFAULT_HOW
 
     assert DEFAULT_HOW.startswith("mix:")
     alpha = float(DEFAULT_HOW.split(":", 1)[1])

@@ -8,12 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
-from safetensors import safe_open
-
-from index.errors import SelectError
-from index.exporter import export
-from index.policy import (
+from definitionemb.index.errors import SelectError
+from definitionemb.index.exporter import export
+from definitionemb.index.policy import (
     DEFAULT_HOW,
     How,
     RowPolicy,
@@ -23,6 +20,8 @@ from index.policy import (
     parse_how,
     policy_matrix,
 )
+from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
+from safetensors import safe_open
 
 
 def _rows(n: int = 40, d: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +170,7 @@ def test_hf_export_writes_blended_rows_into_tied_tables_and_a_card(bert_run, tmp
 
 
 def test_card_carries_the_stored_wordsim_table_and_lexicon(tmp_path: Path, tiny_roberta_dir: Path) -> None:
-    from evaluation.report import save_result
+    from definitionemb.evaluation.report import save_result
 
     db = tmp_path / "lex.duckdb"
     make_lexicon(db, roberta_pieces())
@@ -215,8 +214,8 @@ def test_sentence_transformers_pipeline_survives_the_export(tmp_path: Path, mini
 def test_a_run_that_chose_its_policy_exports_with_it_until_its_vectors_change(
     bert_run, tmp_path: Path
 ) -> None:
-    from index.exporter import as_policy
-    from index.policy import record_choice, run_choice
+    from definitionemb.index.exporter import as_policy
+    from definitionemb.index.policy import record_choice, run_choice
 
     assert run_choice(bert_run) is None and default_policy(bert_run) == default_policy()
     record_choice(

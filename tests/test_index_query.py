@@ -8,13 +8,12 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
+from definitionemb.index.errors import TokenNotFound
+from definitionemb.index.faiss_index import build
+from definitionemb.index.query import neighbors, reverse, reverse_vectors, senses_near
+from definitionemb.index.table import neighbors_table
+from definitionemb.lexicon.db import connect
 from index_support import SENSES, SPECIAL, make_lexicon, make_run, roberta_pieces
-
-from index.errors import TokenNotFound
-from index.faiss_index import build
-from index.query import neighbors, reverse, reverse_vectors, senses_near
-from index.table import neighbors_table
-from lexicon.db import connect
 
 V, D = 6000, 16
 

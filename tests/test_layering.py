@@ -1,4 +1,4 @@
-"""Imports point down the flow only: lexicon <- embedder <- index <- evaluation <- defemb."""
+"""Imports point down the flow only: core <- lexicon <- embedder <- index <- evaluation <- cli (definitionemb)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["lexicon", "embedder", "index", "evaluation", "defemb"]
+# Layer names; a layer's folder is its name, except the top one (the CLI, the pipeline, the root API).
+ORDER = ["core", "lexicon", "embedder", "index", "evaluation", "definitionemb"]
+STAGES = set(ORDER[:-1])
+# What import names each layer: anything outside definitionemb is a third-party name, kept as is.
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] != "definitionemb":
+        return parts[0]
+    return parts[1] if len(parts) > 1 and parts[1] in STAGES else "definitionemb"
+
+
 # lexicon must stay light: it is what a user opens to run SQL.
 FORBIDDEN_IN_LEXICON = {"torch", "transformers", "faiss"}
 
@@ -18,13 +30,15 @@ def _imports(path: Path) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
+            found.update(_layer(alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "definitionemb" and node.level == 0:
+            found.update(_layer(f"definitionemb.{alias.name}") for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module.split(".")[0])
+            found.add(_layer(node.module))
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module" and node.args:
             arg = node.args[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                found.add(arg.value.split(".")[0])
+                found.add(_layer(arg.value))
     return found
 
 
@@ -32,6 +46,8 @@ def _imports(path: Path) -> set[str]:
 def test_imports_point_down_the_flow(package: str) -> None:
     allowed = set(ORDER[: ORDER.index(package) + 1])
     for path in sorted((ROOT / package).rglob("*.py")):
+        if package == "definitionemb" and path.name == "__init__.py" and path.parent.name == package:
+            continue  # the root API re-exports the stages; it sits at the top with the CLI
         bad = (_imports(path) & set(ORDER)) - allowed
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}, which sit later in the flow"
 
@@ -44,8 +60,11 @@ def test_lexicon_does_not_import_heavy_frameworks() -> None:
 
 def test_checker_sees_a_violation(tmp_path: Path) -> None:
     f = tmp_path / "m.py"
-    f.write_text("import evaluation\nfrom index.swap import replace_rows\nimport torch\n")
-    assert _imports(f) == {"evaluation", "index", "torch"}
+    f.write_text(
+        "import definitionemb.evaluation\nfrom definitionemb.index.swap import replace_rows\n"
+        "from definitionemb.cli import main\nimport torch\nimport index\n"
+    )
+    assert _imports(f) == {"evaluation", "index", "definitionemb", "torch"}
 
 
 @pytest.mark.parametrize("package", ["lexicon", "embedder", "index", "evaluation"])
@@ -69,10 +88,12 @@ def test_lazy_exports_are_spelled_out_for_type_checkers(package: str) -> None:
                 for alias in imp.names:
                     typed[alias.asname or alias.name] = imp.module
     assert lazy, f"{package}/__init__.py has no _LAZY table"
-    want = {**lazy, **{m: package for m in submodules}}
+    want = {**lazy, **{m: f"definitionemb.{package}" for m in submodules}}
     assert typed == want
-    pkg = importlib.import_module(package)
+    pkg = importlib.import_module(f"definitionemb.{package}")
     for name, module in lazy.items():
         # A submodule named like a lazy export would replace it on the package once imported.
-        assert module != f"{package}.{name}", f"{module} shadows {package}.{name}: rename the module"
+        assert module != f"definitionemb.{package}.{name}", (
+            f"{module} shadows {package}.{name}: rename the module"
+        )
         assert getattr(pkg, name) is getattr(importlib.import_module(module), name)

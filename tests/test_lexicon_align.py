@@ -7,12 +7,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from definitionemb.lexicon.aligner import align
+from definitionemb.lexicon.db import connect
+from definitionemb.lexicon.errors import LexiconError, TokenizerError
+from definitionemb.lexicon.queries import definitions, query
 
-import lexicon
-from lexicon.aligner import align
-from lexicon.db import connect
-from lexicon.errors import LexiconError, TokenizerError
-from lexicon.queries import definitions, query
+from definitionemb import lexicon
 
 DATA = Path(__file__).parent / "data"
 SOURCES = [
@@ -257,8 +257,7 @@ def test_lexicon_counts_equal_tokenizing_every_gloss(
     built: Path, tmp_path: Path, minilm_tokenizer_dir: Path
 ) -> None:
     import numpy as np
-
-    from lexicon.frequencies import from_corpus
+    from definitionemb.lexicon.frequencies import from_corpus
 
     db = tmp_path / "lex.duckdb"
     shutil.copy(built, db)

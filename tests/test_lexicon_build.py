@@ -13,17 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
+from definitionemb.lexicon.builder import BuildReport, build
+from definitionemb.lexicon.errors import SourceError
+from definitionemb.lexicon.sources import lines as line_split
+from definitionemb.lexicon.sources.kaikki import KaikkiSource
+from definitionemb.lexicon.sources.lines import iter_lines
+from definitionemb.lexicon.sources.sink import Columns, Sink
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import lexicon
-import lexicon.db
-from lexicon.builder import BuildReport, build
-from lexicon.errors import SourceError
-from lexicon.sources import lines as line_split
-from lexicon.sources.kaikki import KaikkiSource
-from lexicon.sources.lines import iter_lines
-from lexicon.sources.sink import Columns, Sink
+from definitionemb import lexicon
 
 DATA = Path(__file__).parent / "data"
 KAIKKI = DATA / "kaikki"
@@ -123,8 +122,9 @@ def test_kill_9_mid_build_leaves_db_intact(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import time, pathlib
-        from lexicon.sources.kaikki import KaikkiSource
-        import lexicon.builder
+        from definitionemb.lexicon.sources.kaikki import KaikkiSource
+        import definitionemb.lexicon.builder
+        from definitionemb import lexicon
         real = KaikkiSource.read
         def slow(self, sink, progress):
             real(self, sink, progress)

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from lexicon.builder import build
-from lexicon.db import connect, lock_path, writing
-from lexicon.errors import LexiconBusy, LexiconError, SourceError
-from lexicon.queries import query
-from lexicon.sources import parse_spec
+from definitionemb.lexicon.builder import build
+from definitionemb.lexicon.db import connect, lock_path, writing
+from definitionemb.lexicon.errors import LexiconBusy, LexiconError, SourceError
+from definitionemb.lexicon.queries import query
+from definitionemb.lexicon.sources import parse_spec
 
 DATA = Path(__file__).parent / "data"
 TSV = DATA / "tsv" / "user-definitions.tsv"
@@ -55,7 +54,7 @@ def test_a_second_writer_is_refused_while_the_first_writes(tmp_path: Path) -> No
 
 
 def test_every_writer_takes_the_lock(tmp_path: Path) -> None:
-    from lexicon.aligner import align
+    from definitionemb.lexicon.aligner import align
 
     db = tmp_path / "lex.duckdb"
     build(db, [f"tsv:{TSV}"], progress=False)
@@ -95,7 +94,7 @@ def test_stale_copies_of_killed_writers_are_removed(tmp_path: Path) -> None:
 _SLOW_BUILD = textwrap.dedent(
     """
     import sys, time
-    from lexicon.sources import kaikki, lines
+    from definitionemb.lexicon.sources import kaikki, lines
     kaikki.PARALLEL_MIN_BYTES = 0
     kaikki._RANGE_MIN = 1 << 62
     kaikki.workers = lambda: 2
@@ -105,7 +104,7 @@ _SLOW_BUILD = textwrap.dedent(
         time.sleep(60)
         return real(*a)
     kaikki._work = slow
-    import lexicon.builder as b
+    import definitionemb.lexicon.builder as b
     print("start", flush=True)
     b.build(sys.argv[1], ["kaikki:" + sys.argv[2]], progress=False)
     """

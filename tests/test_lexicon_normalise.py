@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from lexicon.normalise import (
+from definitionemb.lexicon.normalise import (
     VERSION,
     clean_markup,
     detect_form_of,

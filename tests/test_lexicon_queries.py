@@ -6,9 +6,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from definitionemb.lexicon.errors import LexiconError, TokenizerError
 
-import lexicon
-from lexicon.errors import LexiconError, TokenizerError
+from definitionemb import lexicon
 
 DATA = Path(__file__).parent / "data"
 SOURCES = [
@@ -145,7 +145,7 @@ def test_a_moved_folder_is_found_by_its_aligned_name_and_a_changed_one_is_refuse
     shutil.copy(db, copy)
     moved = tmp_path / "moved-name"
     # the name is not a folder any more: found by name
-    from lexicon.db import writing
+    from definitionemb.lexicon.db import writing
 
     with writing(copy) as con:
         con.execute("UPDATE tokenizer SET name = ? WHERE tokenizer_id = 1", [str(moved)])
@@ -158,7 +158,7 @@ def test_a_moved_folder_is_found_by_its_aligned_name_and_a_changed_one_is_refuse
 
 
 def test_probe_pieces_are_whole_words_rarest_first(db: Path) -> None:
-    from lexicon.queries import probe_pieces, query
+    from definitionemb.lexicon.queries import probe_pieces, query
 
     pieces = probe_pieces(db, 1, n=4)
     assert 0 < len(pieces) <= 4 and probe_pieces(db, None, n=4) == pieces  # one tokenizer aligned

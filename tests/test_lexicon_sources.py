@@ -9,12 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from definitionemb.lexicon.builder import build
+from definitionemb.lexicon.errors import SourceError
+from definitionemb.lexicon.sources import KINDS, open_source, parse_spec
+from definitionemb.lexicon.sources.wiktionary_dump import wiktextract_unavailable
 
-import lexicon.db
-from lexicon.builder import build
-from lexicon.errors import SourceError
-from lexicon.sources import KINDS, open_source, parse_spec
-from lexicon.sources.wiktionary_dump import wiktextract_unavailable
+from definitionemb import lexicon
 
 DATA = Path(__file__).parent / "data"
 KAIKKI = DATA / "kaikki"
@@ -328,8 +328,8 @@ def test_parallel_workers_give_the_same_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
 ) -> None:
     """Worker processes (used for big files) must load exactly what the single-process path loads."""
-    from lexicon.sources import kaikki, streams
-    from lexicon.sources import lines as line_split
+    from definitionemb.lexicon.sources import kaikki, streams
+    from definitionemb.lexicon.sources import lines as line_split
 
     f, _ = _bad_kaikki(tmp_path)
     lines = _sample_lines()
@@ -374,7 +374,7 @@ def test_parallel_workers_give_the_same_database(
 
 
 def test_open_dictionary_parallel_matches_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lexicon.sources import open_dictionary
+    from definitionemb.lexicon.sources import open_dictionary
 
     tree = tmp_path / "api"
     shutil.copytree(OD, tree)

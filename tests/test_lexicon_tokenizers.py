@@ -8,10 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from lexicon.errors import TokenizerError
-from lexicon.frequencies import from_corpus, from_dict_txt, from_vocab_order, ranks_and_buckets
-from lexicon.tokenizers import byte_decoder, load_vocab, open_tokenizer, token_rows, vocab_fingerprint
+from definitionemb.lexicon.errors import TokenizerError
+from definitionemb.lexicon.frequencies import from_corpus, from_dict_txt, from_vocab_order, ranks_and_buckets
+from definitionemb.lexicon.tokenizers import (
+    byte_decoder,
+    load_vocab,
+    open_tokenizer,
+    token_rows,
+    vocab_fingerprint,
+)
 
 
 @pytest.fixture(scope="module")

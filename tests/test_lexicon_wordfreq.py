@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from lexicon.frequencies import Frequencies, ranks_and_buckets
-from lexicon.tokenizers import Vocab, load_vocab
-from lexicon.wordfreq_counts import from_wordfreq
+from definitionemb.lexicon.frequencies import Frequencies, ranks_and_buckets
+from definitionemb.lexicon.tokenizers import Vocab, load_vocab
+from definitionemb.lexicon.wordfreq_counts import from_wordfreq
 
 # Letters a byte-level BPE piece stands for, e.g. "Ã©" → "é"; GPT-2's printable stand-ins for bytes.
 _LATIN = re.compile(r"[\x00-\u024f]*")

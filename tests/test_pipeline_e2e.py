@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from defemb.cli import cli
-from defemb.config import load_config
-from defemb.pipeline import STAGES, PipelineError, run_pipeline
+from definitionemb.cli import cli
+from definitionemb.config import load_config
+from definitionemb.pipeline import STAGES, PipelineError, run_pipeline
 
 
 def _config(tmp_path: Path, data_dir: Path, model: Path) -> Path:
@@ -80,9 +80,8 @@ def test_defemb_run_end_to_end_and_reuse(tmp_path: Path, data_dir: Path, tiny_be
     assert "EN-RG-65" in report["wordsim"]
     assert (run / "report" / "report.md").is_file()
     # The PLM with the covered rows changed by the shipped row policy, loadable by transformers.
+    from definitionemb.index.policy import default_policy, policy_matrix
     from transformers import AutoModel
-
-    from index.policy import default_policy, policy_matrix
 
     swapped = AutoModel.from_pretrained(str(run / "model")).get_input_embeddings().weight.detach().numpy()
     want, mask = policy_matrix(run, None, default_policy())
@@ -115,7 +114,7 @@ def test_defemb_run_end_to_end_and_reuse(tmp_path: Path, data_dir: Path, tiny_be
 
 
 def test_unknown_stage_is_refused(tmp_path: Path) -> None:
-    from defemb.config import PipelineConfig
+    from definitionemb.config import PipelineConfig
 
     with pytest.raises(PipelineError, match="not a stage"):
         run_pipeline(PipelineConfig(work=str(tmp_path)), from_stage="nope")
@@ -133,9 +132,9 @@ def test_bad_config_is_refused_with_a_message(tmp_path: Path) -> None:
 
 
 def test_demo_config_keeps_its_senses_budget_and_other_configs_take_the_preset(tmp_path: Path) -> None:
-    import embedder
+    from definitionemb import embedder
 
-    demo_file = Path(__file__).parents[1] / "defemb" / "configs" / "minilm-demo.toml"
+    demo_file = Path(__file__).parents[1] / "definitionemb" / "configs" / "minilm-demo.toml"
     assert load_config(None).embedder == load_config(demo_file).embedder
     assert load_config(None).embedder.topk == 3
     other = tmp_path / "other.toml"

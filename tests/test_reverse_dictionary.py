@@ -15,10 +15,10 @@ import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from definitionemb.index.errors import IndexMismatch, IndexStageError
+from definitionemb.lexicon.errors import OutputError
 
-from defemb.cli import cli as defemb_cli
-from index.errors import IndexMismatch, IndexStageError
-from lexicon.errors import OutputError
+from definitionemb.cli import cli as defemb_cli
 
 DEFS_TSV = Path(__file__).parent / "data" / "embedder" / "definitions.tsv"
 
@@ -49,11 +49,10 @@ def _make_sentence_encoder(src: Path, out: Path) -> Path:
 
 def _trained_run(work: Path, model: Path) -> tuple[Path, Path]:
     """The small real lexicon aligned to `model`, a 2-step run on it and its generated rows."""
+    from definitionemb.embedder.config import GenerateConfig
     from test_embedder_support import tiny_config
 
-    import embedder
-    import lexicon
-    from embedder.config import GenerateConfig
+    from definitionemb import embedder, lexicon
 
     db = work / "lexicon.duckdb"
     lexicon.build(str(db), [f"tsv:{DEFS_TSV}"], progress=False)
@@ -71,21 +70,21 @@ def world(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
     work = tmp_path_factory.mktemp("reverse")
     run, db = _trained_run(work, _make_sentence_encoder(tiny_bert_dir, work / "tiny-st"))
     cache = work / "cache"
-    from index.reverse_dictionary import build_reverse
+    from definitionemb.index.reverse_dictionary import build_reverse
 
     build_reverse(run, cache_dir=cache, progress=False)
     return run, db, cache
 
 
 def _rd(world):  # type: ignore[no-untyped-def]
-    from index.reverse_dictionary import ReverseDictionary
+    from definitionemb.index.reverse_dictionary import ReverseDictionary
 
     run, db, cache = world
     return ReverseDictionary(run, cache_dir=cache, progress=False, device="cpu", precision="float32")
 
 
 def _gloss_of(db: Path, word: str) -> str:
-    from lexicon.db import connect
+    from definitionemb.lexicon.db import connect
 
     con = connect(db)
     try:
@@ -127,7 +126,7 @@ def test_a_split_word_is_found_from_its_gloss(world) -> None:
 
 
 def test_candidates_are_every_headword(world) -> None:
-    from lexicon.db import connect
+    from definitionemb.lexicon.db import connect
 
     rd = _rd(world)
     con = connect(world[1])
@@ -160,7 +159,7 @@ def test_scores_sorted_and_ranks_dense(world) -> None:
 
 
 def test_batch_mode_equals_single_queries(world, tmp_path: Path) -> None:
-    from index.reverse_dictionary import reverse_batch, reverse_words
+    from definitionemb.index.reverse_dictionary import reverse_batch, reverse_words
 
     run, db, cache = world
     queries = ["a small domestic animal", "to hit with the hand", _gloss_of(db, _split_word(_rd(world)))]
@@ -216,7 +215,7 @@ def test_query_without_letters_is_a_clear_error(world, tmp_path: Path) -> None:
         rd.search("12 34 ?!", k=3)
     src = tmp_path / "defs.txt"
     src.write_text("a small dog\n1234\n", encoding="utf-8")
-    from index.reverse_dictionary import reverse_batch
+    from definitionemb.index.reverse_dictionary import reverse_batch
 
     with pytest.raises(IndexStageError, match="line 2"):
         reverse_batch(world[0], src, 3, tmp_path / "o.parquet", cache_dir=world[2], progress=False)
@@ -255,8 +254,8 @@ def test_pos_filter_and_cli_json(world) -> None:
 
 
 def test_stale_indexes_are_refused(world, tmp_path: Path) -> None:
-    from embedder.rundir import RunDir
-    from index.reverse_dictionary import ReverseDictionary, build_reverse
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.index.reverse_dictionary import ReverseDictionary, build_reverse
 
     run, db, cache = world
     copy = tmp_path / "run"
@@ -284,8 +283,8 @@ def test_stale_indexes_are_refused(world, tmp_path: Path) -> None:
 
 
 def test_tokens_scorer_builds_nothing_heavy_and_more_scorers_build_on_demand(world, tmp_path: Path) -> None:
-    from embedder.rundir import RunDir
-    from index.reverse_dictionary import SCORERS, ReverseDictionary
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.index.reverse_dictionary import SCORERS, ReverseDictionary
 
     run, _, cache = world
     copy = tmp_path / "run"
@@ -304,8 +303,7 @@ def test_tokens_scorer_builds_nothing_heavy_and_more_scorers_build_on_demand(wor
 
 def test_frequency_prior_is_wordfreq_and_lifts_common_words(world, tmp_path: Path) -> None:
     import wordfreq
-
-    from index.reverse_dictionary import ZIPF_CAP, ReverseDictionary
+    from definitionemb.index.reverse_dictionary import ZIPF_CAP, ReverseDictionary
 
     rd = _rd(world)
     assert "frequency" in rd.scorers and rd.manifest.frequency.startswith("wordfreq ")
@@ -354,7 +352,7 @@ def test_word_max_equals_a_plain_loop(world) -> None:
 
 
 def test_bfloat16_search_agrees_with_float32(world) -> None:
-    from index.reverse_dictionary import ReverseDictionary
+    from definitionemb.index.reverse_dictionary import ReverseDictionary
 
     run, db, cache = world
     exact = _rd(world)
@@ -375,7 +373,7 @@ def test_bfloat16_search_agrees_with_float32(world) -> None:
 def test_bm25_weights_match_the_formula_and_survive_a_save(tmp_path: Path) -> None:
     import math
 
-    from index.lexical import K1, B, GlossBM25
+    from definitionemb.index.lexical import K1, B, GlossBM25
 
     glosses = ["A small dog.", "A dog that barks, a loud dog", "The sesame seed", "Of or relating to dogs"]
     bm = GlossBM25.build(glosses)
@@ -425,7 +423,7 @@ def test_lexical_scorer_finds_the_word_whose_gloss_holds_a_rare_query_word(world
 
 
 def test_lemma_prior_is_the_share_of_a_words_own_senses(world) -> None:
-    from lexicon.db import connect
+    from definitionemb.lexicon.db import connect
 
     rd = _rd(world)
     assert rd.lemma is not None and rd.lemma.shape == (rd.headwords.n_words,)
@@ -448,7 +446,7 @@ def test_lemma_prior_is_the_share_of_a_words_own_senses(world) -> None:
 
 
 def test_a_many_clause_query_is_the_mean_of_whole_and_clauses(world) -> None:
-    from index.headwords import query_clauses
+    from definitionemb.index.headwords import query_clauses
 
     assert query_clauses("vote against ; refuse to endorse ; 42") == ["vote against", "refuse to endorse"]
     assert query_clauses("a dog; ") == ["a dog;"] and query_clauses(" a dog ") == ["a dog"]
@@ -463,21 +461,23 @@ def test_a_many_clause_query_is_the_mean_of_whole_and_clauses(world) -> None:
 
 
 def test_cli_scorer_choices_are_the_library_scorers() -> None:
-    from defemb.cli_reverse import reverse
-    from index.reverse_dictionary import DEFAULT_WEIGHTS, NO_SENTENCE_WEIGHTS, SCORERS
+    from definitionemb.index.reverse_dictionary import DEFAULT_WEIGHTS, NO_SENTENCE_WEIGHTS, SCORERS
+
+    from definitionemb.cli_reverse import reverse
 
     opt = next(p for p in reverse.params if p.name == "scorers")
     assert tuple(opt.type.choices) == SCORERS  # type: ignore[attr-defined]
     assert set(DEFAULT_WEIGHTS) == set(SCORERS)
     assert set(NO_SENTENCE_WEIGHTS) <= set(SCORERS) - {"glosses", "headwords"}
-    from defemb.cli_reverse import RERANK_DEFAULT
-    from index.reverse_dictionary import RERANK
+    from definitionemb.index.reverse_dictionary import RERANK
+
+    from definitionemb.cli_reverse import RERANK_DEFAULT
 
     assert RERANK_DEFAULT == RERANK
 
 
 def test_fusion_equals_the_weighted_sum_of_z_scores() -> None:
-    from index.reverse_dictionary import ReverseDictionary, zscore
+    from definitionemb.index.reverse_dictionary import ReverseDictionary, zscore
 
     rng = np.random.default_rng(0)
     n, w = 5, 400
@@ -510,7 +510,7 @@ def test_a_run_of_a_plain_encoder_gets_the_regressor_lexical_and_prior_scorers(
 ) -> None:
     """A base model that is no sentence encoder (RoBERTa, BART, a plain BERT) has no gloss or headword
     embeddings; the reverse dictionary still answers, from the regressor, BM25 and the priors."""
-    from index.reverse_dictionary import NO_SENTENCE_WEIGHTS, ReverseDictionary
+    from definitionemb.index.reverse_dictionary import NO_SENTENCE_WEIGHTS, ReverseDictionary
 
     run, _ = _trained_run(tmp_path, tiny_bert_dir)
     rd = ReverseDictionary(run, cache_dir=tmp_path / "cache", progress=False, device="cpu")
@@ -527,7 +527,7 @@ def test_second_pass_rescoring_equals_scoring_every_word(world) -> None:
     """The two-pass search gives the first pass's best words the remaining scorers; with every word in
     the statistics sample (this lexicon is smaller than it) each answer's score is the one exhaustive
     scoring gives, and a cut past the answers changes nothing."""
-    import index.reverse_dictionary as R
+    import definitionemb.index.reverse_dictionary as R
 
     run, db, cache = world
     rd = _rd(world)
@@ -556,7 +556,7 @@ def test_second_pass_rescoring_equals_scoring_every_word(world) -> None:
 
 
 def test_rows_of_and_bm25_rows_match_their_full_versions(world) -> None:
-    from index.lexical import GlossBM25
+    from definitionemb.index.lexical import GlossBM25
 
     rd = _rd(world)
     hw = rd.headwords

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lexicon.errors import SourceError
-from lexicon.sources.base import Source
-from lexicon.sources.kaikki import KaikkiSource
-from lexicon.sources.open_dictionary import OpenDictionarySource
-from lexicon.sources.sink import Sink
-from lexicon.sources.tsv import TsvSource
-from lexicon.sources.wiktionary_dump import WiktionaryDumpSource
+from definitionemb.lexicon.errors import SourceError
+from definitionemb.lexicon.sources.base import Source
+from definitionemb.lexicon.sources.kaikki import KaikkiSource
+from definitionemb.lexicon.sources.open_dictionary import OpenDictionarySource
+from definitionemb.lexicon.sources.sink import Sink
+from definitionemb.lexicon.sources.tsv import TsvSource
+from definitionemb.lexicon.sources.wiktionary_dump import WiktionaryDumpSource
 
 __all__ = ["KINDS", "Sink", "Source", "open_source", "parse_spec"]
 

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lexicon.errors import SourceError
-from lexicon.fileio import file_sha256
-from lexicon.sources.sink import Sink
-from lexicon.sources.streams import HashingReader
+from definitionemb.core.fileio import file_sha256
+from definitionemb.lexicon.errors import SourceError
+from definitionemb.lexicon.sources.sink import Sink
+from definitionemb.lexicon.sources.streams import HashingReader
 
 __all__ = ["Source", "combine_hashes"]
 

@@ -26,14 +26,13 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import msgspec
-
-from lexicon.errors import SourceError
-from lexicon.normalise import nested_gloss, normalise_gloss, normalise_pos
-from lexicon.sources.base import Source
-from lexicon.sources.lines import MAX_LINE_BYTES, Chunk, Line, iter_chunks, iter_lines
-from lexicon.sources.sink import Columns, Sink
-from lexicon.sources.streams import STREAM_ERRORS, open_decompressed, sniff
-from lexicon.sources.workers import process_pool, workers
+from definitionemb.lexicon.errors import SourceError
+from definitionemb.lexicon.normalise import nested_gloss, normalise_gloss, normalise_pos
+from definitionemb.lexicon.sources.base import Source
+from definitionemb.lexicon.sources.lines import MAX_LINE_BYTES, Chunk, Line, iter_chunks, iter_lines
+from definitionemb.lexicon.sources.sink import Columns, Sink
+from definitionemb.lexicon.sources.streams import STREAM_ERRORS, open_decompressed, sniff
+from definitionemb.lexicon.sources.workers import process_pool, workers
 
 __all__ = ["KaikkiSource"]
 

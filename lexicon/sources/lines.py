@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from lexicon.sources.sink import RAW_LIMIT
+from definitionemb.lexicon.sources.sink import RAW_LIMIT
 
 __all__ = ["BLOCK", "BOM", "MAX_LINE_BYTES", "Chunk", "Line", "iter_chunks", "iter_lines"]
 

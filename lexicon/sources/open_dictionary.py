@@ -14,15 +14,14 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import msgspec
-
-from lexicon.errors import SourceError
-from lexicon.fileio import file_sha256
-from lexicon.normalise import normalise_gloss, normalise_pos
-from lexicon.sources.base import Source
-from lexicon.sources.lines import BOM
-from lexicon.sources.sink import Columns, Sink
-from lexicon.sources.streams import STREAM_ERRORS, open_decompressed, sniff
-from lexicon.sources.workers import process_pool, workers
+from definitionemb.core.fileio import file_sha256
+from definitionemb.lexicon.errors import SourceError
+from definitionemb.lexicon.normalise import normalise_gloss, normalise_pos
+from definitionemb.lexicon.sources.base import Source
+from definitionemb.lexicon.sources.lines import BOM
+from definitionemb.lexicon.sources.sink import Columns, Sink
+from definitionemb.lexicon.sources.streams import STREAM_ERRORS, open_decompressed, sniff
+from definitionemb.lexicon.sources.workers import process_pool, workers
 
 __all__ = ["OpenDictionarySource"]
 

@@ -15,8 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, cast
 
-from lexicon.errors import SourceError
-from lexicon.sources.lines import BLOCK
+from definitionemb.lexicon.errors import SourceError
+from definitionemb.lexicon.sources.lines import BLOCK
 
 __all__ = [
     "COMPRESSED_BLOCK",

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from lexicon.errors import SourceError
-from lexicon.normalise import Gloss, normalise_gloss, normalise_pos
-from lexicon.sources.base import Source
-from lexicon.sources.lines import iter_lines
-from lexicon.sources.sink import Sink
-from lexicon.sources.streams import open_decompressed, sniff
+from definitionemb.lexicon.errors import SourceError
+from definitionemb.lexicon.normalise import Gloss, normalise_gloss, normalise_pos
+from definitionemb.lexicon.sources.base import Source
+from definitionemb.lexicon.sources.lines import iter_lines
+from definitionemb.lexicon.sources.sink import Sink
+from definitionemb.lexicon.sources.streams import open_decompressed, sniff
 
 __all__ = ["TsvSource"]
 

@@ -17,11 +17,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from lexicon.errors import SourceError
-from lexicon.sources.base import Source
-from lexicon.sources.kaikki import KaikkiSource
-from lexicon.sources.sink import Sink
-from lexicon.sources.streams import sniff
+from definitionemb.lexicon.errors import SourceError
+from definitionemb.lexicon.sources.base import Source
+from definitionemb.lexicon.sources.kaikki import KaikkiSource
+from definitionemb.lexicon.sources.sink import Sink
+from definitionemb.lexicon.sources.streams import sniff
 
 __all__ = ["WiktionaryDumpSource", "wiktextract_unavailable"]
 

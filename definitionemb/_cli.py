@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import click
 
-from lexicon.errors import DefembError
+from definitionemb.core.errors import DefembError
 
 __all__ = [
     "DEBUG_ENV",
@@ -152,7 +152,7 @@ def emit(obj: Any, as_json: bool, text: str | None = None) -> None:
     """
     frame = _as_frame(obj)
     if as_json:
-        from evaluation.report import jsonable
+        from definitionemb.evaluation.report import jsonable
 
         payload = frame.to_dicts() if frame is not None else obj
         click.echo(json.dumps(jsonable(payload), ensure_ascii=False, default=str))
@@ -201,7 +201,7 @@ def datasets_option(help: str) -> Callable[[F], F]:
 
 def rows_option(help: str = "Which rows change: covered | rare | task:FILE[:ratio].") -> Callable[[F], F]:
     """`--rows`: the first half of a row policy (`index.policy`), default the shipped policy's rows."""
-    from index.policy import DEFAULT_ROWS
+    from definitionemb.index.policy import DEFAULT_ROWS
 
     return click.option("--rows", default=DEFAULT_ROWS, show_default=True, help=help)  # type: ignore[return-value]
 
@@ -211,7 +211,7 @@ def how_option(*, multiple: bool = False) -> Callable[[F], F]:
 
     Commands that compare policies side by side (isotropy, wordsim, report) take it several times.
     """
-    from index.policy import DEFAULT_HOW
+    from definitionemb.index.policy import DEFAULT_HOW
 
     default = f"the run's own choice (`defemb eval knobs`), else {DEFAULT_HOW}"
     if multiple:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defemb.config import PipelineConfig
-from lexicon.fileio import write_json
+from definitionemb.config import PipelineConfig
+from definitionemb.core.fileio import write_json
 
 __all__ = ["Context", "RUNNERS", "outputs_exist", "probe_tokens"]
 
@@ -35,7 +35,7 @@ class Context:
 
 
 def _lexicon(ctx: Context) -> dict[str, Any]:
-    import lexicon
+    from definitionemb import lexicon
 
     rep = lexicon.build(ctx.db, ctx.sources, lang=ctx.cfg.lexicon.lang).to_dict()
     for s in rep["sources"]:
@@ -47,7 +47,7 @@ def _lexicon(ctx: Context) -> dict[str, Any]:
 
 
 def _align(ctx: Context) -> dict[str, Any]:
-    import lexicon
+    from definitionemb import lexicon
 
     rep = lexicon.align(ctx.db, ctx.model, frequencies=ctx.cfg.model.frequencies or None).to_dict()
     cov = lexicon.coverage(ctx.db, ctx.model)
@@ -60,7 +60,7 @@ def _align(ctx: Context) -> dict[str, Any]:
 
 
 def _train(ctx: Context) -> dict[str, Any]:
-    import embedder
+    from definitionemb import embedder
 
     e = ctx.cfg.embedder
     tc = embedder.preset(
@@ -87,7 +87,7 @@ def _train(ctx: Context) -> dict[str, Any]:
 
 
 def _generate(ctx: Context) -> dict[str, Any]:
-    import embedder
+    from definitionemb import embedder
 
     gc = embedder.GenerateConfig(
         db=str(ctx.db), run=str(ctx.run_dir), senses=ctx.cfg.embedder.senses, device=ctx.cfg.embedder.device
@@ -100,14 +100,14 @@ def probe_tokens(ctx: Context, n: int = 6) -> list[str]:
     bucket first (a small lexicon may cover no rare token)."""
     if ctx.cfg.index.probe_tokens:
         return list(ctx.cfg.index.probe_tokens)
-    from lexicon.queries import probe_pieces
+    from definitionemb.lexicon.queries import probe_pieces
 
     tid = ctx.results.get("align", {}).get("align", {}).get("tokenizer_id")
     return probe_pieces(ctx.db, None if tid is None else int(tid), n)
 
 
 def _index(ctx: Context) -> dict[str, Any]:
-    import index
+    from definitionemb import index
 
     ix = ctx.cfg.index
     built = index.build(ctx.run_dir, kind="tokens", factory=ix.factory, metric=ix.metric, db=ctx.db)
@@ -146,7 +146,7 @@ def _as_dict(obj: Any) -> Any:
 
 
 def _evaluate(ctx: Context) -> dict[str, Any]:
-    import evaluation
+    from definitionemb import evaluation
 
     ev = ctx.cfg.evaluation
     wordsim = [
@@ -175,7 +175,7 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
     )
     c = rep.content
     for w in c.get("wordsim_wins") or []:
-        from evaluation.knobs import wins_line
+        from definitionemb.evaluation.knobs import wins_line
 
         ctx.log(f"  {wins_line(w)}")
     kn = c.get("knobs")
@@ -183,7 +183,7 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
         ctx.log(f"  α on the development parts: {kn['chosen']}; the run uses --rows {ev.rows} --how {ev.how}")
     swapped = None
     if ev.swap:
-        from embedder.rundir import RunDir
+        from definitionemb.embedder.rundir import RunDir
 
         swapped = evaluation.save_swapped(RunDir.open(ctx.run_dir), ctx.db, ev.rows, how=ev.how).to_dict()
         ctx.log(f"  swapped model ({swapped['policy']}) saved in {swapped['out_dir']}")
@@ -201,7 +201,7 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
 
 def _report(ctx: Context) -> dict[str, Any]:
     """A one-page summary of the whole run beside the stage reports: timings, headline numbers, probes."""
-    from defemb.summary import write_summary
+    from definitionemb.summary import write_summary
 
     ix = ctx.cfg.index
     return write_summary(

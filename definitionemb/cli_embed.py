@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from defemb._cli import Group, db_option, emit, json_option, run_option
+from definitionemb._cli import Group, db_option, emit, json_option, run_option
 
 __all__ = ["embed"]
 
@@ -26,7 +26,7 @@ def embed() -> None:
 @embed.command(
     epilog="Example:\n\n  defemb embed train --db lex.duckdb --model path/to/all-MiniLM-L6-v2 --run runs/demo "
     "--steps 300 --json\n\n"
-    "  torchrun --nproc-per-node 4 -m defemb.cli embed train --preset paper --db lex.duckdb "
+    "  torchrun --nproc-per-node 4 -m definitionemb embed train --preset paper --db lex.duckdb "
     "--model path/to/roberta-base --run-dir runs/paper"
 )
 @db_option(required=True, help="Lexicon DuckDB file.")
@@ -115,7 +115,7 @@ def train(
     If the tokenizer is not aligned in the lexicon yet, it is aligned first (said on stderr). Under
     torchrun the same command trains with DDP.
     """
-    import embedder
+    from definitionemb import embedder
 
     prompt_kw: dict[str, Any] = {}
     if no_pos:
@@ -207,7 +207,7 @@ def generate(
     as_json: bool,
 ) -> None:
     """Write token_vectors.npy / token_covered.npy (and sense vectors) into a trained run."""
-    import embedder
+    from definitionemb import embedder
 
     res = embedder.generate(
         embedder.GenerateConfig(

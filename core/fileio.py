@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lexicon.errors import OutputError
+from definitionemb.core.errors import OutputError
 
 __all__ = [
     "FILE_SUFFIXES",

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from defemb._cli import Group, db_option, emit, force_option, json_option, wait_option
-from lexicon.errors import LexiconError
+from definitionemb._cli import Group, db_option, emit, force_option, json_option, wait_option
+from definitionemb.lexicon.errors import LexiconError
 
 __all__ = ["lexicon", "sql"]
 
@@ -57,7 +57,7 @@ def build(db: str, sources: tuple[str, ...], lang: str, wait: float, as_json: bo
     A source already loaded from the same path is skipped when its content is the same, and replaced
     when the file has changed.
     """
-    from lexicon.builder import build as build_
+    from definitionemb.lexicon.builder import build as build_
 
     report = build_(db, list(sources), lang=lang, progress=not as_json, wait=wait)
     data = report.to_dict()
@@ -129,7 +129,7 @@ def align(
     as_json: bool,
 ) -> None:
     """Load a tokenizer's vocabulary and link every token to its ranked definitions."""
-    from lexicon.aligner import align as align_
+    from definitionemb.lexicon.aligner import align as align_
 
     try:
         shares = tuple(float(x) for x in buckets.split(","))
@@ -175,7 +175,7 @@ def align(
 @json_option
 def coverage(db: str, tokenizer: str, as_json: bool) -> None:
     """Share of non-special tokens with a definition, overall and per frequency bucket."""
-    from lexicon.queries import coverage as coverage_
+    from definitionemb.lexicon.queries import coverage as coverage_
 
     cov = coverage_(db, int(tokenizer) if tokenizer.isdigit() else tokenizer)
     if as_json:
@@ -200,7 +200,7 @@ def definitions(db: str, tokenizer: str, tokens: tuple[str, ...], limit: int, as
     """The ranked definitions of the given tokens (rank 1 = the token's first definition)."""
     import polars as pl
 
-    from lexicon.queries import definitions as definitions_
+    from definitionemb.lexicon.queries import definitions as definitions_
 
     frame = definitions_(db, int(tokenizer) if tokenizer.isdigit() else tokenizer, list(tokens))
     if limit > 0:
@@ -233,7 +233,7 @@ def definitions(db: str, tokenizer: str, tokens: tuple[str, ...], limit: int, as
 @json_option
 def export(db: str, out_dir: Path, force: bool, as_json: bool) -> None:
     """Export every table and the token_definition view as Parquet files (into a new folder)."""
-    from lexicon.queries import export_parquet
+    from definitionemb.lexicon.queries import export_parquet
 
     written = export_parquet(db, out_dir, force=force)
     if as_json:
@@ -267,7 +267,7 @@ def sql(db: str, query: str, as_csv: bool, limit: int, allow_files: bool, as_jso
     """
     import polars as pl
 
-    from lexicon.queries import query as query_
+    from definitionemb.lexicon.queries import query as query_
 
     frame = query_(db, query, allow_files=allow_files)
     if as_json:

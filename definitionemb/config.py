@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from index.policy import DEFAULT_HOW
-from lexicon.errors import DefembError
+from definitionemb.core.errors import DefembError
+from definitionemb.index.policy import DEFAULT_HOW
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -195,8 +195,8 @@ def load_config(path: str | Path | None) -> PipelineConfig:
         else mod.frequencies,
     )
     ev = sections["evaluation"]
-    from index.errors import IndexStageError
-    from index.policy import RowPolicy
+    from definitionemb.index.errors import IndexStageError
+    from definitionemb.index.policy import RowPolicy
 
     try:
         RowPolicy(_resolve(ev.rows, base), ev.how)

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from defemb._cli import db_option, emit, json_option, run_option
+from definitionemb._cli import db_option, emit, json_option, run_option
 
 __all__ = ["reverse"]
 
@@ -115,7 +115,7 @@ def reverse(
         raise click.UsageError("--input needs --out OUT.parquet")
     if out is not None and input_file is None:
         raise click.UsageError("--out goes with --input FILE")
-    from index import reverse_dictionary as rv
+    from definitionemb.index import reverse_dictionary as rv
 
     if rebuild:
         rv.build_reverse(run_dir, db=db, cache_dir=cache_dir, progress=not as_json)

@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from defemb._cli import emit, json_option
-from defemb.config import load_config
-from defemb.pipeline import STAGES, run_pipeline
+from definitionemb._cli import emit, json_option
+from definitionemb.config import load_config
+from definitionemb.pipeline import STAGES, run_pipeline
 
 
 @click.command(

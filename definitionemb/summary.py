@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lexicon.fileio import write_text
+from definitionemb.core.fileio import write_text
 
 __all__ = ["write_summary"]
 
@@ -60,7 +60,7 @@ def _wordsim_rows(ws: dict[str, Any]) -> list[str]:
 
 def _policy_rows(ev: dict[str, Any]) -> list[str]:
     """The run's row policy, its wins over the original rows, and what the α selection found."""
-    from evaluation.knobs import wins_line
+    from definitionemb.evaluation.knobs import wins_line
 
     pol = ev.get("policy") or {}
     lines = []

@@ -22,9 +22,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from defemb.config import PipelineConfig
-from lexicon.errors import DefembError
-from lexicon.fileio import atomic_dir, write_json
+from definitionemb.config import PipelineConfig
+from definitionemb.core.errors import DefembError
+from definitionemb.core.fileio import atomic_dir, write_json
 
 __all__ = ["STAGES", "PipelineResult", "run_pipeline", "resolve_model", "model_label", "PipelineError"]
 
@@ -76,7 +76,7 @@ def model_label(model: str) -> str:
 
 
 def _data_file(name: str) -> Path:
-    return Path(str(resources.files("defemb").joinpath("data", name)))
+    return Path(str(resources.files("definitionemb").joinpath("data", name)))
 
 
 def _default_lexicon(work: Path) -> Path:
@@ -172,7 +172,7 @@ def run_pipeline(
     forced = False
     prev_key = ""
 
-    from defemb import stages as st
+    from definitionemb import stages as st
 
     ctx = st.Context(
         cfg=cfg, work=work, db=db, model=model, model_label=model_label(model), sources=sources, log=log

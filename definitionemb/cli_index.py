@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import click
 
-from defemb._cli import Group, db_option, emit, force_option, how_option, json_option, rows_option, run_option
+from definitionemb._cli import (
+    Group,
+    db_option,
+    emit,
+    force_option,
+    how_option,
+    json_option,
+    rows_option,
+    run_option,
+)
 
 __all__ = ["index", "export"]
 
@@ -53,7 +62,7 @@ def build_cmd(
     run_dir: str, kind: str, factory: str, metric: str, all_rows: bool, db: str | None, as_json: bool
 ) -> None:
     """Build and save a run's FAISS index(es) under RUN/index/."""
-    from index.faiss_index import build
+    from definitionemb.index.faiss_index import build
 
     manifests = build(
         run_dir, kind=kind, factory=factory, metric=metric, all_rows=all_rows, db=db, progress=not as_json
@@ -77,7 +86,7 @@ def build_cmd(
 @json_option
 def neighbors_cmd(run_dir: str, tokens: tuple[str, ...], k: int, db: str | None, as_json: bool) -> None:
     """Nearest tokens in the generated and the original matrix, side by side (piece, word or id)."""
-    from index.query import neighbors
+    from definitionemb.index.query import neighbors
 
     emit(neighbors(run_dir, list(tokens), k=k, db=db), as_json)
 
@@ -90,7 +99,7 @@ def neighbors_cmd(run_dir: str, tokens: tuple[str, ...], k: int, db: str | None,
 @json_option
 def senses_cmd(run_dir: str, token: str, k: int, db: str | None, as_json: bool) -> None:
     """Senses nearest to a token's generated row (needs `defemb embed generate --senses` and a senses index)."""
-    from index.query import senses_near
+    from definitionemb.index.query import senses_near
 
     emit(senses_near(run_dir, token, k=k, db=db), as_json)
 
@@ -115,7 +124,7 @@ def neighbors_table_cmd(
     run_dir: str, db: str | None, k: int, matrices: tuple[str, ...], as_json: bool
 ) -> None:
     """Write every indexed token's neighbours into the lexicon's `neighbor` table (atomic)."""
-    from index.table import neighbors_table
+    from definitionemb.index.table import neighbors_table
 
     result = neighbors_table(
         run_dir, db=db, k=k, matrices=matrices or ("generated", "original"), progress=not as_json
@@ -153,7 +162,7 @@ def export(
     """Export the embedding matrix under a row policy (default: the run's choice from `defemb eval
     knobs`, else the shipped one), plus the changed-row mask; `hf` writes a whole model folder with a
     model card."""
-    from index.exporter import export as run_export
+    from definitionemb.index.exporter import export as run_export
 
     result = run_export(run_dir, fmt, rows, out, db=db, force=force, how=how)
     emit(
@@ -166,7 +175,7 @@ def export(
 
 def _add_reverse_alias() -> None:
     # `defemb index reverse` is the same command as `defemb reverse` (kept for old scripts).
-    from defemb.cli_reverse import reverse
+    from definitionemb.cli_reverse import reverse
 
     index.add_command(reverse, "reverse")
 

@@ -12,22 +12,22 @@ import sys
 
 import click
 
-from defemb._cli import Group, set_debug
+from definitionemb._cli import Group, set_debug
 
 # name -> (module, attribute, one-line help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
-    "lexicon": ("defemb.cli_lexicon", "lexicon", "Build, align and inspect the DuckDB lexicon."),
-    "sql": ("defemb.cli_lexicon", "sql", "Run SQL over a lexicon database."),
-    "embed": ("defemb.cli_embed", "embed", "Train the DefinitionEMB regressor and generate vectors."),
-    "index": ("defemb.cli_index", "index", "FAISS indexes: neighbours, reverse dictionary."),
+    "lexicon": ("definitionemb.cli_lexicon", "lexicon", "Build, align and inspect the DuckDB lexicon."),
+    "sql": ("definitionemb.cli_lexicon", "sql", "Run SQL over a lexicon database."),
+    "embed": ("definitionemb.cli_embed", "embed", "Train the DefinitionEMB regressor and generate vectors."),
+    "index": ("definitionemb.cli_index", "index", "FAISS indexes: neighbours, reverse dictionary."),
     "reverse": (
-        "defemb.cli_reverse",
+        "definitionemb.cli_reverse",
         "reverse",
         "Reverse dictionary: a definition → the words it describes.",
     ),
-    "export": ("defemb.cli_index", "export", "Export embedding matrices (npy, safetensors, pt, hf)."),
-    "eval": ("defemb.cli_eval", "eval_", "Isotropy, word similarity, fine-tuning, reports."),
-    "run": ("defemb.cli_run", "run", "The whole pipeline, on the embedded default or a config file."),
+    "export": ("definitionemb.cli_index", "export", "Export embedding matrices (npy, safetensors, pt, hf)."),
+    "eval": ("definitionemb.cli_eval", "eval_", "Isotropy, word similarity, fine-tuning, reports."),
+    "run": ("definitionemb.cli_run", "run", "The whole pipeline, on the embedded default or a config file."),
 }
 
 

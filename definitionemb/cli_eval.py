@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from defemb._cli import (
+from definitionemb._cli import (
     Group,
     command_line,
     datasets_option,
@@ -96,12 +96,12 @@ def isotropy_cmd(
     as_json: bool,
 ) -> None:
     """I(W), IsoScore, mean cosine and top-PC variance share, overall and per frequency bucket."""
-    from evaluation.report import isotropy_of_matrix, isotropy_of_model, isotropy_of_run
+    from definitionemb.evaluation.report import isotropy_of_matrix, isotropy_of_model, isotropy_of_run
 
     if sum(x is not None for x in (matrix, model, run_dir)) != 1:
         raise click.UsageError("give exactly one of --matrix, --model, --run")
     if run_dir is not None:
-        from embedder.rundir import RunDir
+        from definitionemb.embedder.rundir import RunDir
 
         res, _, _ = isotropy_of_run(RunDir.open(run_dir), db, rows, how)
         click.echo(f"buckets from {res['buckets_source']}: {res['bucket_rows']}", err=True)
@@ -143,10 +143,10 @@ def wordsim_cmd(
 ) -> None:
     """Spearman of cosine similarity vs human scores, on pairs whose words are single tokens: the original
     rows, each row policy and ABTT, per set, with each policy's delta and a wins line."""
-    from embedder.rundir import RunDir
-    from evaluation.knobs import wins_line
-    from evaluation.report import save_result, wordsim_of_run, wordsim_wins
-    from evaluation.rows import run_buckets, run_matrices
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.evaluation.knobs import wins_line
+    from definitionemb.evaluation.report import save_result, wordsim_of_run, wordsim_wins
+    from definitionemb.evaluation.rows import run_buckets, run_matrices
 
     run = RunDir.open(run_dir)
     labels, _ = run_buckets(run, db)
@@ -212,10 +212,10 @@ def knobs_cmd(
     The choice becomes the run's default policy (`<run>/policy.json`): `defemb export` and the
     evaluation commands use it when no --how is given, until the run's vectors change (--no-adopt:
     only show it)."""
-    from embedder.rundir import RunDir
-    from evaluation.plots import alpha_curve
-    from evaluation.report import knobs_of_run, save_result
-    from index.policy import record_choice
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.evaluation.plots import alpha_curve
+    from definitionemb.evaluation.report import knobs_of_run, save_result
+    from definitionemb.index.policy import record_choice
 
     run = RunDir.open(run_dir)
     res = knobs_of_run(run, datasets, db, rows, methods, None if guard == "none" else guard)
@@ -277,9 +277,9 @@ def glue_cmd(
     as_json: bool,
 ) -> None:
     """Fine-tune the original and the swapped model under the same seeds; mean ± std and a paired t-test."""
-    from embedder.rundir import RunDir
-    from evaluation.finetune import FinetuneConfig, compare_glue
-    from evaluation.report import save_result
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.evaluation.finetune import FinetuneConfig, compare_glue
+    from definitionemb.evaluation.report import save_result
 
     if seeds < 1:
         raise click.BadParameter("at least one seed", param_hint="--seeds")
@@ -356,9 +356,9 @@ def summarization_cmd(
     as_json: bool,
 ) -> None:
     """ROUGE-1/2/L of the original and the swapped seq2seq model, with a paired bootstrap."""
-    from embedder.rundir import RunDir
-    from evaluation.report import save_result
-    from evaluation.summarization import SummarizationConfig, compare_summarization
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.evaluation.report import save_result
+    from definitionemb.evaluation.summarization import SummarizationConfig, compare_summarization
 
     cfg = SummarizationConfig(
         data_dir=data_dir,
@@ -399,8 +399,8 @@ def swap_cmd(
     run_dir: str, db: str | None, rows: str, how: str | None, out: str | None, force: bool, as_json: bool
 ) -> None:
     """Write the PLM with the policy's rows changed (save_pretrained, tokenizer, model card)."""
-    from embedder.rundir import RunDir
-    from evaluation.swap import save_swapped
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.evaluation.swap import save_swapped
 
     res = save_swapped(RunDir.open(run_dir), db, rows, out, force=force, how=how)
     emit(
@@ -421,8 +421,8 @@ def report_cmd(
     run_dir: str, db: str | None, rows: str, how: tuple[str, ...], no_plots: bool, as_json: bool
 ) -> None:
     """Gather stored results, measure isotropy, draw figures; write report.json and report.md."""
-    from embedder.rundir import RunDir
-    from evaluation.report import build_report
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.evaluation.report import build_report
 
     rep = build_report(RunDir.open(run_dir), db, rows, how, plots=not no_plots, command=command_line())
     out = Path(rep.report_dir)

@@ -1,5 +1,0 @@
-"""`python -m defemb ...` (and `torchrun -m defemb embed train ...`) run the command line."""
-
-from defemb.cli import main
-
-main()
