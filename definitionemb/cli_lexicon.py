@@ -48,10 +48,33 @@ def lexicon() -> None:
     help="A source to load: kaikki, open-dictionary, tsv or wiktionary-dump, then ':' and its path. "
     "Repeatable.",
 )
-@click.option("--lang", default="en", show_default=True, help="Language code kept from multilingual sources.")
+@click.option(
+    "--lang",
+    "langs",
+    multiple=True,
+    default=("en",),
+    show_default=True,
+    help="Language code kept from multilingual sources; repeatable (--lang en --lang fr), * keeps all.",
+)
+@click.option("--pos", "pos", multiple=True, help="Keep only entries of this part of speech (repeatable).")
+@click.option("--exclude-pos", multiple=True, help="Drop entries of this part of speech (repeatable).")
+@click.option(
+    "--no-extras",
+    is_flag=True,
+    help="Leave out kaikki's relations, etymology text, sense ids and every example but the first.",
+)
 @wait_option
 @json_option
-def build(db: str, sources: tuple[str, ...], lang: str, wait: float, as_json: bool) -> None:
+def build(
+    db: str,
+    sources: tuple[str, ...],
+    langs: tuple[str, ...],
+    pos: tuple[str, ...],
+    exclude_pos: tuple[str, ...],
+    no_extras: bool,
+    wait: float,
+    as_json: bool,
+) -> None:
     """Load dictionary sources into the lexicon (created if missing), atomically.
 
     A source already loaded from the same path is skipped when its content is the same, and replaced
@@ -59,7 +82,16 @@ def build(db: str, sources: tuple[str, ...], lang: str, wait: float, as_json: bo
     """
     from definitionemb.lexicon.builder import build as build_
 
-    report = build_(db, list(sources), lang=lang, progress=not as_json, wait=wait)
+    report = build_(
+        db,
+        list(sources),
+        lang=langs,
+        progress=False if as_json else None,
+        wait=wait,
+        pos=pos,
+        exclude_pos=exclude_pos,
+        extras=not no_extras,
+    )
     data = report.to_dict()
     if as_json:
         emit(data, True)

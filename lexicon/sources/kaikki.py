@@ -28,13 +28,13 @@ from pathlib import Path
 import msgspec
 from definitionemb.lexicon.errors import SourceError
 from definitionemb.lexicon.normalise import nested_gloss, normalise_gloss, normalise_pos
-from definitionemb.lexicon.sources.base import Source
+from definitionemb.lexicon.sources.base import Source, lang_set
 from definitionemb.lexicon.sources.lines import MAX_LINE_BYTES, Chunk, Line, iter_chunks, iter_lines
 from definitionemb.lexicon.sources.sink import Columns, Sink
 from definitionemb.lexicon.sources.streams import STREAM_ERRORS, open_decompressed, sniff
 from definitionemb.lexicon.sources.workers import process_pool, workers
 
-__all__ = ["KaikkiSource"]
+__all__ = ["RELATION_KINDS", "KaikkiSource"]
 
 # Forms that are table headers or template names, not words.
 _META_FORM_TAGS = frozenset({"table-tags", "inflection-template", "class", "romanization"})
@@ -48,15 +48,59 @@ class _Example(msgspec.Struct):
     text: str | None = None
 
 
-class _Sense(msgspec.Struct):
+class _Link(msgspec.Struct):
+    word: str | None = None
+    sense: str | None = None
+
+
+class _LeanSense(msgspec.Struct):
     glosses: list[str] = []
     raw_glosses: list[str] = []
     tags: list[str] = []
     topics: list[str] = []
     form_of: list[_Word] = []
     alt_of: list[_Word] = []
-    # Examples can be long quotations and only the first is kept: leave them undecoded (a Raw is a view).
+    # Examples are decoded one by one (a Raw is a view), so a malformed one does not cost the sense.
     examples: list[msgspec.Raw] = []
+
+
+# wiktextract's linkage fields, kept in the `relation` table under these names (its `kind`).
+RELATION_KINDS = (
+    "synonyms",
+    "antonyms",
+    "hypernyms",
+    "hyponyms",
+    "holonyms",
+    "meronyms",
+    "troponyms",
+    "coordinate_terms",
+    "derived",
+    "related",
+    "compounds",
+    "instances",
+    "proverbs",
+    "abbreviations",
+)
+
+
+class _Sense(_LeanSense):
+    id: str | None = None
+    senseid: list[str] = []
+    wikidata: list[str] = []
+    synonyms: list[_Link] = []
+    antonyms: list[_Link] = []
+    hypernyms: list[_Link] = []
+    hyponyms: list[_Link] = []
+    holonyms: list[_Link] = []
+    meronyms: list[_Link] = []
+    troponyms: list[_Link] = []
+    coordinate_terms: list[_Link] = []
+    derived: list[_Link] = []
+    related: list[_Link] = []
+    compounds: list[_Link] = []
+    instances: list[_Link] = []
+    proverbs: list[_Link] = []
+    abbreviations: list[_Link] = []
 
 
 class _Form(msgspec.Struct):
@@ -64,11 +108,11 @@ class _Form(msgspec.Struct):
     tags: list[str] = []
 
 
-class _Record(msgspec.Struct):
+class _LeanRecord(msgspec.Struct):
     # word is optional in the struct so that wiktextract's redirect lines ({"title", "redirect"}) decode
     # on the fast path; a line with neither is rejected after decoding.
     word: str | None = None
-    senses: list[_Sense] = []
+    senses: list[_LeanSense] = []
     pos: str | None = None
     lang_code: str | None = None
     etymology_number: int | None = None
@@ -77,19 +121,51 @@ class _Record(msgspec.Struct):
     redirect: str | None = None
 
 
-_DECODER = msgspec.json.Decoder(_Record)
+class _Record(_LeanRecord):
+    senses: list[_Sense] = []  # type: ignore[assignment]
+    etymology_text: str | None = None
+    synonyms: list[_Link] = []
+    antonyms: list[_Link] = []
+    hypernyms: list[_Link] = []
+    hyponyms: list[_Link] = []
+    holonyms: list[_Link] = []
+    meronyms: list[_Link] = []
+    troponyms: list[_Link] = []
+    coordinate_terms: list[_Link] = []
+    derived: list[_Link] = []
+    related: list[_Link] = []
+    compounds: list[_Link] = []
+    instances: list[_Link] = []
+    proverbs: list[_Link] = []
+    abbreviations: list[_Link] = []
+
+
+# `extras=False` (``defemb lexicon build --no-extras``) decodes only what schema 1 kept: glosses, the
+# first example, forms. The rest of a line is skipped at C speed, as before.
+_DECODERS = {True: msgspec.json.Decoder(_Record), False: msgspec.json.Decoder(_LeanRecord)}
 _EXAMPLE = msgspec.json.Decoder(_Example)
 
 
-def _first_example(examples: list[msgspec.Raw]) -> str | None:
+def _examples(examples: list[msgspec.Raw], first_only: bool) -> list[str]:
+    out = []
     for raw in examples:
         try:
             text = _EXAMPLE.decode(raw).text
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             continue  # a malformed example does not cost the sense
         if text and text.strip():
-            return text
-    return None
+            out.append(text)
+            if first_only:
+                break
+    return out
+
+
+def _relations(sink: Sink, entry_id: int, sense_id: int | None, holder: _Record | _Sense) -> None:
+    for kind in RELATION_KINDS:
+        for link in getattr(holder, kind):
+            w = link.word.strip() if link.word else ""
+            if w:
+                sink.relation(entry_id, sense_id, kind, w, link.sense)
 
 
 def _decode_error(data: bytes) -> str:
@@ -103,7 +179,7 @@ def _decode_error(data: bytes) -> str:
     except UnicodeDecodeError as exc:
         return f"invalid UTF-8: {exc.reason} at byte {exc.start}"
     try:
-        _DECODER.decode(data)
+        _DECODERS[False].decode(data)
     except UnicodeDecodeError as exc:
         return f"invalid UTF-8: {exc.reason} at byte {exc.start}"
     except RecursionError:
@@ -127,10 +203,12 @@ def _nth_line(chunk: bytes, index: int) -> tuple[int, bytes]:
 class _Loader:
     """Turns decoded records of one kaikki file (`name` in reject locations) into sink rows."""
 
-    def __init__(self, name: str, lang: str, sink: Sink) -> None:
+    def __init__(self, name: str, lang: str, sink: Sink, extras: bool = True) -> None:
         self.name = name
         self.sink = sink
-        self.lang = lang
+        self.langs = lang_set(lang)
+        self.extras = extras
+        self.decoder = _DECODERS[extras]
 
     def loc(self, offset: int) -> str:
         return f"{self.name}@{offset}"
@@ -143,7 +221,7 @@ class _Loader:
             return
         if len(data) <= MAX_LINE_BYTES:
             try:
-                records = _DECODER.decode_lines(data)
+                records = self.decoder.decode_lines(data)
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 records = None
             # decode_lines skips blank lines: a count that differs sends the chunk down the per-line path
@@ -168,15 +246,20 @@ class _Loader:
             self.sink.filter("blank_line")
             return
         try:
-            rec = _DECODER.decode(line.data)
+            rec = self.decoder.decode(line.data)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            self.sink.reject(line.no, loc(line.offset), _decode_error(line.data), line.data)
-            return
+            try:  # a malformed relation or sense id costs the extras, not the record
+                rec = _DECODERS[False].decode(line.data) if self.extras else None
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                rec = None
+            if rec is None:
+                self.sink.reject(line.no, loc(line.offset), _decode_error(line.data), line.data)
+                return
         why = self.record(line.no, rec)
         if why:
             self.sink.reject(line.no, loc(line.offset), why, line.data)
 
-    def record(self, no: int, rec: _Record) -> str | None:
+    def record(self, no: int, rec: _LeanRecord) -> str | None:
         """Load or filter one decoded record; return the reason when it must be rejected instead."""
         sink = self.sink
         if rec.word is None:
@@ -189,7 +272,7 @@ class _Loader:
             return "empty word"
         if rec.lang_code is None:
             return "missing lang_code"
-        if self.lang != "*" and rec.lang_code != self.lang:
+        if self.langs is not None and rec.lang_code not in self.langs:
             sink.filter("lang")
             return None
         if not rec.senses:
@@ -210,7 +293,16 @@ class _Loader:
         if not kept:
             sink.filter("empty_gloss")
             return None
-        eid = sink.entry(no, word, rec.lang_code, normalise_pos(rec.pos), rec.etymology_number, rec.redirects)
+        rich = rec if isinstance(rec, _Record) else None
+        eid = sink.entry(
+            no,
+            word,
+            rec.lang_code,
+            normalise_pos(rec.pos),
+            rec.etymology_number,
+            rec.redirects,
+            rich.etymology_text if rich is not None else None,
+        )
         for f in rec.forms:
             if f.form and f.form != word and (not f.tags or _META_FORM_TAGS.isdisjoint(f.tags)):
                 sink.form(eid, f.form, f.tags)
@@ -218,30 +310,53 @@ class _Loader:
             # the source's own form_of/alt_of target wins over the one read from the gloss
             form_of = (s.form_of[0].word if s.form_of else None) or g.form_of
             alt_of = (s.alt_of[0].word if s.alt_of else None) or g.alt_of
-            example = _first_example(s.examples) if s.examples else None
+            examples = _examples(s.examples, first_only=rich is None) if s.examples else []
             rg = s.raw_glosses
             raw_gloss = rg[-1] if rg and rg[-1].strip() else raw
-            sink.sense(eid, i, g.text, raw_gloss, g.tags, s.topics, form_of, alt_of, example)
+            example = examples[0] if examples else None
+            if isinstance(s, _Sense):
+                sid = sink.sense(
+                    eid,
+                    i,
+                    g.text,
+                    raw_gloss,
+                    g.tags,
+                    s.topics,
+                    form_of,
+                    alt_of,
+                    example,
+                    examples=examples,
+                    wiktionary_id=s.id,
+                    senseids=s.senseid,
+                    wikidata=s.wikidata,
+                )
+                _relations(sink, eid, sid, s)
+            else:
+                sink.sense(eid, i, g.text, raw_gloss, g.tags, s.topics, form_of, alt_of, example)
+        if rich is not None:
+            _relations(sink, eid, None, rich)
         sink.loaded_record()
         return None
 
 
-def _work(name: str, lang: str, chunk: Chunk) -> tuple[Sink, int]:
+def _work(name: str, lang: str, chunk: Chunk, extras: bool = True) -> tuple[Sink, int]:
     """Worker process: one chunk into a private sink, numbering its lines from 1 (the parent shifts
     record numbers and ids when it absorbs the sink, in file order). Returns the sink and line count."""
     data = bytes(chunk.data)  # bytes already: chunks arrive pickled
     n_lines = chunk.n_lines if chunk.n_lines >= 0 else data.count(b"\n") + (not data.endswith(b"\n"))
     sink = Sink(_no_flush, batch_senses=1 << 62)
-    _Loader(name, lang, sink).chunk(Chunk(1, chunk.offset, data, n_lines, chunk.too_long))
+    _Loader(name, lang, sink, extras).chunk(Chunk(1, chunk.offset, data, n_lines, chunk.too_long))
     return sink, n_lines
 
 
-def _work_range(path: Path, name: str, lang: str, offset: int, length: int) -> tuple[Sink, int]:
+def _work_range(
+    path: Path, name: str, lang: str, offset: int, length: int, extras: bool = True
+) -> tuple[Sink, int]:
     """Worker process: like :func:`_work`, reading the chunk from the (uncompressed) file itself. The
     parent has just read those bytes, so they come from the page cache, and nothing large is pickled."""
     with open(path, "rb") as f:
         data = os.pread(f.fileno(), length, offset)
-    return _work(name, lang, Chunk(0, offset, data, -1))
+    return _work(name, lang, Chunk(0, offset, data, -1), extras)
 
 
 def _no_flush(cols: Columns) -> None:
@@ -260,6 +375,8 @@ class KaikkiSource(Source):
 
     kind = "kaikki"
     suffixes = (".jsonl", ".jsonl.gz", ".jsonl.bz2", ".json", ".json.gz", ".json.bz2")
+    # False: keep only what schema 1 kept (glosses, first example, forms), for a smaller, faster build.
+    extras = True
 
     def __init__(self, path: Path, lang: str) -> None:
         super().__init__(path, lang)
@@ -299,7 +416,7 @@ class KaikkiSource(Source):
         return self._content_hash()
 
     def _read_serial(self, chunks: Iterator[Chunk], name: str, sink: Sink) -> None:
-        loader = _Loader(name, self.lang, sink)
+        loader = _Loader(name, self.lang, sink, self.extras)
         next_no = 1
         while True:
             try:
@@ -344,11 +461,13 @@ class KaikkiSource(Source):
                 _truncated(sink, next_no, name, exc)
                 return
             if path is not None and not chunk.too_long and len(chunk.data) >= _RANGE_MIN:
-                fut = pool.submit(_work_range, path, name, self.lang, chunk.offset, len(chunk.data))
+                fut = pool.submit(
+                    _work_range, path, name, self.lang, chunk.offset, len(chunk.data), self.extras
+                )
             else:
                 if isinstance(chunk.data, memoryview):  # views do not pickle
                     chunk = Chunk(chunk.no, chunk.offset, bytes(chunk.data), chunk.n_lines, chunk.too_long)
-                fut = pool.submit(_work, name, self.lang, chunk)
+                fut = pool.submit(_work, name, self.lang, chunk, self.extras)
             pending.append(fut)
             if len(pending) >= in_flight:
                 take()
