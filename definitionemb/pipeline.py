@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import sys
 import tarfile
 import tempfile
 import time
@@ -147,8 +147,12 @@ class _State:
         write_json(self.path, self.data, default=str)
 
 
+_LOG = logging.getLogger("definitionemb.run")
+
+
 def _say(msg: str) -> None:
-    print(f"[defemb run] {msg}", file=sys.stderr, flush=True)
+    # through logging, so that `defemb -q run` is quiet and a caller's handlers see the stages
+    _LOG.info("[defemb run] %s", msg)
 
 
 # --- the pipeline --------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from definitionemb.core.progress import bar_disable
 from definitionemb.embedder.batching import MicroBatchStream, sorted_batches
 from definitionemb.embedder.checkpoint import (
     latest_checkpoint,
@@ -671,7 +672,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         desc="train",
         unit="step",
         file=sys.stderr,
-        disable=not (cfg.progress and dist.main),
+        disable=bar_disable(bool(cfg.progress and dist.main)),
         dynamic_ncols=True,
     )
     recent: list[float] = []

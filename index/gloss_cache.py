@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from definitionemb.core.fileio import save_npy, write_bytes
+from definitionemb.core.progress import bar_disable
 from definitionemb.index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError
 from definitionemb.index.faiss_index import source_digest
 from definitionemb.index.sentence import SentenceEncoder, sentence_spec
@@ -183,7 +184,7 @@ def sentence_vectors(
         desc=f"{kind} embeddings",
         unit="text",
         file=sys.stderr,
-        disable=not progress,
+        disable=bar_disable(progress),
     )
     try:
         for c in range(n_chunks):

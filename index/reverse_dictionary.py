@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from definitionemb.core.fileio import claim_output, output_file, save_npy, write_bytes
+from definitionemb.core.progress import bar_disable
 from definitionemb.embedder.binding import bound
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.errors import IndexMismatch, IndexMissing, IndexStageError
@@ -274,7 +275,7 @@ def _write_sense_vectors(run: RunDir, hw: Headwords, progress: bool) -> float:
     out = np.empty((hw.n_senses, dim), dtype=np.float32)
     step = 8192
     with tqdm(
-        total=hw.n_senses, desc="sense vectors", unit="sense", file=sys.stderr, disable=not progress
+        total=hw.n_senses, desc="sense vectors", unit="sense", file=sys.stderr, disable=bar_disable(progress)
     ) as bar:
         for lo in range(0, hw.n_senses, step):
             hi = min(hw.n_senses, lo + step)
@@ -839,7 +840,9 @@ class ReverseDictionary:
         frames = []
         from tqdm import tqdm
 
-        bar = tqdm(total=len(queries), desc="reverse", unit="query", file=sys.stderr, disable=not progress)
+        bar = tqdm(
+            total=len(queries), desc="reverse", unit="query", file=sys.stderr, disable=bar_disable(progress)
+        )
         try:
             for start in range(0, len(queries), _BLOCK):
                 block = queries[start : start + _BLOCK]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from definitionemb.core.progress import bar_disable
 from definitionemb.index.errors import IndexStageError
 
 __all__ = ["SentenceSpec", "sentence_spec", "SentenceEncoder"]
@@ -129,7 +130,9 @@ class SentenceEncoder:
         )["input_ids"]
         lengths = np.fromiter((len(e) for e in enc), dtype=np.int64, count=n)
         pad = int(self.tokenizer.pad_token_id or 0)
-        bar = tqdm(total=n, desc=desc, unit="text", file=sys.stderr, disable=not progress, leave=False)
+        bar = tqdm(
+            total=n, desc=desc, unit="text", file=sys.stderr, disable=bar_disable(progress), leave=False
+        )
         try:
             with torch.inference_mode():
                 for idx in _budget_batches(lengths, batch_tokens, max_batch):

@@ -22,10 +22,11 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from definitionemb.core.progress import bar_disable
 from definitionemb.lexicon import normalise
 from definitionemb.lexicon.db import writing
-from definitionemb.lexicon.sources import open_source
 from definitionemb.lexicon.errors import SourceError
+from definitionemb.lexicon.sources import open_source
 from definitionemb.lexicon.sources.base import Source
 from definitionemb.lexicon.sources.kaikki import KaikkiSource
 from definitionemb.lexicon.sources.sink import Columns, Sink
@@ -290,7 +291,7 @@ def _load(
         unit_scale=True,
         desc=f"{src.kind} {Path(src.uri).name}",
         file=sys.stderr,
-        disable=None if progress is None else not progress,
+        disable=bar_disable(progress),
     ) as bar:
         sha = src.read(sink, bar.update)
     sink.flush()

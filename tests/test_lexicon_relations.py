@@ -9,10 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 from click.testing import CliRunner
-from definitionemb.cli import cli
 from definitionemb.lexicon.builder import build
 from definitionemb.lexicon.db import connect
 from definitionemb.lexicon.errors import SchemaMismatch
+
+from definitionemb.cli import cli
 
 KAIKKI = Path(__file__).parent / "data" / "kaikki"
 
