@@ -24,6 +24,7 @@ from definitionemb._cli import (
     rows_option,
     run_option,
 )
+from definitionemb._output import Output, output_options, print_rows
 
 _ROWS = rows_option()
 _HOW = how_option()
@@ -131,7 +132,7 @@ def isotropy_cmd(
     show_default=True,
     help="Score all pairs, or the development/test part of each set (evaluation.knobs).",
 )
-@json_option
+@output_options()
 def wordsim_cmd(
     run_dir: str,
     datasets: tuple[str, ...],
@@ -139,7 +140,7 @@ def wordsim_cmd(
     rows: str,
     how: tuple[str, ...],
     part: str,
-    as_json: bool,
+    output: Output,
 ) -> None:
     """Spearman of cosine similarity vs human scores, on pairs whose words are single tokens: the original
     rows, each row policy and ABTT, per set, with each policy's delta and a wins line."""
@@ -154,15 +155,30 @@ def wordsim_cmd(
     for name, r in res.items():  # one file per dataset, so later commands add to earlier ones
         save_result(run, f"wordsim-{name}", {name: r}, command_line())
     won = wordsim_wins(res)
-    names = list(next(iter(res.values()))["spearman"])
-    lines = [f"{'set':<20}{'pairs':>7}{'covered':>9}" + "".join(f"{n:>14}" for n in names)]
-    for ds, r in res.items():
-        lines.append(
-            f"{ds:<20}{r['pairs']:>7}{r['covered_pairs']:>9}"
-            + "".join(f"{r['spearman'].get(n, float('nan')):>14.4f}" for n in names)
-        )
-    lines += [wins_line(w) for w in won]
-    emit({"sets": res, "wins": won}, as_json, "\n".join(lines))
+    import polars as pl
+
+    names = list(dict.fromkeys(m for r in res.values() for m in r["spearman"]))
+    frame = pl.DataFrame(
+        [
+            {
+                "set": ds,
+                "pairs": r["pairs"],
+                "covered_pairs": r["covered_pairs"],
+                **{m: r["spearman"].get(m) for m in names},
+            }
+            for ds, r in res.items()
+        ],
+        schema={
+            "set": pl.String,
+            "pairs": pl.Int64,
+            "covered_pairs": pl.Int64,
+            **dict.fromkeys(names, pl.Float64),
+        },
+    )
+    print_rows(frame, output, json_obj={"sets": res, "wins": won})
+    if output.fmt == "table" and output.out is None:
+        for w in won:
+            click.echo(wins_line(w))
 
 
 @eval_.command(

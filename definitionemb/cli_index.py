@@ -17,6 +17,7 @@ from definitionemb._cli import (
     rows_option,
     run_option,
 )
+from definitionemb._output import Output, output_options, print_rows
 
 __all__ = ["index", "export"]
 
@@ -83,12 +84,12 @@ def build_cmd(
 @click.argument("tokens", nargs=-1, required=True)
 @_K
 @_DB
-@json_option
-def neighbors_cmd(run_dir: str, tokens: tuple[str, ...], k: int, db: str | None, as_json: bool) -> None:
+@output_options()
+def neighbors_cmd(run_dir: str, tokens: tuple[str, ...], k: int, db: str | None, output: Output) -> None:
     """Nearest tokens in the generated and the original matrix, side by side (piece, word or id)."""
     from definitionemb.index.query import neighbors
 
-    emit(neighbors(run_dir, list(tokens), k=k, db=db), as_json)
+    print_rows(neighbors(run_dir, list(tokens), k=k, db=db), output)
 
 
 @index.command("senses", epilog="Example:\n\n  defemb index senses --run runs/r1 Ġbank -k 5 --json")
@@ -96,12 +97,12 @@ def neighbors_cmd(run_dir: str, tokens: tuple[str, ...], k: int, db: str | None,
 @click.argument("token")
 @_K
 @_DB
-@json_option
-def senses_cmd(run_dir: str, token: str, k: int, db: str | None, as_json: bool) -> None:
+@output_options()
+def senses_cmd(run_dir: str, token: str, k: int, db: str | None, output: Output) -> None:
     """Senses nearest to a token's generated row (needs `defemb embed generate --senses` and a senses index)."""
     from definitionemb.index.query import senses_near
 
-    emit(senses_near(run_dir, token, k=k, db=db), as_json)
+    print_rows(senses_near(run_dir, token, k=k, db=db), output)
 
 
 @index.command(
