@@ -142,30 +142,54 @@ def neighbors_table_cmd(
     "export",
     epilog="Example:\n\n  defemb export --run runs/r1 --format npy --out r1-matrix\n\n"
     "  defemb export --run runs/r1 --format hf --rows rare --how replace --out models/r1-rare\n\n"
-    "  defemb export --run runs/r1 --format npy --rows task:train.tsv:0.2 --how mix:0.5 --out r1-task",
+    "  defemb export --run runs/r1 --format npy --rows task:train.tsv:0.2 --how mix:0.5 --out r1-task\n\n"
+    "  defemb export --run runs/r1 --format parquet --out r1-vectors.parquet\n\n"
+    "  defemb export --run runs/r1 --format word2vec --out r1.w2v.txt",
 )
 @_RUN
-@click.option("--format", "fmt", type=click.Choice(["npy", "safetensors", "pt", "hf"]), required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["npy", "safetensors", "pt", "hf", "parquet", "word2vec"]),
+    required=True,
+    help="npy/safetensors/pt: the matrix and mask (npy and safetensors with vocab.txt and vocab.parquet); "
+    "hf: a model folder with a Hub model card; parquet: one row per token with its vector; word2vec: "
+    "text for gensim.",
+)
 @rows_option()
 @how_option()
 @click.option(
     "--out",
     required=True,
     type=click.Path(),
-    help="File (safetensors, pt; npy when named *.npy) or new folder (npy, hf).",
+    help="File (safetensors, pt, parquet, word2vec; npy when named *.npy) or new folder (npy, hf).",
+)
+@click.option(
+    "--base-model",
+    metavar="HUB_ID",
+    help="The base model's Hub id for the model card's base_model (default: the id its own card or config "
+    "names).",
 )
 @_DB
 @force_option
 @json_option
 def export(
-    run_dir: str, fmt: str, rows: str, how: str | None, out: str, db: str | None, force: bool, as_json: bool
+    run_dir: str,
+    fmt: str,
+    rows: str,
+    how: str | None,
+    out: str,
+    base_model: str | None,
+    db: str | None,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Export the embedding matrix under a row policy (default: the run's choice from `defemb eval
     knobs`, else the shipped one), plus the changed-row mask; `hf` writes a whole model folder with a
     model card."""
     from definitionemb.index.exporter import export as run_export
 
-    result = run_export(run_dir, fmt, rows, out, db=db, force=force, how=how)
+    result = run_export(run_dir, fmt, rows, out, db=db, force=force, how=how, base_model=base_model)
     emit(
         result.to_dict(),
         as_json,

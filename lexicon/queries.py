@@ -27,6 +27,7 @@ __all__ = [
     "resolve_tokenizer_id",
     "token_table",
     "probe_pieces",
+    "vocabulary_table",
 ]
 
 TokenizerRef = str | os.PathLike[str] | Vocab | int
@@ -70,6 +71,19 @@ def token_table(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> pl.DataFra
             "`defemb lexicon align --db DB --tokenizer MODEL`"
         )
     return df
+
+
+def vocabulary_table(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> pl.DataFrame:
+    """token_id, piece, word_initial, bucket, frequency and the rule of the token's first definition
+    (NULL where none) of one tokenizer, by id: what an exported matrix's rows are."""
+    return _frame(
+        con,
+        "SELECT t.token_id, t.piece, t.word_initial, a.rule, t.bucket, t.frequency "
+        "FROM token t LEFT JOIN alignment a "
+        "ON a.tokenizer_id = t.tokenizer_id AND a.token_id = t.token_id AND a.rank = 1 "
+        "WHERE t.tokenizer_id = $tid ORDER BY t.token_id",
+        {"tid": tokenizer_id},
+    )
 
 
 def probe_pieces(db: str | os.PathLike[str], tokenizer_id: int | None = None, n: int = 6) -> list[str]:
