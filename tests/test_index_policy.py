@@ -209,7 +209,9 @@ def test_sentence_transformers_pipeline_survives_the_export(tmp_path: Path, mini
     assert not np.allclose(emb, base.encode(sentences, convert_to_numpy=True))  # the rows did change
     card = (out / "README.md").read_text()
     assert "library_name: sentence-transformers" in card and "license: cc-by-sa-4.0" in card
-    assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card and "apache-2.0" in card  # base's, named
+    assert (
+        "base_model: sentence-transformers/all-MiniLM-L6-v2" in card and "apache-2.0" in card
+    )  # base's, named
     versions = json.loads((out / "config_sentence_transformers.json").read_text())["__version__"]
     assert versions["sentence_transformers"] == st.__version__  # written by sentence-transformers itself
 
