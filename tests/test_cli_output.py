@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from evaluation_support import DATA
 from evaluation_support import make_run as make_eval_run
 from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
+from test_evaluation_synonyms import add_synonyms
 
 from definitionemb._output import FORMATS
 from definitionemb.cli import cli
@@ -29,6 +30,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("out")
     db = tmp / "lex.duckdb"
     make_lexicon(db, roberta_pieces(V))
+    add_synonyms(db, [("dog", "cat"), ("house", "bank")])
     rng = np.random.default_rng(0)
     covered = rng.random(V) < 0.3
     covered[list(SPECIAL[:4])] = False
@@ -47,6 +49,7 @@ def _commands(run: Path, db: Path) -> dict[str, list[str]]:
         "definitions": ["lexicon", "definitions", "--db", d, "--tokenizer", "1", "Ġbank", "Ġcat"],
         "coverage": ["lexicon", "coverage", "--db", d, "--tokenizer", "1"],
         "sql": ["sql", "--db", d, "SELECT word, pos, gloss, tags FROM entry JOIN sense USING (entry_id)"],
+        "synonyms": ["eval", "synonyms", "--run", r, "-k", "5", "--how", "replace"],
     }
 
 
@@ -66,7 +69,7 @@ def _check_format(fmt: str, stdout: str) -> int:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("name", ["neighbors", "senses", "definitions", "coverage", "sql"])
+@pytest.mark.parametrize("name", ["neighbors", "senses", "definitions", "coverage", "sql", "synonyms"])
 def test_every_listing_answers_in_every_format(world, name: str, fmt: str, tmp_path: Path) -> None:
     args = _commands(*world)[name]
     runner = CliRunner()
@@ -75,8 +78,8 @@ def test_every_listing_answers_in_every_format(world, name: str, fmt: str, tmp_p
     flag = runner.invoke(cli, [*args, f"--{fmt}"])  # the flag is the same option
     assert flag.exit_code == 0 and flag.stdout == res.stdout
     n = _check_format(fmt, res.stdout)
-    if name == "coverage" and fmt == "json":
-        assert set(json.loads(res.stdout)) >= {"overall", "buckets"}  # the library dict, as before
+    if name in ("coverage", "synonyms") and fmt == "json":  # the library's dict, as before
+        assert set(json.loads(res.stdout)) >= ({"overall", "buckets"} if name == "coverage" else {"recall"})
         return
     expected = len(runner.invoke(cli, [*args, "--nl"]).stdout.splitlines())
     if name == "coverage" and fmt == "table":

@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 from definitionemb.core.fileio import file_sha256
 from definitionemb.lexicon.errors import SourceError
-from definitionemb.lexicon.normalise import normalise_gloss, normalise_pos
+from definitionemb.lexicon.normalise import normalise_gloss, normalise_pos, synonym_of
 from definitionemb.lexicon.sources.base import Source, lang_set
 from definitionemb.lexicon.sources.lines import BOM
 from definitionemb.lexicon.sources.sink import Columns, Sink
@@ -192,5 +192,10 @@ def _word(name: str, lang: str, key: str, value: msgspec.Raw, sink: Sink) -> Non
         for i, (s, g) in enumerate(senses):
             examples = [x for x in s.examples if x and x.strip()]
             example = examples[0] if examples else None
-            sink.sense(eid, i, g.text, s.sense, g.tags, None, g.form_of, g.alt_of, example, examples=examples)
+            sid = sink.sense(
+                eid, i, g.text, s.sense, g.tags, None, g.form_of, g.alt_of, example, examples=examples
+            )
+            target = synonym_of(g.text)
+            if target:
+                sink.relation(eid, sid, "synonyms", target, None)
     sink.loaded_record()
