@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -31,22 +30,6 @@ _HOW = how_option()
 _HOWS = how_option(multiple=True)
 _DB = db_option(help="Lexicon database (buckets, selection); default: the run's lexicon_db.")
 _RUN = run_option(exists=True)
-
-
-def _iso_table(per_matrix: dict[str, Any]) -> str:
-    lines = [
-        f"{'matrix':<15}{'bucket':<10}{'rows':>7}{'I(W)':>12}{'IsoScore':>10}{'mean cos':>10}{'top10 PC':>10}"
-    ]
-    for name, by in per_matrix.items():
-        for b, m in by.items():
-            if m is None:
-                lines.append(f"{name:<15}{b:<10}{'–':>7}")
-                continue
-            lines.append(
-                f"{name:<15}{b:<10}{m['rows']:>7}{m['isotropy']:>12.4g}{m['isoscore']:>10.4f}"
-                f"{m['mean_cosine']:>10.4f}{m['top10_share']:>10.4f}"
-            )
-    return "\n".join(lines)
 
 
 @click.group(
@@ -86,7 +69,7 @@ def eval_() -> None:
 @_DB
 @_ROWS
 @_HOWS
-@json_option
+@output_options()
 def isotropy_cmd(
     matrix: str | None,
     model: str | None,
@@ -94,7 +77,7 @@ def isotropy_cmd(
     db: str | None,
     rows: str,
     how: tuple[str, ...],
-    as_json: bool,
+    output: Output,
 ) -> None:
     """I(W), IsoScore, mean cosine and top-PC variance share, overall and per frequency bucket."""
     from definitionemb.evaluation.report import isotropy_of_matrix, isotropy_of_model, isotropy_of_run
@@ -111,7 +94,23 @@ def isotropy_cmd(
         per = isotropy_of_matrix(matrix)
     else:
         per = isotropy_of_model(str(model), db)
-    emit(per, as_json, _iso_table(per))
+    import polars as pl
+
+    cols = ("rows", "isotropy", "isoscore", "mean_cosine", "top10_share")
+    frame = pl.DataFrame(
+        [
+            {"matrix": name, "bucket": b, **{c: (m or {}).get(c) for c in cols}}
+            for name, by in per.items()
+            for b, m in by.items()
+        ],
+        schema={
+            "matrix": pl.String,
+            "bucket": pl.String,
+            "rows": pl.Int64,
+            **dict.fromkeys(cols[1:], pl.Float64),
+        },
+    )
+    print_rows(frame, output, json_obj=per)
 
 
 @eval_.command(

@@ -35,6 +35,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     covered = rng.random(V) < 0.3
     covered[list(SPECIAL[:4])] = False
     make_run(tmp / "run", rng.standard_normal((V, D)).astype(np.float32), covered, db=db)
+    np.save(tmp / "w.npy", rng.standard_normal((400, D)).astype(np.float32))
     for kind in ("tokens", "senses"):
         res = CliRunner().invoke(cli, ["index", "build", "--run", str(tmp / "run"), "--kind", kind])
         assert res.exit_code == 0, res.output
@@ -50,6 +51,7 @@ def _commands(run: Path, db: Path) -> dict[str, list[str]]:
         "coverage": ["lexicon", "coverage", "--db", d, "--tokenizer", "1"],
         "sql": ["sql", "--db", d, "SELECT word, pos, gloss, tags FROM entry JOIN sense USING (entry_id)"],
         "synonyms": ["eval", "synonyms", "--run", r, "-k", "5", "--how", "replace"],
+        "isotropy": ["eval", "isotropy", "--matrix", str(run.parent / "w.npy")],
     }
 
 
@@ -69,7 +71,7 @@ def _check_format(fmt: str, stdout: str) -> int:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("name", ["neighbors", "senses", "definitions", "coverage", "sql", "synonyms"])
+@pytest.mark.parametrize("name", ["neighbors", "senses", "definitions", "coverage", "sql", "synonyms", "isotropy"])
 def test_every_listing_answers_in_every_format(world, name: str, fmt: str, tmp_path: Path) -> None:
     args = _commands(*world)[name]
     runner = CliRunner()
@@ -78,8 +80,9 @@ def test_every_listing_answers_in_every_format(world, name: str, fmt: str, tmp_p
     flag = runner.invoke(cli, [*args, f"--{fmt}"])  # the flag is the same option
     assert flag.exit_code == 0 and flag.stdout == res.stdout
     n = _check_format(fmt, res.stdout)
-    if name in ("coverage", "synonyms") and fmt == "json":  # the library's dict, as before
-        assert set(json.loads(res.stdout)) >= ({"overall", "buckets"} if name == "coverage" else {"recall"})
+    if name in ("coverage", "synonyms", "isotropy") and fmt == "json":  # the library's dict, as before
+        keys = {"coverage": {"overall", "buckets"}, "synonyms": {"recall"}, "isotropy": {"matrix"}}[name]
+        assert set(json.loads(res.stdout)) >= keys
         return
     expected = len(runner.invoke(cli, [*args, "--nl"]).stdout.splitlines())
     if name == "coverage" and fmt == "table":
