@@ -27,8 +27,7 @@ import zlib
 from pathlib import Path
 
 import duckdb
-
-from definitionemb import lexicon
+from definitionemb.lexicon.builder import build
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "data" / "kaikki"
@@ -105,7 +104,7 @@ def time_duckdb_count(path: Path, function: str = "read_json") -> float:
 
 def time_build(spec: str, db: Path, extras: bool = True) -> tuple[float, dict]:
     c, t = _cpu(), time.perf_counter()
-    rep = lexicon.builder.build(db, [spec], progress=False, extras=extras).to_dict()["sources"][0]
+    rep = build(db, [spec], progress=False, extras=extras).to_dict()["sources"][0]
     _CPU["build"] = _cpu() - c
     return time.perf_counter() - t, rep
 

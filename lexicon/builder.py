@@ -262,7 +262,7 @@ def _filter_pos(con: duckdb.DuckDBPyConnection, source_id: int, keep: PosFilter)
 
 
 def _load(
-    con: duckdb.DuckDBPyConnection, src: Source, lang: str, progress: bool, pos: PosFilter
+    con: duckdb.DuckDBPyConnection, src: Source, lang: str, progress: bool | None, pos: PosFilter
 ) -> SourceReport:
     t0 = time.perf_counter()
 

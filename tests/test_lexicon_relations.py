@@ -147,3 +147,13 @@ def test_an_older_lexicon_is_refused_with_the_command_that_rebuilds_it(rich_db: 
     assert f"defemb lexicon build --db {old} --source kaikki:{KAIKKI}" in msg and "version '1'" in msg
     res = CliRunner().invoke(cli, ["sql", "--db", str(old), "SELECT 1"])
     assert res.exit_code == 1 and "Error:" in res.output and "lexicon build" in res.output
+
+
+def test_a_malformed_relation_costs_the_extras_not_the_record(tmp_path: Path) -> None:
+    src = tmp_path / "odd.jsonl"
+    good = {"word": "wain", "lang_code": "en", "pos": "noun", "senses": [{"glosses": ["A wagon."]}]}
+    odd = {**good, "word": "waggon", "synonyms": "wain", "senses": [{"glosses": ["A wagon, spelled so."]}]}
+    src.write_text(json.dumps(good) + "\n" + json.dumps(odd) + "\n", encoding="utf-8")
+    rep = build(tmp_path / "l.duckdb", [f"kaikki:{src}"], progress=False).to_dict()["sources"][0]
+    assert rep["loaded"] == 2 and rep["rejected"] == 0
+    assert _rows(tmp_path / "l.duckdb", "SELECT count(*) FROM relation")[0][0] == 0

@@ -142,7 +142,10 @@ class _Record(_LeanRecord):
 
 # `extras=False` (``defemb lexicon build --no-extras``) decodes only what schema 1 kept: glosses, the
 # first example, forms. The rest of a line is skipped at C speed, as before.
-_DECODERS = {True: msgspec.json.Decoder(_Record), False: msgspec.json.Decoder(_LeanRecord)}
+_DECODERS: dict[bool, msgspec.json.Decoder[_LeanRecord]] = {
+    True: msgspec.json.Decoder(_Record),
+    False: msgspec.json.Decoder(_LeanRecord),
+}
 _EXAMPLE = msgspec.json.Decoder(_Example)
 
 
@@ -245,6 +248,7 @@ class _Loader:
         if not line.data.strip():
             self.sink.filter("blank_line")
             return
+        rec: _LeanRecord | None
         try:
             rec = self.decoder.decode(line.data)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
@@ -252,9 +256,9 @@ class _Loader:
                 rec = _DECODERS[False].decode(line.data) if self.extras else None
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 rec = None
-            if rec is None:
-                self.sink.reject(line.no, loc(line.offset), _decode_error(line.data), line.data)
-                return
+        if rec is None:
+            self.sink.reject(line.no, loc(line.offset), _decode_error(line.data), line.data)
+            return
         why = self.record(line.no, rec)
         if why:
             self.sink.reject(line.no, loc(line.offset), why, line.data)
