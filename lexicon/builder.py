@@ -69,13 +69,12 @@ _SCHEMAS: dict[str, pa.Schema] = {
             ("wikidata", _LIST),
         ]
     ),
-    "relation": pa.schema(
+    "relation": pa.schema(  # staged: one row per (holder, kind), its links as JSON (Sink.relations)
         [
             ("entry_id", pa.int64()),
             ("sense_id", pa.int64()),
             ("kind", pa.string()),
-            ("word", pa.string()),
-            ("note", pa.string()),
+            ("links", pa.string()),
         ]
     ),
     "reject": pa.schema(
@@ -186,9 +185,28 @@ def _insert(con: duckdb.DuckDBPyConnection, source_id: int, cols: Columns) -> No
         batch = pa.table({name: data[name] for name in schema.names}, schema=schema)
         con.register("_defemb_batch", batch)
         try:
-            _sql(con, f"INSERT INTO {table} BY NAME SELECT * FROM _defemb_batch")
+            _sql(
+                con,
+                _RELATION_INSERT
+                if table == "relation"
+                else f"INSERT INTO {table} BY NAME SELECT * FROM _defemb_batch",
+            )
         finally:
             con.unregister("_defemb_batch")
+
+
+# A link whose shape is not {"word": ..., "sense": ...} (a bare string, a number) is dropped, never the
+# record: json_transform (not _strict) turns what does not fit into NULL.
+_RELATION_INSERT = """
+INSERT INTO relation (entry_id, sense_id, kind, word, note)
+SELECT entry_id, sense_id, kind, trim(link.word), link.sense
+FROM (
+    SELECT entry_id, sense_id, kind,
+           unnest(json_transform(links, '[{"word": "VARCHAR", "sense": "VARCHAR"}]')) AS link
+    FROM _defemb_batch
+)
+WHERE link.word IS NOT NULL AND trim(link.word) <> ''
+"""
 
 
 def _next_id(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:

@@ -48,11 +48,6 @@ class _Example(msgspec.Struct):
     text: str | None = None
 
 
-class _Link(msgspec.Struct):
-    word: str | None = None
-    sense: str | None = None
-
-
 class _LeanSense(msgspec.Struct):
     glosses: list[str] = []
     raw_glosses: list[str] = []
@@ -63,6 +58,10 @@ class _LeanSense(msgspec.Struct):
     # Examples are decoded one by one (a Raw is a view), so a malformed one does not cost the sense.
     examples: list[msgspec.Raw] = []
 
+
+# Relations stay undecoded (a Raw is a view of the line): DuckDB unpacks them at insert, which costs a
+# fraction of building a Python object per link here.
+_NO_LINKS = msgspec.Raw(b"[]")
 
 # wiktextract's linkage fields, kept in the `relation` table under these names (its `kind`).
 RELATION_KINDS = (
@@ -87,20 +86,20 @@ class _Sense(_LeanSense):
     id: str | None = None
     senseid: list[str] = []
     wikidata: list[str] = []
-    synonyms: list[_Link] = []
-    antonyms: list[_Link] = []
-    hypernyms: list[_Link] = []
-    hyponyms: list[_Link] = []
-    holonyms: list[_Link] = []
-    meronyms: list[_Link] = []
-    troponyms: list[_Link] = []
-    coordinate_terms: list[_Link] = []
-    derived: list[_Link] = []
-    related: list[_Link] = []
-    compounds: list[_Link] = []
-    instances: list[_Link] = []
-    proverbs: list[_Link] = []
-    abbreviations: list[_Link] = []
+    synonyms: msgspec.Raw = _NO_LINKS
+    antonyms: msgspec.Raw = _NO_LINKS
+    hypernyms: msgspec.Raw = _NO_LINKS
+    hyponyms: msgspec.Raw = _NO_LINKS
+    holonyms: msgspec.Raw = _NO_LINKS
+    meronyms: msgspec.Raw = _NO_LINKS
+    troponyms: msgspec.Raw = _NO_LINKS
+    coordinate_terms: msgspec.Raw = _NO_LINKS
+    derived: msgspec.Raw = _NO_LINKS
+    related: msgspec.Raw = _NO_LINKS
+    compounds: msgspec.Raw = _NO_LINKS
+    instances: msgspec.Raw = _NO_LINKS
+    proverbs: msgspec.Raw = _NO_LINKS
+    abbreviations: msgspec.Raw = _NO_LINKS
 
 
 class _Form(msgspec.Struct):
@@ -124,20 +123,20 @@ class _LeanRecord(msgspec.Struct):
 class _Record(_LeanRecord):
     senses: list[_Sense] = []  # type: ignore[assignment]
     etymology_text: str | None = None
-    synonyms: list[_Link] = []
-    antonyms: list[_Link] = []
-    hypernyms: list[_Link] = []
-    hyponyms: list[_Link] = []
-    holonyms: list[_Link] = []
-    meronyms: list[_Link] = []
-    troponyms: list[_Link] = []
-    coordinate_terms: list[_Link] = []
-    derived: list[_Link] = []
-    related: list[_Link] = []
-    compounds: list[_Link] = []
-    instances: list[_Link] = []
-    proverbs: list[_Link] = []
-    abbreviations: list[_Link] = []
+    synonyms: msgspec.Raw = _NO_LINKS
+    antonyms: msgspec.Raw = _NO_LINKS
+    hypernyms: msgspec.Raw = _NO_LINKS
+    hyponyms: msgspec.Raw = _NO_LINKS
+    holonyms: msgspec.Raw = _NO_LINKS
+    meronyms: msgspec.Raw = _NO_LINKS
+    troponyms: msgspec.Raw = _NO_LINKS
+    coordinate_terms: msgspec.Raw = _NO_LINKS
+    derived: msgspec.Raw = _NO_LINKS
+    related: msgspec.Raw = _NO_LINKS
+    compounds: msgspec.Raw = _NO_LINKS
+    instances: msgspec.Raw = _NO_LINKS
+    proverbs: msgspec.Raw = _NO_LINKS
+    abbreviations: msgspec.Raw = _NO_LINKS
 
 
 # `extras=False` (``defemb lexicon build --no-extras``) decodes only what schema 1 kept: glosses, the
@@ -165,10 +164,9 @@ def _examples(examples: list[msgspec.Raw], first_only: bool) -> list[str]:
 
 def _relations(sink: Sink, entry_id: int, sense_id: int | None, holder: _Record | _Sense) -> None:
     for kind in RELATION_KINDS:
-        for link in getattr(holder, kind):
-            w = link.word.strip() if link.word else ""
-            if w:
-                sink.relation(entry_id, sense_id, kind, w, link.sense)
+        raw = getattr(holder, kind)
+        if len(raw) > 2:  # not the empty list
+            sink.relations(entry_id, sense_id, kind, bytes(raw).decode("utf-8"))
 
 
 def _decode_error(data: bytes) -> str:

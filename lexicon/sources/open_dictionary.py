@@ -8,6 +8,7 @@ rejected alone; a file that is not valid JSON at all is rejected as one record. 
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -197,5 +198,5 @@ def _word(name: str, lang: str, key: str, value: msgspec.Raw, sink: Sink) -> Non
             )
             target = synonym_of(g.text)
             if target:
-                sink.relation(eid, sid, "synonyms", target, None)
+                sink.relations(eid, sid, "synonyms", json.dumps([{"word": target}], ensure_ascii=False))
     sink.loaded_record()

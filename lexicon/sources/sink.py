@@ -72,7 +72,7 @@ class Columns:
                     "wikidata",
                 ),
             ),
-            ("relation", ("entry_id", "sense_id", "kind", "word", "note")),
+            ("relation", ("entry_id", "sense_id", "kind", "links")),
             ("reject", ("record_no", "location", "reason", "raw")),
         ):
             getattr(self, name).update({c: [] for c in cols})
@@ -191,14 +191,15 @@ class Sink:
         self._pending += 1
         return sid
 
-    def relation(self, entry_id: int, sense_id: int | None, kind: str, word: str, note: str | None) -> None:
-        """One lexical relation from an entry (or one of its senses) to a word."""
+    def relations(self, entry_id: int, sense_id: int | None, kind: str, links: str) -> None:
+        """Lexical relations of one kind from an entry (or one of its senses): `links` is their JSON list
+        as the source spells it (`[{"word": ..., "sense": ...}, ...]`). The build unpacks it in DuckDB, so
+        a reader copies bytes instead of building a Python object per link."""
         c = self.cols.relation
         c["entry_id"].append(entry_id)
         c["sense_id"].append(sense_id)
         c["kind"].append(kind)
-        c["word"].append(word)
-        c["note"].append(note)
+        c["links"].append(links)
 
     def loaded_record(self) -> None:
         """Count one record whose entries, forms and senses were added."""
