@@ -69,7 +69,7 @@ _SCHEMAS: dict[str, pa.Schema] = {
             ("wikidata", _LIST),
         ]
     ),
-    "relation": pa.schema(  # staged: one row per (holder, kind), its links as JSON (Sink.relations)
+    "relation": pa.schema(  # into relation_links: one row per (holder, kind), its links as JSON
         [
             ("entry_id", pa.int64()),
             ("sense_id", pa.int64()),
@@ -168,6 +168,9 @@ class BuildReport:
         return {"sources": [s.to_dict() for s in self.sources]}
 
 
+_TABLES = {"relation": "relation_links"}  # sink batch → table, where the names differ
+
+
 def _sql(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     """Run one statement to completion (DuckDB 2 refuses new work while a result is unfetched)."""
     return con.execute(sql, params or []).fetchall()
@@ -185,28 +188,9 @@ def _insert(con: duckdb.DuckDBPyConnection, source_id: int, cols: Columns) -> No
         batch = pa.table({name: data[name] for name in schema.names}, schema=schema)
         con.register("_defemb_batch", batch)
         try:
-            _sql(
-                con,
-                _RELATION_INSERT
-                if table == "relation"
-                else f"INSERT INTO {table} BY NAME SELECT * FROM _defemb_batch",
-            )
+            _sql(con, f"INSERT INTO {_TABLES.get(table, table)} BY NAME SELECT * FROM _defemb_batch")
         finally:
             con.unregister("_defemb_batch")
-
-
-# A link whose shape is not {"word": ..., "sense": ...} (a bare string, a number) is dropped, never the
-# record: json_transform (not _strict) turns what does not fit into NULL.
-_RELATION_INSERT = """
-INSERT INTO relation (entry_id, sense_id, kind, word, note)
-SELECT entry_id, sense_id, kind, trim(link.word), link.sense
-FROM (
-    SELECT entry_id, sense_id, kind,
-           unnest(json_transform(links, '[{"word": "VARCHAR", "sense": "VARCHAR"}]')) AS link
-    FROM _defemb_batch
-)
-WHERE link.word IS NOT NULL AND trim(link.word) <> ''
-"""
 
 
 def _next_id(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
@@ -222,7 +206,7 @@ def _delete_source(con: duckdb.DuckDBPyConnection, source_id: int, whole: bool =
         _sql(con, f"DELETE FROM alignment WHERE sense_id IN ({senses})", [source_id])
         _sql(con, "DELETE FROM filtered WHERE source_id = ?", [source_id])
         _sql(con, "DELETE FROM source WHERE source_id = ?", [source_id])
-    _sql(con, f"DELETE FROM relation WHERE entry_id IN ({ids})", [source_id])
+    _sql(con, f"DELETE FROM relation_links WHERE entry_id IN ({ids})", [source_id])
     _sql(con, f"DELETE FROM sense WHERE entry_id IN ({ids})", [source_id])
     _sql(con, f"DELETE FROM form WHERE entry_id IN ({ids})", [source_id])
     _sql(con, "DELETE FROM entry WHERE source_id = ?", [source_id])
@@ -249,7 +233,9 @@ def _dedup_word_glosses(con: duckdb.DuckDBPyConnection, source_id: int) -> None:
         """,
         [source_id],
     )
-    _sql(con, "UPDATE relation SET sense_id = NULL WHERE sense_id IN (SELECT sense_id FROM _defemb_dup)")
+    _sql(
+        con, "UPDATE relation_links SET sense_id = NULL WHERE sense_id IN (SELECT sense_id FROM _defemb_dup)"
+    )
     _sql(con, "DELETE FROM sense WHERE sense_id IN (SELECT sense_id FROM _defemb_dup)")
     _sql(con, "DROP TABLE _defemb_dup")
 
@@ -273,7 +259,7 @@ def _filter_pos(con: duckdb.DuckDBPyConnection, source_id: int, keep: PosFilter)
         "AND e.entry_id NOT IN (SELECT entry_id FROM _defemb_drop))",
         [source_id],
     )[0][0]
-    for table in ("relation", "sense", "form", "entry"):
+    for table in ("relation_links", "sense", "form", "entry"):
         _sql(con, f"DELETE FROM {table} WHERE entry_id IN (SELECT entry_id FROM _defemb_drop)")
     _sql(con, "DROP TABLE _defemb_drop")
     return int(gone)

@@ -79,14 +79,26 @@ CREATE TABLE IF NOT EXISTS sense (
 );
 
 -- Lexical relations as the source gives them (kaikki's synonyms, antonyms, hypernyms, derived, ...):
--- from an entry, or from one of its senses (sense_id set), to a word (schema 2).
-CREATE TABLE IF NOT EXISTS relation (
+-- from an entry, or from one of its senses (sense_id set), one row per (holder, kind) with the links as
+-- the source's JSON list; the `relation` view has one row per linked word (schema 2). Stored packed
+-- because unpacking 60 links per record at ingest cost more than the rest of the extras together.
+CREATE TABLE IF NOT EXISTS relation_links (
     entry_id BIGINT NOT NULL,
     sense_id BIGINT,                        -- NULL: the relation belongs to the whole entry
     kind     VARCHAR NOT NULL,              -- synonyms | antonyms | hypernyms | hyponyms | derived | ...
-    word     VARCHAR NOT NULL,
-    note     VARCHAR                        -- the source's disambiguation ("sense" of the link), if any
+    links    VARCHAR NOT NULL               -- JSON list of {"word": ..., "sense": ...}
 );
+
+-- kind, from (entry, sense), to word; note = the source's disambiguation ("sense" of the link), if any.
+-- A link without a word, or not shaped {"word": ...}, is left out.
+CREATE OR REPLACE VIEW relation AS
+SELECT entry_id, sense_id, kind, trim(link.word) AS word, link.sense AS note
+FROM (
+    SELECT entry_id, sense_id, kind,
+           unnest(json_transform(links, '[{"word": "VARCHAR", "sense": "VARCHAR"}]')) AS link
+    FROM relation_links
+)
+WHERE link.word IS NOT NULL AND trim(link.word) <> '';
 
 CREATE TABLE IF NOT EXISTS tokenizer (
     tokenizer_id     INTEGER PRIMARY KEY,

@@ -71,7 +71,9 @@ def _check_format(fmt: str, stdout: str) -> int:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("name", ["neighbors", "senses", "definitions", "coverage", "sql", "synonyms", "isotropy"])
+@pytest.mark.parametrize(
+    "name", ["neighbors", "senses", "definitions", "coverage", "sql", "synonyms", "isotropy"]
+)
 def test_every_listing_answers_in_every_format(world, name: str, fmt: str, tmp_path: Path) -> None:
     args = _commands(*world)[name]
     runner = CliRunner()

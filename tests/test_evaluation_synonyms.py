@@ -25,7 +25,9 @@ def add_synonyms(db: Path, pairs: list[tuple[str, str]]) -> None:
     con = duckdb.connect(str(db))
     for word, syn in pairs:
         eid = con.execute("SELECT min(entry_id) FROM entry WHERE word = ?", [word]).fetchall()[0][0]
-        con.execute("INSERT INTO relation VALUES (?, NULL, 'synonyms', ?, NULL)", [eid, syn])
+        con.execute(
+            "INSERT INTO relation_links VALUES (?, NULL, 'synonyms', ?)", [eid, json.dumps([{"word": syn}])]
+        )
     con.close()
 
 
@@ -81,7 +83,7 @@ def test_cli_and_a_lexicon_without_synonyms(tmp_path: Path) -> None:
     )
     assert table.exit_code == 0 and "recall@1" in table.stdout and "shape:" not in table.stdout
     con = duckdb.connect(str(db))
-    con.execute("DELETE FROM relation")
+    con.execute("DELETE FROM relation_links")
     con.close()
     from definitionemb.embedder.rundir import RunDir
     from definitionemb.evaluation.rows import run_matrices

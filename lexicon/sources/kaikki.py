@@ -19,6 +19,7 @@ line number; msgspec parses the same lines several times faster than ``json.load
 from __future__ import annotations
 
 import io
+import operator
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -59,8 +60,8 @@ class _LeanSense(msgspec.Struct):
     examples: list[msgspec.Raw] = []
 
 
-# Relations stay undecoded (a Raw is a view of the line): DuckDB unpacks them at insert, which costs a
-# fraction of building a Python object per link here.
+# Relations stay undecoded (a Raw is a view of the line) and are stored as the source's JSON
+# (`relation_links`; the `relation` view unpacks them): a fraction of the cost of an object per link.
 _NO_LINKS = msgspec.Raw(b"[]")
 
 # wiktextract's linkage fields, kept in the `relation` table under these names (its `kind`).
@@ -83,6 +84,8 @@ RELATION_KINDS = (
 
 
 class _Sense(_LeanSense):
+    # decoded in C; a malformed example fails the line, which then loads through the lean decoder
+    examples: list[_Example] = []  # type: ignore[assignment]
     id: str | None = None
     senseid: list[str] = []
     wikidata: list[str] = []
@@ -148,23 +151,22 @@ _DECODERS: dict[bool, msgspec.json.Decoder[_LeanRecord]] = {
 _EXAMPLE = msgspec.json.Decoder(_Example)
 
 
-def _examples(examples: list[msgspec.Raw], first_only: bool) -> list[str]:
-    out = []
+def _first_example(examples: list[msgspec.Raw]) -> str | None:
     for raw in examples:
         try:
             text = _EXAMPLE.decode(raw).text
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             continue  # a malformed example does not cost the sense
         if text and text.strip():
-            out.append(text)
-            if first_only:
-                break
-    return out
+            return text
+    return None
+
+
+_LINKS_OF = operator.attrgetter(*RELATION_KINDS)  # one C call for the 14 fields
 
 
 def _relations(sink: Sink, entry_id: int, sense_id: int | None, holder: _Record | _Sense) -> None:
-    for kind in RELATION_KINDS:
-        raw = getattr(holder, kind)
+    for kind, raw in zip(RELATION_KINDS, _LINKS_OF(holder), strict=True):
         if len(raw) > 2:  # not the empty list
             sink.relations(entry_id, sense_id, kind, bytes(raw).decode("utf-8"))
 
@@ -312,7 +314,11 @@ class _Loader:
             # the source's own form_of/alt_of target wins over the one read from the gloss
             form_of = (s.form_of[0].word if s.form_of else None) or g.form_of
             alt_of = (s.alt_of[0].word if s.alt_of else None) or g.alt_of
-            examples = _examples(s.examples, first_only=rich is None) if s.examples else []
+            if isinstance(s, _Sense):
+                examples = [e.text for e in s.examples if e.text and e.text.strip()]
+            else:
+                first = _first_example(s.examples) if s.examples else None
+                examples = [first] if first else []
             rg = s.raw_glosses
             raw_gloss = rg[-1] if rg and rg[-1].strip() else raw
             example = examples[0] if examples else None

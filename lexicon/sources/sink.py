@@ -193,8 +193,8 @@ class Sink:
 
     def relations(self, entry_id: int, sense_id: int | None, kind: str, links: str) -> None:
         """Lexical relations of one kind from an entry (or one of its senses): `links` is their JSON list
-        as the source spells it (`[{"word": ..., "sense": ...}, ...]`). The build unpacks it in DuckDB, so
-        a reader copies bytes instead of building a Python object per link."""
+        as the source spells it (`[{"word": ..., "sense": ...}, ...]`), stored packed (`relation_links`) and
+        unpacked by the `relation` view, so a reader copies bytes instead of building an object per link."""
         c = self.cols.relation
         c["entry_id"].append(entry_id)
         c["sense_id"].append(sense_id)
