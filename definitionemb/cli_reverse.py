@@ -114,39 +114,21 @@ def reverse(
 
     if rebuild:
         rv.build_reverse(run_dir, db=db, cache_dir=cache_dir, progress=not as_json)
+    common: dict[str, Any] = {
+        "pos": pos,
+        "scorers": scorers or None,
+        "include_query_words": include_query_words,
+        "matrix": matrix,
+        "rerank": rerank,
+        "db": db,
+        "cache_dir": cache_dir,
+    }
     if input_file is not None:
         assert out is not None
         if not out.endswith(".parquet"):
-            _batch_as(
-                out,
-                force,
-                run_dir,
-                input_file,
-                k,
-                pos,
-                scorers,
-                include_query_words,
-                matrix,
-                rerank,
-                db,
-                cache_dir,
-            )
+            _batch_as(out, force, lambda part: rv.reverse_batch(run_dir, input_file, k, part, **common))
             return
-        result = rv.reverse_batch(
-            run_dir,
-            input_file,
-            k,
-            out,
-            pos=pos,
-            scorers=scorers or None,
-            include_query_words=include_query_words,
-            matrix=matrix,
-            rerank=rerank,
-            overwrite=force,
-            db=db,
-            cache_dir=cache_dir,
-            progress=True,
-        )
+        result = rv.reverse_batch(run_dir, input_file, k, out, overwrite=force, **common)
         emit(
             result.to_dict(),
             as_json,
@@ -154,52 +136,25 @@ def reverse(
         )
         return
     assert text is not None
-    frame = rv.reverse_words(
-        run_dir,
-        text,
-        k=k,
-        pos=pos,
-        scorers=scorers or None,
-        include_query_words=include_query_words,
-        matrix=matrix,
-        rerank=rerank,
-        db=db,
-        cache_dir=cache_dir,
-        progress=not output.quiet_progress,
-    )
+    frame = rv.reverse_words(run_dir, text, k=k, progress=not output.quiet_progress, **common)
     if out is not None:  # one definition's answers into a file
         print_rows(frame, Output(out=Path(out), force=force))
         return
     print_rows(frame if output.fmt != "table" else frame.drop("query", "token_id", "sense_id"), output)
 
 
-def _batch_as(out: str, force: bool, run_dir: str, input_file: str, k: int, *args: Any) -> None:
-    """A batch answered in another format than Parquet: answered into a Parquet file beside `out`, then
-    written as `out` (so the batch code keeps one writer)."""
+def _batch_as(out: str, force: bool, answer: Any) -> None:
+    """A batch answered in another format than Parquet: `answer(part)` writes the batch's Parquet file
+    into a temporary folder beside `out`, which is then written as `out` (the batch keeps one writer)."""
     import tempfile
 
     import polars as pl
 
     from definitionemb.core.fileio import claim_output
-    from definitionemb.index import reverse_dictionary as rv
 
-    pos, scorers, include_query_words, matrix, rerank, db, cache_dir = args
     claim_output(Path(out), "file", force, "the reverse-dictionary answers")
     with tempfile.TemporaryDirectory(dir=Path(out).resolve().parent, prefix=".defemb-reverse-") as tmp:
         part = Path(tmp) / "answers.parquet"
-        result = rv.reverse_batch(
-            run_dir,
-            input_file,
-            k,
-            part,
-            pos=pos,
-            scorers=scorers or None,
-            include_query_words=include_query_words,
-            matrix=matrix,
-            rerank=rerank,
-            db=db,
-            cache_dir=cache_dir,
-            progress=True,
-        )
+        result = answer(part)
         print_rows(pl.read_parquet(part), Output(out=Path(out), force=force))
     click.echo(f"{result.queries} queries → {out} ({result.queries_per_s:.1f} queries/s)")

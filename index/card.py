@@ -96,11 +96,12 @@ def copy_sentence_transformers(model_dir: str | Path, out: Path) -> list[str]:
     return copied
 
 
-def stored_wordsim(run: RunDir) -> dict[str, dict[str, Any]]:
-    """The word-similarity results stored under `<run>/report/results/wordsim-*.json`, by set."""
+def _stored_scores(run: RunDir, pattern: str) -> dict[str, dict[str, Any]]:
+    """Results stored under `<run>/report/results/<pattern>`, by set: those with a `spearman` dict keyed
+    by matrix, each with the command that measured it."""
     folder = run.path / "report" / "results"
     out: dict[str, dict[str, Any]] = {}
-    for f in sorted(folder.glob("wordsim-*.json")) if folder.is_dir() else []:
+    for f in sorted(folder.glob(pattern)) if folder.is_dir() else []:
         try:
             rec = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
@@ -111,20 +112,15 @@ def stored_wordsim(run: RunDir) -> dict[str, dict[str, Any]]:
     return out
 
 
+def stored_wordsim(run: RunDir) -> dict[str, dict[str, Any]]:
+    """The word-similarity results stored under `<run>/report/results/wordsim-*.json`, by set."""
+    return _stored_scores(run, "wordsim-*.json")
+
+
 def stored_sts(run: RunDir) -> dict[str, dict[str, Any]]:
-    """Sentence-similarity results stored under `<run>/report/results/sts*.json` (`defemb eval sts`), by
-    set: each with a `spearman` (or `pearson`) dict keyed by matrix, as the word-similarity results."""
-    folder = run.path / "report" / "results"
-    out: dict[str, dict[str, Any]] = {}
-    for f in sorted(folder.glob("sts*.json")) if folder.is_dir() else []:
-        try:
-            rec = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        for ds, res in (rec.get("result") or {}).items():
-            if isinstance(res, dict) and isinstance(res.get("spearman"), dict):
-                out[ds] = {**res, "command": rec.get("command")}
-    return out
+    """Sentence-similarity results stored under `<run>/report/results/sts*.json` (`defemb eval sts`),
+    by set, shaped as the word-similarity results."""
+    return _stored_scores(run, "sts*.json")
 
 
 def lexicon_sources(con: Any) -> list[tuple[str, str]]:

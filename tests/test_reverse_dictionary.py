@@ -592,22 +592,8 @@ def test_reverse_answers_in_every_format(world, fmt: str, tmp_path: Path) -> Non
         src = tmp_path / "defs.txt"
         src.write_text("a small dog\nto walk slowly\n", encoding="utf-8")
         batch = tmp_path / "batch.csv"
-        res = CliRunner().invoke(
-            defemb_cli,
-            [
-                "reverse",
-                "--run",
-                str(run),
-                "--input",
-                str(src),
-                "-k",
-                "2",
-                "--out",
-                str(batch),
-                "--cache-dir",
-                str(cache),
-            ],
-        )
+        batch_args = [*base[:3], "--input", str(src), "-k", "2", "--out", str(batch), *base[-2:]]
+        res = CliRunner().invoke(defemb_cli, batch_args)  # base: reverse --run R TEXT -k 3 --cache-dir C
         assert res.exit_code == 0, res.output
         assert pl.read_csv(batch).height == 4 and sorted(p.name for p in tmp_path.iterdir()) == [
             "batch.csv",

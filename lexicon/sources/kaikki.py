@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from pathlib import Path
+from typing import cast
 
 import msgspec
 from definitionemb.lexicon.errors import SourceError
@@ -83,26 +84,17 @@ RELATION_KINDS = (
 )
 
 
-class _Sense(_LeanSense):
+class _RichSense(_LeanSense):
     # decoded in C; a malformed example fails the line, which then loads through the lean decoder
     examples: list[_Example] = []  # type: ignore[assignment]
     id: str | None = None
     senseid: list[str] = []
     wikidata: list[str] = []
-    synonyms: msgspec.Raw = _NO_LINKS
-    antonyms: msgspec.Raw = _NO_LINKS
-    hypernyms: msgspec.Raw = _NO_LINKS
-    hyponyms: msgspec.Raw = _NO_LINKS
-    holonyms: msgspec.Raw = _NO_LINKS
-    meronyms: msgspec.Raw = _NO_LINKS
-    troponyms: msgspec.Raw = _NO_LINKS
-    coordinate_terms: msgspec.Raw = _NO_LINKS
-    derived: msgspec.Raw = _NO_LINKS
-    related: msgspec.Raw = _NO_LINKS
-    compounds: msgspec.Raw = _NO_LINKS
-    instances: msgspec.Raw = _NO_LINKS
-    proverbs: msgspec.Raw = _NO_LINKS
-    abbreviations: msgspec.Raw = _NO_LINKS
+
+
+# Each linkage field, undecoded, on senses and records alike.
+_LINK_FIELDS: list[tuple[str, type, msgspec.Raw]] = [(k, msgspec.Raw, _NO_LINKS) for k in RELATION_KINDS]
+_Sense = cast("type[_RichSense]", msgspec.defstruct("_Sense", _LINK_FIELDS, bases=(_RichSense,)))
 
 
 class _Form(msgspec.Struct):
@@ -123,23 +115,15 @@ class _LeanRecord(msgspec.Struct):
     redirect: str | None = None
 
 
-class _Record(_LeanRecord):
-    senses: list[_Sense] = []  # type: ignore[assignment]
+class _RichRecord(_LeanRecord):
     etymology_text: str | None = None
-    synonyms: msgspec.Raw = _NO_LINKS
-    antonyms: msgspec.Raw = _NO_LINKS
-    hypernyms: msgspec.Raw = _NO_LINKS
-    hyponyms: msgspec.Raw = _NO_LINKS
-    holonyms: msgspec.Raw = _NO_LINKS
-    meronyms: msgspec.Raw = _NO_LINKS
-    troponyms: msgspec.Raw = _NO_LINKS
-    coordinate_terms: msgspec.Raw = _NO_LINKS
-    derived: msgspec.Raw = _NO_LINKS
-    related: msgspec.Raw = _NO_LINKS
-    compounds: msgspec.Raw = _NO_LINKS
-    instances: msgspec.Raw = _NO_LINKS
-    proverbs: msgspec.Raw = _NO_LINKS
-    abbreviations: msgspec.Raw = _NO_LINKS
+
+
+_SENSES = list[_Sense]  # type: ignore[valid-type]  # _Sense is made by defstruct, a type at runtime
+_Record = cast(
+    "type[_RichRecord]",
+    msgspec.defstruct("_Record", [("senses", _SENSES, []), *_LINK_FIELDS], bases=(_RichRecord,)),
+)
 
 
 # `extras=False` (``defemb lexicon build --no-extras``) decodes only what schema 1 kept: glosses, the
@@ -165,7 +149,7 @@ def _first_example(examples: list[msgspec.Raw]) -> str | None:
 _LINKS_OF = operator.attrgetter(*RELATION_KINDS)  # one C call for the 14 fields
 
 
-def _relations(sink: Sink, entry_id: int, sense_id: int | None, holder: _Record | _Sense) -> None:
+def _relations(sink: Sink, entry_id: int, sense_id: int | None, holder: _RichRecord | _RichSense) -> None:
     for kind, raw in zip(RELATION_KINDS, _LINKS_OF(holder), strict=True):
         if len(raw) > 2:  # not the empty list
             sink.relations(entry_id, sense_id, kind, bytes(raw).decode("utf-8"))
