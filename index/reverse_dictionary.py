@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from definitionemb.core.device import resolve_device
 from definitionemb.core.fileio import claim_output, output_file, save_npy, write_bytes
 from definitionemb.embedder.binding import bound
 from definitionemb.embedder.rundir import RunDir
@@ -565,11 +566,7 @@ class ReverseDictionary:
         return torch.float32
 
     def _torch_device(self) -> Any:
-        import torch
-
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return resolve_device(self.device)
 
     def _by_sense(self, name: str, q: np.ndarray, rows_first: bool = True) -> np.ndarray:
         """S×n scores of every row of matrix `name` (senses: unit rows; glosses, headwords) against every
@@ -633,11 +630,7 @@ class ReverseDictionary:
         if self._encoder is None:
             from definitionemb.index.sentence import SentenceEncoder
 
-            dev = self.device
-            if dev == "auto":
-                import torch
-
-                dev = "cuda" if torch.cuda.is_available() else "cpu"
+            dev = str(resolve_device(self.device))
             assert self.glosses is not None
             man = self.glosses.manifest
             self._encoder = SentenceEncoder(man.model, device=dev, max_length=man.max_length)
