@@ -81,7 +81,7 @@ def save_swapped(
 
     if not run.manifest().get("model"):
         raise EvaluationError(f"{run.manifest_path} names no model; the run cannot be swapped")
-    out = Path(out_dir) if out_dir is not None else run.path / "model"
-    own = out.resolve() == (run.path / "model").resolve()
+    out = Path(out_dir) if out_dir is not None else run.model_dir
+    own = out.resolve() == (run.model_dir).resolve()
     res = export(run, "hf", rows, out, db, force=force or own, how=how)
     return SwapResult(str(out), res.rows, res.how, res.rows_replaced, res.vocab_size)

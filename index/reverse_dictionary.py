@@ -330,11 +330,11 @@ def build_reverse(
         token_ids = single_token_ids(lex.con, tid, hw.words)
         lemma = lemma_share(lex.con, hw) if "lemma" in want else None
     seconds: dict[str, float] = {"headwords": round(time.perf_counter() - t0, 3)}
-    out = r.path / "index" / "reverse"
+    out = r.reverse_dir
     save_npy(out / "token_ids.npy", token_ids)
-    sv_path = r.path / "sense_vectors.npy"
+    sv_path = r.array_path("sense_vectors.npy")
     if "senses" in want:
-        have = sv_path.is_file() and (r.path / "sense_ids.npy").is_file()
+        have = sv_path.is_file() and r.array_path("sense_ids.npy").is_file()
         if not have or not np.array_equal(np.asarray(r.sense_ids()), hw.sense_ids):
             seconds["sense_vectors"] = round(_write_sense_vectors(r, hw, progress), 3)
         t1 = time.perf_counter()
@@ -377,8 +377,8 @@ def build_reverse(
         tokenizer_id=tid,
         scorers=[s for s in SCORERS if s in want or (s in ("glosses", "headwords") and glosses is not None)],
         sense_vectors_digest=source_digest(sv_path) if "senses" in want else "",
-        token_vectors_digest=_digest_or_none(r.path / "token_vectors.npy"),
-        original_vectors_digest=_digest_or_none(r.path / "original_vectors.npy"),
+        token_vectors_digest=_digest_or_none(r.array_path("token_vectors.npy")),
+        original_vectors_digest=_digest_or_none(r.array_path("original_vectors.npy")),
         glosses=str(glosses.path) if glosses is not None else None,
         glosses_digest=glosses.manifest.vectors_digest if glosses is not None else None,
         headwords=str(heads.path) if heads is not None else None,
@@ -432,7 +432,7 @@ def _stale(run: RunDir, man: ReverseManifest, lex_fp: str, hw: Headwords) -> str
 
 
 def _read_manifest(run: RunDir) -> ReverseManifest | None:
-    path = run.path / "index" / "reverse" / "manifest.json"
+    path = run.reverse_dir / "manifest.json"
     if not path.is_file():
         return None
     try:
@@ -493,7 +493,7 @@ class ReverseDictionary:
             man = build_reverse(r, db, cache_dir, progress, [s for s in SCORERS if s in set(want) | set(had)])
         self.manifest = man
         self._scorers = tuple(s for s in SCORERS if s in want)
-        folder = r.path / "index" / "reverse"
+        folder = r.reverse_dir
         self.token_ids = np.load(folder / "token_ids.npy")
         if self.token_ids.shape != (self.headwords.n_words,):
             raise IndexMismatch(
@@ -548,7 +548,7 @@ class ReverseDictionary:
         """A prior's one value per word from the run's reverse folder (None when `scorer` is not loaded)."""
         if scorer not in self._scorers:
             return None
-        path = self.run.path / "index" / "reverse" / name
+        path = self.run.reverse_dir / name
         prior = np.load(path)
         if prior.shape != (self.headwords.n_words,):
             raise IndexMismatch(
@@ -1119,7 +1119,7 @@ def open_reverse(
     kept while its manifest is unchanged)."""
     r = as_run(run)
     key = (str(r.path.resolve()), str(db), str(cache_dir), str(tuple(scorers) if scorers else None))
-    man = r.path / "index" / "reverse" / "manifest.json"
+    man = r.reverse_dir / "manifest.json"
     stamp = str(man.stat().st_mtime_ns) if man.is_file() else ""
     hit = _OPEN.get(key)
     if hit is not None and stamp and getattr(hit, "_stamp", None) == stamp:
