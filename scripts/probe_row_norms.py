@@ -3,7 +3,7 @@
 Re-creates the norm figures of the tenth pass (benchmarks/RESULTS.md, "Evaluation and row policies"):
 the mean norm of the covered rows in `original_vectors.npy` and `token_vectors.npy`, their mean cosine,
 and for each `--how` the blended row's length as a share of its original row's (mean and 10th
-percentile, `index.policy.blend`), beside the mean norm of the rows the policy does not touch.
+percentile, `definitionemb.index.policy.blend`), beside the mean norm of the rows the policy does not touch.
 
     .venv/bin/python scripts/probe_row_norms.py --run RUN --how mix:0.45 --how normmix:0.45
 
