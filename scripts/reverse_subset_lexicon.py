@@ -3,7 +3,8 @@
 Used by `benchmarks/bench_reverse.py` when encoding every gloss of the full lexicon is too slow for the
 machine (the subset pass in benchmarks/HISTORY.md, "Reverse dictionary (… subset, superseded)"). The copy
 keeps every table; only the senses of words outside {targets of hill-seen-500} ∪ {a `fraction` sample,
-seeded} are deleted, so the lexicon fingerprint (its sources) is unchanged and a run made on the full lexicon accepts it::
+seeded} are deleted, so the lexicon fingerprint (its sources) is unchanged and a run made on the full
+lexicon accepts it::
 
     python scripts/reverse_subset_lexicon.py FULL.duckdb SUB.duckdb 0.08 0
 """
