@@ -103,7 +103,9 @@ def _source_problem(path: Path, rest: list[str]) -> str | None:
     if not path.is_file():
         return f"{path.relative_to(ROOT)} is not in the repository"
     source = path.read_text(encoding="utf-8")
-    unknown = [o for o in _options(rest) if f'"{o}"' not in source and o != "--help"]
+    unknown = [
+        o for o in _options(rest) if f'"{o}"' not in source and f"'{o}'" not in source and o != "--help"
+    ]
     return f"{path.relative_to(ROOT)} declares no option {unknown}" if unknown else None
 
 
