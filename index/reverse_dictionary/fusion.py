@@ -59,7 +59,7 @@ TOKEN_MISSING = 0.0
 ZIPF_CAP = 1.5
 # The regressor's sense vectors and BM25 cost as much over every sense as the sentence scorers, and only
 # reorder the words those already rank high: a second pass gives them the first pass's RERANK best words
-# per query (RESULTS.md, "Reverse dictionary, fifth pass": on hill-seen-500 any cut from 200 up gives
+# per query (benchmarks/HISTORY.md, "Reverse dictionary, fifth pass": on hill-seen-500 any cut from 200 up gives
 # the acc@10 and median rank of scoring every word, 500 keeps acc@100 within 0.2). Their z-scores take
 # each query's mean and spread over a fixed sample of _SAMPLE words, the sample every query shares.
 RERANK = 500
