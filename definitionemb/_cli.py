@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -147,14 +148,19 @@ force_option: Callable[[F], F] = click.option(
 def emit(obj: Any, as_json: bool, text: str | None = None) -> None:
     """Print a command's result: `obj` as one line of JSON with `--json`, else `text`.
 
-    A polars DataFrame prints as its rows (JSON) or as a table; numpy scalars become numbers and NaN or
-    infinity becomes null (JSON has neither).
+    A polars DataFrame prints as its rows (JSON) or as a table; a result dataclass as its `to_dict()`;
+    numpy scalars become numbers and NaN or infinity becomes null (JSON has neither).
     """
     frame = _as_frame(obj)
     if as_json:
         from definitionemb.embedder.results import jsonable
 
-        payload = frame.to_dicts() if frame is not None else obj
+        if frame is not None:
+            payload = frame.to_dicts()
+        elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            payload = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
+        else:
+            payload = obj
         click.echo(json.dumps(jsonable(payload), ensure_ascii=False, default=str))
         return
     if text is None and frame is not None:

@@ -29,11 +29,12 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from definitionemb.core.records import Record
 from definitionemb.index.errors import SelectError
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ def chosen_for(run: RunLike, policy: RowPolicy) -> RunChoice | None:
 
 
 @dataclass(frozen=True)
-class RunChoice:
+class RunChoice(Record):
     """`<run>/policy.json`: the policy chosen for this run on development data, and on which vectors.
 
     How much of the generated row helps depends on how good the rows are: the quick preset's rows are
@@ -195,9 +196,6 @@ class RunChoice:
     token_vectors_digest: str
     original_vectors_digest: str
     format: int = CHOICE_FORMAT
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _vector_digests(run: RunLike) -> tuple[str, str]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 from definitionemb.core.fileio import claim_output, output_file
+from definitionemb.core.records import Record
 from definitionemb.index.errors import IndexStageError
 from definitionemb.index.reverse_dictionary.build import ensure_reverse
 from definitionemb.index.reverse_dictionary.dictionary import ReverseDictionary, check_query
@@ -94,7 +94,7 @@ def reverse_words(
 
 
 @dataclass(frozen=True)
-class BatchResult:
+class BatchResult(Record):
     """What :func:`reverse_batch` wrote."""
 
     input: str
@@ -104,9 +104,6 @@ class BatchResult:
     k: int
     seconds: float
     queries_per_s: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def reverse_batch(

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from definitionemb.core.records import Record
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.errors import IndexMismatch, IndexStageError
 from definitionemb.index.faiss_index import source_digest
@@ -37,7 +38,7 @@ DbPath = str | os.PathLike[str] | None
 
 
 @dataclass(frozen=True)
-class ReverseManifest:
+class ReverseManifest(Record):
     """`<run>/index/reverse/manifest.json`: what the run's reverse index was built from."""
 
     format: int
@@ -59,9 +60,6 @@ class ReverseManifest:
     seconds: dict[str, float] = field(default_factory=dict)
     frequency: str | None = None  # the word list behind `frequency` ("wordfreq 3.1.1"); None: not built
     lexical: str | None = None  # GlossBM25.spec of lexical.npz; None: not built
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def rebuild_hint(run: RunDir) -> str:
