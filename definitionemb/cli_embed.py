@@ -60,10 +60,12 @@ def embed() -> None:
     "--topk", type=int, default=None, help="Senses averaged per token at generation (default: preset)."
 )
 @click.option(
-    "--neighbours",
+    "--smoothing",
+    "--neighbours",  # its name until 0.1, kept as an alias for a release
+    "smoothing",
     type=click.Choice(["auto", "off"]),
     default=None,
-    help="The neighbour step generation takes for this run (default: preset; see `embed generate`).",
+    help="The smoothing step generation takes for this run (default: preset; see `embed generate`).",
 )
 @click.option("--split-seed", type=int, default=None, help="Seed of the held-out split alone (default 0).")
 @click.option("--trainable", type=click.Choice(["auto", "all", "no-embeddings", "head"]), default=None)
@@ -96,7 +98,7 @@ def train(
     pooling: str | None,
     senses_per_token: int | None,
     topk: int | None,
-    neighbours: str | None,
+    smoothing: str | None,
     split_seed: int | None,
     trainable: str | None,
     dropout: float | None,
@@ -141,7 +143,7 @@ def train(
         pooling=pooling,
         senses_per_token=senses_per_token,
         topk=topk,
-        neighbours=neighbours,
+        smoothing=smoothing,
         split_seed=split_seed,
         trainable=trainable,
         dropout=dropout,
@@ -184,12 +186,14 @@ def train(
     help="Average a token's top-k definitions (default: the run's own, set by its preset; 1 if none).",
 )
 @click.option(
-    "--neighbours",
+    "--smoothing",
+    "--neighbours",  # its name until 0.1, kept as an alias for a release
+    "smoothing",
     type=click.Choice(["auto", "off"]),
     default=None,
     help="auto: move each definition's row toward the rows of the other tokens defined most like it, "
     "as far as half the run's held-out tokens say it helps (the other half is reported); off: the "
-    "regressor's rows alone. Default: the run's own, set by its preset (TrainConfig.neighbours).",
+    "regressor's rows alone. Default: the run's own, set by its preset (TrainConfig.smoothing).",
 )
 @click.option("--batch-tokens", type=int, default=16384, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -200,7 +204,7 @@ def generate(
     run_dir: str,
     senses: bool,
     topk: int | None,
-    neighbours: str | None,
+    smoothing: str | None,
     batch_tokens: int,
     device: str,
     quiet: bool,
@@ -215,7 +219,7 @@ def generate(
             run=run_dir,
             senses=senses,
             topk=topk,
-            neighbours=neighbours,
+            smoothing=smoothing,
             batch_tokens=batch_tokens,
             device=device,
             progress=not quiet,
@@ -227,18 +231,18 @@ def generate(
         f"generated {res.tokens} token rows of {res.vocab_size}"
         + (f" and {res.senses} sense vectors" if senses else "")
         + f" ({res.definitions_per_s:,.0f} definitions/s) → {res.run}"
-        + _neighbours_line(res.neighbours),
+        + _smoothing_line(res.smoothing),
     )
 
 
-def _neighbours_line(nb: dict[str, Any] | None) -> str:
+def _smoothing_line(nb: dict[str, Any] | None) -> str:
     if nb is None:
         return ""
     s = nb["scores"]
     what = f"k {nb['k']}, τ {nb['tau']}, β {nb['beta']}" if nb["beta"] > 0 else "off (β 0 won)"
     return (
-        f"\nneighbour step: {what}, chosen on {nb['dev_tokens']} held-out tokens; on the other "
-        f"{nb['test_tokens']}: cosine {s['plain_test']:.3f} → {s['neighbours_test']:.3f}"
+        f"\nsmoothing step: {what}, chosen on {nb['dev_tokens']} held-out tokens; on the other "
+        f"{nb['test_tokens']}: cosine {s['plain_test']:.3f} → {s['smoothed_test']:.3f}"
     )
 
 

@@ -29,8 +29,8 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
         inference,
         lexicon_io,
         models,
-        neighbours,
         rundir,
+        smoothing,
         trainer,
     )
     from definitionemb.embedder.checkpoint import load_regressor
@@ -74,7 +74,7 @@ _SUBMODULES = {
     "lexicon_io",
     "rundir",
     "errors",
-    "neighbours",
+    "smoothing",
 }
 
 __all__ = ["EmbedderError", "NonFiniteOutput", "RunMismatch", "RunDir", *_LAZY]

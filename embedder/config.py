@@ -13,7 +13,7 @@ Presets:
     standard  the CPU recipe: the quick one, 800 steps of 2,048 tokens (11× the tokens), encoder lr
            3e-5, 2 senses per token, no dropout; about 19 minutes of training on 2 idle cores (1,000
            steps took 24 minutes at 1,460 tokens/s and reached 0.377; 800 without dropout reach 0.3765:
-           RESULTS.md). Generation takes the neighbour step (`neighbours="auto"`): held-out cosine of
+           RESULTS.md). Generation takes the smoothing step (`smoothing="auto"`): held-out cosine of
            the top-6 rows 0.418 -> 0.514 on the half of the held-out tokens the step's choice never read.
     gpu    the same recipe for one GPU: 20k steps of 8,192 tokens, 3 senses per token, ridge on 100k
            examples (config only; unmeasured).
@@ -56,12 +56,12 @@ from typing import Any
 
 from definitionemb.embedder.errors import EmbedderError
 
-NEIGHBOUR_MODES = ("auto", "off")  # TrainConfig.neighbours / GenerateConfig.neighbours (embedder.neighbours)
+SMOOTHING_MODES = ("auto", "off")  # TrainConfig.smoothing / GenerateConfig.smoothing (embedder.smoothing)
 
 
-def _check_neighbours(mode: str) -> None:
-    if mode not in NEIGHBOUR_MODES:
-        raise EmbedderError(f"neighbours must be {' or '.join(map(repr, NEIGHBOUR_MODES))}, not {mode!r}")
+def _check_smoothing(mode: str) -> None:
+    if mode not in SMOOTHING_MODES:
+        raise EmbedderError(f"smoothing must be {' or '.join(map(repr, SMOOTHING_MODES))}, not {mode!r}")
 
 
 __all__ = [
@@ -137,7 +137,7 @@ class TrainConfig:
     senses_per_token: int = 1  # training uses each token's top-k ranked definitions
     pooling: str = "target"  # what the head reads: target | mean | target+mean (models.POOLINGS)
     topk: int = 1  # a token's generated row = mean over its top-k senses (generate's default for this run)
-    neighbours: str = "off"  # generate's neighbour step for this run: auto | off (GenerateConfig.neighbours)
+    smoothing: str = "off"  # generate's smoothing step for this run: auto | off (GenerateConfig.smoothing)
     heldout_senses: int = 3  # held-out scores: first sense ("cosine") and mean over top-2.. this many
     split_seed: int = 0  # seeds the held-out split alone: runs with other seeds or presets share it
     probes: bool = True  # score ridge probes on frozen features and the definition mean on the split
@@ -179,7 +179,7 @@ class TrainConfig:
             raise EmbedderError("grad_accum, senses_per_token, topk and heldout_senses must be >= 1")
         if self.pooling not in ("target", "mean", "target+mean"):
             raise EmbedderError(f"pooling must be target|mean|target+mean, got {self.pooling!r}")
-        _check_neighbours(self.neighbours)
+        _check_smoothing(self.smoothing)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -205,7 +205,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # word-similarity sets score top-3 / top-6 / top-10 averaging at +0.026 / +0.031 / +0.030 over the
     # original rows (each at its own dev α), held-out cosine 0.381 / 0.391 / 0.396; 6 costs 1.7× the
     # definitions of 3 at generation, 10 costs 2.4× (benchmarks/HISTORY.md, "Top-6 rows, seventh pass").
-    # neighbours="auto" in standard/gpu, not quick: on the standard run the step wins the development
+    # smoothing="auto" in standard/gpu, not quick: on the standard run the step wins the development
     # thirds of word similarity (+0.004 mean at top-6, +0.009 at top-3) and the carved CoLA split (0.121
     # vs 0.114 over 3 seeds), and lifts held-out cosine 0.418 -> 0.514; on the quick run the thirds tie
     # (+0.0005), so the ~25 s it costs buys nothing there (RESULTS.md, ninth pass).
@@ -213,7 +213,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "standard": {  # the CPU recipe: under 20 minutes of training on 2 idle cores (MiniLM)
         "pooling": "target+mean",
         "topk": 6,
-        "neighbours": "auto",
+        "smoothing": "auto",
         "dropout": 0.0,
         "steps": 800,
         "batch_tokens": 2048,
@@ -227,7 +227,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu": {  # one GPU (config only: not measured on one yet): the same recipe, a longer schedule
         "pooling": "target+mean",
         "topk": 6,
-        "neighbours": "auto",
+        "smoothing": "auto",
         "steps": 20_000,
         "batch_tokens": 8192,
         "lr": 5e-5,
@@ -282,9 +282,9 @@ class GenerateConfig:
     senses: bool = False
     topk: int | None = None  # >1: a token's row is the mean over its top-k senses; None: the run's own
     # "auto": move each definition's row toward its nearest other definitions' token rows, with (k, τ, β)
-    # chosen on half the run's held-out tokens (embedder.neighbours); "off": the regressor's rows alone;
-    # None: the run's own (TrainConfig.neighbours, set by its preset).
-    neighbours: str | None = None
+    # chosen on half the run's held-out tokens (embedder.smoothing); "off": the regressor's rows alone;
+    # None: the run's own (TrainConfig.smoothing, set by its preset).
+    smoothing: str | None = None
     batch_tokens: int = 16384
     device: str = "auto"
     progress: bool = True
@@ -292,8 +292,8 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         if self.topk is not None and self.topk < 1:
             raise EmbedderError("topk must be >= 1")
-        if self.neighbours is not None:
-            _check_neighbours(self.neighbours)
+        if self.smoothing is not None:
+            _check_smoothing(self.smoothing)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -323,7 +323,7 @@ class GenerateResult:
     senses: int
     definitions_per_s: float
     seconds: float
-    neighbours: dict[str, Any] | None = None  # the neighbour step's choice and held-out scores
+    smoothing: dict[str, Any] | None = None  # the neighbour step's choice and held-out scores
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -24,8 +24,8 @@ from definitionemb.embedder.lexicon_io import (
     lexicon_fingerprint,
     tokenizer_sha256,
 )
-from definitionemb.embedder.neighbours import NeighbourChoice, choose, nearest_other, neighbour_rows
 from definitionemb.embedder.rundir import RunDir
+from definitionemb.embedder.smoothing import SmoothingChoice, choose, nearest_other, smoothed_rows
 
 __all__ = ["generate", "encode_definitions", "open_run_for"]
 
@@ -83,8 +83,12 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     )
     own = m.get("config") or {}
     topk = cfg.topk if cfg.topk is not None else int(own.get("topk") or 1)
-    # Runs trained before the field existed had no neighbour step: "off".
-    neighbours = cfg.neighbours if cfg.neighbours is not None else str(own.get("neighbours") or "off")
+    # Runs trained before the field existed had no smoothing step ("off"); until 0.1 it was "neighbours".
+    smoothing = (
+        cfg.smoothing
+        if cfg.smoothing is not None
+        else str(own.get("smoothing") or own.get("neighbours") or "off")
+    )
     defs = fetch_definitions(cfg.db, int(m["tokenizer_id"]), topk)
     ex = build_examples(tok, prompt, defs)
     if len(ex) != len(defs):
@@ -98,10 +102,10 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     if ex.token_id.size and (ex.token_id.min() < 0 or ex.token_id.max() >= vocab_size):
         raise RunMismatch(f"the lexicon aligns token ids outside this run's vocabulary (0..{vocab_size - 1})")
     split_seed = int(own.get("split_seed") or 0)
-    choice = _neighbours(neighbours, run, preds, ex.token_id, ex.rank, original, topk, split_seed)
+    choice = _smoothing(smoothing, run, preds, ex.token_id, ex.rank, original, topk, split_seed)
     if choice is not None and choice.active:
         nb = nearest_other(preds, ex.token_id, preds, ex.token_id, choice.k)
-        preds = (1 - choice.beta) * preds + choice.beta * neighbour_rows(
+        preds = (1 - choice.beta) * preds + choice.beta * smoothed_rows(
             nb, original[ex.token_id], choice.k, choice.tau
         )
     uniq, rows = mean_by_token(ex.token_id, ex.rank, preds, topk)
@@ -130,11 +134,11 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         generate={
             **cfg.to_dict(),
             "topk": topk,
-            "neighbours_mode": neighbours,
+            "smoothing_mode": smoothing,
             "covered_tokens": int(covered.sum()),
             "senses": n_senses,
             "definitions_per_s": dps,
-            "neighbours": choice.to_dict() if choice is not None else None,
+            "smoothing": choice.to_dict() if choice is not None else None,
         },
     )
     return GenerateResult(
@@ -144,11 +148,11 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         senses=n_senses,
         definitions_per_s=dps,
         seconds=t2 - t0,
-        neighbours=choice.to_dict() if choice is not None else None,
+        smoothing=choice.to_dict() if choice is not None else None,
     )
 
 
-def _neighbours(
+def _smoothing(
     mode: str,
     run: RunDir,
     preds: np.ndarray,
@@ -157,8 +161,8 @@ def _neighbours(
     original: np.ndarray,
     topk: int,
     split_seed: int,
-) -> NeighbourChoice | None:
-    """The run's neighbour step, chosen on half its held-out tokens; None when off or nothing to choose on."""
+) -> SmoothingChoice | None:
+    """The run's smoothing step, chosen on half its held-out tokens; None when off or nothing to choose on."""
     if mode == "off":
         return None
     held = run.heldout_tokens()
@@ -166,7 +170,7 @@ def _neighbours(
     if n_held < 2 or n_held >= len(np.unique(token_id)):
         print(
             f"embedder: note: {n_held} held-out tokens with definitions in {run.path}; "
-            "no neighbour step (it is chosen on held-out tokens)",
+            "no smoothing step (it is chosen on held-out tokens)",
             file=sys.stderr,
         )
         return None
