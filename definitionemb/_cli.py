@@ -4,6 +4,8 @@
   spelled the same way (`--db`, `--run`, `--json`).
 - `rows_option()`, `how_option()`: a row policy (`index.policy`), `--rows ROWS --how HOW`, the same
   spelling on every command that changes rows.
+- `config_options(Config, names)`: options made from a config dataclass's fields (`--field-name`, its help
+  and choices from the field's metadata), so each field is spelled once.
 - `emit(obj, as_json, text)`: JSON (one line, NaN → null) for machines, `text` for people.
 - `Group`: a click group whose commands fail cleanly. An error a stage raises on purpose (any
   `lexicon.errors.DefembError`, or an `OSError` such as a full disk) becomes one `Error: …` line on stderr
@@ -18,8 +20,9 @@ import dataclasses
 import json
 import os
 import shlex
+import typing
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -31,6 +34,7 @@ __all__ = [
     "EXPECTED_ERRORS",
     "Group",
     "command_line",
+    "config_options",
     "datasets_option",
     "db_option",
     "emit",
@@ -143,6 +147,33 @@ force_option: Callable[[F], F] = click.option(
     is_flag=True,
     help="Replace OUT if it is an earlier output of definitionemb (never a run, a lexicon or other files).",
 )
+
+
+def _option_type(hint: Any) -> Any:
+    """click's type for a field annotation (`int`, `float | None`, `str`, …)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if args else hint
+    return base if base in (int, float, str) else str
+
+
+def config_options(cls: type, names: Sequence[str]) -> Callable[[F], F]:
+    """One `--name` option per named field of the config dataclass `cls`, its help, choices and older
+    spellings from the field's metadata (`embedder.config.option`). Every default is None: an option left
+    out keeps the preset's value, so the command passes the values on as they are."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+
+    def deco(fn: F) -> F:
+        for name in reversed(names):
+            f = fields[name]
+            meta = f.metadata
+            kind = click.Choice(meta["choices"]) if "choices" in meta else _option_type(hints[name])
+            flags = ["--" + name.replace("_", "-"), *meta.get("aliases", ())]
+            help_ = meta.get("help", "")
+            fn = click.option(*flags, name, type=kind, default=None, help=f"{help_} (default: preset)")(fn)
+        return fn
+
+    return deco
 
 
 def emit(obj: Any, as_json: bool, text: str | None = None) -> None:

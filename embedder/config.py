@@ -57,6 +57,24 @@ from typing import Any
 from definitionemb.embedder.errors import EmbedderError
 
 SMOOTHING_MODES = ("auto", "off")  # TrainConfig.smoothing / GenerateConfig.smoothing (embedder.smoothing)
+SCHEDULES = ("inverse_sqrt", "cosine", "constant")
+LOSSES = ("mse", "mse+cos")
+HEAD_INITS = ("random", "ridge")
+TRAINABLE = ("auto", "all", "no-embeddings", "head")  # embedder.models.set_trainable
+POOLINGS = ("target", "mean", "target+mean")  # what the head reads (embedder.models.Regressor)
+
+
+def option(
+    default: Any, help: str, choices: tuple[str, ...] | None = None, aliases: tuple[str, ...] = ()
+) -> Any:
+    """A config field that is also a command-line option: its help (and choices, and older spellings)
+    live here, once; `definitionemb._cli.config_options` turns the field into `--its-name`."""
+    meta: dict[str, Any] = {"help": help}
+    if choices is not None:
+        meta["choices"] = choices
+    if aliases:
+        meta["aliases"] = aliases
+    return field(default=default, metadata=meta)
 
 
 def _check_smoothing(mode: str) -> None:
@@ -114,32 +132,45 @@ class TrainConfig:
     run: str
     family: str | None = None
     preset: str = "quick"
-    steps: int = 150
-    batch_tokens: int = 1024
-    grad_accum: int = 1
-    lr: float = 2e-5  # encoder (and embeddings when they train)
-    head_lr: float | None = 1e-4  # None: same as lr
+    steps: int = option(150, "Optimizer updates.")
+    batch_tokens: int = option(1024, "Padded tokens per micro-batch.")
+    grad_accum: int = option(1, "Micro-batches per update.")
+    lr: float = option(2e-5, "Learning rate of the encoder (and of the embeddings when they train).")
+    head_lr: float | None = option(1e-4, "Learning rate of the head (None: the encoder's).")
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.98)
     clip: float = 1.0
-    schedule: str = "cosine"  # inverse_sqrt | cosine | constant (all after linear warm-up)
-    warmup: int = 10
+    schedule: str = option("cosine", "Learning-rate schedule after the linear warm-up.", SCHEDULES)
+    warmup: int = option(10, "Warm-up updates.")
     min_lr_ratio: float = 0.05  # floor of the cosine schedule
-    loss: str = "mse+cos"  # mse (the reference) | mse+cos
+    loss: str = option("mse+cos", "mse = the reference loss; mse+cos adds a cosine term.", LOSSES)
     cos_weight: float = 0.05
-    head_init: str = "ridge"  # random (N(0, d^-1/2), the reference) | ridge
+    head_init: str = option(
+        "ridge", "random = N(0, d^-1/2), the reference; ridge = fitted on frozen features.", HEAD_INITS
+    )
     ridge_alpha: float = 1e-2
     ridge_examples: int = 20000
-    trainable: str = "auto"  # auto | all | no-embeddings | head
+    trainable: str = option("auto", "Which parameters train.", TRAINABLE)
     mask_prob: float = 1.0  # target corruption in training: mask token ... (paper: 0.5)
     random_prob: float = 0.0  # ... or a random token; kept otherwise (paper: 0.25)
-    dropout: float | None = None  # override the model's dropout (None keeps it)
-    senses_per_token: int = 1  # training uses each token's top-k ranked definitions
-    pooling: str = "target"  # what the head reads: target | mean | target+mean (models.POOLINGS)
-    topk: int = 1  # a token's generated row = mean over its top-k senses (generate's default for this run)
-    smoothing: str = "off"  # generate's smoothing step for this run: auto | off (GenerateConfig.smoothing)
+    dropout: float | None = option(
+        None, "Override the model's dropout (0 for exact DDP checks; None keeps it)."
+    )
+    senses_per_token: int = option(1, "Train on each token's top-k ranked senses.")
+    pooling: str = option(
+        "target", "What the head reads: the target position, the prompt's mean, or both.", POOLINGS
+    )
+    topk: int = option(1, "Senses averaged per token at generation (generate's default for this run).")
+    smoothing: str = option(
+        "off",
+        "The smoothing step generation takes for this run (see `embed generate`).",
+        SMOOTHING_MODES,
+        ("--neighbours",),
+    )
     heldout_senses: int = 3  # held-out scores: first sense ("cosine") and mean over top-2.. this many
-    split_seed: int = 0  # seeds the held-out split alone: runs with other seeds or presets share it
+    split_seed: int = option(
+        0, "Seed of the held-out split alone: runs with other seeds or presets share it."
+    )
     probes: bool = True  # score ridge probes on frozen features and the definition mean on the split
     multipiece_words: bool = False  # also train on words the tokenizer splits (one example per piece)
     max_pieces: int = 4
@@ -163,11 +194,11 @@ class TrainConfig:
             raise EmbedderError(
                 f"batch_tokens ({self.batch_tokens}) must be >= prompt.max_length ({self.prompt.max_length})"
             )
-        if self.schedule not in ("inverse_sqrt", "cosine", "constant"):
+        if self.schedule not in SCHEDULES:
             raise EmbedderError(f"schedule must be inverse_sqrt|cosine|constant, got {self.schedule!r}")
-        if self.loss not in ("mse", "mse+cos"):
+        if self.loss not in LOSSES:
             raise EmbedderError(f"loss must be mse|mse+cos, got {self.loss!r}")
-        if self.head_init not in ("random", "ridge"):
+        if self.head_init not in HEAD_INITS:
             raise EmbedderError(f"head_init must be random|ridge, got {self.head_init!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise EmbedderError(f"device must be auto|cpu|cuda, got {self.device!r}")
@@ -177,7 +208,7 @@ class TrainConfig:
             raise EmbedderError("mask_prob and random_prob must be >= 0 with a sum <= 1")
         if self.grad_accum < 1 or self.senses_per_token < 1 or self.topk < 1 or self.heldout_senses < 1:
             raise EmbedderError("grad_accum, senses_per_token, topk and heldout_senses must be >= 1")
-        if self.pooling not in ("target", "mean", "target+mean"):
+        if self.pooling not in POOLINGS:
             raise EmbedderError(f"pooling must be target|mean|target+mean, got {self.pooling!r}")
         _check_smoothing(self.smoothing)
 
