@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -36,9 +35,9 @@ __all__ = ["build_reverse", "ensure_reverse"]
 
 def _write_sense_vectors(run: RunDir, hw: Headwords, progress: bool) -> float:
     """sense_vectors.npy + sense_ids.npy through the regressor (the generation prompt, with POS)."""
+    from definitionemb.embedder.generator import encode_definitions as encode
     from tqdm import tqdm
 
-    encode = importlib.import_module("embedder").encode_definitions
     t0 = time.perf_counter()
     dim = int(run.manifest().get("dim") or run.original_vectors().shape[1])
     out = np.empty((hw.n_senses, dim), dtype=np.float32)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 import warnings
 from collections.abc import Sequence
@@ -263,7 +262,8 @@ class ReverseDictionary:
         want = set(check_scorers(scorers, self.scorers))
         out: dict[str, np.ndarray] = {}
         if want & {"tokens", "senses"}:
-            encode = importlib.import_module("embedder").encode_definitions
+            from definitionemb.embedder.generator import encode_definitions as encode
+
             q = np.asarray(
                 encode(
                     self.run,
