@@ -7,10 +7,8 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
 from definitionemb.core.fileio import npy_to_fill
 from definitionemb.embedder.checkpoint import load_regressor
 from definitionemb.embedder.config import GenerateConfig, GenerateResult, PromptConfig, TrainConfig
@@ -27,7 +25,7 @@ from definitionemb.embedder.lexicon_io import (
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.embedder.smoothing import SmoothingChoice, choose, nearest_other, smoothed_rows
 
-__all__ = ["generate", "encode_definitions", "open_run_for"]
+__all__ = ["DefinitionEncoder", "generate", "encode_definitions", "open_run_for"]
 
 
 def open_run_for(run_path: str | os.PathLike[str], db: str | os.PathLike[str] | None = None) -> RunDir:
@@ -185,7 +183,51 @@ def _smoothing(
     )
 
 
-_CACHE: dict[tuple[str, str, float], tuple[Any, Any, PromptConfig, Collator, torch.device]] = {}
+class DefinitionEncoder:
+    """A run's regressor, loaded once: free-text definitions → vectors (n×d float32), with the generation
+    prompt. The target is a lone mask token in front of the definition, as at generation time, so a
+    definition lands where the token it defines would. Keep one to encode many batches (the reverse
+    dictionary does); `encode_definitions` is the one-call form."""
+
+    def __init__(self, run: str | os.PathLike[str] | RunDir, device: str = "auto") -> None:
+        self.run = run if isinstance(run, RunDir) else RunDir.open(run)
+        self.device = resolve_device(device)
+        self.model, self.tokenizer, _ = load_regressor(self.run.path, self.device)
+        self.collator = Collator(
+            self.tokenizer,
+            self.model.family,
+            self.model.input_embeddings().num_embeddings,
+            decoder_start_id=getattr(self.model.backbone.config, "decoder_start_token_id", None),
+        )
+        self.prompt = _prompt_of(self.run)
+
+    def encode(
+        self, texts: Sequence[str], pos: Sequence[str | None] | None = None, batch_size: int = 64
+    ) -> np.ndarray:
+        """Vectors of `texts` (with their parts of speech, when given), batches of `batch_size` prompts."""
+        _check_request(texts, pos, batch_size)
+        n = len(texts)
+        defs = Definitions(
+            token_id=np.full(n, -1, dtype=np.int64),
+            rank=np.ones(n, dtype=np.int32),
+            sense_id=np.arange(n, dtype=np.int64),
+            word=[""] * n,
+            pos=list(pos) if pos is not None else [None] * n,
+            gloss=[str(t) for t in texts],
+        )
+        ex = build_examples(self.tokenizer, self.prompt, defs)
+        if len(ex) != n:
+            raise EmbedderError("the run's prompt template leaves no room for a definition")
+        out = predict(self.model, self.collator, ex, self.device, batch_size * self.prompt.max_length)
+        check_finite(out, "definition vectors")
+        return out
+
+
+def _check_request(texts: Sequence[str], pos: Sequence[str | None] | None, batch_size: int) -> None:
+    if pos is not None and len(pos) != len(texts):
+        raise EmbedderError(f"pos has {len(pos)} entries for {len(texts)} texts")
+    if batch_size < 1:
+        raise EmbedderError("batch_size must be >= 1")
 
 
 def encode_definitions(
@@ -195,43 +237,7 @@ def encode_definitions(
     batch_size: int = 64,
     device: str = "auto",
 ) -> np.ndarray:
-    """Free-text definitions → vectors (n×d float32) through the run's regressor, with the generation prompt.
-
-    The target is a lone mask token in front of the definition, as at generation time, so a definition
-    lands where the token it defines would. The loaded regressor is cached per run and device.
-    """
-    rd = run if isinstance(run, RunDir) else RunDir.open(run)
-    if pos is not None and len(pos) != len(texts):
-        raise EmbedderError(f"pos has {len(pos)} entries for {len(texts)} texts")
-    if batch_size < 1:
-        raise EmbedderError("batch_size must be >= 1")
-    dev = resolve_device(device)
-    ck = rd.latest_file
-    key = (str(rd.path.resolve()), str(dev), ck.stat().st_mtime if ck.exists() else 0.0)
-    if key not in _CACHE:
-        model, tok, _ = load_regressor(rd.path, dev)
-        coll = Collator(
-            tok,
-            model.family,
-            model.input_embeddings().num_embeddings,
-            decoder_start_id=getattr(model.backbone.config, "decoder_start_token_id", None),
-        )
-        _CACHE.clear()
-        _CACHE[key] = (model, tok, _prompt_of(rd), coll, dev)
-    model, tok, prompt, coll, dev = _CACHE[key]
-    n = len(texts)
-    defs = Definitions(
-        token_id=np.full(n, -1, dtype=np.int64),
-        rank=np.ones(n, dtype=np.int32),
-        sense_id=np.arange(n, dtype=np.int64),
-        word=[""] * n,
-        pos=list(pos) if pos is not None else [None] * n,
-        gloss=[str(t) for t in texts],
-    )
-    ex = build_examples(tok, prompt, defs)
-    if len(ex) != n:
-        raise EmbedderError("the run's prompt template leaves no room for a definition")
-    budget = batch_size * prompt.max_length
-    out = predict(model, coll, ex, dev, budget)
-    check_finite(out, "definition vectors")
-    return out
+    """Free-text definitions → vectors (n×d float32) through the run's regressor, in one call: loads a
+    :class:`DefinitionEncoder` (keep one instead to encode many batches)."""
+    _check_request(texts, pos, batch_size)
+    return DefinitionEncoder(run, device).encode(texts, pos, batch_size)

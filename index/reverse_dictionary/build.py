@@ -35,9 +35,10 @@ __all__ = ["build_reverse", "ensure_reverse"]
 
 def _write_sense_vectors(run: RunDir, hw: Headwords, progress: bool) -> float:
     """sense_vectors.npy + sense_ids.npy through the regressor (the generation prompt, with POS)."""
-    from definitionemb.embedder.generator import encode_definitions as encode
+    from definitionemb.embedder.generator import DefinitionEncoder
     from tqdm import tqdm
 
+    encoder = DefinitionEncoder(run)
     t0 = time.perf_counter()
     dim = int(run.manifest().get("dim") or run.original_vectors().shape[1])
     out = np.empty((hw.n_senses, dim), dtype=np.float32)
@@ -47,7 +48,7 @@ def _write_sense_vectors(run: RunDir, hw: Headwords, progress: bool) -> float:
     ) as bar:
         for lo in range(0, hw.n_senses, step):
             hi = min(hw.n_senses, lo + step)
-            out[lo:hi] = encode(run, hw.gloss[lo:hi].tolist(), hw.sense_pos[lo:hi].tolist())
+            out[lo:hi] = encoder.encode(hw.gloss[lo:hi].tolist(), hw.sense_pos[lo:hi].tolist())
             bar.update(hi - lo)
     run.save_array("sense_vectors.npy", out)
     run.save_array("sense_ids.npy", hw.sense_ids)

@@ -150,7 +150,8 @@ class ReverseDictionary:
                 )
         self.single = np.flatnonzero(self.token_ids >= 0)
         self._token_rows: dict[str, np.ndarray] = {}
-        self._encoder: Any = None
+        self._encoder: Any = None  # the sentence encoder, loaded on first use
+        self._regressor: Any = None  # the run's DefinitionEncoder, loaded on first use
         self._mats: dict[str, Any] = {}
         self._sample_words: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._sample_mats: dict[str, Any] = {}  # second-pass matrix rows of the sample words
@@ -262,16 +263,12 @@ class ReverseDictionary:
         want = set(check_scorers(scorers, self.scorers))
         out: dict[str, np.ndarray] = {}
         if want & {"tokens", "senses"}:
-            from definitionemb.embedder.generator import encode_definitions as encode
+            if self._regressor is None:
+                from definitionemb.embedder.generator import DefinitionEncoder
 
+                self._regressor = DefinitionEncoder(self.run, self.device)
             q = np.asarray(
-                encode(
-                    self.run,
-                    list(texts),
-                    list(pos) if pos is not None else None,
-                    batch_size=_QUERY_BATCH,
-                    device=self.device,
-                ),
+                self._regressor.encode(list(texts), list(pos) if pos is not None else None, _QUERY_BATCH),
                 dtype=np.float32,
             )
             q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
