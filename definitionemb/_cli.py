@@ -8,7 +8,7 @@
   and choices from the field's metadata), so each field is spelled once.
 - `emit(obj, as_json, text)`: JSON (one line, NaN → null) for machines, `text` for people.
 - `Group`: a click group whose commands fail cleanly. An error a stage raises on purpose (any
-  `lexicon.errors.DefembError`, or an `OSError` such as a full disk) becomes one `Error: …` line on stderr
+  `core.errors.DefembError`, or an `OSError` such as a full disk) becomes one `Error: …` line on stderr
   and exit status 1; usage errors keep click's status 2. `defemb --debug …` or `DEFEMB_DEBUG=1` shows the
   full traceback instead.
 """
