@@ -170,7 +170,7 @@ def load_config(path: str | Path | None) -> PipelineConfig:
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"no config file at {p}; see defemb/configs/*.toml for examples") from exc
+        raise ConfigError(f"no config file at {p}; see definitionemb/configs/*.toml for examples") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{p} is not UTF-8 text, so not a TOML config ({exc.reason} at byte {exc.start})"

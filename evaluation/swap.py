@@ -75,7 +75,7 @@ def save_swapped(
     One writer for both this and `defemb export --format hf`: `index.exporter.export`, which also checks
     that the run's base model is the one its `original_vectors.npy` came from. The run's own
     `<run>/model` is rewritten freely; another existing `out_dir` only with `force`, and only if the
-    toolkit wrote it (:func:`lexicon.fileio.claim_output`).
+    toolkit wrote it (:func:`core.fileio.claim_output`).
     """
     from definitionemb.index.exporter import export
 

@@ -150,7 +150,7 @@ def write_model(
     replaces the rows through `index.swap.replace_rows` (tied weights), then writes atomically
     `save_pretrained` + tokenizer + `replaced_mask.npy` + `definitionemb_export.json` + a model card
     (README.md), and, when the base is a sentence-transformers folder, its modules and configs.
-    An existing `out` is replaced only with `force` (:func:`lexicon.fileio.claim_output`). Returns
+    An existing `out` is replaced only with `force` (:func:`core.fileio.claim_output`). Returns
     (tables written, sentence-transformers files kept).
     """
     from definitionemb.index.card import (
@@ -215,7 +215,7 @@ def export(
     default policy, `index.policy.as_policy`).
 
     An existing `out` is replaced only with `force`, and only when it is an earlier export (never a
-    run folder, a lexicon or a folder the toolkit did not write: :func:`lexicon.fileio.claim_output`).
+    run folder, a lexicon or a folder the toolkit did not write: :func:`core.fileio.claim_output`).
 
     - `npy`: folder `out` with matrix.npy (V×d float32), mask.npy (V bool), export.json; or, for an `out`
       named `*.npy`, that file (the matrix) and `*.mask.npy` beside it;
