@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from definitionemb.core.errors import DefembError
+from definitionemb.core.records import Record
 from definitionemb.index.policy import DEFAULT_HOW
 
 if sys.version_info >= (3, 11):
@@ -100,7 +101,7 @@ class EvaluationSection:
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(Record):
     work: str = "defemb-work"
     seed: int = 13
     lexicon: LexiconSection = LexiconSection()
@@ -111,9 +112,6 @@ class PipelineConfig:
     embedder: EmbedderSection = EmbedderSection(topk=3)
     index: IndexSection = IndexSection()
     evaluation: EvaluationSection = EvaluationSection()
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 _SECTIONS = {

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from definitionemb.core.records import Record
 from definitionemb.embedder.errors import EmbedderError
 
 SMOOTHING_MODES = ("auto", "off")  # TrainConfig.smoothing / GenerateConfig.smoothing (embedder.smoothing)
@@ -94,7 +95,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class PromptConfig:
+class PromptConfig(Record):
     """How a definition becomes a prompt.
 
     The authors did not release their prompt. Ours puts the target piece(s) first, then the part of
@@ -118,9 +119,6 @@ class PromptConfig:
             raise EmbedderError("template_no_pos must not contain {pos}")
         if self.max_length < 8:
             raise EmbedderError("max_length must be at least 8 tokens")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -305,7 +303,7 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 
 
 @dataclass(frozen=True)
-class GenerateConfig:
+class GenerateConfig(Record):
     """What `embedder.generate` writes into a run: token rows (always) and sense vectors (`senses`)."""
 
     db: str
@@ -326,9 +324,6 @@ class GenerateConfig:
         if self.smoothing is not None:
             _check_smoothing(self.smoothing)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -347,7 +342,7 @@ class TrainResult:
 
 
 @dataclass(frozen=True)
-class GenerateResult:
+class GenerateResult(Record):
     run: str
     tokens: int  # rows generated (covered tokens)
     vocab_size: int
@@ -355,9 +350,6 @@ class GenerateResult:
     definitions_per_s: float
     seconds: float
     smoothing: dict[str, Any] | None = None  # the neighbour step's choice and held-out scores
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def abspath(p: str | os.PathLike[str]) -> str:

@@ -18,12 +18,11 @@ numpy in, numpy out; the similarity search is an exact blocked product (tested a
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
+from definitionemb.core.records import Record
 from definitionemb.embedder.errors import EmbedderError
 from definitionemb.embedder.inference import mean_by_token
 
@@ -114,7 +113,7 @@ def smoothed_rows(nb: NearestDefinitions, ref_rows: np.ndarray, k: int, tau: flo
 
 
 @dataclass(frozen=True)
-class SmoothingChoice:
+class SmoothingChoice(Record):
     """The (k, τ, β) a run uses, why, and the held-out scores it was chosen and judged on."""
 
     k: int
@@ -124,9 +123,6 @@ class SmoothingChoice:
     test_tokens: int
     scores: dict[str, float]  # dev/test/all × plain/neighbours, the run's top-k cosine
     curve: list[dict[str, float]]  # every grid point: k, tau, beta, dev
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     @property
     def active(self) -> bool:
