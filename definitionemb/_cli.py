@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shlex
 import typing
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -210,23 +209,11 @@ def _as_frame(obj: Any) -> Any:
 
 
 def command_line() -> str:
-    """The current command with every option spelled out, as it would be typed to reproduce the result."""
-    ctx = click.get_current_context()
-    parts = ["defemb", *ctx.command_path.split()[1:]]
-    for param in ctx.command.params:
-        if not isinstance(param, click.Option) or param.name is None:
-            continue
-        value = ctx.params.get(param.name)
-        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
-        if param.is_flag:
-            if value:
-                parts.append(flag)
-        elif param.multiple:
-            for v in value or ():
-                parts += [flag, str(v)]
-        elif value is not None:
-            parts += [flag, str(value)]
-    return shlex.join(parts)
+    """The current command with every option spelled out (`embedder.results.current_command`, the one
+    recorder of what produced a result)."""
+    from definitionemb.embedder.results import current_command
+
+    return current_command()
 
 
 def datasets_option(help: str) -> Callable[[F], F]:

@@ -20,6 +20,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 from definitionemb.core.fileio import write_bytes
 from definitionemb.embedder.errors import EmbedderError
@@ -62,11 +63,32 @@ class StoredResult:
 
 
 def current_command() -> str:
-    """The command line of this process, quoted so it can be pasted back into a shell."""
-    argv = list(sys.argv)
-    if argv and Path(argv[0]).name in ("defemb", "__main__.py", "cli.py"):
-        argv[0] = "defemb"
-    return shlex.join(argv)
+    """The command that produced a result, quoted so it can be pasted back into a shell.
+
+    Inside a `defemb` command: that command with every option spelled out, defaults included, as it
+    would be typed to reproduce the result. Elsewhere (a Python call): this process's command line.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        argv = list(sys.argv)
+        if argv and Path(argv[0]).name in ("defemb", "__main__.py", "cli.py"):
+            argv[0] = "defemb"
+        return shlex.join(argv)
+    parts = ["defemb", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None:
+            continue
+        value = ctx.params.get(param.name)
+        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        if param.is_flag:
+            if value:
+                parts.append(flag)
+        elif param.multiple:
+            for v in value or ():
+                parts += [flag, str(v)]
+        elif value is not None:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
 
 
 def jsonable(x: Any) -> Any:
