@@ -161,7 +161,7 @@ def _plain(v: Any) -> Any:
 
 
 def _json_line(obj: Any) -> str:
-    from definitionemb.evaluation.report import jsonable
+    from definitionemb.embedder.results import jsonable
 
     return json.dumps(jsonable(obj), ensure_ascii=False, default=str)
 

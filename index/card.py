@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from definitionemb.embedder.errors import EmbedderError
+from definitionemb.embedder.results import ResultKind, results_of
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.policy import RowPolicy
 
@@ -96,31 +98,30 @@ def copy_sentence_transformers(model_dir: str | Path, out: Path) -> list[str]:
     return copied
 
 
-def _stored_scores(run: RunDir, pattern: str) -> dict[str, dict[str, Any]]:
-    """Results stored under `<run>/report/results/<pattern>`, by set: those with a `spearman` dict keyed
-    by matrix, each with the command that measured it."""
-    folder = run.path / "report" / "results"
+def _stored_scores(run: RunDir, kind: ResultKind) -> dict[str, dict[str, Any]]:
+    """The run's stored results of one kind (`embedder.results`) that score matrices by Spearman, by set,
+    each with the command that measured it."""
     out: dict[str, dict[str, Any]] = {}
-    for f in sorted(folder.glob(pattern)) if folder.is_dir() else []:
-        try:
-            rec = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue  # a broken result file is the report's business, not a reason to fail an export
-        for ds, res in (rec.get("result") or {}).items():
+    try:
+        stored = results_of(run, kind)
+    except EmbedderError:
+        return out  # a broken result file is the report's business, not a reason to fail an export
+    for rec in stored:
+        for ds, res in rec.result.items():
             if isinstance(res, dict) and isinstance(res.get("spearman"), dict):
-                out[ds] = {**res, "command": rec.get("command")}
+                out[ds] = {**res, "command": rec.command}
     return out
 
 
 def stored_wordsim(run: RunDir) -> dict[str, dict[str, Any]]:
-    """The word-similarity results stored under `<run>/report/results/wordsim-*.json`, by set."""
-    return _stored_scores(run, "wordsim-*.json")
+    """The run's stored word-similarity results, by set."""
+    return _stored_scores(run, ResultKind.WORDSIM)
 
 
 def stored_sts(run: RunDir) -> dict[str, dict[str, Any]]:
-    """Sentence-similarity results stored under `<run>/report/results/sts*.json` (`defemb eval sts`),
-    by set, shaped as the word-similarity results."""
-    return _stored_scores(run, "sts*.json")
+    """The run's stored sentence-similarity results (`defemb eval sts`), by set, shaped as the
+    word-similarity results."""
+    return _stored_scores(run, ResultKind.STS)
 
 
 def lexicon_sources(con: Any) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from definitionemb.evaluation.report import save_result
+from definitionemb.embedder.results import ResultKind, save_result
 from definitionemb.index.exporter import export
 from definitionemb.index.policy import RowPolicy, policy_matrix
 from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
@@ -41,9 +41,9 @@ def world(tmp_path: Path, tiny_roberta_dir: Path):
         "part": "test",
         "spearman": {"original": 0.7, "rare mix:0.5": 0.75},
     }
-    save_result(run, "wordsim-EN-RG-65", {"EN-RG-65": ws}, "defemb eval wordsim ...")
+    save_result(run, ResultKind.WORDSIM, {"EN-RG-65": ws}, "EN-RG-65", command="defemb eval wordsim ...")
     sts = {"pairs": 1379, "covered_pairs": 1379, "spearman": {"original": 0.81, "rare mix:0.5": 0.82}}
-    save_result(run, "sts-STS-B", {"STS-B": sts}, "defemb eval sts ...")
+    save_result(run, ResultKind.STS, {"STS-B": sts}, "STS-B", command="defemb eval sts ...")
     return run, db
 
 
