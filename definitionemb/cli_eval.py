@@ -201,8 +201,8 @@ def synonyms_cmd(
     import polars as pl
 
     from definitionemb.embedder.binding import RunLexicon
-    from definitionemb.embedder.rundir import RunDir
     from definitionemb.embedder.results import ResultKind, save_result
+    from definitionemb.embedder.rundir import RunDir
     from definitionemb.evaluation.rows import run_matrices
     from definitionemb.evaluation.synonyms import synonym_recall
 
