@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +193,16 @@ def print_rows(frame: Any, output: Output, json_obj: Any = None, empty: str | No
         _write_file(frame, output.out, output.force)
         click.echo(f"{frame.height:,} rows → {output.out}", err=True)
         return
+    try:
+        _print(frame, output, json_obj, empty)
+    except BrokenPipeError:
+        # `defemb sql … --nl | head`: the reader has what it wanted; stop quietly, as other CLI tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(0) from None
+
+
+def _print(frame: Any, output: Output, json_obj: Any, empty: str | None) -> None:
     fmt = output.fmt
     if fmt == "json":
         click.echo(_json_line(json_obj if json_obj is not None else frame.to_dicts()))
