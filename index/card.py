@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "base_model_id",
     "card_languages",
     "pipeline_tag",
+    "portable_command",
     "stored_sts",
     "ST_FILES",
     "is_sentence_transformers",
@@ -148,6 +150,23 @@ def _base_card(model_dir: str | Path) -> tuple[dict[str, Any], str]:
 def _base_licence(model_dir: str | Path) -> str | None:
     lic = _base_card(model_dir)[0].get("license")
     return str(lic) if lic else None
+
+
+def portable_command(command: str) -> str:
+    """A recorded command with each local path shortened to its last part (`--run /home/me/runs/r1` →
+    `--run r1`), so what an export writes names no folder of the machine it ran on."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+
+    def short(w: str) -> str:
+        flag, eq, value = w.partition("=")
+        if eq and flag.startswith("-"):
+            return f"{flag}={short(value)}"
+        return Path(w).name or w if w.startswith(("/", "~")) else w
+
+    return shlex.join(short(w) for w in words)
 
 
 def _is_local(name: str) -> bool:

@@ -83,6 +83,8 @@ def export_matrix(run: RunLike, mask: np.ndarray, how: str = "replace") -> np.nd
 
 
 def _meta(run: RunDir, policy: RowPolicy, fmt: str, rows: int) -> dict[str, str]:
+    from definitionemb.index.card import portable_command
+
     choice = chosen_for(run, policy)
     return {
         "run_id": run.run_id,
@@ -90,7 +92,9 @@ def _meta(run: RunDir, policy: RowPolicy, fmt: str, rows: int) -> dict[str, str]
         "how": policy.how,
         "policy": policy.spelling,
         # where the policy came from: the run's own choice on development data, or as asked/shipped
-        "policy_source": f"run choice ({choice.command})" if choice else "given or shipped default",
+        "policy_source": f"run choice ({portable_command(choice.command)})"
+        if choice
+        else "given or shipped default",
         **({"policy_reason": choice.reason} if choice else {}),
         "format": fmt,
         "rows_replaced": str(rows),

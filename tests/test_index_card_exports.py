@@ -54,13 +54,16 @@ def _files(root: Path) -> list[Path]:
 def test_card_validates_and_no_export_names_a_local_path(
     world, tmp_path: Path, tiny_roberta_dir: Path
 ) -> None:
+    from definitionemb.index.policy import record_choice
     from huggingface_hub import ModelCard, ModelCardData
 
     run, db = world
     outs = tmp_path / "exports"
     outs.mkdir()
+    cmd = f"defemb eval knobs --run {run.path} --dataset {tmp_path}/word-similarity --db={db}"
+    record_choice(run, "rare", "mix:0.5", "best on the development parts", cmd)
     hf = outs / "hf"
-    export(run, "hf", "rare", hf, db=db, how="mix:0.5", base_model="FacebookAI/roberta-base")
+    export(run, "hf", "rare", hf, db=db, base_model="FacebookAI/roberta-base")  # the run's choice
     card = ModelCard((hf / "README.md").read_text(encoding="utf-8"))
     data = ModelCardData(**card.data.to_dict())  # the Hub's own metadata class accepts every field
     assert data.base_model == "FacebookAI/roberta-base" and data.base_model_relation == "finetune"
@@ -76,6 +79,7 @@ def test_card_validates_and_no_export_names_a_local_path(
     )
     meta = json.loads((hf / "definitionemb_export.json").read_text())
     assert meta["source_model"] == "FacebookAI/roberta-base"
+    assert "--run r1 --dataset word-similarity --db=lex.duckdb" in meta["policy_source"]  # names, not paths
     export(run, "npy", "covered", outs / "npy", db=db)
     export(run, "npy", "covered", outs / "m.npy", db=db)
     for fmt, name in (
