@@ -144,7 +144,19 @@ class _State:
 
     def put(self, stage: str, entry: dict[str, Any]) -> None:
         self.data[stage] = entry
-        write_json(self.path, self.data, default=str)
+        write_json(self.path, _portable(self.data, self.path.parent), default=str)
+
+
+def _portable(obj: Any, root: Path) -> Any:
+    """`obj` with every absolute path written relative to `root` (the work folder), so pipeline.json
+    names no folder of the machine it was written on and moves with the work folder."""
+    if isinstance(obj, dict):
+        return {k: _portable(v, root) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_portable(v, root) for v in obj]
+    if isinstance(obj, str) and obj.startswith("/") and "\n" not in obj:
+        return os.path.relpath(obj, root)
+    return obj
 
 
 _LOG = logging.getLogger("definitionemb.run")
