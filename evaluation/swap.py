@@ -101,5 +101,5 @@ def save_swapped(
         raise EvaluationError(f"{run.manifest_path} names no model; the run cannot be swapped")
     out = Path(out_dir) if out_dir is not None else run.path / "model"
     own = out.resolve() == (run.path / "model").resolve()
-    res = export(run, "hf", rows, out, db, force=force or own, how=how)
+    res = export(run, "hf", rows, out, db, force=force or own, how=how, allow_in=run.path if own else None)
     return SwapResult(str(out), res.rows, res.how, res.rows_replaced, res.vocab_size)

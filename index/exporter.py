@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from definitionemb.core.fileio import claim_output, output_dir, output_file, save_npy
+from definitionemb.core.fileio import claim_output, output_dir, output_file, output_files
 from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.errors import ExportError
@@ -165,6 +165,7 @@ def write_model(
     db: LexiconRef = None,
     meta: dict[str, Any] | None = None,
     force: bool = False,
+    allow_in: str | os.PathLike[str] | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Write the run's base model with `matrix[mask]` swapped in as a complete folder at `out`.
 
@@ -172,8 +173,8 @@ def write_model(
     replaces the rows through `index.swap.replace_rows` (tied weights), then writes atomically
     `save_pretrained` + tokenizer + `replaced_mask.npy` + `definitionemb_export.json` + a model card
     (README.md), and, when the base is a sentence-transformers folder, its modules and configs.
-    An existing `out` is replaced only with `force` (:func:`lexicon.fileio.claim_output`). Returns
-    (tables written, sentence-transformers files kept).
+    An existing `out` is replaced only with `force` (:func:`core.fileio.claim_output`); `allow_in` is
+    the run folder whose own `model/` this is. Returns (tables written, sentence-transformers files kept).
     """
     from definitionemb.index.card import (
         copy_sentence_transformers,
@@ -184,7 +185,7 @@ def write_model(
     from definitionemb.index.swap import replace_rows
 
     r = as_run(run)
-    claim_output(Path(out), "dir", force, "hf export")  # refused before the model is loaded
+    claim_output(Path(out), "dir", force, "hf export", allow_in)  # refused before the model is loaded
     model_path = r.manifest().get("model")
     if not model_path:
         raise ExportError(f"run {r.path} records no model; a model export needs the base model")
@@ -192,7 +193,7 @@ def write_model(
     _check_base(model, r, str(model_path))
     report = replace_rows(model, np.asarray(matrix, dtype=np.float32), np.asarray(mask, dtype=bool))
     st = is_sentence_transformers(model_path)
-    info = meta or _meta(r, policy, "hf", int(np.asarray(mask).sum()))
+    info = dict(meta or _meta(r, policy, "hf", int(np.asarray(mask).sum())))
     reason = info.get("policy_reason")
     card = model_card(
         r,
@@ -206,7 +207,7 @@ def write_model(
         chosen=f"{reason} ({info['policy_source']})" if reason else None,
     )
     kept: list[str] = []
-    with output_dir(Path(out), force, "hf export", info) as tmp:
+    with output_dir(Path(out), force, "hf export", info, META_FILE, allow_in) as tmp:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         if st:
@@ -232,12 +233,15 @@ def export(
     db: LexiconRef = None,
     force: bool = False,
     how: str | None = None,
+    allow_in: str | os.PathLike[str] | None = None,
 ) -> ExportResult:
     """Export the run's matrix under the policy `rows` × `how`, atomically (what is left out: the run's
     default policy, `index.policy.as_policy`).
 
     An existing `out` is replaced only with `force`, and only when it is an earlier export (never a
-    run folder, a lexicon or a folder the toolkit did not write: :func:`lexicon.fileio.claim_output`).
+    run folder, a lexicon or anything the toolkit cannot prove it wrote: :func:`core.fileio.claim_output`;
+    `allow_in` is the run whose own output this is, e.g. `<run>/model`). Every export records a random
+    `output_id` in its metadata that its ownership marker repeats.
 
     - `npy`: folder `out` with matrix.npy (V×d float32), mask.npy (V bool), export.json; or, for an `out`
       named `*.npy`, that file (the matrix) and `*.mask.npy` beside it;
@@ -256,7 +260,11 @@ def export(
     mask_path = out_path.with_name(out_path.name.removesuffix(".npy") + ".mask.npy") if npy_file else out_path
     # Refused before any work: an output that may not be written is known up front.
     claim_output(
-        out_path, "file" if fmt in ("safetensors", "pt") or npy_file else "dir", force, f"{fmt} export"
+        out_path,
+        "file" if fmt in ("safetensors", "pt") or npy_file else "dir",
+        force,
+        f"{fmt} export",
+        allow_in,
     )
     if npy_file:
         claim_output(mask_path, "file", force, "npy export mask")
@@ -265,28 +273,30 @@ def export(
     tables: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     try:
-        if npy_file:
-            save_npy(mask_path, mask)
-            save_npy(out_path, matrix)
+        if npy_file:  # the matrix and its mask, written as a pair: both or neither
+            with output_files([out_path, mask_path], force, "npy export", meta) as tmps:
+                for tmp, arr in zip(tmps, (matrix, mask), strict=True):
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, arr, allow_pickle=False)
         elif fmt == "npy":
-            with output_dir(out_path, force, "npy export", meta) as tmp:
+            with output_dir(out_path, force, "npy export", meta, "export.json", allow_in) as tmp:
                 np.save(tmp / "matrix.npy", matrix)
                 np.save(tmp / "mask.npy", mask)
                 (tmp / "export.json").write_text(json.dumps(meta, indent=2))
         elif fmt == "safetensors":
             from safetensors.numpy import save_file
 
-            with output_file(out_path, force, "safetensors export") as tmp:
+            with output_file(out_path, force, "safetensors export", meta) as tmp:
                 save_file({"embeddings": matrix, "mask": mask}, str(tmp), metadata=meta)
         elif fmt == "pt":
             import torch
 
-            with output_file(out_path, force, "pt export") as tmp:
+            with output_file(out_path, force, "pt export", meta) as tmp:
                 torch.save(
                     {"embeddings": torch.from_numpy(matrix), "mask": torch.from_numpy(mask), **meta}, str(tmp)
                 )
         else:
-            tables, kept = write_model(r, matrix, mask, out_path, policy, db, meta, force)
+            tables, kept = write_model(r, matrix, mask, out_path, policy, db, meta, force, allow_in)
     except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
         raise ExportError(f"cannot write {fmt} export to {out_path}: {exc}") from exc
     return ExportResult(
