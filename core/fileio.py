@@ -51,7 +51,10 @@ __all__ = [
     "output_files",
     "owned",
     "remove_orphans",
+    "STAMP",
     "save_npy",
+    "stamp",
+    "stamp_of",
     "write_bytes",
     "write_json",
     "write_text",
@@ -570,3 +573,28 @@ def output_dir(
     marker = {"what": what, "output_id": oid, **({"meta_file": meta_file} if meta_file else {})}
     with atomic_dir(claim_output(path, "dir", force, what, allow_in), marker=marker) as tmp:
         yield tmp
+
+
+# --- folder stamps: which folder a manifest belongs to ----------------------------------------------------
+STAMP = ".definitionemb-stamp.json"
+
+
+def stamp(folder: str | os.PathLike[str], kind: str) -> str:
+    """The random id of `folder` (a run), written into its :data:`STAMP` on first use.
+
+    The folder's manifest repeats the id, so a manifest copied in from another folder is told apart from
+    the folder's own (:func:`stamp_of`); copying the whole folder keeps both.
+    """
+    f = Path(folder)
+    have = stamp_of(f)
+    if have:
+        return have
+    oid = new_output_id()
+    write_json(f / STAMP, {"written_by": "definitionemb", "kind": kind, "output_id": oid})
+    return oid
+
+
+def stamp_of(folder: str | os.PathLike[str]) -> str | None:
+    """The id in `folder`'s :data:`STAMP`, or None where there is none."""
+    rec = _read_json(Path(folder) / STAMP)
+    return str(rec["output_id"]) if isinstance(rec, dict) and rec.get("output_id") else None

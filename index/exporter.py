@@ -186,7 +186,7 @@ def write_model(
 
     r = as_run(run)
     claim_output(Path(out), "dir", force, "hf export", allow_in)  # refused before the model is loaded
-    model_path = r.manifest().get("model")
+    model_path = r.model_path()
     if not model_path:
         raise ExportError(f"run {r.path} records no model; a model export needs the base model")
     model, tokenizer = load_base_model(model_path)
