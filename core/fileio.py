@@ -40,6 +40,8 @@ __all__ = [
     "atomic_file",
     "atomic_files",
     "claim_output",
+    "content_digest",
+    "discard_dir",
     "file_sha256",
     "fsync_dir",
     "is_lexicon_file",
@@ -87,6 +89,21 @@ def file_sha256(path: str | os.PathLike[str], block: int = _BLOCK) -> str:
         while chunk := fh.read(block):
             h.update(chunk)
     return h.hexdigest()
+
+
+# content_digest's memory: (path, size, mtime, ctime, inode) -> sha256, so a file is hashed once per process
+# while it is unchanged. ctime moves on every write, even one that sets mtime back.
+_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def content_digest(path: str | os.PathLike[str]) -> str:
+    """sha256 of every byte of a file, remembered while its size, times and inode stay the same."""
+    p = os.path.realpath(path)
+    st = os.stat(p)
+    key = (p, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_sha256(p)
+    return _DIGESTS[key]
 
 
 def fsync_dir(path: Path) -> None:
@@ -419,7 +436,7 @@ def owned(path: str | os.PathLike[str]) -> str | None:
         meta = mark.get("meta_file")
         if meta and (_read_json(p / meta) or {}).get("output_id") != mark["output_id"]:
             return f"{p / str(meta)} does not carry the output id of {p / MARKER}"
-        files = mark.get("files") if isinstance(mark.get("files"), dict) else {}
+        files: dict[str, Any] = mark["files"] if isinstance(mark.get("files"), dict) else {}
         have = {f.relative_to(p).as_posix() for f in p.rglob("*") if not f.is_dir() or f.is_symlink()}
         foreign = sorted(have - set(files) - {MARKER})
         if foreign:
@@ -598,3 +615,16 @@ def stamp_of(folder: str | os.PathLike[str]) -> str | None:
     """The id in `folder`'s :data:`STAMP`, or None where there is none."""
     rec = _read_json(Path(folder) / STAMP)
     return str(rec["output_id"]) if isinstance(rec, dict) and rec.get("output_id") else None
+
+
+def discard_dir(path: str | os.PathLike[str]) -> None:
+    """Delete a folder the toolkit owns, moving it aside first so that an interrupted delete never leaves
+    half of it under its name (the next write's :func:`remove_orphans` finishes the job)."""
+    p = Path(path)
+    if not p.exists():
+        return
+    aside = Path(tempfile.mkdtemp(dir=p.parent, prefix=_tmp_prefix(p), suffix=".old"))
+    aside.rmdir()
+    os.replace(p, aside)
+    fsync_dir(p.parent)
+    shutil.rmtree(aside, ignore_errors=True)

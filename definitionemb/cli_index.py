@@ -145,7 +145,7 @@ def neighbors_table_cmd(
 )
 @_RUN
 @click.option("--format", "fmt", type=click.Choice(["npy", "safetensors", "pt", "hf"]), required=True)
-@rows_option()
+@rows_option(run_choice=True)
 @how_option()
 @click.option(
     "--out",
@@ -157,7 +157,14 @@ def neighbors_table_cmd(
 @force_option
 @json_option
 def export(
-    run_dir: str, fmt: str, rows: str, how: str | None, out: str, db: str | None, force: bool, as_json: bool
+    run_dir: str,
+    fmt: str,
+    rows: str | None,
+    how: str | None,
+    out: str,
+    db: str | None,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Export the embedding matrix under a row policy (default: the run's choice from `defemb eval
     knobs`, else the shipped one), plus the changed-row mask; `hf` writes a whole model folder with a

@@ -28,6 +28,8 @@ class Context:
     sources: list[str]
     log: Callable[[str], None]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resume: bool = False  # train: continue the interrupted training in run_dir (defemb.pipeline)
+    wait: float = 0.0  # seconds to wait for another writer of the lexicon
 
     @property
     def run_dir(self) -> Path:
@@ -37,7 +39,7 @@ class Context:
 def _lexicon(ctx: Context) -> dict[str, Any]:
     from definitionemb import lexicon
 
-    rep = lexicon.build(ctx.db, ctx.sources, lang=ctx.cfg.lexicon.lang).to_dict()
+    rep = lexicon.build(ctx.db, ctx.sources, lang=ctx.cfg.lexicon.lang, wait=ctx.wait).to_dict()
     for s in rep["sources"]:
         ctx.log(
             f"  {s['uri']}: {s['records']} records, {s['loaded']} loaded, {s['rejected']} rejected"
@@ -74,6 +76,7 @@ def _train(ctx: Context) -> dict[str, Any]:
         topk=e.topk,
         device=e.device,
         seed=ctx.cfg.seed,
+        resume=ctx.resume,
         **e.extra,
     )
     res = embedder.train(tc).to_dict()
