@@ -219,12 +219,24 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return _as_tensor(scores).topk(k, dim=1, sorted=False).indices.numpy()
 
 
+# Bounds of one request: a definition longer than this is refused (the encoders read a few hundred
+# tokens; cutting it silently would answer another question), and so is a request whose answer table
+# (queries × k rows) would exceed this many rows.
+MAX_QUERY_CHARS = 1000
+MAX_ANSWER_ROWS = 2_000_000
+
+
 def check_query(text: str, what: str = "the query") -> str:
-    """The query stripped; a clear error when it has no letters (nothing to look up)."""
+    """The query stripped; a clear error when it has no letters (nothing to look up) or is too long."""
     if not isinstance(text, str) or not WORD_RE.search(text):
         raise IndexStageError(
-            f"{what} {text!r} has no letters; the reverse dictionary needs a definition in words, "
-            'e.g. "a small domesticated feline"'
+            f"{what} {text[:60] if isinstance(text, str) else text!r} has no letters; the reverse dictionary "
+            'needs a definition in words, e.g. "a small domesticated feline"'
+        )
+    if len(text) > MAX_QUERY_CHARS:
+        raise IndexStageError(
+            f"{what} is {len(text):,} characters long; a definition may have at most {MAX_QUERY_CHARS:,} "
+            "(the model reads only its start, so a longer one would be cut without a word). Shorten it"
         )
     return text.strip()
 
@@ -1138,12 +1150,19 @@ def open_reverse(
     return rd
 
 
-def _check_request(texts: Sequence[str], k: int, what: Callable[[int], str]) -> None:
+def _check_request(
+    texts: Sequence[str], k: int, what: Callable[[int], str], where: str = "the queries"
+) -> None:
     """Every query and k checked before anything is built; `what(i)` names query i in the message."""
     for i, t in enumerate(texts):
         check_query(t, what(i))
     if k < 1:
         raise IndexStageError(f"k must be at least 1, got {k}")
+    if len(texts) * k > MAX_ANSWER_ROWS:
+        raise IndexStageError(
+            f"{len(texts):,} queries × k={k:,} would give {len(texts) * k:,} answer rows, more than the "
+            f"{MAX_ANSWER_ROWS:,} one request may return; lower -k or split {where}"
+        )
 
 
 def reverse_words(
@@ -1228,7 +1247,7 @@ def reverse_batch(
         ) from exc
     if not lines:
         raise IndexStageError(f"{src} is empty; give one definition per line")
-    _check_request(lines, k, lambda i: f"line {i + 1} of {src}")
+    _check_request(lines, k, lambda i: f"line {i + 1} of {src}", str(src))
     t0 = time.perf_counter()
     rd = open_reverse(run, db, cache_dir, progress=progress, scorers=scorers)
     t1 = time.perf_counter()
