@@ -170,14 +170,22 @@ def remove_orphans(path: str | os.PathLike[str]) -> list[Path]:
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _NO_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
 _NO_SPACE_TEXT = ("no space left", "disk quota", "file too large")
+_NEARLY_FULL = 1 << 20
 
 
-def _cause(exc: BaseException) -> str | None:
-    """What keeps an output from being written, in words, when `exc` is the disk's fault (else None)."""
+def _cause(exc: BaseException, where: Path | None = None) -> str | None:
+    """What keeps an output from being written, in words, when `exc` is the disk's fault (else None).
+
+    Some writers (torch.save) report a full disk in words of their own; for them the free space of
+    `where`, the destination's folder, tells (the half-written temporary file still fills it)."""
     code = getattr(exc, "errno", None)
     text = str(exc).lower()
     if code in _NO_SPACE or any(t in text for t in _NO_SPACE_TEXT):
         return "the disk is full"
+    if where is not None:
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(where).free < _NEARLY_FULL:
+                return "the disk is full"
     if code in _NO_WRITE or "read-only file system" in text or "permission denied" in text:
         return "it cannot be written there (permission denied or a read-only file system)"
     return None
@@ -191,7 +199,7 @@ def _as_output_error(path: Path) -> Iterator[None]:
     except OutputError:
         raise
     except Exception as exc:
-        cause = _cause(exc)
+        cause = _cause(exc, path.parent)
         if cause is None:
             raise
         raise OutputError(
