@@ -197,21 +197,18 @@ def _train_resumes(ctx: Any, state: _State, key: str, forced: bool, log: Callabl
             f"{run} holds a run this work folder's pipeline did not train; move it away (or set another "
             "[run] work folder) and run again"
         )
-    if (
-        not forced
-        and old.get("key") == key
-        and not old.get("finished")
-        and (run / "regressor" / "LATEST").is_file()
-    ):
+    resumable = (run / "regressor" / "LATEST").is_file()
+    if not forced and old.get("key") == key and not old.get("finished") and resumable:
         log(f"train: resuming the interrupted training in {run}")
         return True
-    why = (
-        "--from"
-        if forced and old.get("key") == key
-        else "its settings changed"
-        if old.get("key") != key
-        else "rerun"
-    )
+    if old.get("key") != key:
+        why = "its settings changed"
+    elif forced:
+        why = "--from"
+    elif old.get("finished"):
+        why = "its later outputs are missing"
+    else:
+        why = "interrupted before its first checkpoint"
     log(f"train: replacing the run in {run} ({why})")
     discard_dir(run)
     return False

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from definitionemb.core.fileio import STAMP
 from definitionemb.embedder.batching import MicroBatchStream, sorted_batches
 from definitionemb.embedder.checkpoint import (
     latest_checkpoint,
@@ -392,7 +393,11 @@ def _refuse_foreign_folder(path: Path) -> None:
     """A run is written into a new folder or an earlier run's; never among someone else's files."""
     if path.exists() and not path.is_dir():
         raise EmbedderError(f"--run {path} is a file; name a new folder for the run")
-    if path.is_dir() and not (path / "manifest.json").is_file() and any(path.iterdir()):
+    if (
+        path.is_dir()
+        and not (path / "manifest.json").is_file()
+        and any(f.name != STAMP for f in path.iterdir())
+    ):
         raise EmbedderError(
             f"--run {path} is a folder that holds other files and no run (no manifest.json); name a new "
             "folder for the run, so nothing there is overwritten"

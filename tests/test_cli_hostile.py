@@ -568,3 +568,84 @@ def test_reverse_requests_are_bounded(world: dict[str, Path], clean_cwd: Path) -
     _fails_cleanly(_cli("reverse", "--run", run, "a feline " * 200), says="characters long")
     assert _sums(world["run"], world["lex"], queries) == before
     assert sorted(os.listdir(clean_cwd)) == ["huge.txt", "q.txt"]
+
+
+def _pipeline_config(path: Path, work: Path, data_dir: Path, model: Path, steps: int) -> Path:
+    path.write_text(f"""
+[run]
+work = "{work}"
+seed = 3
+
+[lexicon]
+sources = ["open-dictionary:{data_dir / "open-dictionary" / "api"}"]
+
+[model]
+name = "{model}"
+
+[embedder]
+preset = "quick"
+topk = 2
+steps = {steps}
+batch_tokens = 256
+device = "cpu"
+eval_every = 100000
+ckpt_every = 2
+ridge_examples = 50
+""")
+    return path
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_and_a_changed_config_retrains(
+    clean_cwd: Path, data_dir: Path, tiny_bert_dir: Path
+) -> None:
+    """Case 9: `defemb run` killed (SIGTERM) after its first training checkpoint; then `--from train`
+    and a changed [embedder] config, each of which used to be refused for the run it had left."""
+    import signal
+    import sys
+    import time
+
+    work = clean_cwd / "work"
+    cfg = _pipeline_config(clean_cwd / "p.toml", work, data_dir, tiny_bert_dir, steps=40)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "definitionemb", "run", "--config", str(cfg), "--until", "train"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 600
+    while not list(work.glob("runs/*/regressor/LATEST")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint in 10 minutes"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, f"the run finished before it could be interrupted:\n{err[-2000:]}"
+    (run,) = work.glob("runs/*")
+    state = json.loads((work / "pipeline.json").read_text())
+    assert state["train"].get("started") and not state["train"].get("finished")
+    lexicon_before = _sums(work / "lexicon.duckdb")
+
+    res = _cli("run", "--config", cfg, "--until", "train", "--json")
+    assert res.exit_code == 0, res.output
+    assert "train: resuming the interrupted training" in res.stderr
+    stages = json.loads(res.stdout)["stages"]
+    assert (stages["lexicon"]["status"], stages["align"]["status"], stages["train"]["status"]) == (
+        "reused",
+        "reused",
+        "ran",
+    )
+    assert stages["train"]["result"]["steps"] == 40 and _sums(work / "lexicon.duckdb") == lexicon_before
+
+    res = _cli("run", "--config", cfg, "--from", "train", "--until", "train")
+    assert res.exit_code == 0 and "train: replacing the run" in res.stderr, res.output
+    cfg = _pipeline_config(cfg, work, data_dir, tiny_bert_dir, steps=6)
+    res = _cli("run", "--config", cfg, "--until", "train", "--json")
+    assert res.exit_code == 0 and "its settings changed" in res.stderr, res.output
+    assert json.loads(res.stdout)["stages"]["train"]["result"]["steps"] == 6
+    assert json.loads((run / "manifest.json").read_text())["config"]["steps"] == 6
+    # a run folder the pipeline did not make is never replaced
+    before = _sums(work / "runs")
+    (work / "pipeline.json").write_text(json.dumps({k: v for k, v in state.items() if k != "train"}))
+    cfg = _pipeline_config(cfg, work, data_dir, tiny_bert_dir, steps=8)
+    _fails_cleanly(_cli("run", "--config", cfg, "--until", "train"), says="did not train")
+    assert _sums(work / "runs") == before
