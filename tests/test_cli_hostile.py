@@ -649,3 +649,24 @@ def test_an_interrupted_run_resumes_and_a_changed_config_retrains(
     cfg = _pipeline_config(cfg, work, data_dir, tiny_bert_dir, steps=8)
     _fails_cleanly(_cli("run", "--config", cfg, "--until", "train"), says="did not train")
     assert _sums(work / "runs") == before
+
+
+@pytest.mark.slow
+def test_reverse_answers_onto_a_full_disk(clean_cwd: Path, tiny_bert_dir: Path) -> None:
+    """Case 11 for `reverse --input … --out`: one Error: line naming --out, nothing left on the disk."""
+    from test_reverse_dictionary import _trained_run
+
+    run, db = _trained_run(clean_cwd / "w", tiny_bert_dir)
+    queries = clean_cwd / "q.txt"
+    queries.write_text("a small domesticated animal\nthe edge of a river\n")
+    args = ["reverse", "--run", run, "--input", queries, "--scorer", "tokens", "-k", "3"]
+    assert _cli(*args, "--out", clean_cwd / "ok.parquet").exit_code == 0  # the same request, with room
+    before = _sums(run, db, queries)
+    with _tmpfs(clean_cwd / "full", size="1m") as disk:
+        with open(disk / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
+            while True:  # fill every byte
+                fh.write(b"\0" * 4096)
+        line = _fails_cleanly(_cli(*args, "--out", disk / "a.parquet"))
+        assert str(disk / "a.parquet") in line and "disk is full" in line and ".tmp" not in line, line
+        assert sorted(os.listdir(disk)) == ["filler"]
+    assert {k: v for k, v in _sums(run, db, queries).items() if k in before} == before
