@@ -20,7 +20,7 @@ ORDER = [
     "lexicon_ingest",
     "lexicon_align",
     "embedder",
-    "neighbours",
+    "smoothing",
     "index",
     "digest",
     "evaluation",

@@ -17,7 +17,7 @@ from definitionemb.pipeline import STAGES, run_pipeline
 
   defemb run                                   # embedded default: MiniLM + Open Dictionary slice, CPU
 
-  defemb run --config defemb/configs/roberta-base-kaikki.toml
+  defemb run --config definitionemb/configs/roberta-base-kaikki.toml
 
   defemb run --config my.toml --from train --until index   # redo training onwards, stop after indexing
 
@@ -32,7 +32,7 @@ re-runs the stages it affects.
     "config_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Pipeline TOML file (see defemb/configs/). Default: the embedded demo.",
+    help="Pipeline TOML file (see definitionemb/configs/). Default: the embedded demo.",
 )
 @click.option("--work", default=None, help="Work folder (overrides [run] work).")
 @click.option(

@@ -10,11 +10,12 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.evaluation.errors import EvaluationError
@@ -40,7 +41,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(Record):
     """Fine-tuning settings. Defaults follow the paper's GLUE recipe scaled for a CPU (fewer epochs)."""
 
     task: str = "cola"
@@ -58,9 +59,6 @@ class FinetuneConfig:
     max_train: int | None = None
     max_eval: int | None = None
     device: str = "auto"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def matthews(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -237,7 +235,7 @@ class SeedResult:
 
 
 @dataclass(frozen=True)
-class GlueResult:
+class GlueResult(Record):
     """Per-seed metrics of both models, their mean ± std on the headline metric, and the paired test."""
 
     task: str
@@ -251,9 +249,6 @@ class GlueResult:
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _mean_std(v: list[float]) -> dict[str, float]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.evaluation.errors import DataFormatError, EvaluationError
@@ -44,7 +45,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Decoding:
+class Decoding(Record):
     """Beam-search settings passed to `generate`."""
 
     num_beams: int
@@ -52,9 +53,6 @@ class Decoding:
     min_length: int
     length_penalty: float
     no_repeat_ngram_size: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 PRESETS: dict[str, Decoding] = {
@@ -270,7 +268,7 @@ def summarize_once(
 
 
 @dataclass(frozen=True)
-class SummarizationResult:
+class SummarizationResult(Record):
     """Mean ROUGE of both models on the same examples and the paired-bootstrap p-value per metric."""
 
     preset: str
@@ -285,9 +283,6 @@ class SummarizationResult:
     bootstrap_p: dict[str, float]
     examples: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def compare_summarization(

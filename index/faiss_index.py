@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
 from definitionemb.core.fileio import atomic_file, content_digest, file_sha256, save_npy, write_bytes
+from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef, bound
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError
@@ -55,7 +55,7 @@ DEFAULT_EF_SEARCH = 128
 
 
 @dataclass(frozen=True)
-class IndexManifest:
+class IndexManifest(Record):
     """What `<kind>.json` records: enough to refuse an index that does not belong to its run."""
 
     run_id: str
@@ -73,9 +73,6 @@ class IndexManifest:
     all_rows: bool
     faiss_version: str
     seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -95,7 +92,7 @@ class LoadedIndex:
 
 
 def _index_dir(run: RunDir) -> Path:
-    return run.path / "index"
+    return run.index_dir
 
 
 _SOURCE = {

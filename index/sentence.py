@@ -14,26 +14,23 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from definitionemb.core.records import Record
 from definitionemb.index.errors import IndexStageError
 
 __all__ = ["SentenceSpec", "sentence_spec", "SentenceEncoder"]
 
 
 @dataclass(frozen=True)
-class SentenceSpec:
+class SentenceSpec(Record):
     """How a sentence-transformers folder pools and normalises (read from its own config files)."""
 
     pooling: str  # mean | cls
     normalize: bool
     max_length: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def sentence_spec(model_dir: str | os.PathLike[str]) -> SentenceSpec | None:

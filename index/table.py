@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
+from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef, bound
 from definitionemb.index.errors import IndexStageError
 from definitionemb.index.faiss_index import open_index
@@ -25,7 +25,7 @@ _BATCH = 2048
 
 
 @dataclass(frozen=True)
-class NeighborTableResult:
+class NeighborTableResult(Record):
     """What `neighbors_table` wrote: rows per matrix, into which database, for which run."""
 
     run_id: str
@@ -33,9 +33,6 @@ class NeighborTableResult:
     k: int
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def neighbor_frame(run: RunLike, matrix: str, k: int = 10, progress: bool = True) -> pl.DataFrame:

@@ -329,7 +329,7 @@ def export_parquet(
 
     The folder is written whole beside its final name and moved into place, so a reader never sees half
     of it. An existing `out_dir` is replaced only with `force`, and only when it is an earlier export
-    (:func:`lexicon.fileio.claim_output`).
+    (:func:`core.fileio.claim_output`).
     """
     out = Path(out_dir)
     claim_output(out, "dir", force, "Parquet export")
