@@ -4,8 +4,8 @@ Every artifact the toolkit writes goes through a uniquely named temporary file o
 destination, is fsynced, and is moved into place with `os.replace` (then the parent folder is fsynced), so
 a reader — or the next run after a crash — sees the old complete artifact or the new complete one, never
 half of one. Temporary names carry host and pid, and the next write of the same artifact removes what a
-killed writer left (:func:`remove_orphans`). The module sits in `lexicon`, the first package of the
-flow, so every later package uses the same code (`tests/test_layering.py`).
+killed writer left (:func:`remove_orphans`). The module sits in `core`, the base layer under every
+package, so every package uses the same code (`tests/test_layering.py`).
 
 The output rule (:func:`claim_output`, used by :func:`output_file` / :func:`output_dir`): an output
 named by the user is written only where nothing is, unless `force` is given; even with `force` the

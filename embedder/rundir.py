@@ -161,10 +161,12 @@ class RunDir:
     # --- paths in the manifest --------------------------------------------------------------------
     def portable(self, path: str | os.PathLike[str], always: bool = False) -> str:
         """How the manifest records a local `path`: relative to the run (``./`` or ``../`` first) when it
-        lies in the run's work folder (the folder above `runs/`) or `always`, else absolute."""
+        lies in the run's work folder (`<work>/runs/<run>`, as `defemb run` lays it out) or `always`, else
+        absolute."""
         target = Path(path).expanduser().resolve()
         here = self.path.resolve()
-        if always or here.parent.parent in (target, *target.parents):
+        work = here.parent.parent if here.parent.name == "runs" else None
+        if always or (work is not None and work in (target, *target.parents)):
             rel = os.path.relpath(target, here)
             return rel if rel.startswith("..") else f"./{rel}"
         return str(target)

@@ -358,6 +358,35 @@ def test_sql_cannot_write_files_even_with_allow_files(world: dict[str, Path], cl
         _fails_cleanly(res, says="--allow-files")
 
 
+def test_the_no_writes_guard_forbids_every_write_but_its_scratch(tmp_path: Path) -> None:
+    """The guard under `defemb sql` (core.sandbox.without_writes), for any later caller: Python's own
+    open() is refused too, reading is not, the scratch folder is writable, and the caller is not bound."""
+    from definitionemb.core.sandbox import SandboxUnavailable, without_writes, writes_blockable
+
+    mine = tmp_path / "mine.txt"
+    mine.write_text("keep")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    if not writes_blockable():
+        with pytest.raises(SandboxUnavailable):
+            without_writes(mine.read_text)
+        pytest.skip("this kernel cannot forbid writes (no Landlock); --allow-files is refused here")
+    assert without_writes(mine.read_text) == "keep"
+    for attempt in (
+        lambda: mine.write_text("gone"),
+        lambda: (tmp_path / "new.txt").write_text("x"),
+        lambda: mine.unlink(),
+        lambda: os.truncate(mine, 0),
+        lambda: os.rename(mine, tmp_path / "moved.txt"),
+    ):
+        with pytest.raises(PermissionError):
+            without_writes(attempt)
+    without_writes(lambda: (scratch / "spill.tmp").write_text("ok"), scratch=str(scratch))
+    assert mine.read_text() == "keep" and sorted(os.listdir(tmp_path)) == ["mine.txt", "scratch"]
+    assert (scratch / "spill.tmp").read_text() == "ok"
+    (tmp_path / "after.txt").write_text("the calling thread is not restricted")
+
+
 def _work_folder(root: Path) -> tuple[Path, Path, Path]:
     """A work folder as `defemb run` leaves it: `<work>/lexicon.duckdb` and `<work>/runs/<id>` bound to it."""
     pieces = roberta_pieces(300)
@@ -378,6 +407,12 @@ def test_a_copied_work_folder_uses_its_own_lexicon(clean_cwd: Path) -> None:
     """Case 4: manifests hold paths relative to the run, so a copy never writes into the original."""
     work, lex, run = _work_folder(clean_cwd)
     assert json.loads((run / "manifest.json").read_text())["lexicon_db"] == "../../lexicon.duckdb"
+    from definitionemb.embedder.rundir import RunDir
+
+    rd = RunDir.open(run)  # a model in the work folder is recorded relative too, one elsewhere absolute
+    assert rd.portable(work / "models" / "m") == "../../models/m"
+    assert rd.local("../../models/m") == str(work / "models" / "m")
+    assert rd.portable(clean_cwd / "m") == str(clean_cwd / "m") and rd.local("roberta-base") == "roberta-base"
     copy = clean_cwd / "workB"
     shutil.copytree(work, copy, symlinks=True)
     before = _sums(work)
