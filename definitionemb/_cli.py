@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
+import sys
 import typing
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +35,7 @@ __all__ = [
     "EXPECTED_ERRORS",
     "Group",
     "command_line",
+    "configure_logging",
     "config_options",
     "datasets_option",
     "db_option",
@@ -61,6 +64,46 @@ def _debugging(ctx: click.Context | None) -> bool:
     if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
         return True
     return bool(ctx is not None and ctx.find_root().meta.get(_DEBUG_META))
+
+
+_HANDLER: logging.Handler | None = None
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time (click's test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def configure_logging(verbose: int = 0, quiet: bool = False, progress: bool | None = None) -> None:
+    """Route the toolkit's messages (`logging`, logger ``definitionemb``) to stderr, one line each.
+
+    Default INFO (the stages' own lines), `-v` DEBUG, `-q` warnings and errors only and no progress bars.
+    Bars appear on a terminal only unless `progress` is True (`--progress`); False turns them off.
+    """
+    from definitionemb.core.progress import set_mode
+
+    global _HANDLER
+    log = logging.getLogger("definitionemb")
+    if _HANDLER is not None:
+        log.removeHandler(_HANDLER)
+    _HANDLER = _StderrHandler()
+    _HANDLER.setFormatter(
+        logging.Formatter("%(message)s" if verbose < 1 else "%(levelname)s %(name)s: %(message)s")
+    )
+    log.addHandler(_HANDLER)
+    log.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+    set_mode("never" if quiet or progress is False else "always" if progress else "auto")
 
 
 def set_debug(ctx: click.Context, debug: bool) -> None:

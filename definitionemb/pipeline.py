@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
-import sys
 import tarfile
 import tempfile
 import time
@@ -152,11 +152,27 @@ class _State:
 
     def put(self, stage: str, entry: dict[str, Any]) -> None:
         self.data[stage] = entry
-        write_json(self.path, self.data, default=str)
+        write_json(self.path, _portable(self.data, self.path.parent), default=str)
+
+
+def _portable(obj: Any, root: Path) -> Any:
+    """`obj` with every absolute path written relative to `root` (the work folder), so pipeline.json
+    names no folder of the machine it was written on and moves with the work folder."""
+    if isinstance(obj, dict):
+        return {k: _portable(v, root) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_portable(v, root) for v in obj]
+    if isinstance(obj, str) and obj.startswith("/") and "\n" not in obj:
+        return os.path.relpath(obj, root)
+    return obj
+
+
+_LOG = logging.getLogger("definitionemb.run")
 
 
 def _say(msg: str) -> None:
-    print(f"[defemb run] {msg}", file=sys.stderr, flush=True)
+    # through logging, so that `defemb -q run` is quiet and a caller's handlers see the stages
+    _LOG.info("[defemb run] %s", msg)
 
 
 LOCK = ".defemb-run.lock"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +28,8 @@ from definitionemb.embedder.smoothing import SmoothingChoice, choose, nearest_ot
 
 __all__ = ["DefinitionEncoder", "generate", "encode_definitions", "open_run_for"]
 
+_LOG = logging.getLogger("definitionemb.embedder")
+
 
 def open_run_for(run_path: str | os.PathLike[str], db: str | os.PathLike[str] | None = None) -> RunDir:
     """Open a run and refuse it when the lexicon or the saved tokenizer is not the one it was made with."""
@@ -37,9 +39,8 @@ def open_run_for(run_path: str | os.PathLike[str], db: str | os.PathLike[str] | 
         run.check_lexicon(lexicon_fingerprint(db))
         want_db = run.lexicon_path()
         if want_db and want_db.resolve() != Path(db).resolve():
-            print(
-                f"embedder: note: run {run.path} was trained on {want_db}; using {db} (same fingerprint)",
-                file=sys.stderr,
+            _LOG.info(
+                "embedder: note: run %s was trained on %s; using %s (same fingerprint)", run.path, want_db, db
             )
     tok_dir = run.tokenizer_dir
     if tok_dir.is_dir() and m.get("tokenizer_sha256"):
@@ -169,10 +170,11 @@ def _smoothing(
     held = run.heldout_tokens()
     n_held = len(np.intersect1d(held, token_id))
     if n_held < 2 or n_held >= len(np.unique(token_id)):
-        print(
-            f"embedder: note: {n_held} held-out tokens with definitions in {run.path}; "
+        _LOG.info(
+            "embedder: note: %d held-out tokens with definitions in %s; "
             "no smoothing step (it is chosen on held-out tokens)",
-            file=sys.stderr,
+            n_held,
+            run.path,
         )
         return None
     return choose(

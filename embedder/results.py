@@ -44,6 +44,8 @@ class ResultKind(str, Enum):
     KNOBS = "knobs"  # no key: the α scan and its choice
     GLUE = "glue"  # key: the task
     SUMMARIZATION = "summarization"  # key: the preset
+    STS = "sts"  # key: the sentence-similarity set
+    SYNONYMS = "synonyms"  # no key: synonym recall of the run's rows (evaluation.synonyms)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def save_result(
 ) -> Path:
     """Store one result (replacing an earlier one of the same kind and key), with the command and the
     config that produced it."""
-    if kind is not ResultKind.KNOBS and not key:
+    if kind not in (ResultKind.KNOBS, ResultKind.SYNONYMS) and not key:
         raise ValueError(f"a {kind.value} result needs a key (the set, task or preset)")
     path = run.results_dir / f"{result_name(kind, key)}.json"
     record = {

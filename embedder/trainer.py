@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from definitionemb.core.fileio import STAMP
+from definitionemb.core.progress import bar_disable
 from definitionemb.embedder.batching import MicroBatchStream, sorted_batches
 from definitionemb.embedder.checkpoint import (
     latest_checkpoint,
@@ -677,7 +678,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         desc="train",
         unit="step",
         file=sys.stderr,
-        disable=not (cfg.progress and dist.main),
+        disable=bar_disable(bool(cfg.progress and dist.main)),
         dynamic_ncols=True,
     )
     recent: list[float] = []

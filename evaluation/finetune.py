@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from definitionemb.core.progress import bar_disable
 from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
@@ -172,7 +173,7 @@ def finetune_scores(
     dtype = torch.float32 if spec.num_labels == 1 else torch.long
     model.train()
     step = 0
-    bar = tqdm(total=total, desc=f"fine-tune seed {seed}", disable=not progress, leave=False)
+    bar = tqdm(total=total, desc=f"fine-tune seed {seed}", disable=bar_disable(progress), leave=False)
     while step < total:
         for idx, batch in _batches(
             tokenizer, train_feats, rng.permutation(len(train)).tolist(), cfg.batch_size

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from definitionemb.core.progress import bar_disable
 from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
@@ -217,7 +218,9 @@ def summarize_once(
         rng = np.random.default_rng(cfg.seed)
         opt, sched = optimizer_and_schedule(model, cfg.lr, cfg.train_steps)
         model.train()
-        bar = tqdm(total=cfg.train_steps, desc="summarisation fine-tune", disable=not progress, leave=False)
+        bar = tqdm(
+            total=cfg.train_steps, desc="summarisation fine-tune", disable=bar_disable(progress), leave=False
+        )
         step = 0
         while step < cfg.train_steps:
             order = rng.permutation(len(train)).tolist()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from definitionemb.core.fileio import save_npy, write_bytes
+from definitionemb.core.progress import bar_disable
 from definitionemb.core.records import Record
 from definitionemb.index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError
 from definitionemb.index.faiss_index import source_digest
@@ -180,7 +181,7 @@ def sentence_vectors(
         desc=f"{kind} embeddings",
         unit="text",
         file=sys.stderr,
-        disable=not progress,
+        disable=bar_disable(progress),
     )
     try:
         for c in range(n_chunks):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from definitionemb.core.progress import bar_disable
 from definitionemb.core.records import Record
 from definitionemb.index.errors import IndexStageError
 
@@ -126,7 +127,9 @@ class SentenceEncoder:
         )["input_ids"]
         lengths = np.fromiter((len(e) for e in enc), dtype=np.int64, count=n)
         pad = int(self.tokenizer.pad_token_id or 0)
-        bar = tqdm(total=n, desc=desc, unit="text", file=sys.stderr, disable=not progress, leave=False)
+        bar = tqdm(
+            total=n, desc=desc, unit="text", file=sys.stderr, disable=bar_disable(progress), leave=False
+        )
         try:
             with torch.inference_mode():
                 for idx in _budget_batches(lengths, batch_tokens, max_batch):

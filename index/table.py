@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from definitionemb.core.progress import bar_disable
 from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef, bound
 from definitionemb.index.errors import IndexStageError
@@ -43,7 +44,9 @@ def neighbor_frame(run: RunLike, matrix: str, k: int = 10, progress: bool = True
     source = r.token_vectors() if matrix == "generated" else r.original_vectors()
     ids = index.ids
     out_n, out_s = [], []
-    for start in tqdm(range(0, ids.size, _BATCH), desc=f"neighbours ({matrix})", disable=not progress):
+    for start in tqdm(
+        range(0, ids.size, _BATCH), desc=f"neighbours ({matrix})", disable=bar_disable(progress)
+    ):
         batch = ids[start : start + _BATCH]
         n, s = search_without_self(index, np.asarray(source[batch]), batch, k)
         out_n.append(n)

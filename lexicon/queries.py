@@ -27,6 +27,8 @@ __all__ = [
     "resolve_tokenizer_id",
     "token_table",
     "probe_pieces",
+    "vocabulary_table",
+    "synonym_token_pairs",
 ]
 
 TokenizerRef = str | os.PathLike[str] | Vocab | int
@@ -70,6 +72,44 @@ def token_table(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> pl.DataFra
             "`defemb lexicon align --db DB --tokenizer MODEL`"
         )
     return df
+
+
+def vocabulary_table(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> pl.DataFrame:
+    """token_id, piece, word_initial, bucket, frequency and the rule of the token's first definition
+    (NULL where none) of one tokenizer, by id: what an exported matrix's rows are."""
+    return _frame(
+        con,
+        "SELECT t.token_id, t.piece, t.word_initial, a.rule, t.bucket, t.frequency "
+        "FROM token t LEFT JOIN alignment a "
+        "ON a.tokenizer_id = t.tokenizer_id AND a.token_id = t.token_id AND a.rank = 1 "
+        "WHERE t.tokenizer_id = $tid ORDER BY t.token_id",
+        {"tid": tokenizer_id},
+    )
+
+
+def synonym_token_pairs(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> pl.DataFrame:
+    """(token_id, synonym_id): a word and one of its synonyms (`synonym` view), both whole words that are
+    one word-initial, non-special token of this tokenizer (matched case-insensitively), distinct tokens."""
+    return _frame(
+        con,
+        """
+        WITH words AS (
+            -- the lower-case spelling wins ("cat" before "Cat"), then the lowest id
+            SELECT lower(surface) AS w,
+                   arg_min(token_id, (surface <> lower(surface))::BIGINT * 4294967296 + token_id) AS token_id
+            FROM token
+            WHERE tokenizer_id = $tid AND word_initial AND NOT special AND surface IS NOT NULL
+            GROUP BY 1
+        )
+        SELECT DISTINCT a.token_id, b.token_id AS synonym_id
+        FROM synonym y
+        JOIN words a ON a.w = lower(y.word)
+        JOIN words b ON b.w = lower(y.synonym)
+        WHERE a.token_id <> b.token_id
+        ORDER BY 1, 2
+        """,
+        {"tid": tokenizer_id},
+    )
 
 
 def probe_pieces(db: str | os.PathLike[str], tokenizer_id: int | None = None, n: int = 6) -> list[str]:

@@ -93,7 +93,10 @@ def write_lexicon(
         con.execute("INSERT INTO token SELECT * FROM tokens_df")
         con.unregister("tokens_df")
         for sid, (word, pos, gloss) in enumerate(senses, start=1):
-            con.execute("INSERT INTO entry VALUES (?, 1, ?, ?, 'en', ?, NULL, NULL)", [sid, sid, word, pos])
+            con.execute(
+                "INSERT INTO entry (entry_id, source_id, record_no, word, lang_code, pos) VALUES (?, 1, ?, ?, 'en', ?)",
+                [sid, sid, word, pos],
+            )
             con.execute(
                 "INSERT INTO sense (sense_id, entry_id, ord, gloss) VALUES (?, ?, 0, ?)", [sid, sid, gloss]
             )

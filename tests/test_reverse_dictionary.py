@@ -610,3 +610,35 @@ def test_rows_of_and_bm25_rows_match_their_full_versions(world) -> None:
     assert isinstance(bm, GlossBM25)
     texts = ["a small domestic animal", "to hit with the hand"]
     np.testing.assert_allclose(bm.scores_of(rows, texts), bm.scores(texts)[rows], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "tsv", "nl", "json"])
+def test_reverse_answers_in_every_format(world, fmt: str, tmp_path: Path) -> None:
+    run, _, cache = world
+    base = ["reverse", "--run", str(run), "a small domestic animal", "-k", "3", "--cache-dir", str(cache)]
+    res = CliRunner().invoke(defemb_cli, [*base, "--fmt", fmt])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    if fmt == "json":
+        assert [r["rank"] for r in json.loads(res.stdout)] == [1, 2, 3]
+    elif fmt == "nl":
+        assert [json.loads(x)["rank"] for x in lines] == [1, 2, 3]
+    elif fmt in ("csv", "tsv"):
+        assert len(lines) == 4 and "word" in lines[0].split("," if fmt == "csv" else "\t")
+    else:
+        assert len(lines) == 5 and "shape:" not in res.stdout and lines[0].split()[:2] == ["rank", "word"]
+    if fmt == "csv":  # one definition's answers, and a batch, into a CSV file
+        out = tmp_path / "one.csv"
+        assert CliRunner().invoke(defemb_cli, [*base, "--out", str(out)]).exit_code == 0
+        assert pl.read_csv(out).height == 3
+        src = tmp_path / "defs.txt"
+        src.write_text("a small dog\nto walk slowly\n", encoding="utf-8")
+        batch = tmp_path / "batch.csv"
+        batch_args = [*base[:3], "--input", str(src), "-k", "2", "--out", str(batch), *base[-2:]]
+        res = CliRunner().invoke(defemb_cli, batch_args)  # base: reverse --run R TEXT -k 3 --cache-dir C
+        assert res.exit_code == 0, res.output
+        assert pl.read_csv(batch).height == 4 and sorted(p.name for p in tmp_path.iterdir()) == [
+            "batch.csv",
+            "defs.txt",
+            "one.csv",
+        ]

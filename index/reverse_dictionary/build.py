@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from definitionemb.core.fileio import save_npy, write_bytes
+from definitionemb.core.progress import bar_disable
 from definitionemb.embedder.binding import bound
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.errors import IndexMismatch
@@ -44,7 +45,7 @@ def _write_sense_vectors(run: RunDir, hw: Headwords, progress: bool) -> float:
     out = np.empty((hw.n_senses, dim), dtype=np.float32)
     step = 8192
     with tqdm(
-        total=hw.n_senses, desc="sense vectors", unit="sense", file=sys.stderr, disable=not progress
+        total=hw.n_senses, desc="sense vectors", unit="sense", file=sys.stderr, disable=bar_disable(progress)
     ) as bar:
         for lo in range(0, hw.n_senses, step):
             hi = min(hw.n_senses, lo + step)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from definitionemb.core.device import resolve_device
+from definitionemb.core.progress import bar_disable
 from definitionemb.embedder.binding import bound
 from definitionemb.index.errors import IndexMismatch, IndexMissing, IndexStageError
 from definitionemb.index.headwords import WORD_RE, load_headwords, query_clauses, query_words
@@ -403,7 +404,9 @@ class ReverseDictionary:
         frames = []
         from tqdm import tqdm
 
-        bar = tqdm(total=len(queries), desc="reverse", unit="query", file=sys.stderr, disable=not progress)
+        bar = tqdm(
+            total=len(queries), desc="reverse", unit="query", file=sys.stderr, disable=bar_disable(progress)
+        )
         try:
             for start in range(0, len(queries), _BLOCK):
                 block = queries[start : start + _BLOCK]
