@@ -352,7 +352,9 @@ def export(
                     {"embeddings": torch.from_numpy(matrix), "mask": torch.from_numpy(mask), **meta}, str(tmp)
                 )
         else:
-            tables, kept = write_model(r, matrix, mask, out_path, policy, db, meta, force, allow_in, base_model)
+            tables, kept = write_model(
+                r, matrix, mask, out_path, policy, db, meta, force, allow_in, base_model
+            )
     except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
         raise ExportError(f"cannot write {fmt} export to {out_path}: {exc}") from exc
     return ExportResult(
