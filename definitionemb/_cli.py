@@ -266,10 +266,19 @@ def datasets_option(help: str) -> Callable[[F], F]:
     )
 
 
-def rows_option(help: str = "Which rows change: covered | rare | task:FILE[:ratio].") -> Callable[[F], F]:
-    """`--rows`: the first half of a row policy (`index.policy`), default the shipped policy's rows."""
+def rows_option(
+    help: str = "Which rows change: covered | rare | task:FILE[:ratio].", run_choice: bool = False
+) -> Callable[[F], F]:
+    """`--rows`: the first half of a row policy (`index.policy`), default the shipped policy's rows; with
+    `run_choice` (commands that write the policy out: export, swap) the run's own choice comes first."""
     from definitionemb.index.policy import DEFAULT_ROWS
 
+    if run_choice:
+        return click.option(  # type: ignore[return-value]
+            "--rows",
+            default=None,
+            help=f"{help} (default: the run's choice from `defemb eval knobs`, else {DEFAULT_ROWS}).",
+        )
     return click.option("--rows", default=DEFAULT_ROWS, show_default=True, help=help)  # type: ignore[return-value]
 
 

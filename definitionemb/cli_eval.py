@@ -464,13 +464,19 @@ def summarization_cmd(
 )
 @_RUN
 @_DB
-@_ROWS
+@rows_option(run_choice=True)
 @_HOW
 @click.option("--out", type=click.Path(), default=None, help="A new folder (default: RUN/model).")
 @force_option
 @json_option
 def swap_cmd(
-    run_dir: str, db: str | None, rows: str, how: str | None, out: str | None, force: bool, as_json: bool
+    run_dir: str,
+    db: str | None,
+    rows: str | None,
+    how: str | None,
+    out: str | None,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Write the PLM with the policy's rows changed (save_pretrained, tokenizer, model card)."""
     from definitionemb.embedder.rundir import RunDir

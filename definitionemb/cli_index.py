@@ -156,7 +156,7 @@ def neighbors_table_cmd(
     "hf: a model folder with a Hub model card; parquet: one row per token with its vector; word2vec: "
     "text for gensim.",
 )
-@rows_option()
+@rows_option(run_choice=True)
 @how_option()
 @click.option(
     "--out",
@@ -176,7 +176,7 @@ def neighbors_table_cmd(
 def export(
     run_dir: str,
     fmt: str,
-    rows: str,
+    rows: str | None,
     how: str | None,
     out: str,
     base_model: str | None,

@@ -286,14 +286,16 @@ def export(db: str, out_dir: Path | None, parquet_dir: Path | None, force: bool,
 @click.option(
     "--allow-files",
     is_flag=True,
-    help="Let SELECT read local files (read_csv, read_parquet, ...); writing stays refused.",
+    help="Let SELECT read local files (read_csv, read_parquet, ...); writing stays impossible (Linux "
+    "Landlock; refused where the kernel cannot forbid writes).",
 )
 @output_options(limit=50)
 def sql(db: str, query: str, allow_files: bool, output: Output) -> None:
     """Run read-only SQL on a lexicon and print the result.
 
     Only SELECT, EXPLAIN and PRAGMA statements run; ATTACH, COPY, EXPORT, INSTALL, LOAD, SET and every
-    change are refused, and files are out of reach unless --allow-files.
+    change are refused, and files are out of reach unless --allow-files. Nothing can write: the
+    database is opened read-only and the query runs where the kernel forbids file writes.
     """
     from definitionemb.lexicon.queries import query as query_
 

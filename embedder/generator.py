@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from definitionemb.core.fileio import npy_to_fill
+from definitionemb.embedder.binding import bound
 from definitionemb.embedder.checkpoint import load_regressor
 from definitionemb.embedder.config import GenerateConfig, GenerateResult, PromptConfig, TrainConfig
 from definitionemb.embedder.errors import EmbedderError, RunMismatch
@@ -36,8 +37,8 @@ def open_run_for(run_path: str | os.PathLike[str], db: str | os.PathLike[str] | 
     m = run.manifest()
     if db is not None:
         run.check_lexicon(lexicon_fingerprint(db))
-        want_db = m.get("lexicon_db")
-        if want_db and Path(want_db).resolve() != Path(db).resolve():
+        want_db = run.lexicon_path()
+        if want_db and want_db.resolve() != Path(db).resolve():
             _LOG.info(
                 "embedder: note: run %s was trained on %s; using %s (same fingerprint)", run.path, want_db, db
             )
@@ -88,7 +89,9 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         if cfg.smoothing is not None
         else str(own.get("smoothing") or own.get("neighbours") or "off")
     )
-    defs = fetch_definitions(cfg.db, int(m["tokenizer_id"]), topk)
+    with bound(run, cfg.db) as lex:  # the lexicon's id for the run's tokenizer, by its vocabulary hash
+        tid = lex.tokenizer_id
+    defs = fetch_definitions(cfg.db, tid, topk)
     ex = build_examples(tok, prompt, defs)
     if len(ex) != len(defs):
         raise EmbedderError(

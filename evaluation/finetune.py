@@ -269,7 +269,7 @@ def compare_glue(
     t0 = time.perf_counter()
     if not cfg.seeds:
         raise EvaluationError("give at least one seed")
-    model_dir = run.manifest().get("model")
+    model_dir = run.model_path()
     if not model_dir or not Path(str(model_dir)).exists():
         raise EvaluationError(f"{run.manifest_path}: model {model_dir!r} is not a local folder")
     spec, train_f, dev_f = task_files(cfg.task, cfg.data_dir)

@@ -295,7 +295,7 @@ def compare_summarization(
     from definitionemb.index.policy import as_policy, policy_matrix
 
     t0 = time.perf_counter()
-    model_dir = run.manifest().get("model")
+    model_dir = run.model_path()
     if not model_dir or not Path(str(model_dir)).exists():
         raise EvaluationError(f"{run.manifest_path}: model {model_dir!r} is not a local folder")
     train, test = load_splits(cfg.data_dir)

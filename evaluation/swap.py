@@ -82,6 +82,6 @@ def save_swapped(
     if not run.manifest().get("model"):
         raise EvaluationError(f"{run.manifest_path} names no model; the run cannot be swapped")
     out = Path(out_dir) if out_dir is not None else run.model_dir
-    own = out.resolve() == (run.model_dir).resolve()
-    res = export(run, "hf", rows, out, db, force=force or own, how=how)
+    own = out.resolve() == run.model_dir.resolve()
+    res = export(run, "hf", rows, out, db, force=force or own, how=how, allow_in=run.path if own else None)
     return SwapResult(str(out), res.rows, res.how, res.rows_replaced, res.vocab_size)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from definitionemb.core.fileio import claim_output, output_dir, output_file, save_npy
+from definitionemb.core.fileio import claim_output, output_dir, output_file, output_files
 from definitionemb.core.plm import load_plm, load_tokenizer
 from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
@@ -178,6 +178,7 @@ def write_model(
     db: LexiconRef = None,
     meta: dict[str, Any] | None = None,
     force: bool = False,
+    allow_in: str | os.PathLike[str] | None = None,
     base_model: str | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Write the run's base model with `matrix[mask]` swapped in as a complete folder at `out`.
@@ -186,9 +187,9 @@ def write_model(
     replaces the rows through `index.swap.replace_rows` (tied weights), then writes atomically
     `save_pretrained` + tokenizer + `replaced_mask.npy` + `definitionemb_export.json` + a model card
     (README.md), and, when the base is a sentence-transformers folder, its modules and configs.
-    An existing `out` is replaced only with `force` (:func:`core.fileio.claim_output`). `base_model`:
-    the base's Hub id for the card (else the one its card or config names). Returns (tables written,
-    sentence-transformers files kept).
+    An existing `out` is replaced only with `force` (:func:`core.fileio.claim_output`); `allow_in` is
+    the run folder whose own `model/` this is. `base_model`: the base's Hub id for the card (else the one
+    its card or config names). Returns (tables written, sentence-transformers files kept).
     """
     from definitionemb.index.card import (
         base_model_id,
@@ -201,15 +202,15 @@ def write_model(
     from definitionemb.index.swap import replace_rows
 
     r = as_run(run)
-    claim_output(Path(out), "dir", force, "hf export")  # refused before the model is loaded
-    model_path = r.manifest().get("model")
+    claim_output(Path(out), "dir", force, "hf export", allow_in)  # refused before the model is loaded
+    model_path = r.model_path()
     if not model_path:
         raise ExportError(f"run {r.path} records no model; a model export needs the base model")
     model, tokenizer = load_base_model(model_path)
     _check_base(model, r, str(model_path))
     report = replace_rows(model, np.asarray(matrix, dtype=np.float32), np.asarray(mask, dtype=bool))
     st = is_sentence_transformers(model_path)
-    info = meta or _meta(r, policy, "hf", int(np.asarray(mask).sum()))
+    info = dict(meta or _meta(r, policy, "hf", int(np.asarray(mask).sum())))
     reason = info.get("policy_reason")
     sources, langs = _card_inputs(r, db)
     card = model_card(
@@ -228,7 +229,7 @@ def write_model(
     )
     hub_id = base_model_id(str(model_path), base_model)
     kept: list[str] = []
-    with output_dir(Path(out), force, "hf export", info) as tmp:
+    with output_dir(Path(out), force, "hf export", info, META_FILE, allow_in) as tmp:
         saved = _save_sentence_transformers(str(model_path), model, tmp) if st else None
         if saved is None:
             model.save_pretrained(str(tmp))
@@ -258,13 +259,16 @@ def export(
     db: LexiconRef = None,
     force: bool = False,
     how: str | None = None,
+    allow_in: str | os.PathLike[str] | None = None,
     base_model: str | None = None,
 ) -> ExportResult:
     """Export the run's matrix under the policy `rows` × `how`, atomically (what is left out: the run's
     default policy, `index.policy.as_policy`).
 
     An existing `out` is replaced only with `force`, and only when it is an earlier export (never a
-    run folder, a lexicon or a folder the toolkit did not write: :func:`core.fileio.claim_output`).
+    run folder, a lexicon or anything the toolkit cannot prove it wrote: :func:`core.fileio.claim_output`;
+    `allow_in` is the run whose own output this is, e.g. `<run>/model`). Every export records a random
+    `output_id` in its metadata that its ownership marker repeats.
 
     - `npy`: folder `out` with matrix.npy (V×d float32), mask.npy (V bool), export.json; or, for an `out`
       named `*.npy`, that file (the matrix) and `*.mask.npy` beside it;
@@ -291,7 +295,7 @@ def export(
     mask_path = out_path.with_name(out_path.name.removesuffix(".npy") + ".mask.npy") if npy_file else out_path
     file_shaped = fmt in ("safetensors", "pt", "parquet", "word2vec") or npy_file
     # Refused before any work: an output that may not be written is known up front.
-    claim_output(out_path, "file" if file_shaped else "dir", force, f"{fmt} export")
+    claim_output(out_path, "file" if file_shaped else "dir", force, f"{fmt} export", allow_in)
     if npy_file:
         claim_output(mask_path, "file", force, "npy export mask")
     beside = fmt == "safetensors" or npy_file  # files whose vocabulary goes beside them
@@ -306,28 +310,32 @@ def export(
     tables: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     try:
-        if beside:
+        if npy_file:  # the matrix, its mask and its vocabulary, written together: all or none
             assert vocab is not None
-            with output_file(vocab_txt, force, "vocabulary") as tmp:
-                write_vocab_txt(vocab, tmp)
-            with output_file(vocab_pq, force, "vocabulary") as tmp:
-                vocab.write_parquet(str(tmp))
-        if npy_file:
-            save_npy(mask_path, mask)
-            save_npy(out_path, matrix)
+            paths = [out_path, mask_path, vocab_txt, vocab_pq]
+            with output_files(paths, force, "npy export", meta) as tmps:
+                for tmp, arr in zip(tmps[:2], (matrix, mask), strict=True):
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, arr, allow_pickle=False)
+                write_vocab_txt(vocab, tmps[2])
+                vocab.write_parquet(str(tmps[3]))
         elif fmt == "npy":
             assert vocab is not None
-            with output_dir(out_path, force, "npy export", meta) as tmp:
+            with output_dir(out_path, force, "npy export", meta, "export.json", allow_in) as tmp:
                 np.save(tmp / "matrix.npy", matrix)
                 np.save(tmp / "mask.npy", mask)
                 write_vocab_txt(vocab, tmp / "vocab.txt")
                 vocab.write_parquet(str(tmp / "vocab.parquet"))
                 (tmp / "export.json").write_text(json.dumps(meta, indent=2))
-        elif fmt == "safetensors":
+        elif fmt == "safetensors":  # the file and its vocabulary beside it, all or none
             from safetensors.numpy import save_file
 
-            with output_file(out_path, force, "safetensors export") as tmp:
+            assert vocab is not None
+            paths = [out_path, vocab_txt, vocab_pq]
+            with output_files(paths, force, "safetensors export", meta) as (tmp, txt, pq):
                 save_file({"embeddings": matrix, "mask": mask}, str(tmp), metadata=meta)
+                write_vocab_txt(vocab, txt)
+                vocab.write_parquet(str(pq))
         elif fmt == "parquet":
             assert vocab is not None
             with output_file(out_path, force, "parquet export") as tmp:
@@ -339,12 +347,14 @@ def export(
         elif fmt == "pt":
             import torch
 
-            with output_file(out_path, force, "pt export") as tmp:
+            with output_file(out_path, force, "pt export", meta) as tmp:
                 torch.save(
                     {"embeddings": torch.from_numpy(matrix), "mask": torch.from_numpy(mask), **meta}, str(tmp)
                 )
         else:
-            tables, kept = write_model(r, matrix, mask, out_path, policy, db, meta, force, base_model)
+            tables, kept = write_model(
+                r, matrix, mask, out_path, policy, db, meta, force, allow_in, base_model
+            )
     except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
         raise ExportError(f"cannot write {fmt} export to {out_path}: {exc}") from exc
     return ExportResult(

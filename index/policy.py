@@ -169,8 +169,15 @@ def as_policy(
     if rows and how:  # nothing to fill in: the run's choice is not read
         return RowPolicy(rows, how)
     d = default_policy(run)
-    if rows and rows != d.rows:  # the run chose α for other rows: the shipped default's α
-        d = default_policy()
+    if rows and rows != d.rows:  # the run chose α for other rows: the shipped default's α, said aloud
+        shipped = default_policy()
+        if d != shipped:
+            warnings.warn(
+                f"the run's own choice ({d.spelling}) was made for other rows; --rows {rows} takes the "
+                f"shipped --how {shipped.how} (give --how to choose, or leave out --rows for the run's choice)",
+                stacklevel=2,
+            )
+        d = shipped
     return RowPolicy(rows or d.rows, how or d.how)
 
 

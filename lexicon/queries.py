@@ -288,8 +288,9 @@ def definitions(
         )
 
 
-# Statements that only read. ATTACH (another file, or this one read-write through a hard link), COPY TO,
-# EXPORT, INSTALL, LOAD, SET, CREATE ... are refused before they run.
+# Statements that only read; anything else is refused with a friendly word before it runs. That is
+# courtesy, not the guarantee: EXPLAIN (or a statement type not listed) must not be able to write, so the
+# guarantee is in how the query runs (:func:`query`).
 _READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA"})
 # DuckDB settings fixed when the connection opens; `lock_configuration` keeps SQL from undoing them.
 _SEALED = {
@@ -303,11 +304,16 @@ _SEALED = {
 def query(db: str | os.PathLike[str], sql: str, allow_files: bool = False) -> pl.DataFrame:
     """Run SQL that only reads the lexicon and return the (last statement's) result as a frame.
 
-    The connection cannot change anything: the database is opened read-only, statements other than
-    SELECT/EXPLAIN/PRAGMA are refused, extensions are neither installed nor loaded, and the settings are
-    locked. Files are out of reach too (``enable_external_access=false``: no ``read_csv``, ``COPY``,
-    ``ATTACH``) unless `allow_files`, which lets a SELECT read local files (``read_csv('x.csv')``).
+    The one guard for SQL from a person (`defemb sql`, and any later console): nothing it runs can write.
+    The database is opened read-only, extensions are neither installed nor loaded, and the settings are
+    locked. Without `allow_files` DuckDB has no file access at all (``enable_external_access=false``: no
+    ``read_csv``, ``COPY``, ``ATTACH``). With `allow_files` a query may read local files
+    (``read_csv('x.csv')``) but the kernel forbids it to write any (:func:`core.sandbox.without_writes`,
+    Linux Landlock): ``EXPLAIN ANALYZE COPY … TO`` fails like every other write. Where the kernel cannot
+    forbid writes, `allow_files` is refused; without it the same sandbox is used when available.
     """
+    from definitionemb.core.sandbox import SandboxUnavailable, without_writes, writes_blockable
+
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
@@ -321,15 +327,39 @@ def query(db: str | os.PathLike[str], sql: str, allow_files: bool = False) -> pl
                 f"defemb sql only reads: a {kind} statement is refused ({st.query.strip()[:60]!r}); "
                 "use SELECT (write results elsewhere with --csv or --json)"
             )
-    config = {**_SEALED, "enable_external_access": allow_files, "lock_configuration": True}
-    with connect(db, config=config) as con:
+    if allow_files and not writes_blockable():
+        raise LexiconError(
+            "--allow-files needs a system that can forbid the query to write files (Linux 5.13+ with "
+            "Landlock); here only the lexicon itself can be queried"
+        )
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="defemb-sql-") as scratch:
+        config = {
+            **_SEALED,
+            "enable_external_access": allow_files,
+            "temp_directory": scratch,
+            "lock_configuration": True,
+        }
+
+        def run() -> pl.DataFrame:
+            with connect(db, config=config) as con:
+                try:
+                    return _frame(con, sql)
+                except duckdb.Error as exc:
+                    msg = str(exc).splitlines()[0]
+                    if isinstance(exc, duckdb.PermissionException) and not allow_files:
+                        msg += " (reading files needs --allow-files)"
+                    elif "permission denied" in msg.lower() and allow_files:
+                        msg += " (defemb sql never writes files; write results with --csv or --json)"
+                    raise LexiconError(f"SQL failed: {msg}") from exc
+
+        if not writes_blockable():
+            return run()
         try:
-            return _frame(con, sql)
-        except duckdb.Error as exc:
-            msg = str(exc).splitlines()[0]
-            if isinstance(exc, duckdb.PermissionException) and not allow_files:
-                msg += " (reading files needs --allow-files)"
-            raise LexiconError(f"SQL failed: {msg}") from exc
+            return without_writes(run, scratch=scratch)
+        except SandboxUnavailable as exc:
+            raise LexiconError(f"cannot run SQL without write access: {exc}") from exc
 
 
 def export_parquet(

@@ -50,7 +50,9 @@ def write_run(
             "model": model,
             "model_family": family,
             "tokenizer_id": tokenizer_id,
-            "lexicon_db": str(db) if db is not None else None,
+            "lexicon_db": run.portable(db, always=True)
+            if db is not None
+            else None,  # as the trainer records it
             "vocab_size": v,
             "dim": d,
             "seed": seed,

@@ -242,7 +242,8 @@ def test_a_run_that_chose_its_policy_exports_with_it_until_its_vectors_change(
         json.loads((tmp_path / "b" / "export.json").read_text())["policy_source"]
         == "given or shipped default"
     )
-    assert as_policy("rare", None, bert_run) == RowPolicy("rare", DEFAULT_HOW)
+    with pytest.warns(UserWarning, match="made for other rows"):  # said aloud, not silently
+        assert as_policy("rare", None, bert_run) == RowPolicy("rare", DEFAULT_HOW)
     # Regenerated vectors: the choice was made on other rows, so the shipped default applies again.
     tv = bert_run.path / "token_vectors.npy"
     np.save(tv, np.load(tv) * 2.0)

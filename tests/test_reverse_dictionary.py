@@ -260,6 +260,7 @@ def test_stale_indexes_are_refused(world, tmp_path: Path) -> None:
     run, db, cache = world
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
+    (tmp_path / db.name).symlink_to(db)  # the copy's manifest names its lexicon relative to the run
     r = RunDir.open(copy)
     sv = np.asarray(r.sense_vectors()).copy()
     r.save_array("sense_vectors.npy", sv[::-1].copy())
@@ -285,9 +286,10 @@ def test_tokens_scorer_builds_nothing_heavy_and_more_scorers_build_on_demand(wor
     from definitionemb.index.errors import IndexMissing
     from definitionemb.index.reverse_dictionary import SCORERS, ReverseDictionary, ensure_reverse
 
-    run, _, cache = world
+    run, db, cache = world
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("index", "sense_*.npy"))
+    (tmp_path / db.name).symlink_to(db)  # the copy's manifest names its lexicon relative to the run
     fresh_cache = tmp_path / "cache"
     with pytest.raises(IndexMissing, match="build it with"):  # opening never builds
         ReverseDictionary(copy, cache_dir=fresh_cache, scorers=["tokens"])
@@ -332,9 +334,10 @@ def test_frequency_prior_is_wordfreq_and_lifts_common_words(world, tmp_path: Pat
     same = rd.search(queries, k=30, scorers=["glosses"])
     assert plain["word"].to_list() == same["word"].to_list()
     # Frequencies from another wordfreq are stale.
-    run, _, cache = world
+    run, db, cache = world
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
+    (tmp_path / db.name).symlink_to(db)  # the copy's manifest names its lexicon relative to the run
     man_path = copy / "index" / "reverse" / "manifest.json"
     man = json.loads(man_path.read_text())
     man["frequency"] = "wordfreq 0.1"

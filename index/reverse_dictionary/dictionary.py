@@ -47,12 +47,24 @@ _BLOCK = 256  # queries encoded together before they are scored a chunk at a tim
 _COLUMNS = ["query", "rank", "word", "score", "pos", "gloss", "single_token", "token_id", "sense_id"]
 
 
+# Bounds of one request: a definition longer than this is refused (the encoders read a few hundred
+# tokens; cutting it silently would answer another question), and so is a request whose answer table
+# (queries × k rows) would exceed this many rows (`batch._check_request`).
+MAX_QUERY_CHARS = 1000
+MAX_ANSWER_ROWS = 2_000_000
+
+
 def check_query(text: str, what: str = "the query") -> str:
-    """The query stripped; a clear error when it has no letters (nothing to look up)."""
+    """The query stripped; a clear error when it has no letters (nothing to look up) or is too long."""
     if not isinstance(text, str) or not WORD_RE.search(text):
         raise IndexStageError(
-            f"{what} {text!r} has no letters; the reverse dictionary needs a definition in words, "
-            'e.g. "a small domesticated feline"'
+            f"{what} {text[:60] if isinstance(text, str) else text!r} has no letters; the reverse dictionary "
+            'needs a definition in words, e.g. "a small domesticated feline"'
+        )
+    if len(text) > MAX_QUERY_CHARS:
+        raise IndexStageError(
+            f"{what} is {len(text):,} characters long; a definition may have at most {MAX_QUERY_CHARS:,} "
+            "(the model reads only its start, so a longer one would be cut without a word). Shorten it"
         )
     return text.strip()
 

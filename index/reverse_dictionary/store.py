@@ -68,7 +68,7 @@ def rebuild_hint(run: RunDir) -> str:
 
 def model_of(run: RunDir) -> tuple[str, str]:
     m = run.manifest()
-    model, sha = m.get("model"), m.get("model_sha256")
+    model, sha = run.model_path(), m.get("model_sha256")
     if not model or not sha:
         raise IndexStageError(f"run {run.path} records no model/model_sha256 in its manifest; retrain it")
     return str(model), str(sha)
@@ -104,7 +104,7 @@ def digest_or_none(path: Path) -> str:
 def supported_scorers(run: RunDir) -> tuple[str, ...]:
     from definitionemb.index.sentence import sentence_spec
 
-    model = run.manifest().get("model")
+    model = run.model_path()
     sentence = bool(model) and Path(str(model)).is_dir() and sentence_spec(str(model)) is not None
     return SCORERS if sentence else tuple(s for s in SCORERS if s not in ("glosses", "headwords"))
 
