@@ -34,6 +34,7 @@ from typing import Any
 from definitionemb.config import PipelineConfig
 from definitionemb.core.errors import DefembError
 from definitionemb.core.fileio import atomic_dir, discard_dir, stamp, stamp_of, write_json
+from definitionemb.core.locks import exclusive
 
 __all__ = ["STAGES", "PipelineResult", "run_pipeline", "resolve_model", "model_label", "PipelineError"]
 
@@ -202,21 +203,16 @@ LOCK = ".defemb-run.lock"
 
 @contextlib.contextmanager
 def _work_lock(work: Path, wait: float) -> Iterator[None]:
-    """Hold the work folder's lock: one `defemb run` at a time (a kernel lock, released if the holder dies)."""
-    from filelock import FileLock, Timeout
+    """Hold the work folder's lock (`core.locks.exclusive`): one `defemb run` at a time."""
 
-    lock = FileLock(str(work / LOCK))
-    try:
-        lock.acquire(timeout=max(0.0, wait))
-    except Timeout:
-        raise PipelineError(
-            f"another `defemb run` is working in {work}; wait for it to finish, or pass --wait SECONDS "
-            "to queue behind it"
-        ) from None
-    try:
+    def busy(holder: str) -> PipelineError:
+        return PipelineError(
+            f"another `defemb run` ({holder}) is working in {work}; wait for it to finish, or pass "
+            "--wait SECONDS to queue behind it"
+        )
+
+    with exclusive(work / LOCK, wait, busy):
         yield
-    finally:
-        lock.release()
 
 
 def _train_resumes(ctx: Any, state: _State, key: str, forced: bool, log: Callable[[str], None]) -> bool:
