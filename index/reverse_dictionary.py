@@ -80,6 +80,7 @@ __all__ = [
     "reverse_batch",
     "BatchResult",
     "check_query",
+    "supported_scorers",
     "zscore",
     "fast_bfloat16",
 ]
@@ -264,25 +265,95 @@ def _sentence_caches(
     return glosses, heads
 
 
+# What an encoder pass over a lexicon costs on a 2-core CPU with MiniLM (issue 27: 82,773 sense vectors
+# at 80–110 per second); the up-front estimate of a build divides by it.
+ENCODE_PER_S_CPU = 90.0
+_SENSE_CHUNK = 2048  # senses encoded between two saves of a resumable build (~20 s on 2 cores)
+
+
 def _write_sense_vectors(run: RunDir, hw: Headwords, progress: bool) -> float:
-    """sense_vectors.npy + sense_ids.npy through the regressor (the generation prompt, with POS)."""
+    """sense_vectors.npy + sense_ids.npy through the regressor (the generation prompt, with POS).
+
+    Chunks go into `<run>/index/reverse/.sense_vectors.partial/` as they are done, so an interrupted
+    build (Ctrl-C) resumes where it stopped; a partial build of other senses or vectors starts over.
+    """
+    import shutil
+
     from tqdm import tqdm
 
-    encode = importlib.import_module("embedder").encode_definitions
+    encode = importlib.import_module("definitionemb.embedder").encode_definitions
     t0 = time.perf_counter()
     dim = int(run.manifest().get("dim") or run.original_vectors().shape[1])
-    out = np.empty((hw.n_senses, dim), dtype=np.float32)
-    step = 8192
+    n = hw.n_senses
+    partial = run.path / "index" / "reverse" / ".sense_vectors.partial"
+    stamp = {
+        "run_id": run.run_id,
+        "headwords_sha256": hw.digest(),
+        "token_vectors_digest": _digest_or_none(run.path / "token_vectors.npy"),
+        "n": n,
+        "dim": dim,
+    }
+    stamp_path, vec_path, done_path = partial / "stamp.json", partial / "vectors.npy", partial / "done.npy"
+    n_chunks = (n + _SENSE_CHUNK - 1) // _SENSE_CHUNK
+    fresh = not (stamp_path.is_file() and vec_path.is_file() and done_path.is_file())
+    if not fresh:
+        try:
+            fresh = json.loads(stamp_path.read_text(encoding="utf-8")) != stamp
+        except (OSError, json.JSONDecodeError):
+            fresh = True
+    if fresh:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        mm = np.lib.format.open_memmap(vec_path, mode="w+", dtype=np.float32, shape=(n, dim))
+        done = np.zeros(n_chunks, dtype=bool)
+        save_npy(done_path, done)
+        write_bytes(stamp_path, json.dumps(stamp).encode())
+    else:
+        mm = np.lib.format.open_memmap(vec_path, mode="r+")
+        done = np.load(done_path)
     with tqdm(
-        total=hw.n_senses, desc="sense vectors", unit="sense", file=sys.stderr, disable=not progress
+        total=n,
+        initial=min(n, int(done.sum()) * _SENSE_CHUNK),
+        desc="sense vectors",
+        unit="sense",
+        file=sys.stderr,
+        disable=not progress,
     ) as bar:
-        for lo in range(0, hw.n_senses, step):
-            hi = min(hw.n_senses, lo + step)
-            out[lo:hi] = encode(run, hw.gloss[lo:hi].tolist(), hw.sense_pos[lo:hi].tolist())
+        for c in range(n_chunks):
+            if done[c]:
+                continue
+            lo, hi = c * _SENSE_CHUNK, min(n, (c + 1) * _SENSE_CHUNK)
+            mm[lo:hi] = encode(run, hw.gloss[lo:hi].tolist(), hw.sense_pos[lo:hi].tolist())
+            mm.flush()
+            done[c] = True
+            save_npy(done_path, done)
             bar.update(hi - lo)
-    run.save_array("sense_vectors.npy", out)
+    run.save_array("sense_vectors.npy", np.asarray(mm))
     run.save_array("sense_ids.npy", hw.sense_ids)
+    del mm
+    shutil.rmtree(partial, ignore_errors=True)
     return time.perf_counter() - t0
+
+
+def _announce(run: RunDir, hw: Headwords, sense_vectors: bool, sentence: bool) -> None:
+    """Say before a long build what it will encode and about how long it takes (stderr)."""
+    parts, texts = [], 0
+    if sense_vectors:
+        parts.append(f"{hw.n_senses:,} sense vectors")
+        texts += hw.n_senses
+    if sentence:
+        parts.append(f"the sentence embeddings of {hw.n_senses:,} glosses and {hw.n_words:,} headwords")
+        texts += hw.n_senses + hw.n_words
+    if not texts:
+        return
+    minutes = texts / ENCODE_PER_S_CPU / 60
+    when = f"~{minutes:.0f} min on a 2-core CPU" if minutes >= 1 else "under a minute"
+    print(
+        f"building the reverse index of run {run.path}: {' and '.join(parts)}, {when} (less on a GPU); "
+        "Ctrl-C keeps what is done and the next build resumes there",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _digest_or_none(path: Path) -> str:
@@ -297,10 +368,31 @@ def _supported(run: RunDir) -> tuple[str, ...]:
     return SCORERS if sentence else tuple(s for s in SCORERS if s not in ("glosses", "headwords"))
 
 
+def supported_scorers(run: RunLike) -> tuple[str, ...]:
+    """The scorers a run's reverse dictionary can have: all of :data:`SCORERS`, less `glosses` and
+    `headwords` where its base model is no sentence encoder."""
+    return _supported(as_run(run))
+
+
 def _frequency_source() -> str:
     from importlib.metadata import version
 
     return f"wordfreq {version('wordfreq')}"
+
+
+def _sentence_missing(
+    run: RunDir, hw: Headwords, lex_fp: str, cache_dir: DbPath, want: Sequence[str]
+) -> bool:
+    """Whether the `glosses`/`headwords` scorers in `want` still need their sentence embeddings built."""
+    if not {"glosses", "headwords"} & set(want):
+        return False
+    from definitionemb.index.gloss_cache import cache_dir_for
+
+    _, sha = _model_of(run)
+    return any(
+        not (cache_dir_for(lex_fp, sha, hw.digest(), kind, cache_dir) / "manifest.json").is_file()
+        for kind in ("glosses", "headwords")
+    )
 
 
 def build_reverse(
@@ -332,9 +424,15 @@ def build_reverse(
     out = r.path / "index" / "reverse"
     save_npy(out / "token_ids.npy", token_ids)
     sv_path = r.path / "sense_vectors.npy"
+    need_senses = "senses" in want and not (
+        sv_path.is_file()
+        and (r.path / "sense_ids.npy").is_file()
+        and np.array_equal(np.asarray(r.sense_ids()), hw.sense_ids)
+    )
+    if progress:
+        _announce(r, hw, need_senses, _sentence_missing(r, hw, lex_fp, cache_dir, want))
     if "senses" in want:
-        have = sv_path.is_file() and (r.path / "sense_ids.npy").is_file()
-        if not have or not np.array_equal(np.asarray(r.sense_ids()), hw.sense_ids):
+        if need_senses:
             seconds["sense_vectors"] = round(_write_sense_vectors(r, hw, progress), 3)
         t1 = time.perf_counter()
         sv = np.asarray(r.sense_vectors())
@@ -658,7 +756,7 @@ class ReverseDictionary:
         want = set(_check_scorers(scorers, self.scorers))
         out: dict[str, np.ndarray] = {}
         if want & {"tokens", "senses"}:
-            encode = importlib.import_module("embedder").encode_definitions
+            encode = importlib.import_module("definitionemb.embedder").encode_definitions
             q = np.asarray(
                 encode(
                     self.run,

@@ -23,6 +23,7 @@ __all__ = [
     "coverage_frame",
     "definitions",
     "query",
+    "sealed_config",
     "export_parquet",
     "resolve_tokenizer_id",
     "token_table",
@@ -260,13 +261,28 @@ _SEALED = {
 }
 
 
-def query(db: str | os.PathLike[str], sql: str, allow_files: bool = False) -> pl.DataFrame:
+def sealed_config(allow_files: bool = False, max_seconds: float | None = None) -> dict[str, Any]:
+    """The DuckDB settings :func:`query` opens the lexicon with (see there).
+
+    DuckDB lets one process hold a database file under one configuration only, so a long-lived reader
+    that also runs :func:`query` (the `defemb serve` SQL console) opens its own connection with these.
+    """
+    config: dict[str, Any] = {**_SEALED, "enable_external_access": allow_files, "lock_configuration": True}
+    if max_seconds is not None:
+        config["max_execution_time"] = max(1, round(max_seconds * 1000))  # milliseconds
+    return config
+
+
+def query(
+    db: str | os.PathLike[str], sql: str, allow_files: bool = False, max_seconds: float | None = None
+) -> pl.DataFrame:
     """Run SQL that only reads the lexicon and return the (last statement's) result as a frame.
 
     The connection cannot change anything: the database is opened read-only, statements other than
     SELECT/EXPLAIN/PRAGMA are refused, extensions are neither installed nor loaded, and the settings are
     locked. Files are out of reach too (``enable_external_access=false``: no ``read_csv``, ``COPY``,
     ``ATTACH``) unless `allow_files`, which lets a SELECT read local files (``read_csv('x.csv')``).
+    `max_seconds` stops a query that runs longer (DuckDB's ``max_execution_time``) with a clear error.
     """
     try:
         statements = duckdb.extract_statements(sql)
@@ -281,10 +297,16 @@ def query(db: str | os.PathLike[str], sql: str, allow_files: bool = False) -> pl
                 f"defemb sql only reads: a {kind} statement is refused ({st.query.strip()[:60]!r}); "
                 "use SELECT (write results elsewhere with --csv or --json)"
             )
-    config = {**_SEALED, "enable_external_access": allow_files, "lock_configuration": True}
-    with connect(db, config=config) as con:
+    with connect(db, config=sealed_config(allow_files, max_seconds)) as con:
         try:
             return _frame(con, sql)
+        except duckdb.InterruptException as exc:
+            if max_seconds is None:
+                raise
+            raise LexiconError(
+                f"the query ran past its {max_seconds:g} s time limit and was stopped; "
+                "narrow it (WHERE, LIMIT) or aggregate"
+            ) from exc
         except duckdb.Error as exc:
             msg = str(exc).splitlines()[0]
             if isinstance(exc, duckdb.PermissionException) and not allow_files:
