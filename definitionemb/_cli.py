@@ -152,7 +152,7 @@ def emit(obj: Any, as_json: bool, text: str | None = None) -> None:
     """
     frame = _as_frame(obj)
     if as_json:
-        from definitionemb.evaluation.report import jsonable
+        from definitionemb.embedder.results import jsonable
 
         payload = frame.to_dicts() if frame is not None else obj
         click.echo(json.dumps(jsonable(payload), ensure_ascii=False, default=str))

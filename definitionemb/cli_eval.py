@@ -143,16 +143,17 @@ def wordsim_cmd(
 ) -> None:
     """Spearman of cosine similarity vs human scores, on pairs whose words are single tokens: the original
     rows, each row policy and ABTT, per set, with each policy's delta and a wins line."""
+    from definitionemb.embedder.results import ResultKind, save_result
     from definitionemb.embedder.rundir import RunDir
     from definitionemb.evaluation.knobs import wins_line
-    from definitionemb.evaluation.report import save_result, wordsim_of_run, wordsim_wins
+    from definitionemb.evaluation.report import wordsim_of_run, wordsim_wins
     from definitionemb.evaluation.rows import run_buckets, run_matrices
 
     run = RunDir.open(run_dir)
     labels, _ = run_buckets(run, db)
     res = wordsim_of_run(run, datasets, run_matrices(run, db, rows, how, buckets=labels), part)
     for name, r in res.items():  # one file per dataset, so later commands add to earlier ones
-        save_result(run, f"wordsim-{name}", {name: r}, command_line())
+        save_result(run, ResultKind.WORDSIM, {name: r}, name, command=command_line())
     won = wordsim_wins(res)
     names = list(next(iter(res.values()))["spearman"])
     lines = [f"{'set':<20}{'pairs':>7}{'covered':>9}" + "".join(f"{n:>14}" for n in names)]
@@ -212,18 +213,19 @@ def knobs_cmd(
     The choice becomes the run's default policy (`<run>/policy.json`): `defemb export` and the
     evaluation commands use it when no --how is given, until the run's vectors change (--no-adopt:
     only show it)."""
+    from definitionemb.embedder.results import ResultKind, save_result
     from definitionemb.embedder.rundir import RunDir
     from definitionemb.evaluation.plots import alpha_curve
-    from definitionemb.evaluation.report import knobs_of_run, save_result
+    from definitionemb.evaluation.report import knobs_of_run
     from definitionemb.index.policy import record_choice
 
     run = RunDir.open(run_dir)
     res = knobs_of_run(run, datasets, db, rows, methods, None if guard == "none" else guard)
-    save_result(run, "knobs", res, command_line())
+    save_result(run, ResultKind.KNOBS, res, command=command_line())
     if not no_adopt:
         record_choice(run, rows, res["chosen"], res["reason"], command_line())
     if not no_plots:
-        res["plot"] = str(alpha_curve(res, run.path / "report" / "alpha_curve.png"))
+        res["plot"] = str(alpha_curve(res, run.report_dir / "alpha_curve.png"))
     emit(
         res,
         as_json,
@@ -277,9 +279,9 @@ def glue_cmd(
     as_json: bool,
 ) -> None:
     """Fine-tune the original and the swapped model under the same seeds; mean ± std and a paired t-test."""
+    from definitionemb.embedder.results import ResultKind, save_result
     from definitionemb.embedder.rundir import RunDir
     from definitionemb.evaluation.finetune import FinetuneConfig, compare_glue
-    from definitionemb.evaluation.report import save_result
 
     if seeds < 1:
         raise click.BadParameter("at least one seed", param_hint="--seeds")
@@ -299,7 +301,7 @@ def glue_cmd(
     )
     run = RunDir.open(run_dir)
     res = compare_glue(run, cfg, db, progress=sys.stderr.isatty())
-    save_result(run, f"glue-{res.task}", {**res.to_dict(), "config": cfg.to_dict()}, command_line())
+    save_result(run, ResultKind.GLUE, res.to_dict(), res.task, config=cfg.to_dict(), command=command_line())
     s, t = res.summary, res.test
     emit(
         res.to_dict(),
@@ -356,8 +358,8 @@ def summarization_cmd(
     as_json: bool,
 ) -> None:
     """ROUGE-1/2/L of the original and the swapped seq2seq model, with a paired bootstrap."""
+    from definitionemb.embedder.results import ResultKind, save_result
     from definitionemb.embedder.rundir import RunDir
-    from definitionemb.evaluation.report import save_result
     from definitionemb.evaluation.summarization import SummarizationConfig, compare_summarization
 
     cfg = SummarizationConfig(
@@ -375,7 +377,9 @@ def summarization_cmd(
     )
     run = RunDir.open(run_dir)
     res = compare_summarization(run, cfg, db, progress=sys.stderr.isatty())
-    save_result(run, f"summarization-{preset}", {**res.to_dict(), "config": cfg.to_dict()}, command_line())
+    save_result(
+        run, ResultKind.SUMMARIZATION, res.to_dict(), preset, config=cfg.to_dict(), command=command_line()
+    )
     text = "  ".join(
         f"{k}: {res.original[k]:.4f} -> {res.definitionemb[k]:.4f} (p={res.bootstrap_p[k]:.3f})"
         for k in res.original

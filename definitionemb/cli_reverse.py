@@ -27,7 +27,7 @@ _EPILOG = """Example:
 
 \b
   # every word through every scorer, not only the first pass's best 500: ~0.6x the queries/s for the
-  # same acc@10 (RESULTS.md, "Reverse dictionary, fifth pass")
+  # same acc@10 (benchmarks/HISTORY.md, "Reverse dictionary, fifth pass")
   defemb reverse --run runs/r1 --input definitions.txt --out answers.parquet --rerank 0
 """
 

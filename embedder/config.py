@@ -204,7 +204,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # topk=6: on the quick run's rows (full Open Dictionary, real MiniLM) the development thirds of the six
     # word-similarity sets score top-3 / top-6 / top-10 averaging at +0.026 / +0.031 / +0.030 over the
     # original rows (each at its own dev α), held-out cosine 0.381 / 0.391 / 0.396; 6 costs 1.7× the
-    # definitions of 3 at generation, 10 costs 2.4× (RESULTS.md, "Top-6 rows, seventh pass").
+    # definitions of 3 at generation, 10 costs 2.4× (benchmarks/HISTORY.md, "Top-6 rows, seventh pass").
     # neighbours="auto" in standard/gpu, not quick: on the standard run the step wins the development
     # thirds of word similarity (+0.004 mean at top-6, +0.009 at top-3) and the carved CoLA split (0.121
     # vs 0.114 over 3 seeds), and lifts held-out cosine 0.418 -> 0.514; on the quick run the thirds tie

@@ -42,7 +42,7 @@ def open_run_for(run_path: str | os.PathLike[str], db: str | os.PathLike[str] | 
                 f"embedder: note: run {run.path} was trained on {want_db}; using {db} (same fingerprint)",
                 file=sys.stderr,
             )
-    tok_dir = run.path / "regressor" / "tokenizer"
+    tok_dir = run.tokenizer_dir
     if tok_dir.is_dir() and m.get("tokenizer_sha256"):
         from definitionemb.embedder.models import load_tokenizer
 
@@ -107,7 +107,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     uniq, rows = mean_by_token(ex.token_id, ex.rank, preds, topk)
     covered = np.zeros(vocab_size, dtype=bool)
     covered[uniq] = True
-    with npy_to_fill(run.path / "token_vectors.npy", (vocab_size, dim), np.float32) as tv:
+    with npy_to_fill(run.array_path("token_vectors.npy"), (vocab_size, dim), np.float32) as tv:
         tv[:] = original
         tv[uniq] = rows
     run.save_array("token_covered.npy", covered)
@@ -118,7 +118,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         if len(sex) != len(senses):
             raise EmbedderError("the run's prompt template leaves no room for sense glosses")
         n_senses = len(sex)
-        with npy_to_fill(run.path / "sense_vectors.npy", (n_senses, dim), np.float32) as sv:
+        with npy_to_fill(run.array_path("sense_vectors.npy"), (n_senses, dim), np.float32) as sv:
             predict(model, collator, sex, device, cfg.batch_tokens, cfg.progress, "sense vectors", out=sv)
             check_finite(np.asarray(sv), "sense vectors", senses.sense_id)
         run.save_array("sense_ids.npy", senses.sense_id.astype(np.int64))
@@ -202,7 +202,7 @@ def encode_definitions(
     if batch_size < 1:
         raise EmbedderError("batch_size must be >= 1")
     dev = resolve_device(device)
-    ck = rd.path / "regressor" / "LATEST"
+    ck = rd.latest_file
     key = (str(rd.path.resolve()), str(dev), ck.stat().st_mtime if ck.exists() else 0.0)
     if key not in _CACHE:
         model, tok, _ = load_regressor(rd.path, dev)

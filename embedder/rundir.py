@@ -3,16 +3,20 @@
 Layout of `runs/<run-id>/` (every file written atomically)::
 
     manifest.json            format version, model, tokenizer, lexicon fingerprint, config, seed, timings
-    regressor/               regressor checkpoint (safetensors) + its config, written by embedder.train
+    regressor/               regressor checkpoints (safetensors) + config, LATEST, tokenizer/ (embedder.train)
     original_vectors.npy     V x d float32: the model's input-embedding rows before training
     token_vectors.npy        V x d float32: generated rows where covered, the original row elsewhere
     token_covered.npy        V bool: which rows were generated
     heldout_tokens.npy       int64: the token ids held out of training (the split every score uses)
     sense_vectors.npy        N x d float32: one vector per lexicon sense
     sense_ids.npy            N int64: the lexicon sense_id of each row of sense_vectors.npy
-    index/ model/ report/    later stages' outputs
+    index/                   FAISS indexes and their manifests; index/reverse/ the reverse dictionary's store
+    policy.json              the run's own row-policy choice (`defemb eval knobs`)
+    model/                   the PLM with the run's rows swapped in (`defemb eval swap`)
+    report/                  report.json/.md, plots, probe answers; report/results/ one JSON per result
 
-Later stages open runs only through :class:`RunDir`, which checks that arrays agree with the manifest.
+Later stages open runs only through :class:`RunDir`, which checks that arrays agree with the manifest and
+names every sub-path: no stage spells one.
 """
 
 from __future__ import annotations
@@ -27,9 +31,17 @@ import numpy as np
 from definitionemb.core.fileio import save_npy, write_bytes
 from definitionemb.embedder.errors import EmbedderError, RunMismatch
 
-__all__ = ["RUN_FORMAT", "RunDir"]
+__all__ = ["ARRAYS", "RUN_FORMAT", "RunDir"]
 
 RUN_FORMAT = 1
+ARRAYS = (
+    "original_vectors.npy",
+    "token_vectors.npy",
+    "token_covered.npy",
+    "heldout_tokens.npy",
+    "sense_vectors.npy",
+    "sense_ids.npy",
+)
 
 
 @dataclass(frozen=True)
@@ -55,10 +67,60 @@ class RunDir:
             )
         return run
 
-    # --- manifest -------------------------------------------------------------------------------
+    # --- layout: the one place a run's sub-paths are spelled ---------------------------------------
     @property
     def manifest_path(self) -> Path:
         return self.path / "manifest.json"
+
+    def array_path(self, name: str) -> Path:
+        """One of the run's arrays (`ARRAYS`), e.g. `token_vectors.npy`."""
+        if name not in ARRAYS:
+            raise ValueError(f"{name!r} is not a run array; one of {ARRAYS}")
+        return self.path / name
+
+    @property
+    def regressor_dir(self) -> Path:
+        return self.path / "regressor"
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        """The tokenizer saved with the regressor (what generation tokenises with)."""
+        return self.regressor_dir / "tokenizer"
+
+    @property
+    def latest_file(self) -> Path:
+        """Names the newest complete checkpoint in `regressor_dir`."""
+        return self.regressor_dir / "LATEST"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.path / "index"
+
+    @property
+    def reverse_dir(self) -> Path:
+        """The reverse dictionary's on-disk store."""
+        return self.index_dir / "reverse"
+
+    @property
+    def policy_path(self) -> Path:
+        """The run's own row-policy choice (`index.policy.record_choice`)."""
+        return self.path / "policy.json"
+
+    @property
+    def model_dir(self) -> Path:
+        """The PLM with the run's rows swapped in."""
+        return self.path / "model"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / "report"
+
+    @property
+    def results_dir(self) -> Path:
+        """One JSON file per stored evaluation result (`evaluation.results`)."""
+        return self.report_dir / "results"
+
+    # --- manifest -------------------------------------------------------------------------------
 
     def manifest(self) -> dict[str, Any]:
         try:
@@ -83,7 +145,7 @@ class RunDir:
 
     # --- arrays ---------------------------------------------------------------------------------
     def _load(self, name: str) -> np.ndarray:
-        f = self.path / name
+        f = self.array_path(name)
         if not f.is_file():
             hint = "defemb embed generate --run " + str(self.path)
             raise EmbedderError(f"{f} is missing. Produce it with: {hint}")
@@ -126,12 +188,12 @@ class RunDir:
 
     def heldout_tokens(self) -> np.ndarray:
         """The token ids held out of training (int64); empty for a run trained without a held-out split."""
-        if not (self.path / "heldout_tokens.npy").is_file():
+        if not self.array_path("heldout_tokens.npy").is_file():
             return np.zeros(0, dtype=np.int64)
         return np.asarray(self._load("heldout_tokens.npy"), dtype=np.int64)
 
     def save_array(self, name: str, array: np.ndarray) -> None:
-        save_npy(self.path / name, array)
+        save_npy(self.array_path(name), array)
 
     def _check_shape(self, name: str, arr: np.ndarray) -> None:
         m = self.manifest()

@@ -439,7 +439,7 @@ def _open_or_resume(cfg: TrainConfig, dist: _Dist, device: torch.device) -> _Ses
     )  # bounds the shapes compile specialises on
     special = set(getattr(tok, "all_special_ids", []) or [])
 
-    ckpt = latest_checkpoint(run.path) if (run.path / "regressor").exists() else None
+    ckpt = latest_checkpoint(run.path) if run.regressor_dir.exists() else None
     if ckpt is not None and not cfg.resume:
         raise EmbedderError(
             f"{run.path} already holds a trained regressor ({ckpt.name}). Pass --resume to continue it, "

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from definitionemb.embedder.errors import EmbedderError
+from definitionemb.embedder.results import ResultKind, results_of
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.policy import RowPolicy
 
@@ -68,17 +70,16 @@ def copy_sentence_transformers(model_dir: str | Path, out: Path) -> list[str]:
 
 
 def stored_wordsim(run: RunDir) -> dict[str, dict[str, Any]]:
-    """The word-similarity results stored under `<run>/report/results/wordsim-*.json`, by set."""
-    folder = run.path / "report" / "results"
+    """The run's stored word-similarity results (`embedder.results`), by set."""
     out: dict[str, dict[str, Any]] = {}
-    for f in sorted(folder.glob("wordsim-*.json")) if folder.is_dir() else []:
-        try:
-            rec = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue  # a broken result file is the report's business, not a reason to fail an export
-        for ds, res in (rec.get("result") or {}).items():
+    try:
+        stored = results_of(run, ResultKind.WORDSIM)
+    except EmbedderError:
+        return out  # a broken result file is the report's business, not a reason to fail an export
+    for rec in stored:
+        for ds, res in rec.result.items():
             if isinstance(res, dict) and isinstance(res.get("spearman"), dict):
-                out[ds] = {**res, "command": rec.get("command")}
+                out[ds] = {**res, "command": rec.command}
     return out
 
 

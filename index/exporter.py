@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from definitionemb.core.fileio import claim_output, output_dir, output_file, save_npy
+from definitionemb.core.plm import load_plm, load_tokenizer
 from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.errors import ExportError
@@ -96,31 +97,8 @@ def _meta(run: RunDir, policy: RowPolicy, fmt: str, rows: int) -> dict[str, str]
 
 
 def load_base_model(model: str | os.PathLike[str]) -> tuple[Any, Any]:
-    """(model, tokenizer) from a local folder, in the head class its config names (masked-LM/seq2seq).
-
-    The config's `architectures` picks the class, so a RoBERTa/BERT masked LM keeps its LM head and a
-    BART keeps its conditional-generation head; a bare encoder (e.g. MiniLM's BertModel) stays bare.
-    """
-    import transformers
-
-    try:
-        config = transformers.AutoConfig.from_pretrained(str(model))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"cannot read the model config at {model}: {exc}") from exc
-    arch = (getattr(config, "architectures", None) or [None])[0]
-    cls = getattr(transformers, arch, None) if arch else None
-    if cls is None:
-        cls = (
-            transformers.AutoModelForSeq2SeqLM
-            if getattr(config, "is_encoder_decoder", False)
-            else transformers.AutoModelForMaskedLM
-        )
-    try:
-        loaded = cls.from_pretrained(str(model))
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(model))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"cannot load the base model or tokenizer from {model}: {exc}") from exc
-    return loaded, tokenizer
+    """(model, tokenizer) from a local folder, in the head class its config names (`core.plm.load_plm`)."""
+    return load_plm(model), load_tokenizer(model)
 
 
 def _check_base(model: Any, run: RunDir, model_path: str) -> None:

@@ -95,7 +95,7 @@ class LoadedIndex:
 
 
 def _index_dir(run: RunDir) -> Path:
-    return run.path / "index"
+    return run.index_dir
 
 
 _SOURCE = {

@@ -66,7 +66,7 @@ METHODS = ("replace", "mix", "dirmix", "normmix")
 # fourth pass, mix:0.3 on the previous quick preset's, which trained with dropout.)
 DEFAULT_ROWS = "covered"
 DEFAULT_HOW = "mix:0.45"
-RUN_CHOICE = "policy.json"  # a run's own choice (`record_choice`), preferred to the shipped default
+
 CHOICE_FORMAT = 1
 
 _HOW = re.compile(rf"^({'|'.join(METHODS)})(?::([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?))?$")
@@ -205,7 +205,9 @@ def _vector_digests(run: RunLike) -> tuple[str, str]:
     from definitionemb.index.vocabulary import as_run
 
     r = as_run(run)
-    return source_digest(r.path / "token_vectors.npy"), source_digest(r.path / "original_vectors.npy")
+    return source_digest(r.array_path("token_vectors.npy")), source_digest(
+        r.array_path("original_vectors.npy")
+    )
 
 
 def record_choice(run: RunLike, rows: str, how: str, reason: str, command: str) -> RunChoice:
@@ -217,7 +219,7 @@ def record_choice(run: RunLike, rows: str, how: str, reason: str, command: str) 
     p = RowPolicy(rows, how)  # validated
     tok, orig = _vector_digests(r)
     choice = RunChoice(p.rows, p.how, reason, command, tok, orig)
-    write_bytes(r.path / RUN_CHOICE, json.dumps(choice.to_dict(), indent=2).encode())
+    write_bytes(r.policy_path, json.dumps(choice.to_dict(), indent=2).encode())
     return choice
 
 
@@ -227,7 +229,7 @@ def run_choice(run: RunLike) -> RunChoice | None:
     from definitionemb.index.vocabulary import as_run
 
     r = as_run(run)
-    path = r.path / RUN_CHOICE
+    path = r.policy_path
     if not path.is_file():
         return None
     try:

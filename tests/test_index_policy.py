@@ -170,7 +170,7 @@ def test_hf_export_writes_blended_rows_into_tied_tables_and_a_card(bert_run, tmp
 
 
 def test_card_carries_the_stored_wordsim_table_and_lexicon(tmp_path: Path, tiny_roberta_dir: Path) -> None:
-    from definitionemb.evaluation.report import save_result
+    from definitionemb.embedder.results import ResultKind, save_result
 
     db = tmp_path / "lex.duckdb"
     make_lexicon(db, roberta_pieces())
@@ -181,7 +181,7 @@ def test_card_carries_the_stored_wordsim_table_and_lexicon(tmp_path: Path, tiny_
     run = make_run(tmp_path / "run", original, covered, db=db, model=str(tiny_roberta_dir))
     ws = {"pairs": 65, "covered_pairs": 59, "coverage": 0.9, "part": "test"}
     ws["spearman"] = {"original": 0.715, "rare dirmix:0.2": 0.75, "abtt": 0.7}
-    save_result(run, "wordsim-EN-RG-65", {"EN-RG-65": ws}, "defemb eval wordsim ...")
+    save_result(run, ResultKind.WORDSIM, {"EN-RG-65": ws}, "EN-RG-65", command="defemb eval wordsim ...")
     export(run, "hf", "rare", tmp_path / "hf", db=db, how="dirmix:0.2")
     card = (tmp_path / "hf" / "README.md").read_text()
     assert "| EN-RG-65 | 65 | 59 | 0.715 | 0.750 | 0.700 |" in card

@@ -31,7 +31,8 @@ from definitionemb.embedder.binding import RunLexicon
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.faiss_index import LoadedIndex, open_index
 from definitionemb.index.query import clamp_k, neighbors, search_without_self
-from definitionemb.index.reverse_dictionary import SCORERS, check_query, reverse_words, supported_scorers
+from definitionemb.index.reverse_dictionary import SCORERS, check_query, reverse_words
+from definitionemb.index.reverse_dictionary.store import supported_scorers
 from definitionemb.index.vocabulary import pieces_by_id
 from definitionemb.lexicon.db import connect
 from definitionemb.lexicon.errors import LexiconError
@@ -169,7 +170,7 @@ class Explorer:
         # connection is closed, its token table and tokenizer id stay cached.
         self.lex.close()
         self.con = connect(self.db, config=sealed_config(allow_files, limits.sql_seconds))
-        self.report = self._read_json(self.run.path / "report" / "report.json")
+        self.report = self._read_json(self.run.report_dir / "report.json")
         self.pipeline = self._read_json(self.work / "pipeline.json") if self.work else None
         self.startup_seconds = time.perf_counter() - t0
 
@@ -206,7 +207,7 @@ class Explorer:
         return open_tokenizer(vocab)
 
     def _built_scorers(self) -> tuple[str, ...]:
-        path = self.run.path / "index" / "reverse" / "manifest.json"
+        path = self.run.reverse_dir / "manifest.json"
         if path.is_file():
             try:
                 found = tuple(json.loads(path.read_text(encoding="utf-8")).get("scorers") or ())
@@ -219,7 +220,7 @@ class Explorer:
     def _open_reverse(self, progress: bool) -> None:
         from definitionemb.index.reverse_dictionary import open_reverse
 
-        man = self.run.path / "index" / "reverse" / "manifest.json"
+        man = self.run.reverse_dir / "manifest.json"
         if progress and not man.is_file():
             print(
                 f"building the reverse-dictionary index of run {self.run.path} for the scorers "
@@ -303,7 +304,7 @@ class Explorer:
         plots = set(((self.report or {}).get("plots") or {}).values())
         if name not in plots:
             raise InputError(f"the report has no plot {name!r}")
-        return self.run.path / "report" / name
+        return self.run.report_dir / name
 
     # --- the word page -----------------------------------------------------------------------------
     def _check_word(self, word: str) -> str:
