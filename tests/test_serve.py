@@ -93,7 +93,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> Any
     work = tmp_path_factory.mktemp("serve")
     run, db, cache = build_served_run(work, tiny_bert_dir)
     expected = _expected(run, db, cache)
-    explorer = Explorer(run, db, cache_dir=cache, limits=Limits(sql_rows=50, sql_seconds=1.0), progress=False)
+    explorer = Explorer(
+        run, db, cache_dir=cache, limits=Limits(sql_rows=50, sql_seconds=1.0), progress=False, threads=None
+    )
     app = create_app(explorer)
     yield {
         "run": run,
@@ -273,7 +275,7 @@ def test_a_mismatched_lexicon_is_refused_at_start_up_as_by_the_cli(served: Any, 
         str(other), [f"tsv:{Path(__file__).parent / 'data' / 'tsv' / 'user-definitions.tsv'}"], progress=False
     )
     with pytest.raises(RunMismatch) as exc:
-        Explorer(served["run"], other, progress=False)
+        Explorer(served["run"], other, progress=False, threads=None)
     res = CliRunner().invoke(defemb_cli, ["serve", "--run", str(served["run"]), "--db", str(other)])
     assert res.exit_code == 1 and f"Error: {exc.value}" in res.output
     cli = CliRunner().invoke(

@@ -124,7 +124,8 @@ class Explorer:
 
     `scorers`: the reverse dictionary's scorers (default: those the run's reverse index was built
     with; a run without one gets :data:`CHEAP_SCORERS`, built here in seconds). `work`: the `defemb run`
-    folder the run came from, whose pipeline.json the run page reads too.
+    folder the run came from, whose pipeline.json the run page reads too. `threads`: the torch and FAISS
+    threads of this process from then on (None leaves them; see :meth:`_set_threads`).
     """
 
     def __init__(
@@ -138,6 +139,7 @@ class Explorer:
         work: str | os.PathLike[str] | None = None,
         limits: Limits = Limits(),
         progress: bool = True,
+        threads: int | None = 1,
     ) -> None:
         t0 = time.perf_counter()
         self.run = RunDir.open(run)
@@ -172,6 +174,8 @@ class Explorer:
         self.con = connect(self.db, config=sealed_config(allow_files, limits.sql_seconds))
         self.report = self._read_json(self.run.report_dir / "report.json")
         self.pipeline = self._read_json(self.work / "pipeline.json") if self.work else None
+        if threads is not None:
+            self._set_threads(threads)
         self.startup_seconds = time.perf_counter() - t0
 
     # --- start-up ----------------------------------------------------------------------------------
@@ -238,6 +242,21 @@ class Explorer:
         self.pos_values = list(self.reverse_dictionary.pos_values)
         # One query now loads the encoders (the regressor, the sentence encoder), not the first visitor's.
         self.reverse_words("a word that is asked once at start-up", 1, None)
+
+    @staticmethod
+    def _set_threads(threads: int) -> None:
+        """Each request computes on `threads` cores (1 by default); requests run side by side in the
+        server's threads.
+
+        A single query is small: with the default OpenMP pools, torch's and FAISS's idle threads spin
+        against each other on a shared 2-core machine and one reverse query took 350–450 ms instead of
+        15–25 ms (benchmarks/RESULTS.md, issue 27). Set once the start-up builds are done.
+        """
+        import faiss
+        import torch
+
+        torch.set_num_threads(threads)
+        faiss.omp_set_num_threads(threads)
 
     @staticmethod
     def _read_json(path: Path) -> dict[str, Any] | None:
