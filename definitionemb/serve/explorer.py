@@ -32,7 +32,7 @@ from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.faiss_index import LoadedIndex, open_index
 from definitionemb.index.query import clamp_k, neighbors, search_without_self
 from definitionemb.index.reverse_dictionary import SCORERS, check_query, reverse_words
-from definitionemb.index.reverse_dictionary.store import supported_scorers
+from definitionemb.index.reverse_dictionary.store import read_manifest, supported_scorers
 from definitionemb.index.vocabulary import pieces_by_id
 from definitionemb.lexicon.db import connect
 from definitionemb.lexicon.errors import LexiconError
@@ -41,6 +41,7 @@ from definitionemb.lexicon.queries import sealed_config
 
 __all__ = [
     "CHEAP_SCORERS",
+    "EXAMPLE_SQL",
     "Explorer",
     "InputError",
     "Limits",
@@ -159,6 +160,7 @@ class Explorer:
         self.word_initial = set(self.table.filter(pl.col("word_initial"))["token_id"].to_list())
         self.covered = np.asarray(self.run.covered_mask(), dtype=bool)
         self.indexes: dict[str, LoadedIndex] = {m: open_index(self.run, m) for m in ("generated", "original")}
+        self.pipeline = self._read_json(self.work / "pipeline.json") if self.work else None
         self._policy_index()
         self._tokenizer = self._open_tokenizer()
         self._reverse_lock = threading.Lock()
@@ -173,7 +175,6 @@ class Explorer:
         self.lex.close()
         self.con = connect(self.db, config=sealed_config(allow_files, limits.sql_seconds))
         self.report = self._read_json(self.run.report_dir / "report.json")
-        self.pipeline = self._read_json(self.work / "pipeline.json") if self.work else None
         if threads is not None:
             self._set_threads(threads)
         self.startup_seconds = time.perf_counter() - t0
@@ -182,15 +183,20 @@ class Explorer:
     def _policy_index(self) -> None:
         """The run's row policy as a searchable matrix beside the two saved indexes."""
         from definitionemb.index.faiss_core import build_faiss, prepare
-        from definitionemb.index.policy import default_policy, policy_matrix, run_choice
+        from definitionemb.index.policy import RowPolicy, default_policy, policy_matrix, run_choice
 
-        self.policy = default_policy(self.run)
+        evaluated = ((self.pipeline or {}).get("evaluate") or {}).get("result") or {}
+        chosen = evaluated.get("policy") if isinstance(evaluated, dict) else None
         choice = run_choice(self.run)
-        self.policy_reason = (
-            choice.reason
-            if choice is not None
-            else "the shipped default (no `defemb eval knobs` choice recorded for this run)"
-        )
+        if isinstance(chosen, dict) and chosen.get("rows") and chosen.get("how"):
+            # The policy `defemb run` evaluated and swapped into <run>/model: its config's [evaluation].
+            self.policy = RowPolicy(str(chosen["rows"]), str(chosen["how"]))
+            self.policy_reason = "the pipeline's [evaluation] rows and how (the rows of <run>/model)"
+        elif choice is not None:
+            self.policy, self.policy_reason = default_policy(self.run), choice.reason
+        else:
+            self.policy = default_policy(self.run)
+            self.policy_reason = "the shipped default (no `defemb eval knobs` choice recorded for this run)"
         matrix, self.policy_mask = policy_matrix(self.run, self.lex, self.policy)
         original = self.indexes["original"]
         ids = original.ids
@@ -211,15 +217,13 @@ class Explorer:
         return open_tokenizer(vocab)
 
     def _built_scorers(self) -> tuple[str, ...]:
-        path = self.run.reverse_dir / "manifest.json"
-        if path.is_file():
-            try:
-                found = tuple(json.loads(path.read_text(encoding="utf-8")).get("scorers") or ())
-            except (OSError, json.JSONDecodeError):
-                found = ()
-            if found:
-                return tuple(s for s in SCORERS if s in found)
-        return CHEAP_SCORERS
+        """The scorers the run's reverse index was built with; :data:`CHEAP_SCORERS` when it has none."""
+        man = read_manifest(self.run)
+        return (
+            tuple(s for s in SCORERS if s in man.scorers)
+            if man is not None and man.scorers
+            else CHEAP_SCORERS
+        )
 
     def _open_reverse(self, progress: bool) -> None:
         from definitionemb.index.reverse_dictionary import open_reverse
