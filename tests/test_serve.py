@@ -354,6 +354,8 @@ def test_a_real_browser_walks_the_explorer(live: str, served: Any, tmp_path: Pat
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
 
     browser, driver_path = _chromium()  # type: ignore[misc]
     shots = Path(os.environ.get("DEFEMB_SCREENSHOTS") or tmp_path)
@@ -364,6 +366,15 @@ def test_a_real_browser_walks_the_explorer(live: str, served: Any, tmp_path: Pat
         opts.add_argument(arg)
     driver = webdriver.Chrome(service=Service(driver_path), options=opts)
     driver.set_page_load_timeout(60)
+
+    def shown(element_id: str) -> Any:  # a form's answer, once the next page has loaded
+        try:
+            return WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.ID, element_id)))
+        except Exception as exc:
+            raise AssertionError(
+                f"#{element_id} not on {driver.current_url}: {driver.page_source[:3000]}"
+            ) from exc
+
     try:
         driver.get(live + "/")
         assert "Coverage by bucket" in driver.find_element(By.TAG_NAME, "main").text
@@ -371,8 +382,8 @@ def test_a_real_browser_walks_the_explorer(live: str, served: Any, tmp_path: Pat
 
         box = driver.find_element(By.ID, "word-search")
         box.send_keys(WORD, Keys.ENTER)
+        senses = shown("senses").text
         assert driver.find_element(By.ID, "word").text == WORD
-        senses = driver.find_element(By.ID, "senses").text
         for gloss, _ in served["expected"]["senses"]:
             assert gloss in senses
         driver.save_screenshot(str(shots / "word.png"))
@@ -380,13 +391,15 @@ def test_a_real_browser_walks_the_explorer(live: str, served: Any, tmp_path: Pat
         link = driver.find_elements(By.CSS_SELECTOR, "#neighbours-original a")[0]
         target = link.text
         link.click()
-        assert driver.current_url.endswith(f"/word/{target}")
+        WebDriverWait(driver, 60).until(ec.url_contains(f"/word/{target}"))
+        WebDriverWait(driver, 60).until(ec.text_to_be_present_in_element((By.ID, "word"), target))
         assert driver.find_element(By.ID, "word").text == target
 
         driver.get(live + "/reverse")
         q = driver.find_element(By.ID, "reverse-q")
         q.send_keys(served["expected"]["reverse_query"])
         driver.find_element(By.ID, "reverse-go").click()
+        shown("answers")
         first = driver.find_element(By.CSS_SELECTOR, "#answers tr:nth-child(2) td:nth-child(2)").text
         assert first == served["expected"]["reverse"][0]["word"]
         driver.save_screenshot(str(shots / "reverse.png"))
@@ -397,7 +410,7 @@ def test_a_real_browser_walks_the_explorer(live: str, served: Any, tmp_path: Pat
             "SELECT word, count(*) AS senses FROM entry JOIN sense USING (entry_id) WHERE word = 'will' GROUP BY word"
         )
         driver.find_element(By.ID, "sql-go").click()
-        table = driver.find_element(By.ID, "sql-result").text
+        table = shown("sql-result").text
         assert "will" in table and str(len(served["expected"]["senses"])) in table
         driver.save_screenshot(str(shots / "sql.png"))
 
@@ -405,7 +418,7 @@ def test_a_real_browser_walks_the_explorer(live: str, served: Any, tmp_path: Pat
         area.clear()
         area.send_keys("DELETE FROM sense")
         driver.find_element(By.ID, "sql-go").click()
-        assert "DELETE statement is refused" in driver.find_element(By.ID, "problem").text
+        assert "DELETE statement is refused" in shown("problem").text
     finally:
         driver.quit()
     for name in ("run", "word", "reverse", "sql"):
