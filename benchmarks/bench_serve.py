@@ -37,42 +37,19 @@ from urllib.parse import quote
 
 import numpy as np
 
+from benchmarks.bench_index import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def emit(bench: str, value: float, unit: str, baseline: float | None = None, **extra: Any) -> None:
-    rec: dict[str, Any] = {"bench": bench, "value": round(value, 2), "unit": unit}
-    if baseline is not None:
-        rec["baseline"] = round(baseline, 2)
-        rec["ratio"] = round(value / baseline, 3) if baseline else None
-    rec.update(extra)
-    print(json.dumps(rec), flush=True)
-
-
 def _small_run(work: Path) -> tuple[Path, Path, Path]:
-    """The tests' served run (tests/serve_support.py) over a tiny random BERT built from its config."""
-    import shutil
-
-    import torch
-    from transformers import BertConfig, BertForMaskedLM
-
+    """The tests' served run (tests/serve_support.py) over the tests' tiny random BERT."""
     sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import save_tiny_bert
     from serve_support import build_served_run
 
-    bert = work / "tiny-bert"
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertForMaskedLM(cfg).save_pretrained(str(bert))
-    for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(ROOT / "tests" / "data" / "minilm-tokenizer" / f, bert / f)
-    return build_served_run(work / "world", bert)
+    (work / "tiny-bert").mkdir()
+    return build_served_run(work / "world", save_tiny_bert(work / "tiny-bert"))
 
 
 def _inputs(db: Path, n: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:

@@ -16,7 +16,16 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["lexicon_ingest", "lexicon_align", "embedder", "neighbours", "index", "evaluation", "pipeline", "serve"]
+ORDER = [
+    "lexicon_ingest",
+    "lexicon_align",
+    "embedder",
+    "neighbours",
+    "index",
+    "evaluation",
+    "pipeline",
+    "serve",
+]
 
 
 def machine() -> dict[str, object]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -68,6 +69,19 @@ def create_app(explorer: Explorer) -> FastAPI:
             {"run_id": explorer.run.run_id, "limits": limits, **context},
             status_code=status,
         )
+
+    def form_page(
+        request: Request, name: str, q: str, ask: Callable[[], dict[str, Any]], **context: Any
+    ) -> HTMLResponse:
+        """A page with a form: the answer to `q`, or what to change (status 400) with the form kept."""
+        answer, problem = None, None
+        if q.strip():
+            try:
+                answer = ask()
+            except DefembError as exc:
+                problem = str(exc)
+        status = 400 if problem else 200
+        return page(request, name, status=status, q=q, answer=answer, problem=problem, **context)
 
     def error(request: Request, status: int, message: str) -> Response:
         if _wants_json(request):
@@ -138,21 +152,13 @@ def create_app(explorer: Explorer) -> FastAPI:
 
     @app.get("/reverse", response_class=HTMLResponse, include_in_schema=False)
     def reverse_page(request: Request, q: str = "", k: int = k_query, pos: str = "") -> HTMLResponse:
-        answer, problem = None, None
-        if q.strip():
-            try:
-                answer = explorer.reverse(q, k, pos or None)
-            except DefembError as exc:  # the form stays, with what to change
-                problem = str(exc)
-        return page(
+        return form_page(
             request,
             "reverse.html",
-            status=400 if problem else 200,
-            q=q[: limits.max_query_chars],
+            q[: limits.max_query_chars],
+            lambda: explorer.reverse(q, k, pos or None),
             k=k,
             pos=pos,
-            answer=answer,
-            problem=problem,
             pos_values=explorer.pos_values,
             scorers=explorer.scorers,
         )
@@ -174,20 +180,8 @@ def create_app(explorer: Explorer) -> FastAPI:
 
     @app.get("/sql", response_class=HTMLResponse, include_in_schema=False)
     def sql_page(request: Request, q: str = "") -> HTMLResponse:
-        answer, problem = None, None
-        if q.strip():
-            try:
-                answer = explorer.sql(q)
-            except DefembError as exc:
-                problem = str(exc)
-        return page(
-            request,
-            "sql.html",
-            status=400 if problem else 200,
-            q=q[: limits.max_sql_chars],
-            answer=answer,
-            problem=problem,
-            examples=EXAMPLE_SQL,
+        return form_page(
+            request, "sql.html", q[: limits.max_sql_chars], lambda: explorer.sql(q), examples=EXAMPLE_SQL
         )
 
     return app
