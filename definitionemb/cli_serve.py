@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 
 import click
 
@@ -75,6 +76,9 @@ def serve(
     """
     if (run_dir is None) == (work is None):
         raise click.UsageError("give the run with --run RUN, or a `defemb run` folder with --work FOLDER")
+    # One core per request (requests run side by side): OpenMP reads this once, for every thread, at the
+    # first import of torch or FAISS; Explorer(threads=1) sets the same where they are imported already.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         import uvicorn
 

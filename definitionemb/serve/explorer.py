@@ -175,6 +175,7 @@ class Explorer:
         self.lex.close()
         self.con = connect(self.db, config=sealed_config(allow_files, limits.sql_seconds))
         self.report = self._read_json(self.run.report_dir / "report.json")
+        self.threads = threads
         if threads is not None:
             self._set_threads(threads)
         self.startup_seconds = time.perf_counter() - t0
@@ -246,6 +247,13 @@ class Explorer:
         self.pos_values = list(self.reverse_dictionary.pos_values)
         # One query now loads the encoders (the regressor, the sentence encoder), not the first visitor's.
         self.reverse_words("a word that is asked once at start-up", 1, None)
+
+    def _pin_threads(self) -> None:
+        """FAISS's OpenMP thread count is per calling thread: set it in each server thread too."""
+        if self.threads is not None:
+            import faiss
+
+            faiss.omp_set_num_threads(self.threads)
 
     @staticmethod
     def _set_threads(threads: int) -> None:
@@ -396,6 +404,7 @@ class Explorer:
         start-up); `policy` searches the policy matrix the same way.
         """
         _check_k(k, self.limits)
+        self._pin_threads()
         with warnings.catch_warnings():  # k is within the limit; a smaller index returns what it holds
             warnings.simplefilter("ignore")
             frame = neighbors(self.run, [token_id], k=k, db=self.lex, indexes=self.indexes)
@@ -473,6 +482,7 @@ class Explorer:
         t0 = time.perf_counter()
         # One query at a time: the encoders and the dictionary's lazily filled caches are shared.
         with self._reverse_lock:
+            self._pin_threads()
             frame = self.reverse_words(text, k, pos)
         return {
             "query": text,
