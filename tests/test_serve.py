@@ -423,3 +423,44 @@ def test_a_real_browser_walks_the_explorer(live: str, served: Any, tmp_path: Pat
         driver.quit()
     for name in ("run", "word", "reverse", "sql"):
         assert (shots / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_interrupted_sense_vector_build_resumes_and_says_what_it_builds(
+    served: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `defemb reverse` and `defemb serve` build first: announced with an estimate, resumable."""
+    import importlib
+    import math
+
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.index.reverse_dictionary import build
+
+    run = RunDir(shutil.copytree(served["run"], tmp_path / "run"))
+    hw = served["explorer"].reverse_dictionary.headwords
+    build._announce(run, hw, True, True)
+    said = capsys.readouterr().err
+    assert f"{hw.n_senses:,} sense vectors" in said and "Ctrl-C keeps what is done" in said
+
+    embedder = importlib.import_module("definitionemb.embedder")
+    real = embedder.encode_definitions
+    calls: list[int] = []
+    interrupt = [True]
+
+    def interrupted_on_the_third_chunk(r: Any, texts: list[str], pos: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        if len(calls) == 3 and interrupt and interrupt.pop():
+            raise KeyboardInterrupt
+        return real(r, texts, pos)
+
+    monkeypatch.setattr(build, "_SENSE_CHUNK", 100)
+    monkeypatch.setattr(embedder, "encode_definitions", interrupted_on_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        build._write_sense_vectors(run, hw, progress=False)
+    assert (run.reverse_dir / ".sense_vectors.partial").is_dir()
+    calls.clear()
+    build._write_sense_vectors(run, hw, progress=False)
+    assert len(calls) == math.ceil(hw.n_senses / 100) - 2  # the two finished chunks are not encoded again
+    assert not (run.reverse_dir / ".sense_vectors.partial").exists()
+    whole = real(run, hw.gloss.tolist(), hw.sense_pos.tolist())
+    np.testing.assert_allclose(np.asarray(run.sense_vectors()), whole, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(run.sense_ids()), hw.sense_ids)
