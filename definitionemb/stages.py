@@ -29,6 +29,8 @@ class Context:
     sources: list[str]
     log: Callable[[str], None]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resume: bool = False  # train: continue the interrupted training in run_dir (defemb.pipeline)
+    wait: float = 0.0  # seconds to wait for another writer of the lexicon
 
     @property
     def run_dir(self) -> Path:
@@ -48,7 +50,7 @@ def probe_reverse_path(run: RunDir) -> Path:
 def _lexicon(ctx: Context) -> dict[str, Any]:
     from definitionemb import lexicon
 
-    rep = lexicon.build(ctx.db, ctx.sources, lang=ctx.cfg.lexicon.lang).to_dict()
+    rep = lexicon.build(ctx.db, ctx.sources, lang=ctx.cfg.lexicon.lang, wait=ctx.wait).to_dict()
     for s in rep["sources"]:
         ctx.log(
             f"  {s['uri']}: {s['records']} records, {s['loaded']} loaded, {s['rejected']} rejected"
@@ -85,6 +87,7 @@ def _train(ctx: Context) -> dict[str, Any]:
         topk=e.topk,
         device=e.device,
         seed=ctx.cfg.seed,
+        resume=ctx.resume,
         **e.extra,
     )
     res = embedder.train(tc).to_dict()

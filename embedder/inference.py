@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from definitionemb.core.device import resolve_device
+from definitionemb.core.progress import bar_disable
 from definitionemb.embedder.batching import sorted_batches
 from definitionemb.embedder.errors import EmbedderError, NonFiniteOutput
 from definitionemb.embedder.examples import Collator, Examples
@@ -64,7 +65,7 @@ def predict(
     model.eval()
     from tqdm import tqdm
 
-    bar = tqdm(total=n, desc=desc, unit="def", file=sys.stderr, disable=not progress, leave=False)
+    bar = tqdm(total=n, desc=desc, unit="def", file=sys.stderr, disable=bar_disable(progress), leave=False)
     try:
         with torch.inference_mode(), autocast(device):
             for idx in batches:

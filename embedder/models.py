@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from definitionemb.embedder.config import POOLINGS, TRAINABLE
 from definitionemb.embedder.errors import EmbedderError
 from torch import nn
 
@@ -50,10 +51,9 @@ _MODEL_TYPES = {
 # The paper's choices: RoBERTa trains everything including its embedding matrix; BART keeps the shared
 # embedding matrix frozen (it is tied to the LM head and to both stacks).
 DEFAULT_TRAINABLE = {"roberta": "all", "bert": "all", "bart": "no-embeddings"}
-TRAINABLE_CHOICES = ("auto", "all", "no-embeddings", "head")
-# What the head reads: the target position's state (the paper), the mean over the prompt (how
+TRAINABLE_CHOICES = TRAINABLE
+# POOLINGS: what the head reads: the target position's state (the paper), the mean over the prompt (how
 # sentence-transformers pool, and what a frozen MiniLM reads a gloss best by), or both side by side.
-POOLINGS = ("target", "mean", "target+mean")
 
 
 @contextlib.contextmanager

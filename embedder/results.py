@@ -20,6 +20,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 from definitionemb.core.fileio import write_bytes
 from definitionemb.embedder.errors import EmbedderError
@@ -43,6 +44,8 @@ class ResultKind(str, Enum):
     KNOBS = "knobs"  # no key: the α scan and its choice
     GLUE = "glue"  # key: the task
     SUMMARIZATION = "summarization"  # key: the preset
+    STS = "sts"  # key: the sentence-similarity set
+    SYNONYMS = "synonyms"  # no key: synonym recall of the run's rows (evaluation.synonyms)
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,32 @@ class StoredResult:
 
 
 def current_command() -> str:
-    """The command line of this process, quoted so it can be pasted back into a shell."""
-    argv = list(sys.argv)
-    if argv and Path(argv[0]).name in ("defemb", "__main__.py", "cli.py"):
-        argv[0] = "defemb"
-    return shlex.join(argv)
+    """The command that produced a result, quoted so it can be pasted back into a shell.
+
+    Inside a `defemb` command: that command with every option spelled out, defaults included, as it
+    would be typed to reproduce the result. Elsewhere (a Python call): this process's command line.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        argv = list(sys.argv)
+        if argv and Path(argv[0]).name in ("defemb", "__main__.py", "cli.py"):
+            argv[0] = "defemb"
+        return shlex.join(argv)
+    parts = ["defemb", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None:
+            continue
+        value = ctx.params.get(param.name)
+        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        if param.is_flag:
+            if value:
+                parts.append(flag)
+        elif param.multiple:
+            for v in value or ():
+                parts += [flag, str(v)]
+        elif value is not None:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
 
 
 def jsonable(x: Any) -> Any:
@@ -106,7 +130,7 @@ def save_result(
 ) -> Path:
     """Store one result (replacing an earlier one of the same kind and key), with the command and the
     config that produced it."""
-    if kind is not ResultKind.KNOBS and not key:
+    if kind not in (ResultKind.KNOBS, ResultKind.SYNONYMS) and not key:
         raise ValueError(f"a {kind.value} result needs a key (the set, task or preset)")
     path = run.results_dir / f"{result_name(kind, key)}.json"
     record = {

@@ -17,6 +17,12 @@ Layout of `runs/<run-id>/` (every file written atomically)::
 
 Later stages open runs only through :class:`RunDir`, which checks that arrays agree with the manifest and
 names every sub-path: no stage spells one.
+
+Portable: local paths in the manifest (`lexicon_db`, a `model` inside the work folder, the config's) are
+recorded relative to the run (``../../lexicon.duckdb``, :meth:`RunDir.portable`) and resolved against
+it (:meth:`RunDir.local`), so a copied work folder reads and writes its own lexicon. Its own: the folder's
+stamp (`core.fileio.stamp`) holds a random `run_uid` that the manifest repeats, so a manifest copied in
+from another run is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from definitionemb.core.fileio import save_npy, write_bytes
+from definitionemb.core.fileio import save_npy, stamp, stamp_of, write_bytes
 from definitionemb.embedder.errors import EmbedderError, RunMismatch
 
 __all__ = ["ARRAYS", "RUN_FORMAT", "RunDir"]
@@ -60,10 +66,17 @@ class RunDir:
                 f"Create one with: defemb embed train --db LEXICON --model MODEL --run {p}"
             )
         run = cls(p)
-        fmt = run.manifest().get("format")
+        m = run.manifest()
+        fmt = m.get("format")
         if fmt != RUN_FORMAT:
             raise RunMismatch(
                 f"{p}/manifest.json has run format {fmt!r}, this definitionemb reads {RUN_FORMAT}"
+            )
+        uid, own = m.get("run_uid"), stamp_of(p)
+        if uid and uid != own:
+            raise RunMismatch(
+                f"{p}/manifest.json belongs to another run (run_uid {str(uid)[:12]}…, this folder's is "
+                f"{(own or 'missing')[:12]}…); copy a run as a whole folder, never its manifest alone"
             )
         return run
 
@@ -129,7 +142,9 @@ class RunDir:
             raise EmbedderError(f"cannot read {self.manifest_path}: {exc}") from exc
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
         manifest = {"format": RUN_FORMAT, **manifest}
+        manifest.setdefault("run_uid", stamp(self.path, "run"))
         write_bytes(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True).encode())
 
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
@@ -142,6 +157,38 @@ class RunDir:
     @property
     def run_id(self) -> str:
         return str(self.manifest().get("run_id") or self.path.name)
+
+    # --- paths in the manifest --------------------------------------------------------------------
+    def portable(self, path: str | os.PathLike[str], always: bool = False) -> str:
+        """How the manifest records a local `path`: relative to the run (``./`` or ``../`` first) when it
+        lies in the run's work folder (`<work>/runs/<run>`, as `defemb run` lays it out) or `always`, else
+        absolute."""
+        target = Path(path).expanduser().resolve()
+        here = self.path.resolve()
+        work = here.parent.parent if here.parent.name == "runs" else None
+        if always or (work is not None and work in (target, *target.parents)):
+            rel = os.path.relpath(target, here)
+            return rel if rel.startswith("..") else f"./{rel}"
+        return str(target)
+
+    def local(self, value: Any) -> str | None:
+        """A path the manifest recorded, resolved against the run when relative; a name (a hub model)
+        stays as it is."""
+        if not value:
+            return None
+        v = str(value)
+        if v.startswith(("./", "../")) or v in (".", ".."):
+            return os.path.normpath(self.path.absolute() / v)
+        return v
+
+    def lexicon_path(self) -> Path | None:
+        """The lexicon the run was made from, as recorded (None when it recorded none)."""
+        v = self.local(self.manifest().get("lexicon_db"))
+        return Path(v) if v else None
+
+    def model_path(self) -> str | None:
+        """The base model: a local folder (resolved) or a name, as recorded."""
+        return self.local(self.manifest().get("model"))
 
     # --- arrays ---------------------------------------------------------------------------------
     def _load(self, name: str) -> np.ndarray:

@@ -120,7 +120,7 @@ def isotropy_of_model(model: str, db: str | os.PathLike[str] | None = None) -> d
 def _run_tokenizer(run: RunDir) -> Any:
     from transformers import AutoTokenizer
 
-    model = run.manifest().get("model")
+    model = run.model_path()
     if not model:
         raise EvaluationError(f"{run.manifest_path} names no model, so its tokenizer cannot be loaded")
     try:

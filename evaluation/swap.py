@@ -75,13 +75,13 @@ def save_swapped(
     One writer for both this and `defemb export --format hf`: `index.exporter.export`, which also checks
     that the run's base model is the one its `original_vectors.npy` came from. The run's own
     `<run>/model` is rewritten freely; another existing `out_dir` only with `force`, and only if the
-    toolkit wrote it (:func:`lexicon.fileio.claim_output`).
+    toolkit wrote it (:func:`core.fileio.claim_output`).
     """
     from definitionemb.index.exporter import export
 
     if not run.manifest().get("model"):
         raise EvaluationError(f"{run.manifest_path} names no model; the run cannot be swapped")
     out = Path(out_dir) if out_dir is not None else run.model_dir
-    own = out.resolve() == (run.model_dir).resolve()
-    res = export(run, "hf", rows, out, db, force=force or own, how=how)
+    own = out.resolve() == run.model_dir.resolve()
+    res = export(run, "hf", rows, out, db, force=force or own, how=how, allow_in=run.path if own else None)
     return SwapResult(str(out), res.rows, res.how, res.rows_replaced, res.vocab_size)

@@ -29,11 +29,12 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from definitionemb.core.records import Record
 from definitionemb.index.errors import SelectError
 
 if TYPE_CHECKING:
@@ -168,8 +169,15 @@ def as_policy(
     if rows and how:  # nothing to fill in: the run's choice is not read
         return RowPolicy(rows, how)
     d = default_policy(run)
-    if rows and rows != d.rows:  # the run chose α for other rows: the shipped default's α
-        d = default_policy()
+    if rows and rows != d.rows:  # the run chose α for other rows: the shipped default's α, said aloud
+        shipped = default_policy()
+        if d != shipped:
+            warnings.warn(
+                f"the run's own choice ({d.spelling}) was made for other rows; --rows {rows} takes the "
+                f"shipped --how {shipped.how} (give --how to choose, or leave out --rows for the run's choice)",
+                stacklevel=2,
+            )
+        d = shipped
     return RowPolicy(rows or d.rows, how or d.how)
 
 
@@ -180,7 +188,7 @@ def chosen_for(run: RunLike, policy: RowPolicy) -> RunChoice | None:
 
 
 @dataclass(frozen=True)
-class RunChoice:
+class RunChoice(Record):
     """`<run>/policy.json`: the policy chosen for this run on development data, and on which vectors.
 
     How much of the generated row helps depends on how good the rows are: the quick preset's rows are
@@ -195,9 +203,6 @@ class RunChoice:
     token_vectors_digest: str
     original_vectors_digest: str
     format: int = CHOICE_FORMAT
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _vector_digests(run: RunLike) -> tuple[str, str]:

@@ -10,26 +10,23 @@ left alone (reported in `SwapReport.untied`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from definitionemb.core.records import Record
 from definitionemb.index.errors import SwapError
 
 __all__ = ["SwapReport", "replace_rows", "embedding_tables"]
 
 
 @dataclass(frozen=True)
-class SwapReport:
+class SwapReport(Record):
     """Rows written, and the distinct weight tensors they were written into (tied names joined by '=')."""
 
     rows: int
     tables: tuple[str, ...]
     untied: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _ties_requested(model: torch.nn.Module) -> bool:

@@ -204,4 +204,4 @@ def test_build_report_opens_the_lexicon_once(
     rep = build_report(run, rows="rare", plots=False)  # the lexicon the manifest records
     assert rep.content["isotropy"]["buckets_source"].startswith("lexicon:")
     assert rep.content["coverage"] and rep.content["isotropy"]["rows"] == "rare"
-    assert opened == [run.manifest()["lexicon_db"]]
+    assert opened == [str(run.lexicon_path())]

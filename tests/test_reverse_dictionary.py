@@ -260,6 +260,7 @@ def test_stale_indexes_are_refused(world, tmp_path: Path) -> None:
     run, db, cache = world
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
+    (tmp_path / db.name).symlink_to(db)  # the copy's manifest names its lexicon relative to the run
     r = RunDir.open(copy)
     sv = np.asarray(r.sense_vectors()).copy()
     r.save_array("sense_vectors.npy", sv[::-1].copy())
@@ -285,9 +286,10 @@ def test_tokens_scorer_builds_nothing_heavy_and_more_scorers_build_on_demand(wor
     from definitionemb.index.errors import IndexMissing
     from definitionemb.index.reverse_dictionary import SCORERS, ReverseDictionary, ensure_reverse
 
-    run, _, cache = world
+    run, db, cache = world
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("index", "sense_*.npy"))
+    (tmp_path / db.name).symlink_to(db)  # the copy's manifest names its lexicon relative to the run
     fresh_cache = tmp_path / "cache"
     with pytest.raises(IndexMissing, match="build it with"):  # opening never builds
         ReverseDictionary(copy, cache_dir=fresh_cache, scorers=["tokens"])
@@ -332,9 +334,10 @@ def test_frequency_prior_is_wordfreq_and_lifts_common_words(world, tmp_path: Pat
     same = rd.search(queries, k=30, scorers=["glosses"])
     assert plain["word"].to_list() == same["word"].to_list()
     # Frequencies from another wordfreq are stale.
-    run, _, cache = world
+    run, db, cache = world
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
+    (tmp_path / db.name).symlink_to(db)  # the copy's manifest names its lexicon relative to the run
     man_path = copy / "index" / "reverse" / "manifest.json"
     man = json.loads(man_path.read_text())
     man["frequency"] = "wordfreq 0.1"
@@ -607,3 +610,35 @@ def test_rows_of_and_bm25_rows_match_their_full_versions(world) -> None:
     assert isinstance(bm, GlossBM25)
     texts = ["a small domestic animal", "to hit with the hand"]
     np.testing.assert_allclose(bm.scores_of(rows, texts), bm.scores(texts)[rows], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "tsv", "nl", "json"])
+def test_reverse_answers_in_every_format(world, fmt: str, tmp_path: Path) -> None:
+    run, _, cache = world
+    base = ["reverse", "--run", str(run), "a small domestic animal", "-k", "3", "--cache-dir", str(cache)]
+    res = CliRunner().invoke(defemb_cli, [*base, "--fmt", fmt])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    if fmt == "json":
+        assert [r["rank"] for r in json.loads(res.stdout)] == [1, 2, 3]
+    elif fmt == "nl":
+        assert [json.loads(x)["rank"] for x in lines] == [1, 2, 3]
+    elif fmt in ("csv", "tsv"):
+        assert len(lines) == 4 and "word" in lines[0].split("," if fmt == "csv" else "\t")
+    else:
+        assert len(lines) == 5 and "shape:" not in res.stdout and lines[0].split()[:2] == ["rank", "word"]
+    if fmt == "csv":  # one definition's answers, and a batch, into a CSV file
+        out = tmp_path / "one.csv"
+        assert CliRunner().invoke(defemb_cli, [*base, "--out", str(out)]).exit_code == 0
+        assert pl.read_csv(out).height == 3
+        src = tmp_path / "defs.txt"
+        src.write_text("a small dog\nto walk slowly\n", encoding="utf-8")
+        batch = tmp_path / "batch.csv"
+        batch_args = [*base[:3], "--input", str(src), "-k", "2", "--out", str(batch), *base[-2:]]
+        res = CliRunner().invoke(defemb_cli, batch_args)  # base: reverse --run R TEXT -k 3 --cache-dir C
+        assert res.exit_code == 0, res.output
+        assert pl.read_csv(batch).height == 4 and sorted(p.name for p in tmp_path.iterdir()) == [
+            "batch.csv",
+            "defs.txt",
+            "one.csv",
+        ]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import polars as pl
 
@@ -34,10 +35,8 @@ from definitionemb.index.query import clamp_k, neighbors, search_without_self
 from definitionemb.index.reverse_dictionary import SCORERS, check_query, reverse_words
 from definitionemb.index.reverse_dictionary.store import read_manifest, supported_scorers
 from definitionemb.index.vocabulary import pieces_by_id
-from definitionemb.lexicon.db import connect
 from definitionemb.lexicon.errors import LexiconError
 from definitionemb.lexicon.queries import query as guarded_query
-from definitionemb.lexicon.queries import sealed_config
 
 __all__ = [
     "CHEAP_SCORERS",
@@ -169,11 +168,13 @@ class Explorer:
         # run whose index has fewer is asked as `--scorer …` names them (explicit scorers, their weights).
         self.query_scorers = None if set(self.scorers) == set(supported_scorers(self.run)) else self.scorers
         self._open_reverse(progress)
-        # Every later read goes through one sealed connection, opened as the SQL console's guard opens
-        # its own (DuckDB holds a file under one configuration per process): the binding's start-up
-        # connection is closed, its token table and tokenizer id stay cached.
+        # The pages read through one connection that attaches the lexicon read-only. The SQL console's
+        # guard (`lexicon.queries.query`) opens the file as a DuckDB instance of its own, inside a thread
+        # the kernel forbids to write, and DuckDB allows one instance per file and process: so the
+        # binding's start-up connection is closed (its token table and tokenizer id stay cached) and the
+        # pages' connection is an in-memory instance that only attaches the file.
         self.lex.close()
-        self.con = connect(self.db, config=sealed_config(allow_files, limits.sql_seconds))
+        self.con = self._attach(self.db)
         self.report = self._read_json(self.run.report_dir / "report.json")
         self.threads = threads
         if threads is not None:
@@ -282,9 +283,25 @@ class Explorer:
         self.con.close()
 
     # --- reading the lexicon -----------------------------------------------------------------------
-    def _frame(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
-        cur = self.con.cursor()
+    @staticmethod
+    def _attach(db: Path) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB with the lexicon attached read-only as `lex`, file access then locked."""
+        con = duckdb.connect(
+            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        )
         try:
+            con.execute(f"ATTACH '{str(db).replace(chr(39), chr(39) * 2)}' AS lex (READ_ONLY)")
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+        except duckdb.Error as exc:
+            con.close()
+            raise LexiconError(f"{db} could not be attached read-only ({str(exc).splitlines()[0]})") from exc
+        return con
+
+    def _frame(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
+        cur = self.con.cursor()  # one per request: a cursor is a thread's own handle on the instance
+        try:
+            cur.execute("USE lex")
             return cur.sql(sql, params=params).pl()
         finally:
             cur.close()

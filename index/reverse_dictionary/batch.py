@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 from definitionemb.core.fileio import claim_output, output_file
+from definitionemb.core.records import Record
 from definitionemb.index.errors import IndexStageError
 from definitionemb.index.reverse_dictionary.build import ensure_reverse
-from definitionemb.index.reverse_dictionary.dictionary import ReverseDictionary, check_query
+from definitionemb.index.reverse_dictionary.dictionary import (
+    MAX_ANSWER_ROWS,
+    ReverseDictionary,
+    check_query,
+)
 from definitionemb.index.reverse_dictionary.fusion import RERANK
 from definitionemb.index.reverse_dictionary.store import DbPath
 from definitionemb.index.vocabulary import RunLike, as_run
@@ -49,12 +53,19 @@ def open_reverse(
     return rd
 
 
-def _check_request(texts: Sequence[str], k: int, what: Callable[[int], str]) -> None:
+def _check_request(
+    texts: Sequence[str], k: int, what: Callable[[int], str], where: str = "the queries"
+) -> None:
     """Every query and k checked before anything is built; `what(i)` names query i in the message."""
     for i, t in enumerate(texts):
         check_query(t, what(i))
     if k < 1:
         raise IndexStageError(f"k must be at least 1, got {k}")
+    if len(texts) * k > MAX_ANSWER_ROWS:
+        raise IndexStageError(
+            f"{len(texts):,} queries × k={k:,} would give {len(texts) * k:,} answer rows, more than the "
+            f"{MAX_ANSWER_ROWS:,} one request may return; lower -k or split {where}"
+        )
 
 
 def reverse_words(
@@ -94,7 +105,7 @@ def reverse_words(
 
 
 @dataclass(frozen=True)
-class BatchResult:
+class BatchResult(Record):
     """What :func:`reverse_batch` wrote."""
 
     input: str
@@ -104,9 +115,6 @@ class BatchResult:
     k: int
     seconds: float
     queries_per_s: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def reverse_batch(
@@ -139,7 +147,7 @@ def reverse_batch(
         ) from exc
     if not lines:
         raise IndexStageError(f"{src} is empty; give one definition per line")
-    _check_request(lines, k, lambda i: f"line {i + 1} of {src}")
+    _check_request(lines, k, lambda i: f"line {i + 1} of {src}", str(src))
     t0 = time.perf_counter()
     rd = open_reverse(run, db, cache_dir, progress=progress, scorers=scorers)
     t1 = time.perf_counter()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 import sys
@@ -11,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from definitionemb.core.fileio import save_npy, write_bytes
+from definitionemb.core.progress import bar_disable
 from definitionemb.embedder.binding import bound
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.errors import IndexMismatch
@@ -48,9 +48,10 @@ def _write_sense_vectors(run: RunDir, hw: Headwords, progress: bool) -> float:
     Chunks go into `<run>/index/reverse/.sense_vectors.partial/` as they are done, so an interrupted
     build (Ctrl-C) resumes where it stopped; a partial build of other senses or vectors starts over.
     """
+    from definitionemb.embedder.generator import DefinitionEncoder
     from tqdm import tqdm
 
-    encode = importlib.import_module("definitionemb.embedder").encode_definitions
+    encoder = DefinitionEncoder(run)
     t0 = time.perf_counter()
     dim = int(run.manifest().get("dim") or run.original_vectors().shape[1])
     n = hw.n_senses
@@ -86,13 +87,13 @@ def _write_sense_vectors(run: RunDir, hw: Headwords, progress: bool) -> float:
         desc="sense vectors",
         unit="sense",
         file=sys.stderr,
-        disable=not progress,
+        disable=bar_disable(progress),
     ) as bar:
         for c in range(n_chunks):
             if done[c]:
                 continue
             lo, hi = c * _SENSE_CHUNK, min(n, (c + 1) * _SENSE_CHUNK)
-            mm[lo:hi] = encode(run, hw.gloss[lo:hi].tolist(), hw.sense_pos[lo:hi].tolist())
+            mm[lo:hi] = encoder.encode(hw.gloss[lo:hi].tolist(), hw.sense_pos[lo:hi].tolist())
             mm.flush()
             done[c] = True
             save_npy(done_path, done)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 import warnings
 from collections.abc import Sequence
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from definitionemb.core.device import resolve_device
+from definitionemb.core.progress import bar_disable
 from definitionemb.embedder.binding import bound
 from definitionemb.index.errors import IndexMismatch, IndexMissing, IndexStageError
 from definitionemb.index.headwords import WORD_RE, load_headwords, query_clauses, query_words
@@ -47,12 +47,24 @@ _BLOCK = 256  # queries encoded together before they are scored a chunk at a tim
 _COLUMNS = ["query", "rank", "word", "score", "pos", "gloss", "single_token", "token_id", "sense_id"]
 
 
+# Bounds of one request: a definition longer than this is refused (the encoders read a few hundred
+# tokens; cutting it silently would answer another question), and so is a request whose answer table
+# (queries × k rows) would exceed this many rows (`batch._check_request`).
+MAX_QUERY_CHARS = 1000
+MAX_ANSWER_ROWS = 2_000_000
+
+
 def check_query(text: str, what: str = "the query") -> str:
-    """The query stripped; a clear error when it has no letters (nothing to look up)."""
+    """The query stripped; a clear error when it has no letters (nothing to look up) or is too long."""
     if not isinstance(text, str) or not WORD_RE.search(text):
         raise IndexStageError(
-            f"{what} {text!r} has no letters; the reverse dictionary needs a definition in words, "
-            'e.g. "a small domesticated feline"'
+            f"{what} {text[:60] if isinstance(text, str) else text!r} has no letters; the reverse dictionary "
+            'needs a definition in words, e.g. "a small domesticated feline"'
+        )
+    if len(text) > MAX_QUERY_CHARS:
+        raise IndexStageError(
+            f"{what} is {len(text):,} characters long; a definition may have at most {MAX_QUERY_CHARS:,} "
+            "(the model reads only its start, so a longer one would be cut without a word). Shorten it"
         )
     return text.strip()
 
@@ -151,7 +163,8 @@ class ReverseDictionary:
                 )
         self.single = np.flatnonzero(self.token_ids >= 0)
         self._token_rows: dict[str, np.ndarray] = {}
-        self._encoder: Any = None
+        self._encoder: Any = None  # the sentence encoder, loaded on first use
+        self._regressor: Any = None  # the run's DefinitionEncoder, loaded on first use
         self._mats: dict[str, Any] = {}
         self._sample_words: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._sample_mats: dict[str, Any] = {}  # second-pass matrix rows of the sample words
@@ -263,15 +276,12 @@ class ReverseDictionary:
         want = set(check_scorers(scorers, self.scorers))
         out: dict[str, np.ndarray] = {}
         if want & {"tokens", "senses"}:
-            encode = importlib.import_module("definitionemb.embedder").encode_definitions
+            if self._regressor is None:
+                from definitionemb.embedder.generator import DefinitionEncoder
+
+                self._regressor = DefinitionEncoder(self.run, self.device)
             q = np.asarray(
-                encode(
-                    self.run,
-                    list(texts),
-                    list(pos) if pos is not None else None,
-                    batch_size=_QUERY_BATCH,
-                    device=self.device,
-                ),
+                self._regressor.encode(list(texts), list(pos) if pos is not None else None, _QUERY_BATCH),
                 dtype=np.float32,
             )
             q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
@@ -394,7 +404,9 @@ class ReverseDictionary:
         frames = []
         from tqdm import tqdm
 
-        bar = tqdm(total=len(queries), desc="reverse", unit="query", file=sys.stderr, disable=not progress)
+        bar = tqdm(
+            total=len(queries), desc="reverse", unit="query", file=sys.stderr, disable=bar_disable(progress)
+        )
         try:
             for start in range(0, len(queries), _BLOCK):
                 block = queries[start : start + _BLOCK]

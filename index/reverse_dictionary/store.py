@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from definitionemb.core.records import Record
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.errors import IndexMismatch, IndexStageError
 from definitionemb.index.faiss_index import source_digest
@@ -37,7 +38,7 @@ DbPath = str | os.PathLike[str] | None
 
 
 @dataclass(frozen=True)
-class ReverseManifest:
+class ReverseManifest(Record):
     """`<run>/index/reverse/manifest.json`: what the run's reverse index was built from."""
 
     format: int
@@ -60,9 +61,6 @@ class ReverseManifest:
     frequency: str | None = None  # the word list behind `frequency` ("wordfreq 3.1.1"); None: not built
     lexical: str | None = None  # GlossBM25.spec of lexical.npz; None: not built
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def rebuild_hint(run: RunDir) -> str:
     return f"defemb reverse --run {run.path} --rebuild"
@@ -70,7 +68,7 @@ def rebuild_hint(run: RunDir) -> str:
 
 def model_of(run: RunDir) -> tuple[str, str]:
     m = run.manifest()
-    model, sha = m.get("model"), m.get("model_sha256")
+    model, sha = run.model_path(), m.get("model_sha256")
     if not model or not sha:
         raise IndexStageError(f"run {run.path} records no model/model_sha256 in its manifest; retrain it")
     return str(model), str(sha)
@@ -106,7 +104,7 @@ def digest_or_none(path: Path) -> str:
 def supported_scorers(run: RunDir) -> tuple[str, ...]:
     from definitionemb.index.sentence import sentence_spec
 
-    model = run.manifest().get("model")
+    model = run.model_path()
     sentence = bool(model) and Path(str(model)).is_dir() and sentence_spec(str(model)) is not None
     return SCORERS if sentence else tuple(s for s in SCORERS if s not in ("glosses", "headwords"))
 
