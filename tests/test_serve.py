@@ -294,8 +294,8 @@ def test_serve_cli_usage_and_work_folders(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--run RUN" in res.output
     res = CliRunner().invoke(defemb_cli, ["serve", "--work", str(tmp_path)])
     assert res.exit_code == 1 and "no pipeline.json" in res.output and "Traceback" not in res.output
-    (tmp_path / "pipeline.json").write_text('{"index": {"result": {"run_dir": "/r", "db": "/l.duckdb"}}}')
-    assert run_of_work(tmp_path) == (Path("/r"), Path("/l.duckdb"), tmp_path / "cache")
+    (tmp_path / "pipeline.json").write_text('{"index": {"result": {"run_dir": "runs/r", "db": "/l.duckdb"}}}')
+    assert run_of_work(tmp_path) == (tmp_path / "runs" / "r", Path("/l.duckdb"), tmp_path / "cache")
 
 
 # --- a real server on loopback ---------------------------------------------------------------------------
@@ -429,7 +429,6 @@ def test_an_interrupted_sense_vector_build_resumes_and_says_what_it_builds(
     served: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """What `defemb reverse` and `defemb serve` build first: announced with an estimate, resumable."""
-    import importlib
     import math
 
     from definitionemb.embedder.rundir import RunDir
@@ -441,19 +440,22 @@ def test_an_interrupted_sense_vector_build_resumes_and_says_what_it_builds(
     said = capsys.readouterr().err
     assert f"{hw.n_senses:,} sense vectors" in said and "Ctrl-C keeps what is done" in said
 
-    embedder = importlib.import_module("definitionemb.embedder")
-    real = embedder.encode_definitions
+    from definitionemb.embedder.generator import DefinitionEncoder
+
+    real = DefinitionEncoder.encode
     calls: list[int] = []
     interrupt = [True]
 
-    def interrupted_on_the_third_chunk(r: Any, texts: list[str], pos: list[str]) -> np.ndarray:
+    def interrupted_on_the_third_chunk(
+        self: Any, texts: list[str], pos: Any = None, batch_size: int = 64
+    ) -> Any:
         calls.append(len(texts))
         if len(calls) == 3 and interrupt and interrupt.pop():
             raise KeyboardInterrupt
-        return real(r, texts, pos)
+        return real(self, texts, pos, batch_size)
 
     monkeypatch.setattr(build, "_SENSE_CHUNK", 100)
-    monkeypatch.setattr(embedder, "encode_definitions", interrupted_on_the_third_chunk)
+    monkeypatch.setattr(DefinitionEncoder, "encode", interrupted_on_the_third_chunk)
     with pytest.raises(KeyboardInterrupt):
         build._write_sense_vectors(run, hw, progress=False)
     assert (run.reverse_dir / ".sense_vectors.partial").is_dir()
@@ -461,6 +463,6 @@ def test_an_interrupted_sense_vector_build_resumes_and_says_what_it_builds(
     build._write_sense_vectors(run, hw, progress=False)
     assert len(calls) == math.ceil(hw.n_senses / 100) - 2  # the two finished chunks are not encoded again
     assert not (run.reverse_dir / ".sense_vectors.partial").exists()
-    whole = real(run, hw.gloss.tolist(), hw.sense_pos.tolist())
+    whole = real(DefinitionEncoder(run), hw.gloss.tolist(), hw.sense_pos.tolist())
     np.testing.assert_allclose(np.asarray(run.sense_vectors()), whole, atol=1e-4)
     np.testing.assert_array_equal(np.asarray(run.sense_ids()), hw.sense_ids)

@@ -110,7 +110,8 @@ def run_of_work(work: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
             f"the pipeline in {w} has not indexed a run yet (or ran before `defemb serve` existed): "
             f"run `defemb run --work {w}` to finish it, or pass the run with --run RUN --db LEXICON"
         )
-    return Path(run), Path(db), w / "cache"
+    # pipeline.json names its paths relative to the work folder (an absolute one stays as it is)
+    return w / str(run), w / str(db), w / "cache"
 
 
 def _check_k(k: int, limits: Limits) -> int:
@@ -163,6 +164,9 @@ class Explorer:
         self._policy_index()
         self._tokenizer = self._open_tokenizer()
         self._reverse_lock = threading.Lock()
+        # The guard opens its own DuckDB instance per query, and DuckDB refuses a second instance of a
+        # file with other settings in one process: console queries run one at a time.
+        self._sql_lock = threading.Lock()
         self.scorers = scorers or self._built_scorers()
         # `defemb reverse` without --scorer uses every scorer the run supports with the tuned weights; a
         # run whose index has fewer is asked as `--scorer …` names them (explicit scorers, their weights).
@@ -547,9 +551,10 @@ class Explorer:
             )
         t0 = time.perf_counter()
         try:
-            frame = guarded_query(
-                self.db, text, allow_files=self.allow_files, max_seconds=self.limits.sql_seconds
-            )
+            with self._sql_lock:
+                frame = guarded_query(
+                    self.db, text, allow_files=self.allow_files, max_seconds=self.limits.sql_seconds
+                )
         except LexiconError as exc:
             raise InputError(str(exc)) from exc
         return frame.head(self.limits.sql_rows), frame.height, time.perf_counter() - t0
