@@ -25,6 +25,7 @@ ORDER = [
     "digest",
     "evaluation",
     "pipeline",
+    "serve",
 ]
 
 
