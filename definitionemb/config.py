@@ -43,6 +43,8 @@ class LexiconSection:
     sources: tuple[str, ...] = ("open-dictionary:@default-lexicon",)
     lang: str = "en"
     db: str = "lexicon.duckdb"  # inside the work folder unless absolute
+    # align with every rule at both positions, also those below the precision bar (lexicon.aligner)
+    untrusted_rules: bool = False
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,12 @@ def _lexicon(ctx: Context) -> dict[str, Any]:
 def _align(ctx: Context) -> dict[str, Any]:
     from definitionemb import lexicon
 
-    rep = lexicon.align(ctx.db, ctx.model, frequencies=ctx.cfg.model.frequencies or None).to_dict()
+    rep = lexicon.align(
+        ctx.db,
+        ctx.model,
+        frequencies=ctx.cfg.model.frequencies or None,
+        untrusted=ctx.cfg.lexicon.untrusted_rules,
+    ).to_dict()
     cov = lexicon.coverage(ctx.db, ctx.model)
     o = cov["overall"]
     ctx.log(
