@@ -234,6 +234,75 @@ def knobs_cmd(
 
 
 @eval_.command(
+    "sts",
+    epilog="Example:\n\n  defemb eval sts --run runs/minilm --data ../shared/data/eval/sts --part test\n\n"
+    "  defemb eval sts --run runs/minilm --data ../shared/data/eval/sts --part dev "
+    "--how mix:0.2 --how mix:0.45 --json",
+)
+@_RUN
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True),
+    help="The STS Benchmark folder (sts-train/dev/test.csv) or one such file.",
+)
+@click.option(
+    "--part",
+    type=click.Choice(["dev", "test", "train"]),
+    default="test",
+    show_default=True,
+    help="dev for choosing a policy, test for reporting it.",
+)
+@_DB
+@_ROWS
+@_HOWS
+@click.option("--bootstrap", default=2000, show_default=True, help="Paired bootstrap resamples.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap resamples.")
+@click.option("--device", default="cpu", show_default=True)
+@json_option
+def sts_cmd(
+    run_dir: str,
+    data: str,
+    part: str,
+    db: str | None,
+    rows: str,
+    how: tuple[str, ...],
+    bootstrap: int,
+    seed: int,
+    device: str,
+    as_json: bool,
+) -> None:
+    """Zero-shot sentence similarity of the run's sentence encoder: original rows and policy rows in the
+    same run, paired bootstrap 95% intervals, and the rare-token subset beside the whole set."""
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.evaluation.report import save_result
+    from definitionemb.evaluation.sts import compare_sts
+
+    if bootstrap < 100:
+        raise click.BadParameter("at least 100 resamples", param_hint="--bootstrap")
+    run = RunDir.open(run_dir)
+    res = compare_sts(run, data, part, db, rows, list(how) or None, bootstrap, seed, device)
+    save_result(run, f"sts-{part}", res.to_dict(), command_line())
+    emit(res.to_dict(), as_json, _sts_table(res.to_dict()))
+
+
+def _sts_table(d: dict[str, Any]) -> str:
+    lines = [
+        f"STS {d['part']} ({d['file']}): {d['pairs']:,} pairs; rare-token subset {d['rare_pairs']:,} pairs "
+        f"(≥1 of the {d['rare_rows']:,} changed rare rows; buckets from {d['buckets_from']})",
+        f"{'rows':<18}{'all':>9}{'Δ [95% CI]':>28}{'rare':>9}{'Δ [95% CI]':>28}",
+    ]
+    for name, sp in d["spearman"].items():
+        row = f"{name:<18}"
+        for s in ("all", "rare"):
+            ci = d["difference"].get(name, {}).get(s)
+            cell = "" if ci is None else f"{ci['delta']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]"
+            row += f"{sp[s]:>9.4f}{cell:>28}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+@eval_.command(
     "glue",
     epilog="Example:\n\n  defemb eval glue --run runs/minilm --task cola "
     "--data ../shared/data/eval/glue/CoLA --rows covered --how dirmix:0.2 --seeds 3 --max-train 2000",
