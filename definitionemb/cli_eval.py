@@ -377,7 +377,14 @@ def glue_cmd(
         f"--rows {res.rows} --how {res.how}): original {s['original']['mean']:.4f} ± {s['original']['std']:.4f}, "
         f"DefinitionEMB {s['definitionemb']['mean']:.4f} ± {s['definitionemb']['std']:.4f}, "
         f"difference {t['mean_diff']:+.4f} (95% CI {t['ci_low']:+.4f} to {t['ci_high']:+.4f}), "
-        f"paired t-test p = {t['p']:.4g}",
+        f"paired t-test p = {t['p']:.4g}"
+        + (
+            f"\nrare-token subset ({res.rare_examples} examples): difference "
+            f"{res.rare_test['mean_diff']:+.4f} (95% CI {res.rare_test['ci_low']:+.4f} to "
+            f"{res.rare_test['ci_high']:+.4f})"
+            if res.rare_test
+            else ""
+        ),
     )
 
 

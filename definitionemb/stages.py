@@ -152,6 +152,7 @@ def _as_dict(obj: Any) -> Any:
 
 def _evaluate(ctx: Context) -> dict[str, Any]:
     from definitionemb import evaluation
+    from definitionemb.embedder.rundir import RunDir
 
     ev = ctx.cfg.evaluation
     wordsim = [
@@ -177,8 +178,18 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
         knobs=ev.knobs,
         glue=glue,
         command="defemb run" + (f" --work {ctx.work}"),
+        sts=ev.sts or None,
     )
     c = rep.content
+    if evaluation.is_sentence_encoder(RunDir.open(ctx.run_dir)):
+        from definitionemb.evaluation.sts import sts_line
+
+        ctx.log(
+            "  " + "\n  ".join(sts_line(s) for s in c.get("sts") or [])
+            if c.get("sts")
+            else "  STS: not scored; set [evaluation] sts to the STS Benchmark folder (sts-test.csv) to score "
+            "this sentence encoder"
+        )
     for w in c.get("wordsim_wins") or []:
         from definitionemb.evaluation.knobs import wins_line
 
@@ -188,8 +199,6 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
         ctx.log(f"  α on the development parts: {kn['chosen']}; the run uses --rows {ev.rows} --how {ev.how}")
     swapped = None
     if ev.swap:
-        from definitionemb.embedder.rundir import RunDir
-
         swapped = evaluation.save_swapped(RunDir.open(ctx.run_dir), ctx.db, ev.rows, how=ev.how).to_dict()
         ctx.log(f"  swapped model ({swapped['policy']}) saved in {swapped['out_dir']}")
     return {
@@ -201,6 +210,7 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
         "wordsim_wins": c.get("wordsim_wins"),
         "knobs": kn,
         "glue": c.get("glue"),
+        "sts": c.get("sts"),
     }
 
 

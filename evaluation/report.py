@@ -374,6 +374,34 @@ def knobs_markdown(kn: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def sts_markdown(st: Mapping[str, Any]) -> list[str]:
+    """The STS table: Spearman of each matrix on the whole part and on its rare-token subset, with the
+    paired bootstrap interval of each policy's difference from the original rows."""
+    lines = [
+        f"## Sentence similarity: STS {st['part']} (zero-shot, Spearman; {st['pairs']} pairs, rare-token "
+        f"subset {st['rare_pairs']})",
+        "",
+        "| rows | all | Δ all [95% CI] | rare subset | Δ rare [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for name, sp in st["spearman"].items():
+        cells = [name]
+        for sub in ("all", "rare"):
+            ci = st["difference"].get(name, {}).get(sub)
+            cells += [
+                _fmt(sp[sub]),
+                "" if ci is None else f"{ci['delta']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [
+        *lines,
+        "",
+        f"Rare-token subset: pairs with ≥1 of the {st['rare_rows']} rows the policy changed in the rare "
+        f"bucket ({st['buckets_from']}).",
+        "",
+    ]
+
+
 def _markdown(c: Mapping[str, Any]) -> str:
     lines = [f"# Evaluation of run `{c['run_id']}`", "", f"Created {c['created']}.", ""]
     iso = c.get("isotropy")
@@ -435,6 +463,18 @@ def _markdown(c: Mapping[str, Any]) -> str:
             f"t = {_fmt(t['t'])}, p = {_fmt(t['p'])}.",
             "",
         ]
+        rt = g.get("rare_test") or {}
+        if rt:
+            rs = g["rare_summary"]
+            lines += [
+                f"Rare-token subset ({g['rare_examples']} examples with a changed rare-bucket token): "
+                f"original {_fmt(rs['original']['mean'])}, DefinitionEMB {_fmt(rs['definitionemb']['mean'])}, "
+                f"mean difference {_fmt(rt['mean_diff'])} (95% CI {_fmt(rt.get('ci_low'))} to "
+                f"{_fmt(rt.get('ci_high'))}).",
+                "",
+            ]
+    for st in c.get("sts", []):
+        lines += sts_markdown(st)
     for s in c.get("summarization", []):
         lines += [
             f"## Summarisation (preset `{s['preset']}`, {s['eval_examples']} examples, "
@@ -503,6 +543,7 @@ def _build_report(
         "wordsim_wins": [],
         "knobs": None,
         "glue": [],
+        "sts": [],
         "summarization": [],
         "coverage": None,
         "plots": {},
@@ -521,6 +562,8 @@ def _build_report(
             content["knobs"] = res
         elif name.startswith("glue"):
             content["glue"].append(res)
+        elif name.startswith("sts"):
+            content["sts"].append(res)
         elif name.startswith("summarization"):
             content["summarization"].append(res)
     content["wordsim_wins"] = wordsim_wins(content["wordsim"])
@@ -554,18 +597,35 @@ def evaluate_run(
     plots: bool = True,
     progress: bool = False,
     command: str | None = None,
+    sts: str | os.PathLike[str] | None = None,
+    sts_part: str = "test",
 ) -> RunReport:
     """Evaluate a run in one call: isotropy and word similarity on each of `wordsim` (files or folders)
     of the original rows, each row policy `rows` × `how` (default: the shipped policy and `replace`) and
     ABTT; with `knobs`, α chosen on the development parts of the `wordsim` sets (its curve and choice in
     the report, the choice added to the policies); optionally GLUE fine-tuning (`glue`: a
-    FinetuneConfig) and summarisation (a SummarizationConfig); then the report. Each result is also
-    stored under `report/results/`."""
+    FinetuneConfig) and summarisation (a SummarizationConfig); with `sts` (the STS Benchmark folder) and a
+    sentence-encoder model, zero-shot STS on `sts_part` for the first policy; then the report. Each result
+    is also stored under `report/results/`."""
     rd = run if isinstance(run, RunDir) else RunDir.open(run)
     with bound(rd, db) as lex:  # every evaluation below reads the lexicon through this one binding
+        if sts is not None and is_sentence_encoder(rd):
+            from definitionemb.evaluation.sts import compare_sts
+
+            first: str | None = how if isinstance(how, str) else next(iter(how or []), None)
+            res = compare_sts(rd, sts, sts_part, lex, rows, first)
+            save_result(rd, f"sts-{sts_part}", res.to_dict(), command or current_command())
         return _evaluate_run(
             rd, lex, rows, how, wordsim, wordsim_part, knobs, glue, summarization, plots, progress, command
         )
+
+
+def is_sentence_encoder(run: RunDir) -> bool:
+    """Whether the run's model folder declares itself a sentence encoder (index.sentence.sentence_spec)."""
+    from definitionemb.index.sentence import sentence_spec
+
+    model = run.manifest().get("model")
+    return bool(model) and Path(str(model)).is_dir() and sentence_spec(str(model)) is not None
 
 
 def _evaluate_run(

@@ -210,7 +210,7 @@ def compare_sts(
         raise EvaluationError(f"{run.manifest_path}: model {model_dir!r} is not a local folder")
     f = sts_file(data, part)
     pairs = read_sts(f)
-    hows = [how] if isinstance(how, str) else list(how or [None])
+    hows: list[str | None] = [how] if isinstance(how, str) else [*(how or [])] or [None]
     policies = list(dict.fromkeys(as_policy(rows, h, run) for h in hows))
     swaps = {p.label: policy_matrix(run, db, p) for p in policies}
     labels, source = run_buckets(run, db)
@@ -224,7 +224,9 @@ def compare_sts(
     cos = sts_scores(str(model_dir), pairs, {"original": None, **swaps}, device=device)
     subsets = {"all": np.ones(len(pairs), dtype=bool), "rare": rare}
     table = {
-        name: {s: spearman(pairs.score[m], c[m]) if m.sum() >= 3 else float("nan") for s, m in subsets.items()}
+        name: {
+            s: spearman(pairs.score[m], c[m]) if m.sum() >= 3 else float("nan") for s, m in subsets.items()
+        }
         for name, c in cos.items()
     }
     diff = {
@@ -255,7 +257,10 @@ def sts_line(res: StsResult | dict[str, Any]) -> str:
         return f"STS {d['part']}: original {d['spearman']['original']['all']:.4f}"
     name = next(iter(d["difference"]))
     parts = []
-    for s, label in (("all", f"{d['pairs']:,} pairs"), ("rare", f"rare-token subset, {d['rare_pairs']:,} pairs")):
+    for s, label in (
+        ("all", f"{d['pairs']:,} pairs"),
+        ("rare", f"rare-token subset, {d['rare_pairs']:,} pairs"),
+    ):
         ci = d["difference"][name][s]
         parts.append(
             f"{label}: original {d['spearman']['original'][s]:.4f}, {name} {d['spearman'][name][s]:.4f} "

@@ -102,7 +102,8 @@ def neighbors(run: RunLike, tokens: Sequence[str | int], k: int = 10, db: DbPath
 def _first_definitions(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> dict[int, tuple[str, str]]:
     """token id → (headword, rule) of its rank-1 definition."""
     rows = con.execute(
-        "SELECT token_id, word, rule FROM token_definition WHERE tokenizer_id = ? AND rank = 1", [tokenizer_id]
+        "SELECT token_id, word, rule FROM token_definition WHERE tokenizer_id = ? AND rank = 1",
+        [tokenizer_id],
     ).fetchall()
     return {int(t): (str(w), str(r)) for t, w, r in rows}
 

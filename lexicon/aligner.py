@@ -115,6 +115,7 @@ def trusted_rules(rules: Sequence[str] = RULES, untrusted: bool = False) -> dict
         pos: [r for r in rules if untrusted or r in TRUSTED_RULES[pos]] for pos in ("initial", "internal")
     }
 
+
 # (suffix, replacement) pairs the `stem` fallback tries; doubled final consonants are undone as well.
 STEM_SUFFIXES = (
     ("s", ""),

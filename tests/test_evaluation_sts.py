@@ -74,7 +74,9 @@ def test_compare_sts_on_the_real_minilm(tmp_path: Path, minilm_dir: Path) -> Non
     covered[[tok.convert_tokens_to_ids(w) for w in ("man", "woman", "playing")]] = True
     make_lexicon(db, vocab, tuple(tok.all_special_ids), covered)
     with duckdb.connect(str(db)) as con:
-        con.execute("UPDATE token SET bucket = CASE WHEN token_id IN ? THEN 'rare' ELSE 'frequent' END", [ids])
+        con.execute(
+            "UPDATE token SET bucket = CASE WHEN token_id IN ? THEN 'rare' ELSE 'frequent' END", [ids]
+        )
     run = make_run(tmp_path / "run", minilm_dir, "bert", db=db)
     res = compare_sts(run, STS, "test", db, "covered", ["mix:0", "replace"], bootstrap=300)
 
