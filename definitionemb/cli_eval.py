@@ -189,6 +189,34 @@ def wordsim_cmd(
     show_default=True,
     help="Only candidates that keep this bucket's isotropy I(W) at least the original's are eligible.",
 )
+@click.option(
+    "--objective",
+    type=click.Choice(["wordsim", "sts", "both"]),
+    default="wordsim",
+    show_default=True,
+    help="What the choice optimises: static word similarity, zero-shot sentence similarity (STS-B dev), "
+    "or both: the best word-similarity gain among the candidates non-inferior on STS-B dev.",
+)
+@click.option(
+    "--sts",
+    "sts_dir",
+    type=click.Path(exists=True),
+    help="The STS Benchmark folder (its sts-dev.csv is read; never sts-test.csv). Needed by sts and both.",
+)
+@click.option(
+    "--sts-alpha",
+    "sts_alphas",
+    type=float,
+    multiple=True,
+    help="α values the STS side scans (repeat; default 0.1 0.2 0.3 0.45), for all rows and rare rows alone.",
+)
+@click.option(
+    "--margin",
+    type=float,
+    default=0.005,
+    show_default=True,
+    help="Non-inferior on STS-B dev: the 95% interval of the difference lies above -MARGIN.",
+)
 @click.option("--no-plots", is_flag=True, help="Skip the α-curve figure.")
 @click.option(
     "--no-adopt",
@@ -203,6 +231,10 @@ def knobs_cmd(
     rows: str,
     methods: tuple[str, ...],
     guard: str,
+    objective: str,
+    sts_dir: str | None,
+    sts_alphas: tuple[float, ...],
+    margin: float,
     no_plots: bool,
     no_adopt: bool,
     as_json: bool,
@@ -218,7 +250,21 @@ def knobs_cmd(
     from definitionemb.index.policy import record_choice
 
     run = RunDir.open(run_dir)
-    res = knobs_of_run(run, datasets, db, rows, methods, None if guard == "none" else guard)
+    if objective != "wordsim" and sts_dir is None:
+        raise click.BadParameter(f"--objective {objective} needs --sts DIR", param_hint="--sts")
+    res = knobs_of_run(
+        run,
+        datasets,
+        db,
+        rows,
+        methods,
+        None if guard == "none" else guard,
+        objective=objective,
+        sts=sts_dir,
+        sts_alphas=sts_alphas or None,
+        margin=margin,
+    )
+    rows = res.get("chosen_rows", rows)
     save_result(run, "knobs", res, command_line())
     if not no_adopt:
         record_choice(run, rows, res["chosen"], res["reason"], command_line())
