@@ -1,6 +1,9 @@
 """Draw the labelled sample behind the alignment-rule precision table (benchmarks/RESULTS.md, issue 23).
 
     .venv/bin/python scripts/alignment_sample.py LEXICON.duckdb TOKENIZER OUT.csv [--per-cell 50] [--seed 23]
+        [--rule RULE]
+
+The vocabulary of TOKENIZER must be aligned in LEXICON (with `untrusted=True` to sample every rule).
 
 For every (rule, position) cell of the rank-1 links of the vocabulary aligned in LEXICON, draws up to
 `--per-cell` links at random (seeded) and writes one CSV row each: the piece, the headword and the rank-1
@@ -25,14 +28,17 @@ EXAMPLES = 5
 def piece_examples(tokenizer: str, pieces: set[str]) -> dict[str, list[str]]:
     """The most frequent wordfreq words whose tokenization holds each of `pieces` (in frequency order)."""
     import wordfreq
-    from transformers import AutoTokenizer
+    from definitionemb.lexicon.tokenizers import load_vocab, open_tokenizer
 
-    tok = AutoTokenizer.from_pretrained(tokenizer)
+    tok = open_tokenizer(load_vocab(tokenizer))
     words = [w for w in wordfreq.top_n_list("en", TOP_WORDS) if w.isalpha()]
+    # a cased vocabulary also sees the capitalised word (names, sentence starts)
+    words += [w.capitalize() for w in words[: TOP_WORDS // 4]]
     seen: dict[str, list[str]] = defaultdict(list)
-    enc = tok([" " + w for w in words], add_special_tokens=False)["input_ids"]
-    for w, ids in zip(words, enc, strict=True):
-        for p in set(tok.convert_ids_to_tokens(ids)):
+    for w, enc in zip(
+        words, tok.encode_batch([" " + w for w in words], add_special_tokens=False), strict=True
+    ):
+        for p in dict.fromkeys(enc.tokens):
             if p in pieces and len(seen[p]) < EXAMPLES:
                 seen[p].append(w)
     return seen
@@ -45,6 +51,7 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--per-cell", type=int, default=50)
     ap.add_argument("--seed", type=int, default=23)
+    ap.add_argument("--rule", help="sample this rule only")
     a = ap.parse_args()
     con = duckdb.connect(a.db, read_only=True)
     con.execute("SELECT setseed(?)", [1.0 / a.seed])
@@ -55,9 +62,9 @@ def main() -> None:
                       row_number() OVER (PARTITION BY a.rule, t.word_initial ORDER BY hash(t.piece || $seed)) AS k
                FROM alignment a JOIN token t USING (tokenizer_id, token_id)
                JOIN sense s USING (sense_id) JOIN entry e USING (entry_id)
-               WHERE a.rank = 1)
+               WHERE a.rank = 1 AND ($rule IS NULL OR a.rule = $rule))
            WHERE k <= $n ORDER BY rule, position, piece""",
-        {"seed": str(a.seed), "n": a.per_cell},
+        {"seed": str(a.seed), "n": a.per_cell, "rule": a.rule},
     ).fetchall()
     examples = piece_examples(a.tokenizer, {r[2] for r in rows})
     out = Path(a.out)

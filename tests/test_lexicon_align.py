@@ -297,7 +297,12 @@ def test_rules_can_be_restricted(
     path = tmp_path / "lex.duckdb"
     shutil.copy(built, path)
     r = lexicon.align(
-        path, roberta_tokenizer_dir, frequencies=roberta_dict_txt, rules=["exact", "casefold"], progress=False
+        path,
+        roberta_tokenizer_dir,
+        frequencies=roberta_dict_txt,
+        rules=["exact", "casefold"],
+        untrusted=True,
+        progress=False,
     )
     assert set(query(path, "SELECT DISTINCT rule FROM alignment")["rule"]) == {"exact", "casefold"}
     assert set(r.rules) == {"exact", "casefold"}
@@ -340,5 +345,5 @@ def test_word_internal_pieces_keep_their_rows_unless_an_affix_or_trusted_rule_co
     # and count as not covered
     strict, everything = (lexicon.coverage(p, minilm_tokenizer_dir)["overall"]["covered"] for p in (path, db))
     assert everything - strict >= len(loose)
-    assert trusted_rules(["exact", "stem"]) == {"initial": ["exact"], "internal": []}
+    assert trusted_rules(["exact", "casefold", "stem"]) == {"initial": ["exact"], "internal": []}
     assert trusted_rules(["exact", "stem"], untrusted=True)["internal"] == ["exact", "stem"]

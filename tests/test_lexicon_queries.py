@@ -36,7 +36,7 @@ def test_coverage_shape_and_consistency(db: Path, roberta_tokenizer_dir: Path) -
     assert o["tokens"] == sum(b["tokens"] for b in cov["buckets"].values())
     assert o["ratio"] == pytest.approx(o["covered"] / o["tokens"])
     assert sum(cov["rules"].values()) == o["covered"]
-    assert {"user", "exact", "casefold", "lemma", "affix", "numeral"} <= set(cov["rules"])
+    assert {"user", "exact", "lemma", "affix", "numeral"} <= set(cov["rules"])
     direct = lexicon.query(db, "SELECT count(DISTINCT token_id) AS n FROM alignment WHERE tokenizer_id = 1")
     assert direct["n"][0] == o["covered"]
     # the same tokenizer named by id, by its aligned name, or as a Vocab
