@@ -22,7 +22,8 @@ SOURCES = [
 def db(tmp_path_factory: pytest.TempPathFactory, roberta_tokenizer_dir: Path, roberta_dict_txt: Path) -> Path:
     path = tmp_path_factory.mktemp("queries") / "lexicon.duckdb"
     lexicon.build(path, SOURCES, progress=False)
-    lexicon.align(path, roberta_tokenizer_dir, frequencies=roberta_dict_txt, progress=False)
+    # every rule at both positions: these tests are about the queries, not about which rules are trusted
+    lexicon.align(path, roberta_tokenizer_dir, frequencies=roberta_dict_txt, untrusted=True, progress=False)
     return path
 
 
@@ -36,7 +37,7 @@ def test_coverage_shape_and_consistency(db: Path, roberta_tokenizer_dir: Path) -
     assert o["tokens"] == sum(b["tokens"] for b in cov["buckets"].values())
     assert o["ratio"] == pytest.approx(o["covered"] / o["tokens"])
     assert sum(cov["rules"].values()) == o["covered"]
-    assert {"user", "exact", "lemma", "affix", "numeral"} <= set(cov["rules"])
+    assert {"user", "exact", "casefold", "lemma", "affix", "numeral"} <= set(cov["rules"])
     direct = lexicon.query(db, "SELECT count(DISTINCT token_id) AS n FROM alignment WHERE tokenizer_id = 1")
     assert direct["n"][0] == o["covered"]
     # the same tokenizer named by id, by its aligned name, or as a Vocab
