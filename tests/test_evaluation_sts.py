@@ -109,3 +109,12 @@ def test_compare_sts_on_the_real_minilm(tmp_path: Path, minilm_dir: Path) -> Non
     assert res.rare_pairs == sum(expect) and 3 <= res.rare_pairs < res.pairs
     assert res.rare_rows == int(rare_rows.sum())
     assert "rare-token subset" in sts_line(res)
+    # evaluate_run (what `defemb run` calls) scores STS for a sentence encoder and reports both subsets
+    from definitionemb.evaluation.report import evaluate_run, is_sentence_encoder
+
+    assert is_sentence_encoder(run)
+    rep = evaluate_run(run, db, how="replace", sts=STS, plots=False)
+    (st,) = rep.content["sts"]
+    assert st["spearman"]["replace"] == pytest.approx(res.spearman["replace"])
+    md = (Path(rep.report_dir) / "report.md").read_text()
+    assert "## Sentence similarity: STS test" in md and "| replace |" in md
