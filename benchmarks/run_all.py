@@ -19,12 +19,14 @@ HERE = Path(__file__).resolve().parent
 ORDER = [
     "lexicon_ingest",
     "lexicon_align",
+    "alignment_rules",
     "embedder",
     "smoothing",
     "index",
     "digest",
     "evaluation",
     "pipeline",
+    "serve",
 ]
 
 

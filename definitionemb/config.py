@@ -44,6 +44,8 @@ class LexiconSection:
     sources: tuple[str, ...] = ("open-dictionary:@default-lexicon",)
     lang: str = "en"
     db: str = "lexicon.duckdb"  # inside the work folder unless absolute
+    # align with every rule at both positions, also those below the precision bar (lexicon.aligner)
+    untrusted_rules: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,15 +74,17 @@ class IndexSection:
     metric: str = "cosine"
     k: int = 10
     probe_tokens: tuple[str, ...] = ()  # tokens shown before/after; empty: a few rare covered tokens
-    # Definitions the summary answers with the reverse dictionary (`defemb reverse`), and its scorers:
-    # `tokens` costs nothing to build; `senses`, `glosses`, `headwords` encode every sense or word once
-    # (minutes on a CPU for the embedded slice's ~83k senses; the sentence ones are cached in <work>/cache).
+    # Definitions the summary answers with the reverse dictionary (`defemb reverse`), and the scorers whose
+    # index the index stage builds: `tokens`, `lexical` (BM25), `frequency` and `lemma` take ~2 s on the
+    # embedded slice; `senses`, `glosses`, `headwords` encode every sense or word once (~15 min each on
+    # 2 cores for its 82,773 senses, so the demo leaves them out; `senses` is added where generation
+    # already wrote sense vectors, `[embedder] senses = true`; the sentence ones are cached in <work>/cache).
     reverse_queries: tuple[str, ...] = (
         "a young dog",
         "a building where books are kept for people to read or borrow",
         "to move through water by moving the arms and legs",
     )
-    reverse_scorers: tuple[str, ...] = ("tokens",)
+    reverse_scorers: tuple[str, ...] = ("tokens", "lexical", "frequency", "lemma")
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,9 @@ class EvaluationSection:
     compare: tuple[str, ...] = ("replace",)  # other `how`s shown beside it in the report
     knobs: bool = True  # choose α on the development parts of the wordsim sets and show the curve
     swap: bool = True  # write <run>/model (save_pretrained + model card); false skips it
+    # The STS Benchmark folder (sts-dev/test.csv): a sentence-encoder model is scored zero-shot on its test
+    # part, original rows beside the run's policy (evaluation.sts); empty: not scored
+    sts: str = ""
 
 
 @dataclass(frozen=True)
@@ -207,5 +214,6 @@ def load_config(path: str | Path | None) -> PipelineConfig:
         rows=_resolve(ev.rows, base),
         wordsim=tuple(w if w.startswith("@") else _path(w, base) for w in ev.wordsim),
         glue_data=_path(ev.glue_data, base) if ev.glue_data else "",
+        sts=_path(ev.sts, base) if ev.sts else "",
     )
     return PipelineConfig(work=run.get("work", "defemb-work"), seed=int(run.get("seed", 13)), **sections)

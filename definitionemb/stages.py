@@ -62,7 +62,12 @@ def _lexicon(ctx: Context) -> dict[str, Any]:
 def _align(ctx: Context) -> dict[str, Any]:
     from definitionemb import lexicon
 
-    rep = lexicon.align(ctx.db, ctx.model, frequencies=ctx.cfg.model.frequencies or None).to_dict()
+    rep = lexicon.align(
+        ctx.db,
+        ctx.model,
+        frequencies=ctx.cfg.model.frequencies or None,
+        untrusted=ctx.cfg.lexicon.untrusted_rules,
+    ).to_dict()
     cov = lexicon.coverage(ctx.db, ctx.model)
     o = cov["overall"]
     ctx.log(
@@ -132,7 +137,14 @@ def _index(ctx: Context) -> dict[str, Any]:
     frame = index.neighbors(ctx.run_dir, probes, k=ix.k, db=ctx.db)
     out = probe_neighbors_path(RunDir(ctx.run_dir))
     write_json(out, frame.to_dicts(), indent=1, default=str)
+    # The reverse dictionary's index, so that `defemb reverse` and `defemb serve` answer at once: the
+    # configured scorers, plus `senses` where generation already wrote every sense's vector.
+    scorers = list(dict.fromkeys([*ix.reverse_scorers, *(["senses"] if ctx.cfg.embedder.senses else [])]))
+    reverse = index.build_reverse(ctx.run_dir, db=ctx.db, cache_dir=ctx.work / "cache", scorers=scorers)
     result = {
+        "run_dir": str(ctx.run_dir),
+        "db": str(ctx.db),
+        "reverse_index": {"scorers": reverse.scorers, "seconds": reverse.seconds.get("total")},
         "indexes": [_as_dict(m) for m in built],
         "neighbor_table": table.to_dict() if hasattr(table, "to_dict") else str(table),
         "probes": probes,
@@ -143,7 +155,7 @@ def _index(ctx: Context) -> dict[str, Any]:
             ctx.run_dir,
             list(ix.reverse_queries),
             k=3,
-            scorers=list(ix.reverse_scorers) or None,
+            scorers=reverse.scorers,
             db=ctx.db,
             cache_dir=ctx.work / "cache",
         )
@@ -161,6 +173,7 @@ def _as_dict(obj: Any) -> Any:
 
 def _evaluate(ctx: Context) -> dict[str, Any]:
     from definitionemb import evaluation
+    from definitionemb.embedder.rundir import RunDir
 
     ev = ctx.cfg.evaluation
     wordsim = [
@@ -186,8 +199,18 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
         knobs=ev.knobs,
         glue=glue,
         command="defemb run" + (f" --work {ctx.work}"),
+        sts=ev.sts or None,
     )
     c = rep.content
+    if evaluation.is_sentence_encoder(RunDir.open(ctx.run_dir)):
+        from definitionemb.evaluation.sts import sts_line
+
+        ctx.log(
+            "  " + "\n  ".join(sts_line(s) for s in c.get("sts") or [])
+            if c.get("sts")
+            else "  STS: not scored; set [evaluation] sts to the STS Benchmark folder (sts-test.csv) to score "
+            "this sentence encoder"
+        )
     for w in c.get("wordsim_wins") or []:
         from definitionemb.evaluation.knobs import wins_line
 
@@ -208,6 +231,7 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
         "wordsim_wins": c.get("wordsim_wins"),
         "knobs": kn,
         "glue": c.get("glue"),
+        "sts": c.get("sts"),
     }
 
 
