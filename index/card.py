@@ -121,9 +121,23 @@ def stored_wordsim(run: RunDir) -> dict[str, dict[str, Any]]:
 
 
 def stored_sts(run: RunDir) -> dict[str, dict[str, Any]]:
-    """The run's stored sentence-similarity results (`defemb eval sts`), by set, shaped as the
-    word-similarity results."""
-    return _stored_scores(run, ResultKind.STS)
+    """The run's stored sentence-similarity results (`defemb eval sts`, `evaluation.sts.StsResult`: one
+    file and part each, Spearman per matrix on all pairs and the rare subset), by set and part, shaped as
+    the word-similarity results (Spearman on all pairs)."""
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        stored = results_of(run, ResultKind.STS)
+    except EmbedderError:
+        return out
+    for rec in stored:
+        r = rec.result
+        if not isinstance(r.get("spearman"), dict):
+            continue
+        name = f"{Path(str(r.get('file') or 'STS')).stem} ({r.get('part') or rec.key})"
+        scores = {m: v.get("all") if isinstance(v, dict) else v for m, v in r["spearman"].items()}
+        pairs = r.get("pairs")
+        out[name] = {"pairs": pairs, "covered_pairs": pairs, "spearman": scores, "command": rec.command}
+    return out
 
 
 def lexicon_sources(con: Any) -> list[tuple[str, str]]:

@@ -42,8 +42,14 @@ def world(tmp_path: Path, tiny_roberta_dir: Path):
         "spearman": {"original": 0.7, "rare mix:0.5": 0.75},
     }
     save_result(run, ResultKind.WORDSIM, {"EN-RG-65": ws}, "EN-RG-65", command="defemb eval wordsim ...")
-    sts = {"pairs": 1379, "covered_pairs": 1379, "spearman": {"original": 0.81, "rare mix:0.5": 0.82}}
-    save_result(run, ResultKind.STS, {"STS-B": sts}, "STS-B", command="defemb eval sts ...")
+    sts = {
+        "file": "sts-test.csv",
+        "part": "test",
+        "pairs": 1379,
+        "rare_pairs": 40,
+    }  # evaluation.sts.StsResult
+    sts["spearman"] = {"original": {"all": 0.81, "rare": 0.7}, "rare mix:0.5": {"all": 0.82, "rare": 0.75}}
+    save_result(run, ResultKind.STS, sts, "test", command="defemb eval sts ...")
     return run, db
 
 
@@ -72,7 +78,8 @@ def test_card_validates_and_no_export_names_a_local_path(
     text = card.text
     assert "share-alike" in text and "arXiv 2408.01308" in text and "eprint        = {2408.01308}" in text
     assert (
-        "| EN-RG-65 | 65 | 59 | 0.700 | 0.750 |" in text and "| STS-B | 1379 | 1379 | 0.810 | 0.820 |" in text
+        "| EN-RG-65 | 65 | 59 | 0.700 | 0.750 |" in text
+        and "| sts-test (test) | 1379 | 1379 | 0.810 | 0.820 |" in text
     )
     assert (
         "# roberta-base with DefinitionEMB rows" in text and "kaikki.org-dictionary-English.jsonl.gz" in text
