@@ -55,6 +55,12 @@ def embed() -> None:
     default=None,
     help="What the head reads: the target position, the mean over the prompt, or both (default: preset).",
 )
+@click.option(
+    "--target-table",
+    type=click.Choice(["encoder", "decoder"]),
+    default=None,
+    help="Which embedding table the regressor predicts (T5Gemma keeps one per stack; default encoder).",
+)
 @click.option("--senses-per-token", type=int, default=None, help="Train on each token's top-k senses.")
 @click.option(
     "--topk", type=int, default=None, help="Senses averaged per token at generation (default: preset)."
@@ -94,6 +100,7 @@ def train(
     loss: str | None,
     head_init: str | None,
     pooling: str | None,
+    target_table: str | None,
     senses_per_token: int | None,
     topk: int | None,
     neighbours: str | None,
@@ -139,6 +146,7 @@ def train(
         loss=loss,
         head_init=head_init,
         pooling=pooling,
+        target_table=target_table,
         senses_per_token=senses_per_token,
         topk=topk,
         neighbours=neighbours,

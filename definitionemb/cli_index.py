@@ -153,18 +153,32 @@ def neighbors_table_cmd(
     type=click.Path(),
     help="File (safetensors, pt; npy when named *.npy) or new folder (npy, hf).",
 )
+@click.option(
+    "--output-head",
+    is_flag=True,
+    help="hf: also write the rows into an untied LM head (T5 v1.1, T5Gemma's with --target-table "
+    "encoder); left alone by default.",
+)
 @_DB
 @force_option
 @json_option
 def export(
-    run_dir: str, fmt: str, rows: str, how: str | None, out: str, db: str | None, force: bool, as_json: bool
+    run_dir: str,
+    fmt: str,
+    rows: str,
+    how: str | None,
+    out: str,
+    output_head: bool,
+    db: str | None,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Export the embedding matrix under a row policy (default: the run's choice from `defemb eval
     knobs`, else the shipped one), plus the changed-row mask; `hf` writes a whole model folder with a
     model card."""
     from definitionemb.index.exporter import export as run_export
 
-    result = run_export(run_dir, fmt, rows, out, db=db, force=force, how=how)
+    result = run_export(run_dir, fmt, rows, out, db=db, force=force, how=how, output_head=output_head)
     emit(
         result.to_dict(),
         as_json,

@@ -136,6 +136,7 @@ class TrainConfig:
     dropout: float | None = None  # override the model's dropout (None keeps it)
     senses_per_token: int = 1  # training uses each token's top-k ranked definitions
     pooling: str = "target"  # what the head reads: target | mean | target+mean (models.POOLINGS)
+    target_table: str = "encoder"  # whose rows are the targets: encoder | decoder (models.TARGET_TABLES)
     topk: int = 1  # a token's generated row = mean over its top-k senses (generate's default for this run)
     neighbours: str = "off"  # generate's neighbour step for this run: auto | off (GenerateConfig.neighbours)
     heldout_senses: int = 3  # held-out scores: first sense ("cosine") and mean over top-2.. this many
@@ -179,6 +180,8 @@ class TrainConfig:
             raise EmbedderError("grad_accum, senses_per_token, topk and heldout_senses must be >= 1")
         if self.pooling not in ("target", "mean", "target+mean"):
             raise EmbedderError(f"pooling must be target|mean|target+mean, got {self.pooling!r}")
+        if self.target_table not in ("encoder", "decoder"):
+            raise EmbedderError(f"target_table must be encoder|decoder, got {self.target_table!r}")
         _check_neighbours(self.neighbours)
 
     def to_dict(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from definitionemb.embedder.lexicon_io import (
     lexicon_fingerprint,
     tokenizer_sha256,
 )
+from definitionemb.embedder.models import decoder_start_id
 from definitionemb.embedder.neighbours import NeighbourChoice, choose, nearest_other, neighbour_rows
 from definitionemb.embedder.rundir import RunDir
 
@@ -79,7 +80,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         tok,
         model.family,
         vocab_size,
-        decoder_start_id=getattr(model.backbone.config, "decoder_start_token_id", None),
+        decoder_start_id=decoder_start_id(model.backbone.config),
     )
     own = m.get("config") or {}
     topk = cfg.topk if cfg.topk is not None else int(own.get("topk") or 1)
@@ -209,8 +210,8 @@ def encode_definitions(
         coll = Collator(
             tok,
             model.family,
-            model.input_embeddings().num_embeddings,
-            decoder_start_id=getattr(model.backbone.config, "decoder_start_token_id", None),
+            model.target_embeddings().num_embeddings,
+            decoder_start_id=decoder_start_id(model.backbone.config),
         )
         _CACHE.clear()
         _CACHE[key] = (model, tok, _prompt_of(rd), coll, dev)

@@ -126,9 +126,10 @@ def load_base_model(model: str | os.PathLike[str]) -> tuple[Any, Any]:
 def _check_base(model: Any, run: RunDir, model_path: str) -> None:
     """The base model must be the one the run started from: its rows equal `original_vectors.npy`."""
     import torch
+    from definitionemb.index.swap import run_target, target_weight
 
     original = run.original_vectors()
-    emb = model.get_input_embeddings().weight
+    emb = target_weight(model, run_target(run.manifest()))
     if tuple(emb.shape) != tuple(original.shape):
         raise ExportError(
             f"the model at {model_path} has a {tuple(emb.shape)} embedding, the run {tuple(original.shape)}; "
@@ -165,13 +166,16 @@ def write_model(
     db: LexiconRef = None,
     meta: dict[str, Any] | None = None,
     force: bool = False,
+    output_head: bool = False,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Write the run's base model with `matrix[mask]` swapped in as a complete folder at `out`.
 
     The one writer of a swapped model: checks the base model against the run's `original_vectors.npy`,
     replaces the rows through `index.swap.replace_rows` (tied weights), then writes atomically
     `save_pretrained` + tokenizer + `replaced_mask.npy` + `definitionemb_export.json` + a model card
-    (README.md), and, when the base is a sentence-transformers folder, its modules and configs.
+    (README.md), and, when the base is a sentence-transformers folder, its modules and configs. The
+    rows go into the table the run regressed onto (its `target_table`); `output_head` also writes an
+    untied LM head (T5 v1.1), which is otherwise left alone.
     An existing `out` is replaced only with `force` (:func:`lexicon.fileio.claim_output`). Returns
     (tables written, sentence-transformers files kept).
     """
@@ -181,7 +185,7 @@ def write_model(
         model_card,
         stored_wordsim,
     )
-    from definitionemb.index.swap import replace_rows
+    from definitionemb.index.swap import replace_rows, run_target
 
     r = as_run(run)
     claim_output(Path(out), "dir", force, "hf export")  # refused before the model is loaded
@@ -190,7 +194,13 @@ def write_model(
         raise ExportError(f"run {r.path} records no model; a model export needs the base model")
     model, tokenizer = load_base_model(model_path)
     _check_base(model, r, str(model_path))
-    report = replace_rows(model, np.asarray(matrix, dtype=np.float32), np.asarray(mask, dtype=bool))
+    report = replace_rows(
+        model,
+        np.asarray(matrix, dtype=np.float32),
+        np.asarray(mask, dtype=bool),
+        run_target(r.manifest()),
+        output_head,
+    )
     st = is_sentence_transformers(model_path)
     info = meta or _meta(r, policy, "hf", int(np.asarray(mask).sum()))
     reason = info.get("policy_reason")
@@ -232,6 +242,7 @@ def export(
     db: LexiconRef = None,
     force: bool = False,
     how: str | None = None,
+    output_head: bool = False,
 ) -> ExportResult:
     """Export the run's matrix under the policy `rows` × `how`, atomically (what is left out: the run's
     default policy, `index.policy.as_policy`).
@@ -286,7 +297,7 @@ def export(
                     {"embeddings": torch.from_numpy(matrix), "mask": torch.from_numpy(mask), **meta}, str(tmp)
                 )
         else:
-            tables, kept = write_model(r, matrix, mask, out_path, policy, db, meta, force)
+            tables, kept = write_model(r, matrix, mask, out_path, policy, db, meta, force, output_head)
     except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
         raise ExportError(f"cannot write {fmt} export to {out_path}: {exc}") from exc
     return ExportResult(
