@@ -45,6 +45,11 @@ def _ties_requested(model: torch.nn.Module) -> bool:
         return True
     get_text = getattr(config, "get_text_config", None)
     text = get_text() if callable(get_text) else config
+    # transformers 5 forces T5's `tie_word_embeddings` to True and keeps what the checkpoint said in
+    # `scale_decoder_outputs` (v1.0 True: tied; v1.1 False: an LM head of its own).
+    scale = getattr(text, "scale_decoder_outputs", None)
+    if isinstance(scale, bool):
+        return scale
     return bool(getattr(text, "tie_word_embeddings", getattr(config, "tie_word_embeddings", True)))
 
 

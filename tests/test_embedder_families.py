@@ -129,7 +129,7 @@ def _build(name: str, out: Path) -> None:
         cfg = tf.T5GemmaConfig(encoder=dict(stack), decoder=dict(stack), vocab_size=len(tok))
         model = tf.T5GemmaForConditionalGeneration(cfg)
     elif name == "modernbert":
-        tok = tf.AutoTokenizer.from_pretrained(str(DATA / "roberta-bart"))
+        tok = tf.RobertaTokenizerFast.from_pretrained(str(DATA / "roberta-bart"))
         cfg = tf.ModernBertConfig(
             vocab_size=len(tok),
             hidden_size=32,
@@ -160,6 +160,24 @@ def _build(name: str, out: Path) -> None:
             model = tf.DebertaV2ForMaskedLM(tf.DebertaV2Config(**common, type_vocab_size=0))
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
+    if name == "t5-v1.1":
+        _untie_lm_head(out)
+
+
+def _untie_lm_head(out: Path) -> None:
+    """A T5 v1.1 checkpoint as published: `tie_word_embeddings: false` and an `lm_head.weight` of its own.
+
+    transformers 5 builds every T5 tied and saves only `shared`; it loads a checkpoint with a distinct
+    LM head untied.
+    """
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(out / "model.safetensors"))
+    state["lm_head.weight"] = torch.randn_like(state["shared.weight"]) * 0.05
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((out / "config.json").read_text())
+    config["tie_word_embeddings"] = False
+    (out / "config.json").write_text(json.dumps(config))
 
 
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: c.name)
