@@ -233,7 +233,8 @@ def load_pretrained(
             raise EmbedderError(f"family must be one of {FAMILIES}, got {fam!r}")
         cls = _backbone_class(fam)
         model = _instantiate(lambda **kw: cls.from_pretrained(str(name_or_dir), **kw), config.model_type)
-    if not isinstance(getattr(model.get_input_embeddings(), "weight", None), torch.Tensor):
+    get_in: Any = getattr(model, "get_input_embeddings", None)
+    if not callable(get_in) or not isinstance(getattr(get_in(), "weight", None), torch.Tensor):
         raise EmbedderError(f"{name_or_dir}: the model exposes no input embedding matrix to regress onto")
     tok = load_tokenizer(name_or_dir)
     return model, tok, fam

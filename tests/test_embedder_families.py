@@ -34,7 +34,9 @@ def _train_sentencepiece(out: Path, *, gemma: bool) -> list[tuple[str, float]]:
     """A unigram SentencePiece model over the test glosses: (piece, score) in id order."""
     spm = pytest.importorskip("sentencepiece")
     text = out / "glosses.txt"
-    lines = [ln.split("\t")[2] for ln in DEFS_TSV.read_text(encoding="utf-8").splitlines() if ln.count("\t") >= 2]
+    lines = [
+        ln.split("\t")[2] for ln in DEFS_TSV.read_text(encoding="utf-8").splitlines() if ln.count("\t") >= 2
+    ]
     text.write_text("\n".join(lines), encoding="utf-8")
     ids: dict[str, Any] = (
         dict(pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>")
@@ -107,9 +109,13 @@ def _build(name: str, out: Path) -> None:
         tok = _t5_tokenizer(out)
         v = len(tok)
         if name == "t5-v1.0":
-            model = tf.T5ForConditionalGeneration(tf.T5Config(vocab_size=v, feed_forward_proj="relu", **small))
+            model = tf.T5ForConditionalGeneration(
+                tf.T5Config(vocab_size=v, feed_forward_proj="relu", **small)
+            )
         else:
-            cfg = tf.T5Config(vocab_size=v, feed_forward_proj="gated-gelu", tie_word_embeddings=False, **small)
+            cfg = tf.T5Config(
+                vocab_size=v, feed_forward_proj="gated-gelu", tie_word_embeddings=False, **small
+            )
             cls = tf.T5EncoderModel if name == "t5-encoder" else tf.T5ForConditionalGeneration
             model = cls(cfg)
     elif name.startswith("t5gemma"):
@@ -212,7 +218,9 @@ def family_run(
             target_table=case.target_table,
         )
     )
-    embedder.generate(GenerateConfig(db=str(db), run=str(run), device="cpu", progress=False, neighbours="off"))
+    embedder.generate(
+        GenerateConfig(db=str(db), run=str(run), device="cpu", progress=False, neighbours="off")
+    )
     return case, model_dir, db, run
 
 

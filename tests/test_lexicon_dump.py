@@ -21,7 +21,9 @@ STAMP = Path(sys.prefix) / ".dump-deps"
 
 def _tiny_dump(tmp_path: Path) -> Path:
     dump = tmp_path / "enwiktionary-pages-articles.xml.bz2"
-    dump.write_bytes(bz2.compress(b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/"></mediawiki>'))
+    dump.write_bytes(
+        bz2.compress(b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/"></mediawiki>')
+    )
     return dump
 
 

@@ -19,7 +19,9 @@ SHORT = 'embedder.preset("quick", steps=2, batch_tokens=512, eval_every=2, ckpt_
 def readme_sample() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    (sample,) = [b for b in blocks if b.startswith("from definitionemb import lexicon, embedder, index, evaluation")]
+    (sample,) = [
+        b for b in blocks if b.startswith("from definitionemb import lexicon, embedder, index, evaluation")
+    ]
     return sample
 
 
