@@ -27,7 +27,6 @@ from test_embedder_support import DEFS_TSV, align, base_lexicon, tiny_config  # 
 from definitionemb import embedder, lexicon
 
 DATA = Path(__file__).parent / "data"
-pytestmark = pytest.mark.slow
 
 
 def _train_sentencepiece(out: Path, *, gemma: bool) -> list[tuple[str, float]]:
@@ -234,6 +233,7 @@ def _names_of(model: Any, weight: torch.Tensor) -> set[str]:
     return {n for n, p in model.named_parameters(remove_duplicate=False) if p is weight}
 
 
+@pytest.mark.slow
 def test_family_is_detected_and_trains(family_run: tuple[Case, Path, Path, Path]) -> None:
     case, model_dir, _, run = family_run
     _, tok, fam = load_pretrained(model_dir)
@@ -250,6 +250,7 @@ def test_family_is_detected_and_trains(family_run: tuple[Case, Path, Path, Path]
     np.testing.assert_array_equal(vectors[~covered], original[~covered])
 
 
+@pytest.mark.slow
 def test_sentencepiece_word_initial_pieces_align(family_run: tuple[Case, Path, Path, Path]) -> None:
     case, _, db, run = family_run
     if not case.sentencepiece:
@@ -274,6 +275,7 @@ def test_sentencepiece_word_initial_pieces_align(family_run: tuple[Case, Path, P
         assert sentinels["n"][0] == 100
 
 
+@pytest.mark.slow
 def test_swap_changes_exactly_the_target_tables(
     family_run: tuple[Case, Path, Path, Path], tmp_path: Path
 ) -> None:
@@ -316,6 +318,7 @@ def test_swap_changes_exactly_the_target_tables(
     np.testing.assert_array_equal(table.weight.detach().numpy(), matrix)
 
 
+@pytest.mark.slow
 def test_untied_output_head_is_written_only_when_asked(
     family_run: tuple[Case, Path, Path, Path], tmp_path: Path
 ) -> None:
@@ -328,6 +331,7 @@ def test_untied_output_head_is_written_only_when_asked(
     assert "lm_head.weight" in _changed(base, swapped)
 
 
+@pytest.mark.slow
 def test_sentence_transformers_layout_is_kept(
     family_run: tuple[Case, Path, Path, Path], tmp_path: Path
 ) -> None:
@@ -368,3 +372,20 @@ def test_unsupported_architecture_is_refused_with_the_list(tmp_path: Path) -> No
         detect_family(GPT2Config())
     msg = str(err.value)
     assert "'gpt2'" in msg and "t5gemma" in msg and "mpnet" in msg and "\n" not in msg
+
+
+def test_cli_refuses_an_unsupported_architecture_in_one_line(base_lexicon: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from transformers import GPT2Config
+
+    from definitionemb.cli import cli
+
+    model = tmp_path / "gpt2"
+    GPT2Config(n_layer=1, n_embd=32, n_head=2).save_pretrained(str(model))
+    r = CliRunner().invoke(
+        cli,
+        ["embed", "train", "--db", str(base_lexicon), "--model", str(model), "--run", str(tmp_path / "r")],
+    )
+    assert r.exit_code == 1, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: model type 'gpt2'") and "t5gemma" in lines[0]
