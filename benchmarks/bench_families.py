@@ -33,21 +33,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.bench_index import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 DEFS = DATA / "embedder" / "definitions.tsv"
 DUMP = DATA / "wiktionary" / "enwiktionary-test-pages-articles.xml.bz2"
 BATCH_TOKENS = 1024
 STEPS = 3
-
-
-def emit(bench: str, value: float, unit: str, baseline: float | None = None, **extra: Any) -> None:
-    rec: dict[str, Any] = {"bench": bench, "value": round(value, 4), "unit": unit}
-    if baseline is not None:
-        rec["baseline"] = round(baseline, 4)
-        rec["ratio"] = round(value / baseline, 3) if baseline else None
-    rec.update(extra)
-    print(json.dumps(rec), flush=True)
 
 
 def _unmeasured(bench: str, unit: str) -> None:
@@ -63,7 +56,9 @@ def _sentencepiece(tmp: Path) -> Any:
 
     glosses = tmp / "glosses.txt"
     glosses.write_text(
-        "\n".join(ln.split("\t")[2] for ln in DEFS.read_text(encoding="utf-8").splitlines() if ln.count("\t") >= 2)
+        "\n".join(
+            ln.split("\t")[2] for ln in DEFS.read_text(encoding="utf-8").splitlines() if ln.count("\t") >= 2
+        )
     )
     spm.SentencePieceTrainer.train(
         input=str(glosses),
@@ -103,7 +98,12 @@ def _models(tmp: Path) -> list[tuple[str, str, Any, Any]]:
     t5_cfg = tf.T5Config(vocab_size=32128, decoder_start_token_id=0, **t5)
     t5_enc = tf.T5Config(vocab_size=32128, decoder_start_token_id=0, architectures=["T5EncoderModel"], **t5)
     return [
-        ("roberta-base", "roberta", tf.RobertaConfig(vocab_size=50265, max_position_embeddings=514, **base), roberta_tok),
+        (
+            "roberta-base",
+            "roberta",
+            tf.RobertaConfig(vocab_size=50265, max_position_embeddings=514, **base),
+            roberta_tok,
+        ),
         ("t5-base-v1.1", "t5", t5_cfg, sp_tok),
         ("t5-base-v1.1-encoder", "t5-encoder", t5_enc, sp_tok),
         (
@@ -187,8 +187,12 @@ def bench_families() -> None:
                 if k == 1:  # the first update warms the allocator and kernels
                     t0, real = time.perf_counter(), 0
                 batch = coll(ex, idx, mode="train", seed=k)
-                real += int(batch["attention_mask"].sum()) + int(batch.get("decoder_attention_mask", torch.zeros(1)).sum())
-                loss, _ = regression_loss(model(**batch), original[torch.from_numpy(ex.target_id[idx])], "mse")
+                real += int(batch["attention_mask"].sum()) + int(
+                    batch.get("decoder_attention_mask", torch.zeros(1)).sum()
+                )
+                loss, _ = regression_loss(
+                    model(**batch), original[torch.from_numpy(ex.target_id[idx])], "mse"
+                )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -210,7 +214,12 @@ def bench_families() -> None:
             print(json.dumps({"progress": name, "tokens_per_s": round(tps, 1)}), file=sys.stderr, flush=True)
     base_tps, base_dps, _ = results["roberta-base"]
     for name, (tps, dps, info) in results.items():
-        extra = {**info, "threads": torch.get_num_threads(), "device": "cpu", "baseline_model": "roberta-base"}
+        extra = {
+            **info,
+            "threads": torch.get_num_threads(),
+            "device": "cpu",
+            "baseline_model": "roberta-base",
+        }
         emit(f"family_train_tokens_per_s_{name}", tps, "tokens/s", base_tps, steps=STEPS, **extra)
         emit(f"family_generate_definitions_per_s_{name}", dps, "definitions/s", base_dps, **extra)
     _unmeasured("family_train_tokens_per_s_gpu_t5_large_t5gemma", "tokens/s")
@@ -279,7 +288,15 @@ def bench_dump() -> None:
         "wiktwords_seconds": round(t_alone, 1),
     }
     emit("dump_pages_per_s", pages / t_tool, "pages/s", pages / t_alone, **info)
-    emit("dump_senses_per_s", senses / t_tool, "senses/s", senses_alone / t_alone, senses=senses, senses_wiktwords=senses_alone, **info)
+    emit(
+        "dump_senses_per_s",
+        senses / t_tool,
+        "senses/s",
+        senses_alone / t_alone,
+        senses=senses,
+        senses_wiktwords=senses_alone,
+        **info,
+    )
 
 
 # --- torch exact search --------------------------------------------------------------------------

@@ -16,7 +16,16 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["lexicon_ingest", "lexicon_align", "embedder", "families", "neighbours", "index", "evaluation", "pipeline"]
+ORDER = [
+    "lexicon_ingest",
+    "lexicon_align",
+    "embedder",
+    "families",
+    "neighbours",
+    "index",
+    "evaluation",
+    "pipeline",
+]
 
 
 def machine() -> dict[str, object]:

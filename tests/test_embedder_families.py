@@ -335,11 +335,10 @@ def test_untied_output_head_is_written_only_when_asked(
 def test_sentence_transformers_layout_is_kept(
     family_run: tuple[Case, Path, Path, Path], tmp_path: Path
 ) -> None:
-    """A sentence-transformers base of each encoder family exports into a folder ST loads."""
+    """A sentence-transformers base of each family exports into a folder ST loads (ST runs the encoder of
+    T5 and T5Gemma), and the encoder ST runs holds the exported rows."""
     st = pytest.importorskip("sentence_transformers")
     case, model_dir, db, run = family_run
-    if case.family not in ("encoder", "t5-encoder"):
-        pytest.skip("sentence-transformers wraps encoders")
     (model_dir / "modules.json").write_text(
         json.dumps(
             [
@@ -363,6 +362,13 @@ def test_sentence_transformers_layout_is_kept(
     model = st.SentenceTransformer(str(tmp_path / "st"), device="cpu")
     vec = model.encode(["a small domesticated animal"])
     assert vec.shape == (1, 32) and np.isfinite(vec).all()
+    export(run, "npy", "covered", tmp_path / "npy", db=str(db), how="replace")
+    rows = model[0].auto_model.get_input_embeddings().weight.detach().numpy()
+    if case.target_table == "encoder":
+        np.testing.assert_array_equal(rows, np.load(tmp_path / "npy" / "matrix.npy"))
+    else:  # the decoder's table changed; the encoder ST runs kept the base model's rows
+        base, _ = load_base_model(model_dir)
+        np.testing.assert_array_equal(rows, base.get_input_embeddings().weight.detach().numpy())
 
 
 def test_unsupported_architecture_is_refused_with_the_list(tmp_path: Path) -> None:
