@@ -395,3 +395,17 @@ def test_cli_refuses_an_unsupported_architecture_in_one_line(base_lexicon: Path,
     assert r.exit_code == 1, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: model type 'gpt2'") and "t5gemma" in lines[0]
+
+
+def test_models_without_sdpa_fall_back_to_eager_attention() -> None:
+    """MPNet raises ValueError for SDPA in transformers 5: the backbone loads with eager attention."""
+    import transformers as tf
+    from definitionemb.embedder.models import backbone_from_config
+
+    kw = dict(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    with pytest.raises(ValueError, match="attention implementation"):
+        tf.MPNetModel._from_config(tf.MPNetConfig(**kw), attn_implementation="sdpa")
+    mpnet = backbone_from_config(tf.MPNetConfig(**kw))
+    assert mpnet.config._attn_implementation == "eager" and mpnet.pooler is None
+    bert = backbone_from_config(tf.BertConfig(**kw))
+    assert bert.config._attn_implementation == "sdpa"  # where SDPA works it is kept
