@@ -402,7 +402,9 @@ def test_models_without_sdpa_fall_back_to_eager_attention() -> None:
     import transformers as tf
     from definitionemb.embedder.models import backbone_from_config
 
-    kw = dict(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    kw = dict(
+        vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
     with pytest.raises(ValueError, match="attention implementation"):
         tf.MPNetModel._from_config(tf.MPNetConfig(**kw), attn_implementation="sdpa")
     mpnet = backbone_from_config(tf.MPNetConfig(**kw))
