@@ -34,6 +34,7 @@ __all__ = [
     "decoder_start_id",
     "mask_token_id",
     "word_prefix",
+    "supported_types",
     "DEFAULT_TRAINABLE",
     "POOLINGS",
     "Regressor",
