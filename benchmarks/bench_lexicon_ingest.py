@@ -2,7 +2,10 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.bench_lexicon_ingest [--mb 400] [--gz-mb 100]
+    .venv/bin/python -m benchmarks.bench_lexicon_ingest [--mb 400] [--gz-mb 100] [--only-extras]
+
+First the cost of lexicon schema 2 (every example, etymology, sense ids, relations) against the same
+build without them (`extras=False`, schema 1's content), alternated on one file.
 
 A kaikki file of about ``--mb`` MB is built in a temporary folder from the real sample entries in
 tests/data/kaikki (each copy gets its own word, so entries differ), then timed three ways in the same run:
@@ -24,8 +27,7 @@ import zlib
 from pathlib import Path
 
 import duckdb
-
-from definitionemb import lexicon
+from definitionemb.lexicon.builder import build
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "data" / "kaikki"
@@ -100,9 +102,9 @@ def time_duckdb_count(path: Path, function: str = "read_json") -> float:
     return dt
 
 
-def time_build(spec: str, db: Path) -> tuple[float, dict]:
+def time_build(spec: str, db: Path, extras: bool = True) -> tuple[float, dict]:
     c, t = _cpu(), time.perf_counter()
-    rep = lexicon.builder.build(db, [spec], progress=False).to_dict()["sources"][0]
+    rep = build(db, [spec], progress=False, extras=extras).to_dict()["sources"][0]
     _CPU["build"] = _cpu() - c
     return time.perf_counter() - t, rep
 
@@ -181,6 +183,67 @@ def bench_kaikki(tmp: Path, megabytes: float, gz_megabytes: float) -> None:
     )
 
 
+def bench_schema_extras(tmp: Path, megabytes: float, rounds: int) -> None:
+    """Schema 2 keeps every example, etymology text, sense ids and relations; `extras=False` decodes and
+    stores only what schema 1 kept (the same msgspec fast path as before). Both on the same file,
+    alternated `rounds` times, best of each (the machine is shared)."""
+    plain = tmp / "kaikki-extras.jsonl"
+    n = make_kaikki(plain, megabytes)
+    size_mb = plain.stat().st_size / 1e6
+    plain.read_bytes()
+    best: dict[bool, tuple[float, float]] = {}
+    for i in range(rounds):
+        for extras in (False, True):
+            db = tmp / f"x{i}-{int(extras)}.duckdb"
+            t, rep = time_build(f"kaikki:{plain}", db, extras=extras)
+            assert rep["loaded"] == n, rep
+            cpu = _CPU["build"]
+            prev = best.get(extras)
+            best[extras] = (min(t, prev[0]), min(cpu, prev[1])) if prev else (t, cpu)
+            if extras and i == rounds - 1:
+                con = duckdb.connect(str(db), read_only=True)
+                t0 = time.perf_counter()
+                n_links = con.execute("SELECT count(*) FROM relation").fetchall()[0][0]
+                t_view = time.perf_counter() - t0
+                con.close()
+            db.unlink()
+    _emit(
+        "kaikki_jsonl_build_schema2_extras",
+        size_mb / best[True][0],
+        "MB/s",
+        size_mb / best[False][0],
+        baseline_name="the same build without extras (schema 1 content)",
+        mb=round(size_mb),
+        lines=n,
+        rounds=rounds,
+        seconds=round(best[True][0], 2),
+        baseline_seconds=round(best[False][0], 2),
+        cost=round(best[True][0] / best[False][0] - 1, 3),
+    )
+    _emit(
+        "kaikki_jsonl_build_schema2_extras_cpu",
+        best[True][1],
+        "CPU-s",
+        best[False][1],
+        baseline_name="CPU-s without extras",
+        cpu_s=round(best[True][1], 3),
+        baseline_cpu_s=round(best[False][1], 3),
+        cost=round(best[True][1] / best[False][1] - 1, 3),
+    )
+    _view_note(n_links, t_view, size_mb)
+
+
+def _view_note(n_links: int, seconds: float, size_mb: float) -> None:
+    _emit(
+        "kaikki_relation_view_scan",
+        n_links / seconds,
+        "links/s",
+        None,
+        links=n_links,
+        seconds=round(seconds, 3),
+    )
+
+
 def bench_open_dictionary(tmp: Path) -> None:
     if not OPEN_DICTIONARY.is_dir():
         print(json.dumps({"bench": "open_dictionary_build", "skipped": f"{OPEN_DICTIONARY} is absent"}))
@@ -234,10 +297,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=400, help="size of the plain kaikki file (MB)")
     ap.add_argument("--gz-mb", type=float, default=100, help="decompressed size of the .gz file (MB)")
+    ap.add_argument("--extras-mb", type=float, default=100, help="size of the file of the schema-2 cost (MB)")
+    ap.add_argument("--extras-rounds", type=int, default=3, help="alternated builds with and without extras")
+    ap.add_argument("--only-extras", action="store_true", help="measure only the cost of schema 2's extras")
     args = ap.parse_args()
     _load_note()
     with tempfile.TemporaryDirectory(prefix="bench-lexicon-") as d:
         tmp = Path(d)
+        bench_schema_extras(tmp, args.extras_mb, args.extras_rounds)
+        if args.only_extras:
+            _load_note()
+            return
         bench_kaikki(tmp, args.mb, args.gz_mb)
         bench_open_dictionary(tmp)
     _load_note()

@@ -118,22 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     if not DEV.is_file():
         print(f"skip: {DEV} is not there (the development set lives in ../shared)", file=sys.stderr)
         return 0
-    from definitionemb.index.reverse_dictionary import SCORERS, ReverseDictionary, build_reverse, zscore
+    from definitionemb.index.reverse_dictionary import SCORERS, ReverseDictionary, ensure_reverse, zscore
 
     dev = json.loads(DEV.read_text(encoding="utf-8"))
     queries = [str(d["definitions"]) for d in dev]
-    man_path = Path(args.run) / "index" / "reverse" / "manifest.json"
     t0 = time.perf_counter()
     want = args.scorers.split(",") if args.scorers else None
-    if not man_path.is_file():
-        build_reverse(args.run, db=args.db, cache_dir=args.cache_dir, progress=True, scorers=want)
+    ensure_reverse(args.run, db=args.db, cache_dir=args.cache_dir, progress=True, scorers=want)
     # Accuracy is measured in float32, as the plain baseline a user would write computes it; the speed
     # pass below uses the library's own precision (bfloat16 where the CPU has it) and reports its ranks.
     rd = ReverseDictionary(
         args.run,
         db=args.db,
         cache_dir=args.cache_dir,
-        progress=True,
         device="cpu",
         scorers=want,
         precision="float32",
@@ -270,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     from definitionemb.index.reverse_dictionary import RERANK
 
     t5 = time.perf_counter()
-    fast = ReverseDictionary(args.run, db=args.db, cache_dir=args.cache_dir, progress=False, device="cpu")
+    fast = ReverseDictionary(args.run, db=args.db, cache_dir=args.cache_dir, device="cpu")
     fast.search(queries[:32], k=10)
     fast_open_s = time.perf_counter() - t5
     cases: dict[str, dict[str, Any]] = {"default": {}, "every_word": {"rerank": 0}}

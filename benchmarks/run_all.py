@@ -21,8 +21,9 @@ ORDER = [
     "lexicon_align",
     "embedder",
     "families",
-    "neighbours",
+    "smoothing",
     "index",
+    "digest",
     "evaluation",
     "pipeline",
 ]

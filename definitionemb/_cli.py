@@ -4,9 +4,11 @@
   spelled the same way (`--db`, `--run`, `--json`).
 - `rows_option()`, `how_option()`: a row policy (`index.policy`), `--rows ROWS --how HOW`, the same
   spelling on every command that changes rows.
+- `config_options(Config, names)`: options made from a config dataclass's fields (`--field-name`, its help
+  and choices from the field's metadata), so each field is spelled once.
 - `emit(obj, as_json, text)`: JSON (one line, NaN → null) for machines, `text` for people.
 - `Group`: a click group whose commands fail cleanly. An error a stage raises on purpose (any
-  `lexicon.errors.DefembError`, or an `OSError` such as a full disk) becomes one `Error: …` line on stderr
+  `core.errors.DefembError`, or an `OSError` such as a full disk) becomes one `Error: …` line on stderr
   and exit status 1; usage errors keep click's status 2. `defemb --debug …` or `DEFEMB_DEBUG=1` shows the
   full traceback instead.
 """
@@ -14,11 +16,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import logging
 import os
-import shlex
+import sys
+import typing
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -30,6 +35,8 @@ __all__ = [
     "EXPECTED_ERRORS",
     "Group",
     "command_line",
+    "configure_logging",
+    "config_options",
     "datasets_option",
     "db_option",
     "emit",
@@ -57,6 +64,46 @@ def _debugging(ctx: click.Context | None) -> bool:
     if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
         return True
     return bool(ctx is not None and ctx.find_root().meta.get(_DEBUG_META))
+
+
+_HANDLER: logging.Handler | None = None
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time (click's test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def configure_logging(verbose: int = 0, quiet: bool = False, progress: bool | None = None) -> None:
+    """Route the toolkit's messages (`logging`, logger ``definitionemb``) to stderr, one line each.
+
+    Default INFO (the stages' own lines), `-v` DEBUG, `-q` warnings and errors only and no progress bars.
+    Bars appear on a terminal only unless `progress` is True (`--progress`); False turns them off.
+    """
+    from definitionemb.core.progress import set_mode
+
+    global _HANDLER
+    log = logging.getLogger("definitionemb")
+    if _HANDLER is not None:
+        log.removeHandler(_HANDLER)
+    _HANDLER = _StderrHandler()
+    _HANDLER.setFormatter(
+        logging.Formatter("%(message)s" if verbose < 1 else "%(levelname)s %(name)s: %(message)s")
+    )
+    log.addHandler(_HANDLER)
+    log.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+    set_mode("never" if quiet or progress is False else "always" if progress else "auto")
 
 
 def set_debug(ctx: click.Context, debug: bool) -> None:
@@ -144,17 +191,49 @@ force_option: Callable[[F], F] = click.option(
 )
 
 
+def _option_type(hint: Any) -> Any:
+    """click's type for a field annotation (`int`, `float | None`, `str`, …)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if args else hint
+    return base if base in (int, float, str) else str
+
+
+def config_options(cls: type, names: Sequence[str]) -> Callable[[F], F]:
+    """One `--name` option per named field of the config dataclass `cls`, its help, choices and older
+    spellings from the field's metadata (`embedder.config.option`). Every default is None: an option left
+    out keeps the preset's value, so the command passes the values on as they are."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+
+    def deco(fn: F) -> F:
+        for name in reversed(names):
+            f = fields[name]
+            meta = f.metadata
+            kind = click.Choice(meta["choices"]) if "choices" in meta else _option_type(hints[name])
+            flags = ["--" + name.replace("_", "-"), *meta.get("aliases", ())]
+            help_ = meta.get("help", "")
+            fn = click.option(*flags, name, type=kind, default=None, help=f"{help_} (default: preset)")(fn)
+        return fn
+
+    return deco
+
+
 def emit(obj: Any, as_json: bool, text: str | None = None) -> None:
     """Print a command's result: `obj` as one line of JSON with `--json`, else `text`.
 
-    A polars DataFrame prints as its rows (JSON) or as a table; numpy scalars become numbers and NaN or
-    infinity becomes null (JSON has neither).
+    A polars DataFrame prints as its rows (JSON) or as a table; a result dataclass as its `to_dict()`;
+    numpy scalars become numbers and NaN or infinity becomes null (JSON has neither).
     """
     frame = _as_frame(obj)
     if as_json:
-        from definitionemb.evaluation.report import jsonable
+        from definitionemb.embedder.results import jsonable
 
-        payload = frame.to_dicts() if frame is not None else obj
+        if frame is not None:
+            payload = frame.to_dicts()
+        elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            payload = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
+        else:
+            payload = obj
         click.echo(json.dumps(jsonable(payload), ensure_ascii=False, default=str))
         return
     if text is None and frame is not None:
@@ -173,23 +252,11 @@ def _as_frame(obj: Any) -> Any:
 
 
 def command_line() -> str:
-    """The current command with every option spelled out, as it would be typed to reproduce the result."""
-    ctx = click.get_current_context()
-    parts = ["defemb", *ctx.command_path.split()[1:]]
-    for param in ctx.command.params:
-        if not isinstance(param, click.Option) or param.name is None:
-            continue
-        value = ctx.params.get(param.name)
-        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
-        if param.is_flag:
-            if value:
-                parts.append(flag)
-        elif param.multiple:
-            for v in value or ():
-                parts += [flag, str(v)]
-        elif value is not None:
-            parts += [flag, str(value)]
-    return shlex.join(parts)
+    """The current command with every option spelled out (`embedder.results.current_command`, the one
+    recorder of what produced a result)."""
+    from definitionemb.embedder.results import current_command
+
+    return current_command()
 
 
 def datasets_option(help: str) -> Callable[[F], F]:
@@ -199,10 +266,19 @@ def datasets_option(help: str) -> Callable[[F], F]:
     )
 
 
-def rows_option(help: str = "Which rows change: covered | rare | task:FILE[:ratio].") -> Callable[[F], F]:
-    """`--rows`: the first half of a row policy (`index.policy`), default the shipped policy's rows."""
+def rows_option(
+    help: str = "Which rows change: covered | rare | task:FILE[:ratio].", run_choice: bool = False
+) -> Callable[[F], F]:
+    """`--rows`: the first half of a row policy (`index.policy`), default the shipped policy's rows; with
+    `run_choice` (commands that write the policy out: export, swap) the run's own choice comes first."""
     from definitionemb.index.policy import DEFAULT_ROWS
 
+    if run_choice:
+        return click.option(  # type: ignore[return-value]
+            "--rows",
+            default=None,
+            help=f"{help} (default: the run's choice from `defemb eval knobs`, else {DEFAULT_ROWS}).",
+        )
     return click.option("--rows", default=DEFAULT_ROWS, show_default=True, help=help)  # type: ignore[return-value]
 
 

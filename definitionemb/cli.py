@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from definitionemb._cli import Group, set_debug
+from definitionemb._cli import Group, configure_logging, set_debug
 
 # name -> (module, attribute, one-line help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -66,14 +66,24 @@ class LazyGroup(Group):
     is_flag=True,
     help="Show the full traceback of a failure instead of one line (or set DEFEMB_DEBUG=1).",
 )
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr; no progress bars.")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (debug messages, logger names).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bars even when stderr is not a terminal (default: on a terminal only).",
+)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: int, progress: bool | None) -> None:
     """definitionemb: dictionary definitions turned into token embeddings (DefinitionEMB).
 
     An expected failure (bad input, a missing stage) prints one `Error: ...` line and exits with status 1;
-    a usage error exits with status 2.
+    a usage error exits with status 2. Messages go to stderr through `logging` (-q, -v).
     """
+    if quiet and verbose:
+        raise click.UsageError("-q and -v contradict each other; give one")
     set_debug(ctx, debug)
+    configure_logging(verbose=verbose, quiet=quiet, progress=progress)
 
 
 def main(argv: list[str] | None = None) -> None:

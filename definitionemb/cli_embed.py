@@ -9,7 +9,29 @@ from typing import Any
 
 import click
 
-from definitionemb._cli import Group, db_option, emit, json_option, run_option
+from definitionemb._cli import Group, config_options, db_option, emit, json_option, run_option
+from definitionemb.embedder.config import TrainConfig
+
+# The TrainConfig fields `embed train` takes as options; each is spelled once, in embedder.config.
+TRAIN_OPTIONS = (
+    "steps",
+    "batch_tokens",
+    "grad_accum",
+    "lr",
+    "head_lr",
+    "schedule",
+    "warmup",
+    "loss",
+    "head_init",
+    "pooling",
+    "target_table",
+    "senses_per_token",
+    "topk",
+    "smoothing",
+    "split_seed",
+    "trainable",
+    "dropout",
+)
 
 __all__ = ["embed"]
 
@@ -40,42 +62,7 @@ def embed() -> None:
     help="quick: CPU demo recipe (a few minutes); standard: the CPU recipe (about 20 minutes on 2 "
     "cores); gpu: the longer schedule for one GPU; paper: the authors' recipe.",
 )
-@click.option("--steps", type=int, default=None, help="Optimizer updates (preset default if omitted).")
-@click.option("--batch-tokens", type=int, default=None, help="Padded tokens per micro-batch.")
-@click.option("--grad-accum", type=int, default=None, help="Micro-batches per update.")
-@click.option("--lr", type=float, default=None, help="Learning rate of the encoder.")
-@click.option("--head-lr", type=float, default=None, help="Learning rate of the head (default: preset).")
-@click.option("--schedule", type=click.Choice(["inverse_sqrt", "cosine", "constant"]), default=None)
-@click.option("--warmup", type=int, default=None, help="Warm-up updates.")
-@click.option("--loss", type=click.Choice(["mse", "mse+cos"]), default=None, help="mse = the reference loss.")
-@click.option("--head-init", type=click.Choice(["random", "ridge"]), default=None)
-@click.option(
-    "--pooling",
-    type=click.Choice(["target", "mean", "target+mean"]),
-    default=None,
-    help="What the head reads: the target position, the mean over the prompt, or both (default: preset).",
-)
-@click.option(
-    "--target-table",
-    type=click.Choice(["encoder", "decoder"]),
-    default=None,
-    help="Which embedding table the regressor predicts (T5Gemma keeps one per stack; default encoder).",
-)
-@click.option("--senses-per-token", type=int, default=None, help="Train on each token's top-k senses.")
-@click.option(
-    "--topk", type=int, default=None, help="Senses averaged per token at generation (default: preset)."
-)
-@click.option(
-    "--neighbours",
-    type=click.Choice(["auto", "off"]),
-    default=None,
-    help="The neighbour step generation takes for this run (default: preset; see `embed generate`).",
-)
-@click.option("--split-seed", type=int, default=None, help="Seed of the held-out split alone (default 0).")
-@click.option("--trainable", type=click.Choice(["auto", "all", "no-embeddings", "head"]), default=None)
-@click.option(
-    "--dropout", type=float, default=None, help="Override the model's dropout (0 for exact DDP checks)."
-)
+@config_options(TrainConfig, TRAIN_OPTIONS)
 @click.option("--no-pos", is_flag=True, help="Leave the part of speech out of the prompt.")
 @click.option("--template", default=None, help='Prompt template, e.g. "{target} ( {pos} ) : {gloss}".')
 @click.option("--max-length", type=int, default=None, help="Prompt length cap in tokens.")
@@ -90,23 +77,6 @@ def train(
     model: str,
     run_dir: str,
     preset: str,
-    steps: int | None,
-    batch_tokens: int | None,
-    grad_accum: int | None,
-    lr: float | None,
-    head_lr: float | None,
-    schedule: str | None,
-    warmup: int | None,
-    loss: str | None,
-    head_init: str | None,
-    pooling: str | None,
-    target_table: str | None,
-    senses_per_token: int | None,
-    topk: int | None,
-    neighbours: str | None,
-    split_seed: int | None,
-    trainable: str | None,
-    dropout: float | None,
     no_pos: bool,
     template: str | None,
     max_length: int | None,
@@ -116,6 +86,7 @@ def train(
     resume: bool,
     quiet: bool,
     as_json: bool,
+    **fields: Any,
 ) -> None:
     """Train the regressor on the lexicon's definitions for MODEL's tokenizer.
 
@@ -136,28 +107,12 @@ def train(
         db=db,
         model=model,
         run=run_dir,
-        steps=steps,
-        batch_tokens=batch_tokens,
-        grad_accum=grad_accum,
-        lr=lr,
-        head_lr=head_lr,
-        schedule=schedule,
-        warmup=warmup,
-        loss=loss,
-        head_init=head_init,
-        pooling=pooling,
-        target_table=target_table,
-        senses_per_token=senses_per_token,
-        topk=topk,
-        neighbours=neighbours,
-        split_seed=split_seed,
-        trainable=trainable,
-        dropout=dropout,
         device=device,
         compile=compile_ or None,
         seed=seed,
         resume=resume or None,
         progress=not quiet,
+        **fields,
     )
     if prompt_kw:  # on top of the preset's prompt (its max_length included)
         cfg = dataclasses.replace(cfg, prompt=dataclasses.replace(cfg.prompt, **prompt_kw))
@@ -192,12 +147,14 @@ def train(
     help="Average a token's top-k definitions (default: the run's own, set by its preset; 1 if none).",
 )
 @click.option(
-    "--neighbours",
+    "--smoothing",
+    "--neighbours",  # its name until 0.1, kept as an alias for a release
+    "smoothing",
     type=click.Choice(["auto", "off"]),
     default=None,
     help="auto: move each definition's row toward the rows of the other tokens defined most like it, "
     "as far as half the run's held-out tokens say it helps (the other half is reported); off: the "
-    "regressor's rows alone. Default: the run's own, set by its preset (TrainConfig.neighbours).",
+    "regressor's rows alone. Default: the run's own, set by its preset (TrainConfig.smoothing).",
 )
 @click.option("--batch-tokens", type=int, default=16384, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -208,7 +165,7 @@ def generate(
     run_dir: str,
     senses: bool,
     topk: int | None,
-    neighbours: str | None,
+    smoothing: str | None,
     batch_tokens: int,
     device: str,
     quiet: bool,
@@ -223,7 +180,7 @@ def generate(
             run=run_dir,
             senses=senses,
             topk=topk,
-            neighbours=neighbours,
+            smoothing=smoothing,
             batch_tokens=batch_tokens,
             device=device,
             progress=not quiet,
@@ -235,18 +192,18 @@ def generate(
         f"generated {res.tokens} token rows of {res.vocab_size}"
         + (f" and {res.senses} sense vectors" if senses else "")
         + f" ({res.definitions_per_s:,.0f} definitions/s) → {res.run}"
-        + _neighbours_line(res.neighbours),
+        + _smoothing_line(res.smoothing),
     )
 
 
-def _neighbours_line(nb: dict[str, Any] | None) -> str:
+def _smoothing_line(nb: dict[str, Any] | None) -> str:
     if nb is None:
         return ""
     s = nb["scores"]
     what = f"k {nb['k']}, τ {nb['tau']}, β {nb['beta']}" if nb["beta"] > 0 else "off (β 0 won)"
     return (
-        f"\nneighbour step: {what}, chosen on {nb['dev_tokens']} held-out tokens; on the other "
-        f"{nb['test_tokens']}: cosine {s['plain_test']:.3f} → {s['neighbours_test']:.3f}"
+        f"\nsmoothing step: {what}, chosen on {nb['dev_tokens']} held-out tokens; on the other "
+        f"{nb['test_tokens']}: cosine {s['plain_test']:.3f} → {s['smoothed_test']:.3f}"
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -24,28 +23,13 @@ from definitionemb._cli import (
     rows_option,
     run_option,
 )
+from definitionemb._output import Output, output_options, print_rows
 
 _ROWS = rows_option()
 _HOW = how_option()
 _HOWS = how_option(multiple=True)
 _DB = db_option(help="Lexicon database (buckets, selection); default: the run's lexicon_db.")
 _RUN = run_option(exists=True)
-
-
-def _iso_table(per_matrix: dict[str, Any]) -> str:
-    lines = [
-        f"{'matrix':<15}{'bucket':<10}{'rows':>7}{'I(W)':>12}{'IsoScore':>10}{'mean cos':>10}{'top10 PC':>10}"
-    ]
-    for name, by in per_matrix.items():
-        for b, m in by.items():
-            if m is None:
-                lines.append(f"{name:<15}{b:<10}{'–':>7}")
-                continue
-            lines.append(
-                f"{name:<15}{b:<10}{m['rows']:>7}{m['isotropy']:>12.4g}{m['isoscore']:>10.4f}"
-                f"{m['mean_cosine']:>10.4f}{m['top10_share']:>10.4f}"
-            )
-    return "\n".join(lines)
 
 
 @click.group(
@@ -85,7 +69,7 @@ def eval_() -> None:
 @_DB
 @_ROWS
 @_HOWS
-@json_option
+@output_options()
 def isotropy_cmd(
     matrix: str | None,
     model: str | None,
@@ -93,7 +77,7 @@ def isotropy_cmd(
     db: str | None,
     rows: str,
     how: tuple[str, ...],
-    as_json: bool,
+    output: Output,
 ) -> None:
     """I(W), IsoScore, mean cosine and top-PC variance share, overall and per frequency bucket."""
     from definitionemb.evaluation.report import isotropy_of_matrix, isotropy_of_model, isotropy_of_run
@@ -110,7 +94,23 @@ def isotropy_cmd(
         per = isotropy_of_matrix(matrix)
     else:
         per = isotropy_of_model(str(model), db)
-    emit(per, as_json, _iso_table(per))
+    import polars as pl
+
+    cols = ("rows", "isotropy", "isoscore", "mean_cosine", "top10_share")
+    frame = pl.DataFrame(
+        [
+            {"matrix": name, "bucket": b, **{c: (m or {}).get(c) for c in cols}}
+            for name, by in per.items()
+            for b, m in by.items()
+        ],
+        schema={
+            "matrix": pl.String,
+            "bucket": pl.String,
+            "rows": pl.Int64,
+            **dict.fromkeys(cols[1:], pl.Float64),
+        },
+    )
+    print_rows(frame, output, json_obj=per)
 
 
 @eval_.command(
@@ -131,7 +131,7 @@ def isotropy_cmd(
     show_default=True,
     help="Score all pairs, or the development/test part of each set (evaluation.knobs).",
 )
-@json_option
+@output_options()
 def wordsim_cmd(
     run_dir: str,
     datasets: tuple[str, ...],
@@ -139,30 +139,101 @@ def wordsim_cmd(
     rows: str,
     how: tuple[str, ...],
     part: str,
-    as_json: bool,
+    output: Output,
 ) -> None:
     """Spearman of cosine similarity vs human scores, on pairs whose words are single tokens: the original
     rows, each row policy and ABTT, per set, with each policy's delta and a wins line."""
+    from definitionemb.embedder.results import ResultKind, save_result
     from definitionemb.embedder.rundir import RunDir
     from definitionemb.evaluation.knobs import wins_line
-    from definitionemb.evaluation.report import save_result, wordsim_of_run, wordsim_wins
+    from definitionemb.evaluation.report import wordsim_of_run, wordsim_wins
     from definitionemb.evaluation.rows import run_buckets, run_matrices
 
     run = RunDir.open(run_dir)
     labels, _ = run_buckets(run, db)
     res = wordsim_of_run(run, datasets, run_matrices(run, db, rows, how, buckets=labels), part)
     for name, r in res.items():  # one file per dataset, so later commands add to earlier ones
-        save_result(run, f"wordsim-{name}", {name: r}, command_line())
+        save_result(run, ResultKind.WORDSIM, {name: r}, name, command=command_line())
     won = wordsim_wins(res)
-    names = list(next(iter(res.values()))["spearman"])
-    lines = [f"{'set':<20}{'pairs':>7}{'covered':>9}" + "".join(f"{n:>14}" for n in names)]
-    for ds, r in res.items():
-        lines.append(
-            f"{ds:<20}{r['pairs']:>7}{r['covered_pairs']:>9}"
-            + "".join(f"{r['spearman'].get(n, float('nan')):>14.4f}" for n in names)
+    import polars as pl
+
+    names = list(dict.fromkeys(m for r in res.values() for m in r["spearman"]))
+    frame = pl.DataFrame(
+        [
+            {
+                "set": ds,
+                "pairs": r["pairs"],
+                "covered_pairs": r["covered_pairs"],
+                **{m: r["spearman"].get(m) for m in names},
+            }
+            for ds, r in res.items()
+        ],
+        schema={
+            "set": pl.String,
+            "pairs": pl.Int64,
+            "covered_pairs": pl.Int64,
+            **dict.fromkeys(names, pl.Float64),
+        },
+    )
+    print_rows(frame, output, json_obj={"sets": res, "wins": won})
+    if output.fmt == "table" and output.out is None:
+        for w in won:
+            click.echo(wins_line(w))
+
+
+@eval_.command(
+    "synonyms",
+    epilog="Example:\n\n  defemb eval synonyms --run runs/minilm -k 10\n\n"
+    "  defemb eval synonyms --run runs/minilm --how mix:0.45 --how replace --json",
+)
+@_RUN
+@_DB
+@_ROWS
+@_HOWS
+@click.option("-k", "k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours per word.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the paired bootstrap.")
+@output_options()
+def synonyms_cmd(
+    run_dir: str, db: str | None, rows: str, how: tuple[str, ...], k: int, seed: int, output: Output
+) -> None:
+    """Share of a word's dictionary synonyms among its k nearest tokens: the original rows against the
+    rows each policy ships, with a paired bootstrap 95 % interval of the difference (over words)."""
+    import polars as pl
+
+    from definitionemb.embedder.binding import RunLexicon
+    from definitionemb.embedder.results import ResultKind, save_result
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.evaluation.rows import run_matrices
+    from definitionemb.evaluation.synonyms import synonym_recall
+
+    run = RunDir.open(run_dir)
+    with RunLexicon(run, db) as lex:
+        res = synonym_recall(
+            run, run_matrices(run, lex, rows, how, buckets=lex.bucket_labels()), lex, k=k, seed=seed
         )
-    lines += [wins_line(w) for w in won]
-    emit({"sets": res, "wins": won}, as_json, "\n".join(lines))
+    save_result(run, ResultKind.SYNONYMS, res, command=command_line())
+    frame = pl.DataFrame(
+        [
+            {
+                "matrix": name,
+                "words": res["words"],
+                f"recall@{k}": r,
+                "delta": (res["delta"].get(name) or {}).get("mean"),
+                "ci95_low": ((res["delta"].get(name) or {}).get("ci95") or [None, None])[0],
+                "ci95_high": ((res["delta"].get(name) or {}).get("ci95") or [None, None])[1],
+            }
+            for name, r in res["recall"].items()
+        ],
+        schema={
+            "matrix": pl.String,
+            "words": pl.Int64,
+            f"recall@{k}": pl.Float64,
+            "delta": pl.Float64,
+            "ci95_low": pl.Float64,
+            "ci95_high": pl.Float64,
+        },
+    )
+    print_rows(frame, output, json_obj=res)
 
 
 @eval_.command(
@@ -212,18 +283,19 @@ def knobs_cmd(
     The choice becomes the run's default policy (`<run>/policy.json`): `defemb export` and the
     evaluation commands use it when no --how is given, until the run's vectors change (--no-adopt:
     only show it)."""
+    from definitionemb.embedder.results import ResultKind, save_result
     from definitionemb.embedder.rundir import RunDir
     from definitionemb.evaluation.plots import alpha_curve
-    from definitionemb.evaluation.report import knobs_of_run, save_result
+    from definitionemb.evaluation.report import knobs_of_run
     from definitionemb.index.policy import record_choice
 
     run = RunDir.open(run_dir)
     res = knobs_of_run(run, datasets, db, rows, methods, None if guard == "none" else guard)
-    save_result(run, "knobs", res, command_line())
+    save_result(run, ResultKind.KNOBS, res, command=command_line())
     if not no_adopt:
         record_choice(run, rows, res["chosen"], res["reason"], command_line())
     if not no_plots:
-        res["plot"] = str(alpha_curve(res, run.path / "report" / "alpha_curve.png"))
+        res["plot"] = str(alpha_curve(res, run.report_dir / "alpha_curve.png"))
     emit(
         res,
         as_json,
@@ -277,9 +349,9 @@ def glue_cmd(
     as_json: bool,
 ) -> None:
     """Fine-tune the original and the swapped model under the same seeds; mean ± std and a paired t-test."""
+    from definitionemb.embedder.results import ResultKind, save_result
     from definitionemb.embedder.rundir import RunDir
     from definitionemb.evaluation.finetune import FinetuneConfig, compare_glue
-    from definitionemb.evaluation.report import save_result
 
     if seeds < 1:
         raise click.BadParameter("at least one seed", param_hint="--seeds")
@@ -299,7 +371,7 @@ def glue_cmd(
     )
     run = RunDir.open(run_dir)
     res = compare_glue(run, cfg, db, progress=sys.stderr.isatty())
-    save_result(run, f"glue-{res.task}", {**res.to_dict(), "config": cfg.to_dict()}, command_line())
+    save_result(run, ResultKind.GLUE, res.to_dict(), res.task, config=cfg.to_dict(), command=command_line())
     s, t = res.summary, res.test
     emit(
         res.to_dict(),
@@ -356,8 +428,8 @@ def summarization_cmd(
     as_json: bool,
 ) -> None:
     """ROUGE-1/2/L of the original and the swapped seq2seq model, with a paired bootstrap."""
+    from definitionemb.embedder.results import ResultKind, save_result
     from definitionemb.embedder.rundir import RunDir
-    from definitionemb.evaluation.report import save_result
     from definitionemb.evaluation.summarization import SummarizationConfig, compare_summarization
 
     cfg = SummarizationConfig(
@@ -375,7 +447,9 @@ def summarization_cmd(
     )
     run = RunDir.open(run_dir)
     res = compare_summarization(run, cfg, db, progress=sys.stderr.isatty())
-    save_result(run, f"summarization-{preset}", {**res.to_dict(), "config": cfg.to_dict()}, command_line())
+    save_result(
+        run, ResultKind.SUMMARIZATION, res.to_dict(), preset, config=cfg.to_dict(), command=command_line()
+    )
     text = "  ".join(
         f"{k}: {res.original[k]:.4f} -> {res.definitionemb[k]:.4f} (p={res.bootstrap_p[k]:.3f})"
         for k in res.original
@@ -390,13 +464,19 @@ def summarization_cmd(
 )
 @_RUN
 @_DB
-@_ROWS
+@rows_option(run_choice=True)
 @_HOW
 @click.option("--out", type=click.Path(), default=None, help="A new folder (default: RUN/model).")
 @force_option
 @json_option
 def swap_cmd(
-    run_dir: str, db: str | None, rows: str, how: str | None, out: str | None, force: bool, as_json: bool
+    run_dir: str,
+    db: str | None,
+    rows: str | None,
+    how: str | None,
+    out: str | None,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Write the PLM with the policy's rows changed (save_pretrained, tokenizer, model card)."""
     from definitionemb.embedder.rundir import RunDir

@@ -17,6 +17,7 @@ from definitionemb._cli import (
     rows_option,
     run_option,
 )
+from definitionemb._output import Output, output_options, print_rows
 
 __all__ = ["index", "export"]
 
@@ -83,12 +84,12 @@ def build_cmd(
 @click.argument("tokens", nargs=-1, required=True)
 @_K
 @_DB
-@json_option
-def neighbors_cmd(run_dir: str, tokens: tuple[str, ...], k: int, db: str | None, as_json: bool) -> None:
+@output_options()
+def neighbors_cmd(run_dir: str, tokens: tuple[str, ...], k: int, db: str | None, output: Output) -> None:
     """Nearest tokens in the generated and the original matrix, side by side (piece, word or id)."""
     from definitionemb.index.query import neighbors
 
-    emit(neighbors(run_dir, list(tokens), k=k, db=db), as_json)
+    print_rows(neighbors(run_dir, list(tokens), k=k, db=db), output)
 
 
 @index.command("senses", epilog="Example:\n\n  defemb index senses --run runs/r1 Ġbank -k 5 --json")
@@ -96,12 +97,12 @@ def neighbors_cmd(run_dir: str, tokens: tuple[str, ...], k: int, db: str | None,
 @click.argument("token")
 @_K
 @_DB
-@json_option
-def senses_cmd(run_dir: str, token: str, k: int, db: str | None, as_json: bool) -> None:
+@output_options()
+def senses_cmd(run_dir: str, token: str, k: int, db: str | None, output: Output) -> None:
     """Senses nearest to a token's generated row (needs `defemb embed generate --senses` and a senses index)."""
     from definitionemb.index.query import senses_near
 
-    emit(senses_near(run_dir, token, k=k, db=db), as_json)
+    print_rows(senses_near(run_dir, token, k=k, db=db), output)
 
 
 @index.command(
@@ -141,17 +142,33 @@ def neighbors_table_cmd(
     "export",
     epilog="Example:\n\n  defemb export --run runs/r1 --format npy --out r1-matrix\n\n"
     "  defemb export --run runs/r1 --format hf --rows rare --how replace --out models/r1-rare\n\n"
-    "  defemb export --run runs/r1 --format npy --rows task:train.tsv:0.2 --how mix:0.5 --out r1-task",
+    "  defemb export --run runs/r1 --format npy --rows task:train.tsv:0.2 --how mix:0.5 --out r1-task\n\n"
+    "  defemb export --run runs/r1 --format parquet --out r1-vectors.parquet\n\n"
+    "  defemb export --run runs/r1 --format word2vec --out r1.w2v.txt",
 )
 @_RUN
-@click.option("--format", "fmt", type=click.Choice(["npy", "safetensors", "pt", "hf"]), required=True)
-@rows_option()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["npy", "safetensors", "pt", "hf", "parquet", "word2vec"]),
+    required=True,
+    help="npy/safetensors/pt: the matrix and mask (npy and safetensors with vocab.txt and vocab.parquet); "
+    "hf: a model folder with a Hub model card; parquet: one row per token with its vector; word2vec: "
+    "text for gensim.",
+)
+@rows_option(run_choice=True)
 @how_option()
 @click.option(
     "--out",
     required=True,
     type=click.Path(),
-    help="File (safetensors, pt; npy when named *.npy) or new folder (npy, hf).",
+    help="File (safetensors, pt, parquet, word2vec; npy when named *.npy) or new folder (npy, hf).",
+)
+@click.option(
+    "--base-model",
+    metavar="HUB_ID",
+    help="The base model's Hub id for the model card's base_model (default: the id its own card or config "
+    "names).",
 )
 @click.option(
     "--output-head",
@@ -165,9 +182,10 @@ def neighbors_table_cmd(
 def export(
     run_dir: str,
     fmt: str,
-    rows: str,
+    rows: str | None,
     how: str | None,
     out: str,
+    base_model: str | None,
     output_head: bool,
     db: str | None,
     force: bool,
@@ -178,7 +196,9 @@ def export(
     model card."""
     from definitionemb.index.exporter import export as run_export
 
-    result = run_export(run_dir, fmt, rows, out, db=db, force=force, how=how, output_head=output_head)
+    result = run_export(
+        run_dir, fmt, rows, out, db=db, force=force, how=how, base_model=base_model, output_head=output_head
+    )
     emit(
         result.to_dict(),
         as_json,

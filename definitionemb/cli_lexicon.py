@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from definitionemb._cli import Group, db_option, emit, force_option, json_option, wait_option
+from definitionemb._output import Output, output_options, print_rows
 from definitionemb.lexicon.errors import LexiconError
 
 __all__ = ["lexicon", "sql"]
@@ -48,10 +49,33 @@ def lexicon() -> None:
     help="A source to load: kaikki, open-dictionary, tsv or wiktionary-dump, then ':' and its path. "
     "Repeatable.",
 )
-@click.option("--lang", default="en", show_default=True, help="Language code kept from multilingual sources.")
+@click.option(
+    "--lang",
+    "langs",
+    multiple=True,
+    default=("en",),
+    show_default=True,
+    help="Language code kept from multilingual sources; repeatable (--lang en --lang fr), * keeps all.",
+)
+@click.option("--pos", "pos", multiple=True, help="Keep only entries of this part of speech (repeatable).")
+@click.option("--exclude-pos", multiple=True, help="Drop entries of this part of speech (repeatable).")
+@click.option(
+    "--no-extras",
+    is_flag=True,
+    help="Leave out kaikki's relations, etymology text, sense ids and every example but the first.",
+)
 @wait_option
 @json_option
-def build(db: str, sources: tuple[str, ...], lang: str, wait: float, as_json: bool) -> None:
+def build(
+    db: str,
+    sources: tuple[str, ...],
+    langs: tuple[str, ...],
+    pos: tuple[str, ...],
+    exclude_pos: tuple[str, ...],
+    no_extras: bool,
+    wait: float,
+    as_json: bool,
+) -> None:
     """Load dictionary sources into the lexicon (created if missing), atomically.
 
     A source already loaded from the same path is skipped when its content is the same, and replaced
@@ -59,7 +83,16 @@ def build(db: str, sources: tuple[str, ...], lang: str, wait: float, as_json: bo
     """
     from definitionemb.lexicon.builder import build as build_
 
-    report = build_(db, list(sources), lang=lang, progress=not as_json, wait=wait)
+    report = build_(
+        db,
+        list(sources),
+        lang=langs,
+        progress=False if as_json else None,
+        wait=wait,
+        pos=pos,
+        exclude_pos=exclude_pos,
+        extras=not no_extras,
+    )
     data = report.to_dict()
     if as_json:
         emit(data, True)
@@ -172,17 +205,19 @@ def align(
 @click.option(
     "--tokenizer", required=True, metavar="DIR_OR_NAME", help="An aligned tokenizer (folder, name or id)."
 )
-@json_option
-def coverage(db: str, tokenizer: str, as_json: bool) -> None:
+@output_options()
+def coverage(db: str, tokenizer: str, output: Output) -> None:
     """Share of non-special tokens with a definition, overall and per frequency bucket."""
+    import polars as pl
+
     from definitionemb.lexicon.queries import coverage as coverage_
 
     cov = coverage_(db, int(tokenizer) if tokenizer.isdigit() else tokenizer)
-    if as_json:
-        emit(cov, True)
-        return
-    for line in _coverage_lines(cov):
-        click.echo(line)
+    rows = [{"bucket": "overall", **cov["overall"]}] + [{"bucket": k, **v} for k, v in cov["buckets"].items()]
+    frame = pl.DataFrame(rows).select("bucket", "tokens", "covered", "ratio")
+    print_rows(frame, output, json_obj=cov)
+    if output.fmt == "table" and output.out is None and cov.get("rules"):
+        click.echo("rank-1 rule: " + ", ".join(f"{r} {n:,}" for r, n in cov["rules"].items()))
 
 
 @lexicon.command(
@@ -194,46 +229,44 @@ def coverage(db: str, tokenizer: str, as_json: bool) -> None:
     "--tokenizer", required=True, metavar="DIR_OR_NAME", help="An aligned tokenizer (folder, name or id)."
 )
 @click.argument("tokens", nargs=-1, required=True)
-@click.option("--limit", type=int, default=5, show_default=True, help="Senses shown per token (0 = all).")
-@json_option
-def definitions(db: str, tokenizer: str, tokens: tuple[str, ...], limit: int, as_json: bool) -> None:
+@click.option(
+    "--senses", type=click.IntRange(0), default=5, show_default=True, help="Senses per token (0 = all)."
+)
+@output_options()
+def definitions(db: str, tokenizer: str, tokens: tuple[str, ...], senses: int, output: Output) -> None:
     """The ranked definitions of the given tokens (rank 1 = the token's first definition)."""
     import polars as pl
 
     from definitionemb.lexicon.queries import definitions as definitions_
 
     frame = definitions_(db, int(tokenizer) if tokenizer.isdigit() else tokenizer, list(tokens))
-    if limit > 0:
-        frame = frame.filter(pl.col("rank") <= limit)
-    if as_json:
-        emit(frame.to_dicts(), True)
-        return
-    if frame.height == 0:
-        click.echo("no definitions for these tokens")
-        return
-    for row in frame.iter_rows(named=True):
-        click.echo(
-            f"{row['token_id']:>6} {row['piece']!r:<16} {row['rank']:>3} {row['rule']:<9} "
-            f"{row['word']} ({row['pos']}): {row['gloss']}"
-        )
+    if senses > 0:
+        frame = frame.filter(pl.col("rank") <= senses)
+    print_rows(frame, output, empty="no definitions for these tokens")
 
 
 @lexicon.command(
-    epilog="Example:\n\n  defemb lexicon export --db lex.duckdb --parquet out/lexicon-parquet",
+    epilog="Example:\n\n  defemb lexicon export --db lex.duckdb --out out/lexicon-parquet",
 )
 @_DB
 @click.option(
-    "--parquet",
+    "--out",
     "out_dir",
-    required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write one <table>.parquet per table and view into.",
 )
+@click.option("--parquet", "parquet_dir", type=click.Path(file_okay=False, path_type=Path), hidden=True)
 @force_option
 @json_option
-def export(db: str, out_dir: Path, force: bool, as_json: bool) -> None:
+def export(db: str, out_dir: Path | None, parquet_dir: Path | None, force: bool, as_json: bool) -> None:
     """Export every table and the token_definition view as Parquet files (into a new folder)."""
     from definitionemb.lexicon.queries import export_parquet
+
+    if out_dir is not None and parquet_dir is not None:
+        raise click.UsageError("--parquet is the old spelling of --out; give one")
+    out_dir = out_dir or parquet_dir  # --parquet DIR: the spelling before --out, kept for old scripts
+    if out_dir is None:
+        raise click.UsageError("Missing option '--out' (the folder to write the Parquet files into).")
 
     written = export_parquet(db, out_dir, force=force)
     if as_json:
@@ -245,38 +278,25 @@ def export(db: str, out_dir: Path, force: bool, as_json: bool) -> None:
 
 @click.command(
     epilog='Example:\n\n  defemb sql --db lex.duckdb "SELECT bucket, count(*) FROM token GROUP BY bucket"\n\n'
-    '  defemb sql --db lex.duckdb --csv "SELECT * FROM token_definition WHERE rank = 1" > first.csv',
+    '  defemb sql --db lex.duckdb --csv "SELECT * FROM token_definition WHERE rank = 1" > first.csv\n\n'
+    '  defemb sql --db lex.duckdb --out synonyms.parquet "SELECT * FROM synonym"',
 )
 @_DB
 @click.argument("query")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
-@click.option(
-    "--limit", type=int, default=50, show_default=True, help="Rows shown in the table view (0 = all)."
-)
 @click.option(
     "--allow-files",
     is_flag=True,
-    help="Let SELECT read local files (read_csv, read_parquet, ...); writing stays refused.",
+    help="Let SELECT read local files (read_csv, read_parquet, ...); writing stays impossible (Linux "
+    "Landlock; refused where the kernel cannot forbid writes).",
 )
-@json_option
-def sql(db: str, query: str, as_csv: bool, limit: int, allow_files: bool, as_json: bool) -> None:
+@output_options(limit=50)
+def sql(db: str, query: str, allow_files: bool, output: Output) -> None:
     """Run read-only SQL on a lexicon and print the result.
 
     Only SELECT, EXPLAIN and PRAGMA statements run; ATTACH, COPY, EXPORT, INSTALL, LOAD, SET and every
-    change are refused, and files are out of reach unless --allow-files.
+    change are refused, and files are out of reach unless --allow-files. Nothing can write: the
+    database is opened read-only and the query runs where the kernel forbids file writes.
     """
-    import polars as pl
-
     from definitionemb.lexicon.queries import query as query_
 
-    frame = query_(db, query, allow_files=allow_files)
-    if as_json:
-        emit(frame.to_dicts(), True)
-    elif as_csv:
-        click.echo(frame.write_csv(), nl=False)
-    else:
-        shown = frame if limit <= 0 else frame.head(limit)
-        with pl.Config(tbl_rows=shown.height, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=160):
-            click.echo(str(shown))
-        if shown.height < frame.height:
-            click.echo(f"({frame.height:,} rows, {shown.height} shown; --limit 0 shows all)")
+    print_rows(query_(db, query, allow_files=allow_files), output)

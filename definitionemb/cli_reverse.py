@@ -7,11 +7,13 @@ the reverse dictionary needs (sense vectors, the shared gloss embeddings) with p
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
-from definitionemb._cli import db_option, emit, json_option, run_option
+from definitionemb._cli import db_option, emit, run_option
+from definitionemb._output import OUT_SUFFIXES, Output, output_options, print_rows
 
 __all__ = ["reverse"]
 
@@ -27,23 +29,11 @@ _EPILOG = """Example:
 
 \b
   # every word through every scorer, not only the first pass's best 500: ~0.6x the queries/s for the
-  # same acc@10 (RESULTS.md, "Reverse dictionary, fifth pass")
+  # same acc@10 (benchmarks/HISTORY.md, "Reverse dictionary, fifth pass")
   defemb reverse --run runs/r1 --input definitions.txt --out answers.parquet --rerank 0
 """
 
 RERANK_DEFAULT = 500  # index.reverse_dictionary.RERANK, spelled here so that --help needs no numpy
-
-
-def _print_frame(frame: Any, as_json: bool) -> None:
-    if as_json:
-        emit(frame, True)
-        return
-    import polars as pl
-
-    with pl.Config(
-        tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=70, tbl_width_chars=200, tbl_hide_dataframe_shape=True
-    ):
-        click.echo(str(frame.drop("query", "token_id", "sense_id")))
 
 
 @click.command("reverse", epilog=_EPILOG)
@@ -80,7 +70,11 @@ def _print_frame(frame: Any, as_json: bool) -> None:
 @click.option(
     "--input", "input_file", type=click.Path(dir_okay=False, exists=True), help="One definition per line."
 )
-@click.option("--out", type=click.Path(dir_okay=False), help="Parquet file for --input's answers.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="File for the answers: .parquet (the batch's own format), .csv, .tsv, .json or .jsonl.",
+)
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--rebuild", is_flag=True, help="Rebuild the run's reverse-dictionary index first.")
 @db_option()
@@ -90,7 +84,7 @@ def _print_frame(frame: Any, as_json: bool) -> None:
     default=None,
     help="Shared sentence-embedding cache (default: $DEFEMB_CACHE or ~/.cache/definitionemb).",
 )
-@json_option
+@output_options(out=False)
 def reverse(
     run_dir: str,
     text: str | None,
@@ -106,36 +100,35 @@ def reverse(
     rebuild: bool,
     db: str | None,
     cache_dir: str | None,
-    as_json: bool,
+    output: Output,
 ) -> None:
     """Reverse dictionary: a definition → the headwords it describes, split words included."""
     if (text is None) == (input_file is None):
         raise click.UsageError('give either a definition ("a young dog") or --input FILE, not both')
     if input_file is not None and out is None:
         raise click.UsageError("--input needs --out OUT.parquet")
-    if out is not None and input_file is None:
-        raise click.UsageError("--out goes with --input FILE")
+    if out is not None and not out.endswith(OUT_SUFFIXES):
+        raise click.UsageError(f"--out {out}: name a file ending in {', '.join(OUT_SUFFIXES)}")
+    as_json = output.json
     from definitionemb.index import reverse_dictionary as rv
 
     if rebuild:
         rv.build_reverse(run_dir, db=db, cache_dir=cache_dir, progress=not as_json)
+    common: dict[str, Any] = {
+        "pos": pos,
+        "scorers": scorers or None,
+        "include_query_words": include_query_words,
+        "matrix": matrix,
+        "rerank": rerank,
+        "db": db,
+        "cache_dir": cache_dir,
+    }
     if input_file is not None:
         assert out is not None
-        result = rv.reverse_batch(
-            run_dir,
-            input_file,
-            k,
-            out,
-            pos=pos,
-            scorers=scorers or None,
-            include_query_words=include_query_words,
-            matrix=matrix,
-            rerank=rerank,
-            overwrite=force,
-            db=db,
-            cache_dir=cache_dir,
-            progress=True,
-        )
+        if not out.endswith(".parquet"):
+            _batch_as(out, force, lambda part: rv.reverse_batch(run_dir, input_file, k, part, **common))
+            return
+        result = rv.reverse_batch(run_dir, input_file, k, out, overwrite=force, **common)
         emit(
             result.to_dict(),
             as_json,
@@ -143,17 +136,25 @@ def reverse(
         )
         return
     assert text is not None
-    frame = rv.reverse_words(
-        run_dir,
-        text,
-        k=k,
-        pos=pos,
-        scorers=scorers or None,
-        include_query_words=include_query_words,
-        matrix=matrix,
-        rerank=rerank,
-        db=db,
-        cache_dir=cache_dir,
-        progress=not as_json,
-    )
-    _print_frame(frame, as_json)
+    frame = rv.reverse_words(run_dir, text, k=k, progress=not output.quiet_progress, **common)
+    if out is not None:  # one definition's answers into a file
+        print_rows(frame, Output(out=Path(out), force=force))
+        return
+    print_rows(frame if output.fmt != "table" else frame.drop("query", "token_id", "sense_id"), output)
+
+
+def _batch_as(out: str, force: bool, answer: Any) -> None:
+    """A batch answered in another format than Parquet: `answer(part)` writes the batch's Parquet file
+    into a temporary folder beside `out`, which is then written as `out` (the batch keeps one writer)."""
+    import tempfile
+
+    import polars as pl
+
+    from definitionemb.core.fileio import claim_output
+
+    claim_output(Path(out), "file", force, "the reverse-dictionary answers")
+    with tempfile.TemporaryDirectory(dir=Path(out).resolve().parent, prefix=".defemb-reverse-") as tmp:
+        part = Path(tmp) / "answers.parquet"
+        result = answer(part)
+        print_rows(pl.read_parquet(part), Output(out=Path(out), force=force))
+    click.echo(f"{result.queries} queries → {out} ({result.queries_per_s:.1f} queries/s)")

@@ -17,9 +17,14 @@ from definitionemb.pipeline import STAGES, run_pipeline
 
   defemb run                                   # embedded default: MiniLM + Open Dictionary slice, CPU
 
-  defemb run --config defemb/configs/roberta-base-kaikki.toml
+  defemb run --config definitionemb/configs/roberta-base-kaikki.toml
 
   defemb run --config my.toml --from train --until index   # redo training onwards, stop after indexing
+
+  defemb run --wait 3600                       # queue behind another run in the same work folder
+
+An interrupted run resumes where it stopped (training from its last checkpoint); a changed config
+re-runs the stages it affects.
 """,
 )
 @click.option(
@@ -27,7 +32,7 @@ from definitionemb.pipeline import STAGES, run_pipeline
     "config_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Pipeline TOML file (see defemb/configs/). Default: the embedded demo.",
+    help="Pipeline TOML file (see definitionemb/configs/). Default: the embedded demo.",
 )
 @click.option("--work", default=None, help="Work folder (overrides [run] work).")
 @click.option(
@@ -38,9 +43,21 @@ from definitionemb.pipeline import STAGES, run_pipeline
     help="Run this stage and every later one again, even if their inputs are unchanged.",
 )
 @click.option("--until", type=click.Choice(STAGES), default=None, help="Stop after this stage.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another `defemb run` in the same work folder (or a writer of its lexicon).",
+)
 @json_option
 def run(
-    config_path: str | None, work: str | None, from_stage: str | None, until: str | None, as_json: bool
+    config_path: str | None,
+    work: str | None,
+    from_stage: str | None,
+    until: str | None,
+    wait: float,
+    as_json: bool,
 ) -> None:
     """Run the whole pipeline: lexicon → align → train → generate → index → evaluate → report.
 
@@ -53,7 +70,7 @@ def run(
     cfg = load_config(config_path)
     if work:
         cfg = dataclasses.replace(cfg, work=work)
-    result = run_pipeline(cfg, from_stage=from_stage, until=until)
+    result = run_pipeline(cfg, from_stage=from_stage, until=until, wait=wait)
     if as_json:
         emit(result.to_dict(), True)
         return

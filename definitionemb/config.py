@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from definitionemb.core.errors import DefembError
+from definitionemb.core.records import Record
 from definitionemb.index.policy import DEFAULT_HOW
 
 if sys.version_info >= (3, 11):
@@ -100,7 +101,7 @@ class EvaluationSection:
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(Record):
     work: str = "defemb-work"
     seed: int = 13
     lexicon: LexiconSection = LexiconSection()
@@ -111,9 +112,6 @@ class PipelineConfig:
     embedder: EmbedderSection = EmbedderSection(topk=3)
     index: IndexSection = IndexSection()
     evaluation: EvaluationSection = EvaluationSection()
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 _SECTIONS = {
@@ -170,7 +168,7 @@ def load_config(path: str | Path | None) -> PipelineConfig:
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"no config file at {p}; see defemb/configs/*.toml for examples") from exc
+        raise ConfigError(f"no config file at {p}; see definitionemb/configs/*.toml for examples") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{p} is not UTF-8 text, so not a TOML config ({exc.reason} at byte {exc.start})"

@@ -5,18 +5,26 @@ key: a hash of its settings, its inputs' fingerprints and the key of the stage b
 stage's result are kept in `<work>/pipeline.json`; a stage whose key is unchanged and whose outputs exist
 is reused (and says so), so a second `defemb run` costs seconds. `from_stage` forces a stage and everything
 after it to run again; `until` stops after a stage.
+
+A work folder always recovers. One `defemb run` at a time works in it (`<work>/.defemb-run.lock`, a kernel
+lock that dies with its holder; a second run waits up to `wait` seconds, then is refused naming `--wait`).
+A stage is recorded as started before it runs and as finished after, so an interrupted stage is never
+reused: training resumes from its last checkpoint when its key is unchanged, and a changed config (or
+`--from train`) retrains from scratch, replacing the run folder the pipeline made (its stamp's
+`run_uid` is recorded in `pipeline.json`; a run folder the pipeline did not make is never touched).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
-import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,7 +32,7 @@ from typing import Any
 
 from definitionemb.config import PipelineConfig
 from definitionemb.core.errors import DefembError
-from definitionemb.core.fileio import atomic_dir, write_json
+from definitionemb.core.fileio import atomic_dir, discard_dir, stamp, stamp_of, write_json
 
 __all__ = ["STAGES", "PipelineResult", "run_pipeline", "resolve_model", "model_label", "PipelineError"]
 
@@ -144,11 +152,82 @@ class _State:
 
     def put(self, stage: str, entry: dict[str, Any]) -> None:
         self.data[stage] = entry
-        write_json(self.path, self.data, default=str)
+        write_json(self.path, _portable(self.data, self.path.parent), default=str)
+
+
+def _portable(obj: Any, root: Path) -> Any:
+    """`obj` with every absolute path written relative to `root` (the work folder), so pipeline.json
+    names no folder of the machine it was written on and moves with the work folder."""
+    if isinstance(obj, dict):
+        return {k: _portable(v, root) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_portable(v, root) for v in obj]
+    if isinstance(obj, str) and obj.startswith("/") and "\n" not in obj:
+        return os.path.relpath(obj, root)
+    return obj
+
+
+_LOG = logging.getLogger("definitionemb.run")
 
 
 def _say(msg: str) -> None:
-    print(f"[defemb run] {msg}", file=sys.stderr, flush=True)
+    # through logging, so that `defemb -q run` is quiet and a caller's handlers see the stages
+    _LOG.info("[defemb run] %s", msg)
+
+
+LOCK = ".defemb-run.lock"
+
+
+@contextlib.contextmanager
+def _work_lock(work: Path, wait: float) -> Iterator[None]:
+    """Hold the work folder's lock: one `defemb run` at a time (a kernel lock, released if the holder dies)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(work / LOCK))
+    try:
+        lock.acquire(timeout=max(0.0, wait))
+    except Timeout:
+        raise PipelineError(
+            f"another `defemb run` is working in {work}; wait for it to finish, or pass --wait SECONDS "
+            "to queue behind it"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _train_resumes(ctx: Any, state: _State, key: str, forced: bool, log: Callable[[str], None]) -> bool:
+    """Before training: resume an interrupted training of the same key, else clear the pipeline's old run.
+
+    Returns whether to resume. A run folder the pipeline did not make (no record of its `run_uid`) is
+    refused rather than replaced.
+    """
+    run = ctx.run_dir
+    old = state.get("train") or {}
+    if not run.exists():
+        return False
+    recorded, own = old.get("run_uid"), stamp_of(run)
+    if not (recorded and recorded == own) and not (old.get("finished") and own is None):
+        raise PipelineError(
+            f"{run} holds a run this work folder's pipeline did not train; move it away (or set another "
+            "[run] work folder) and run again"
+        )
+    resumable = (run / "regressor" / "LATEST").is_file()
+    if not forced and old.get("key") == key and not old.get("finished") and resumable:
+        log(f"train: resuming the interrupted training in {run}")
+        return True
+    if old.get("key") != key:
+        why = "its settings changed"
+    elif forced:
+        why = "--from"
+    elif old.get("finished"):
+        why = "its later outputs are missing"
+    else:
+        why = "interrupted before its first checkpoint"
+    log(f"train: replacing the run in {run} ({why})")
+    discard_dir(run)
+    return False
 
 
 # --- the pipeline --------------------------------------------------------------------------------------
@@ -157,13 +236,29 @@ def run_pipeline(
     from_stage: str | None = None,
     until: str | None = None,
     log: Callable[[str], None] = _say,
+    wait: float = 0.0,
 ) -> PipelineResult:
-    """Run (or reuse) every stage of the pipeline described by `cfg`; returns what each stage did."""
+    """Run (or reuse) every stage of the pipeline described by `cfg`; returns what each stage did.
+
+    `wait`: seconds to wait for another `defemb run` in the same work folder before giving up.
+    """
     for name, value in (("--from", from_stage), ("--until", until)):
         if value is not None and value not in STAGES:
             raise PipelineError(f"{name} {value!r} is not a stage; stages: {', '.join(STAGES)}")
     work = Path(cfg.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    with _work_lock(work, wait):
+        return _run_locked(cfg, work, from_stage, until, log, wait)
+
+
+def _run_locked(
+    cfg: PipelineConfig,
+    work: Path,
+    from_stage: str | None,
+    until: str | None,
+    log: Callable[[str], None],
+    wait: float,
+) -> PipelineResult:
     state = _State(work)
     db = Path(cfg.lexicon.db) if Path(cfg.lexicon.db).is_absolute() else work / cfg.lexicon.db
     model = resolve_model(cfg.model.name)
@@ -175,7 +270,14 @@ def run_pipeline(
     from definitionemb import stages as st
 
     ctx = st.Context(
-        cfg=cfg, work=work, db=db, model=model, model_label=model_label(model), sources=sources, log=log
+        cfg=cfg,
+        work=work,
+        db=db,
+        model=model,
+        model_label=model_label(model),
+        sources=sources,
+        log=log,
+        wait=wait,
     )
     inputs: dict[str, Any] = {
         "lexicon": [cfg.lexicon.__dict__, [_fingerprint_path(Path(s.partition(":")[2])) for s in sources]],
@@ -197,17 +299,24 @@ def run_pipeline(
             not forced
             and old
             and old.get("key") == key
+            and old.get("finished")
             and st.outputs_exist(stage, ctx, old.get("result", {}))
         ):
             log(f"{stage}: reused (same inputs, key {key})")
             out = old.get("result", {})
             status = "reused"
         else:
+            entry: dict[str, Any] = {"key": key, "started": time.time()}
+            if stage == "train":
+                ctx.resume = _train_resumes(ctx, state, key, forced, log)
+                entry["run_uid"] = stamp(ctx.run_dir, "run")
+            # recorded as started first: an interrupted stage is never taken for a finished one
+            state.put(stage, entry)
             log(f"{stage}: running")
             out = st.RUNNERS[stage](ctx)
             status = "ran"
             forced = True  # everything downstream of a stage that ran must run again
-            state.put(stage, {"key": key, "result": out, "finished": time.time()})
+            state.put(stage, {**entry, "result": out, "finished": time.time()})
         ctx.results[stage] = out
         secs = round(time.perf_counter() - t0, 2)
         result.stages[stage] = {"status": status, "seconds": secs, "result": out}

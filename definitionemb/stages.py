@@ -14,6 +14,7 @@ from typing import Any
 
 from definitionemb.config import PipelineConfig
 from definitionemb.core.fileio import write_json
+from definitionemb.embedder.rundir import RunDir
 
 __all__ = ["Context", "RUNNERS", "outputs_exist", "probe_tokens"]
 
@@ -28,16 +29,28 @@ class Context:
     sources: list[str]
     log: Callable[[str], None]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resume: bool = False  # train: continue the interrupted training in run_dir (defemb.pipeline)
+    wait: float = 0.0  # seconds to wait for another writer of the lexicon
 
     @property
     def run_dir(self) -> Path:
         return self.work / "runs" / f"{self.model_label}-{self.cfg.embedder.preset}-s{self.cfg.seed}"
 
 
+def probe_neighbors_path(run: RunDir) -> Path:
+    """The index stage's neighbours of the probe tokens (the summary's before/after table)."""
+    return run.report_dir / "neighbors.json"
+
+
+def probe_reverse_path(run: RunDir) -> Path:
+    """The index stage's reverse-dictionary answers to the probe definitions."""
+    return run.report_dir / "reverse.json"
+
+
 def _lexicon(ctx: Context) -> dict[str, Any]:
     from definitionemb import lexicon
 
-    rep = lexicon.build(ctx.db, ctx.sources, lang=ctx.cfg.lexicon.lang).to_dict()
+    rep = lexicon.build(ctx.db, ctx.sources, lang=ctx.cfg.lexicon.lang, wait=ctx.wait).to_dict()
     for s in rep["sources"]:
         ctx.log(
             f"  {s['uri']}: {s['records']} records, {s['loaded']} loaded, {s['rejected']} rejected"
@@ -74,6 +87,7 @@ def _train(ctx: Context) -> dict[str, Any]:
         topk=e.topk,
         device=e.device,
         seed=ctx.cfg.seed,
+        resume=ctx.resume,
         **e.extra,
     )
     res = embedder.train(tc).to_dict()
@@ -116,7 +130,7 @@ def _index(ctx: Context) -> dict[str, Any]:
     table = index.neighbors_table(ctx.run_dir, ctx.db, k=ix.k)
     probes = probe_tokens(ctx)
     frame = index.neighbors(ctx.run_dir, probes, k=ix.k, db=ctx.db)
-    out = ctx.run_dir / "report" / "neighbors.json"
+    out = probe_neighbors_path(RunDir(ctx.run_dir))
     write_json(out, frame.to_dicts(), indent=1, default=str)
     result = {
         "indexes": [_as_dict(m) for m in built],
@@ -133,7 +147,7 @@ def _index(ctx: Context) -> dict[str, Any]:
             db=ctx.db,
             cache_dir=ctx.work / "cache",
         )
-        rev = ctx.run_dir / "report" / "reverse.json"
+        rev = probe_reverse_path(RunDir(ctx.run_dir))
         write_json(rev, answers.to_dicts(), indent=1, default=str)
         result["reverse_answers"] = str(rev)
     return result
@@ -183,8 +197,6 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
         ctx.log(f"  α on the development parts: {kn['chosen']}; the run uses --rows {ev.rows} --how {ev.how}")
     swapped = None
     if ev.swap:
-        from definitionemb.embedder.rundir import RunDir
-
         swapped = evaluation.save_swapped(RunDir.open(ctx.run_dir), ctx.db, ev.rows, how=ev.how).to_dict()
         ctx.log(f"  swapped model ({swapped['policy']}) saved in {swapped['out_dir']}")
     return {
@@ -221,15 +233,15 @@ RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
 
 
 def outputs_exist(stage: str, ctx: Context, result: dict[str, Any]) -> bool:
-    run = ctx.run_dir
+    run = RunDir(ctx.run_dir)
     need: dict[str, list[Path]] = {
         "lexicon": [ctx.db],
         "align": [ctx.db],
-        "train": [run / "manifest.json", run / "regressor"],
-        "generate": [run / "token_vectors.npy", run / "token_covered.npy"],
-        "index": [run / "index", run / "report" / "neighbors.json"],
-        "evaluate": [run / "report" / "report.json"]
-        + ([run / "model" / "config.json"] if ctx.cfg.evaluation.swap else []),
+        "train": [run.manifest_path, run.regressor_dir],
+        "generate": [run.array_path("token_vectors.npy"), run.array_path("token_covered.npy")],
+        "index": [run.index_dir, probe_neighbors_path(run)],
+        "evaluate": [run.report_dir / "report.json"]
+        + ([run.model_dir / "config.json"] if ctx.cfg.evaluation.swap else []),
         "report": [Path(result.get("markdown", ctx.work / "missing"))],
     }
     return all(p.exists() for p in need[stage])

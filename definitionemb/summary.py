@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from definitionemb.core.fileio import write_text
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.stages import probe_neighbors_path, probe_reverse_path
 
 __all__ = ["write_summary"]
 
@@ -145,7 +147,7 @@ def write_summary(
         f"- work folder: `{work}`",
         f"- model: `{model}`",
         f"- run: `{run_dir}`",
-        f"- full evaluation report: `{ev.get('report_dir', run_dir / 'report')}/report.md`",
+        f"- full evaluation report: `{ev.get('report_dir', RunDir(run_dir).report_dir)}/report.md`",
         "",
         "## Lexicon",
         "",
@@ -197,11 +199,11 @@ def write_summary(
     pol = _policy_rows(ev)
     if pol:
         lines += ["", "## Row policy", "", *pol]
-    nb = _neighbor_rows(Path(idx.get("probe_neighbors", run_dir / "report" / "neighbors.json")))
+    nb = _neighbor_rows(Path(idx.get("probe_neighbors", probe_neighbors_path(RunDir(run_dir)))))
     if nb:
         lines += ["", "## Neighbours of rare tokens, before and after", "", *nb]
     rev = _reverse_rows(
-        Path(idx.get("reverse_answers", run_dir / "report" / "reverse.json")),
+        Path(idx.get("reverse_answers", probe_reverse_path(RunDir(run_dir)))),
         list(reverse_queries),
         list(reverse_scorers),
     )

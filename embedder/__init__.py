@@ -29,8 +29,8 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
         inference,
         lexicon_io,
         models,
-        neighbours,
         rundir,
+        smoothing,
         trainer,
     )
     from definitionemb.embedder.checkpoint import load_regressor
@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
         TrainResult,
         preset,
     )
-    from definitionemb.embedder.generator import encode_definitions, generate
+    from definitionemb.embedder.generator import DefinitionEncoder, encode_definitions, generate
     from definitionemb.embedder.models import Regressor, load_pretrained
     from definitionemb.embedder.trainer import train
 
@@ -51,6 +51,7 @@ _LAZY = {
     "train": "definitionemb.embedder.trainer",
     "generate": "definitionemb.embedder.generator",
     "encode_definitions": "definitionemb.embedder.generator",
+    "DefinitionEncoder": "definitionemb.embedder.generator",
     "TrainConfig": "definitionemb.embedder.config",
     "GenerateConfig": "definitionemb.embedder.config",
     "PromptConfig": "definitionemb.embedder.config",
@@ -74,7 +75,7 @@ _SUBMODULES = {
     "lexicon_io",
     "rundir",
     "errors",
-    "neighbours",
+    "smoothing",
 }
 
 __all__ = ["EmbedderError", "NonFiniteOutput", "RunMismatch", "RunDir", *_LAZY]

@@ -39,6 +39,7 @@ __all__ = [
     "as_run",
     "bound",
     "bucket_labels",
+    "tokenizer_id_of",
     "tokenizer_special_ids",
 ]
 
@@ -84,9 +85,9 @@ class RunLexicon:
     def __init__(self, run: RunLike, db: str | os.PathLike[str] | None = None) -> None:
         self.run = as_run(run)
         self._manifest = self.run.manifest()
-        recorded = self._manifest.get("lexicon_db")
+        recorded = self.run.lexicon_path()
         self.explicit = db is not None
-        self.path: Path | None = Path(db) if db is not None else (Path(recorded) if recorded else None)
+        self.path: Path | None = Path(db) if db is not None else recorded
         self._con: duckdb.DuckDBPyConnection | None = None
         self._cache: dict[str, Any] = {}
 
@@ -143,23 +144,20 @@ class RunLexicon:
 
     @property
     def tokenizer_id(self) -> int:
-        """The lexicon's `tokenizer_id` of the run: from the manifest, else by the tokenizer's sha256."""
+        """The lexicon's `tokenizer_id` of the run's tokenizer, found by its vocabulary hash
+        (`tokenizer_sha256`): a row id alone names another tokenizer in a lexicon rebuilt or aligned in
+        another order. Only a run that recorded no hash falls back on its recorded id."""
         if "tokenizer_id" not in self._cache:
             m = self._manifest
-            if m.get("tokenizer_id") is not None:
+            sha = m.get("tokenizer_sha256")
+            if sha:
+                self._cache["tokenizer_id"] = tokenizer_id_of(self.con, str(sha), self.run, self.path)
+            elif m.get("tokenizer_id") is not None:
                 self._cache["tokenizer_id"] = int(m["tokenizer_id"])
             else:
-                from definitionemb.lexicon.aligner import tokenizer_id
-
-                sha = m.get("tokenizer_sha256")
-                tid = tokenizer_id(self.con, sha) if sha else None
-                if tid is None:
-                    raise LexiconMissing(
-                        f"run {self.run.path} names no tokenizer_id and its tokenizer is not aligned in "
-                        f"{self.path}; run: defemb lexicon align --db {self.path} "
-                        f"--tokenizer {m.get('model', 'MODEL')}"
-                    )
-                self._cache["tokenizer_id"] = tid
+                raise LexiconMissing(
+                    f"run {self.run.path} records neither its tokenizer's hash nor its id; retrain it"
+                )
         return int(self._cache["tokenizer_id"])
 
     def token_table(self) -> pl.DataFrame:
@@ -189,8 +187,8 @@ class RunLexicon:
                 table = self.token_table()
                 ids = table.filter(table["special"].fill_null(False))["token_id"].to_numpy()
                 self._cache["special"] = np.sort(ids.astype(np.int64))
-            elif self._manifest.get("model"):
-                self._cache["special"] = tokenizer_special_ids(self._manifest["model"])
+            elif self.run.model_path():
+                self._cache["special"] = tokenizer_special_ids(str(self.run.model_path()))
             else:
                 raise LexiconMissing(
                     f"cannot tell the special tokens of run {self.run.path}: it records no model and no "
@@ -207,6 +205,19 @@ class RunLexicon:
         except (LexiconMissing, TokenizerError):
             return False
         return True
+
+
+def tokenizer_id_of(con: duckdb.DuckDBPyConnection, sha256: str, run: RunDir, db: Path | None) -> int:
+    """The id under which `db` aligned the run's tokenizer (by its vocabulary hash); refused when absent."""
+    from definitionemb.lexicon.aligner import tokenizer_id
+
+    tid = tokenizer_id(con, sha256)
+    if tid is None:
+        raise LexiconMissing(
+            f"the tokenizer of run {run.path} ({sha256[:12]}…) is not aligned in {db}; run: defemb lexicon "
+            f"align --db {db} --tokenizer {run.model_path() or 'MODEL'}"
+        )
+    return tid
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ import torch
 from definitionemb.core.fileio import atomic_dir, write_bytes
 from definitionemb.embedder.errors import EmbedderError
 from definitionemb.embedder.models import Regressor, backbone_from_config, load_tokenizer
+from definitionemb.embedder.rundir import RunDir
 
 __all__ = ["save_checkpoint", "latest_checkpoint", "load_regressor", "load_trainer_state", "save_tokenizer"]
 
@@ -32,11 +33,11 @@ KEEP = 2
 
 
 def _regdir(run_path: Path) -> Path:
-    return Path(run_path) / "regressor"
+    return RunDir(Path(run_path)).regressor_dir
 
 
 def save_tokenizer(run_path: Path, tokenizer: Any) -> None:
-    target = _regdir(run_path) / "tokenizer"
+    target = RunDir(Path(run_path)).tokenizer_dir
     if target.is_dir():
         return
     with atomic_dir(target) as tmp:
@@ -68,7 +69,7 @@ def save_checkpoint(
                 }
             )
         )
-    write_bytes(reg / "LATEST", name.encode())
+    write_bytes(RunDir(Path(run_path)).latest_file, name.encode())
     olds = sorted(p for p in reg.glob("ckpt-*") if p.name != name)
     for p in olds[: max(0, len(olds) - (KEEP - 1))]:
         shutil.rmtree(p, ignore_errors=True)
@@ -76,7 +77,7 @@ def save_checkpoint(
 
 
 def latest_checkpoint(run_path: Path) -> Path | None:
-    f = _regdir(run_path) / "LATEST"
+    f = RunDir(Path(run_path)).latest_file
     if not f.is_file():
         return None
     p = _regdir(run_path) / f.read_text().strip()
@@ -107,7 +108,7 @@ def load_regressor(
     )
     load_model(model, str(ck / "model.safetensors"), device=str(device))
     model.to(device).eval()
-    tok = load_tokenizer(_regdir(run_path) / "tokenizer")
+    tok = load_tokenizer(RunDir(Path(run_path)).tokenizer_dir)
     return model, tok, meta
 
 

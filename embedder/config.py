@@ -13,7 +13,7 @@ Presets:
     standard  the CPU recipe: the quick one, 800 steps of 2,048 tokens (11× the tokens), encoder lr
            3e-5, 2 senses per token, no dropout; about 19 minutes of training on 2 idle cores (1,000
            steps took 24 minutes at 1,460 tokens/s and reached 0.377; 800 without dropout reach 0.3765:
-           RESULTS.md). Generation takes the neighbour step (`neighbours="auto"`): held-out cosine of
+           RESULTS.md). Generation takes the smoothing step (`smoothing="auto"`): held-out cosine of
            the top-6 rows 0.418 -> 0.514 on the half of the held-out tokens the step's choice never read.
     gpu    the same recipe for one GPU: 20k steps of 8,192 tokens, 3 senses per token, ridge on 100k
            examples (config only; unmeasured).
@@ -54,14 +54,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from definitionemb.core.records import Record
 from definitionemb.embedder.errors import EmbedderError
 
-NEIGHBOUR_MODES = ("auto", "off")  # TrainConfig.neighbours / GenerateConfig.neighbours (embedder.neighbours)
+SMOOTHING_MODES = ("auto", "off")  # TrainConfig.smoothing / GenerateConfig.smoothing (embedder.smoothing)
+SCHEDULES = ("inverse_sqrt", "cosine", "constant")
+LOSSES = ("mse", "mse+cos")
+HEAD_INITS = ("random", "ridge")
+TRAINABLE = ("auto", "all", "no-embeddings", "head")  # embedder.models.set_trainable
+POOLINGS = ("target", "mean", "target+mean")  # what the head reads (embedder.models.Regressor)
+TARGET_TABLES = ("encoder", "decoder")  # whose rows the head predicts (embedder.models.Regressor)
 
 
-def _check_neighbours(mode: str) -> None:
-    if mode not in NEIGHBOUR_MODES:
-        raise EmbedderError(f"neighbours must be {' or '.join(map(repr, NEIGHBOUR_MODES))}, not {mode!r}")
+def option(
+    default: Any, help: str, choices: tuple[str, ...] | None = None, aliases: tuple[str, ...] = ()
+) -> Any:
+    """A config field that is also a command-line option: its help (and choices, and older spellings)
+    live here, once; `definitionemb._cli.config_options` turns the field into `--its-name`."""
+    meta: dict[str, Any] = {"help": help}
+    if choices is not None:
+        meta["choices"] = choices
+    if aliases:
+        meta["aliases"] = aliases
+    return field(default=default, metadata=meta)
+
+
+def _check_smoothing(mode: str) -> None:
+    if mode not in SMOOTHING_MODES:
+        raise EmbedderError(f"smoothing must be {' or '.join(map(repr, SMOOTHING_MODES))}, not {mode!r}")
 
 
 __all__ = [
@@ -76,7 +96,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class PromptConfig:
+class PromptConfig(Record):
     """How a definition becomes a prompt.
 
     The authors did not release their prompt. Ours puts the target piece(s) first, then the part of
@@ -101,9 +121,6 @@ class PromptConfig:
         if self.max_length < 8:
             raise EmbedderError("max_length must be at least 8 tokens")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -114,33 +131,50 @@ class TrainConfig:
     run: str
     family: str | None = None
     preset: str = "quick"
-    steps: int = 150
-    batch_tokens: int = 1024
-    grad_accum: int = 1
-    lr: float = 2e-5  # encoder (and embeddings when they train)
-    head_lr: float | None = 1e-4  # None: same as lr
+    steps: int = option(150, "Optimizer updates.")
+    batch_tokens: int = option(1024, "Padded tokens per micro-batch.")
+    grad_accum: int = option(1, "Micro-batches per update.")
+    lr: float = option(2e-5, "Learning rate of the encoder (and of the embeddings when they train).")
+    head_lr: float | None = option(1e-4, "Learning rate of the head (None: the encoder's).")
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.98)
     clip: float = 1.0
-    schedule: str = "cosine"  # inverse_sqrt | cosine | constant (all after linear warm-up)
-    warmup: int = 10
+    schedule: str = option("cosine", "Learning-rate schedule after the linear warm-up.", SCHEDULES)
+    warmup: int = option(10, "Warm-up updates.")
     min_lr_ratio: float = 0.05  # floor of the cosine schedule
-    loss: str = "mse+cos"  # mse (the reference) | mse+cos
+    loss: str = option("mse+cos", "mse = the reference loss; mse+cos adds a cosine term.", LOSSES)
     cos_weight: float = 0.05
-    head_init: str = "ridge"  # random (N(0, d^-1/2), the reference) | ridge
+    head_init: str = option(
+        "ridge", "random = N(0, d^-1/2), the reference; ridge = fitted on frozen features.", HEAD_INITS
+    )
     ridge_alpha: float = 1e-2
     ridge_examples: int = 20000
-    trainable: str = "auto"  # auto | all | no-embeddings | head
+    trainable: str = option("auto", "Which parameters train.", TRAINABLE)
     mask_prob: float = 1.0  # target corruption in training: mask token ... (paper: 0.5)
     random_prob: float = 0.0  # ... or a random token; kept otherwise (paper: 0.25)
-    dropout: float | None = None  # override the model's dropout (None keeps it)
-    senses_per_token: int = 1  # training uses each token's top-k ranked definitions
-    pooling: str = "target"  # what the head reads: target | mean | target+mean (models.POOLINGS)
-    target_table: str = "encoder"  # whose rows are the targets: encoder | decoder (models.TARGET_TABLES)
-    topk: int = 1  # a token's generated row = mean over its top-k senses (generate's default for this run)
-    neighbours: str = "off"  # generate's neighbour step for this run: auto | off (GenerateConfig.neighbours)
+    dropout: float | None = option(
+        None, "Override the model's dropout (0 for exact DDP checks; None keeps it)."
+    )
+    senses_per_token: int = option(1, "Train on each token's top-k ranked senses.")
+    pooling: str = option(
+        "target", "What the head reads: the target position, the prompt's mean, or both.", POOLINGS
+    )
+    target_table: str = option(
+        "encoder",
+        "Which embedding table the regressor predicts (T5Gemma keeps one per stack).",
+        TARGET_TABLES,
+    )
+    topk: int = option(1, "Senses averaged per token at generation (generate's default for this run).")
+    smoothing: str = option(
+        "off",
+        "The smoothing step generation takes for this run (see `embed generate`).",
+        SMOOTHING_MODES,
+        ("--neighbours",),
+    )
     heldout_senses: int = 3  # held-out scores: first sense ("cosine") and mean over top-2.. this many
-    split_seed: int = 0  # seeds the held-out split alone: runs with other seeds or presets share it
+    split_seed: int = option(
+        0, "Seed of the held-out split alone: runs with other seeds or presets share it."
+    )
     probes: bool = True  # score ridge probes on frozen features and the definition mean on the split
     multipiece_words: bool = False  # also train on words the tokenizer splits (one example per piece)
     max_pieces: int = 4
@@ -164,11 +198,11 @@ class TrainConfig:
             raise EmbedderError(
                 f"batch_tokens ({self.batch_tokens}) must be >= prompt.max_length ({self.prompt.max_length})"
             )
-        if self.schedule not in ("inverse_sqrt", "cosine", "constant"):
+        if self.schedule not in SCHEDULES:
             raise EmbedderError(f"schedule must be inverse_sqrt|cosine|constant, got {self.schedule!r}")
-        if self.loss not in ("mse", "mse+cos"):
+        if self.loss not in LOSSES:
             raise EmbedderError(f"loss must be mse|mse+cos, got {self.loss!r}")
-        if self.head_init not in ("random", "ridge"):
+        if self.head_init not in HEAD_INITS:
             raise EmbedderError(f"head_init must be random|ridge, got {self.head_init!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise EmbedderError(f"device must be auto|cpu|cuda, got {self.device!r}")
@@ -178,11 +212,11 @@ class TrainConfig:
             raise EmbedderError("mask_prob and random_prob must be >= 0 with a sum <= 1")
         if self.grad_accum < 1 or self.senses_per_token < 1 or self.topk < 1 or self.heldout_senses < 1:
             raise EmbedderError("grad_accum, senses_per_token, topk and heldout_senses must be >= 1")
-        if self.pooling not in ("target", "mean", "target+mean"):
+        if self.pooling not in POOLINGS:
             raise EmbedderError(f"pooling must be target|mean|target+mean, got {self.pooling!r}")
-        if self.target_table not in ("encoder", "decoder"):
+        if self.target_table not in TARGET_TABLES:
             raise EmbedderError(f"target_table must be encoder|decoder, got {self.target_table!r}")
-        _check_neighbours(self.neighbours)
+        _check_smoothing(self.smoothing)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -207,8 +241,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # topk=6: on the quick run's rows (full Open Dictionary, real MiniLM) the development thirds of the six
     # word-similarity sets score top-3 / top-6 / top-10 averaging at +0.026 / +0.031 / +0.030 over the
     # original rows (each at its own dev α), held-out cosine 0.381 / 0.391 / 0.396; 6 costs 1.7× the
-    # definitions of 3 at generation, 10 costs 2.4× (RESULTS.md, "Top-6 rows, seventh pass").
-    # neighbours="auto" in standard/gpu, not quick: on the standard run the step wins the development
+    # definitions of 3 at generation, 10 costs 2.4× (benchmarks/HISTORY.md, "Top-6 rows, seventh pass").
+    # smoothing="auto" in standard/gpu, not quick: on the standard run the step wins the development
     # thirds of word similarity (+0.004 mean at top-6, +0.009 at top-3) and the carved CoLA split (0.121
     # vs 0.114 over 3 seeds), and lifts held-out cosine 0.418 -> 0.514; on the quick run the thirds tie
     # (+0.0005), so the ~25 s it costs buys nothing there (RESULTS.md, ninth pass).
@@ -216,7 +250,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "standard": {  # the CPU recipe: under 20 minutes of training on 2 idle cores (MiniLM)
         "pooling": "target+mean",
         "topk": 6,
-        "neighbours": "auto",
+        "smoothing": "auto",
         "dropout": 0.0,
         "steps": 800,
         "batch_tokens": 2048,
@@ -230,7 +264,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu": {  # one GPU (config only: not measured on one yet): the same recipe, a longer schedule
         "pooling": "target+mean",
         "topk": 6,
-        "neighbours": "auto",
+        "smoothing": "auto",
         "steps": 20_000,
         "batch_tokens": 8192,
         "lr": 5e-5,
@@ -277,7 +311,7 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 
 
 @dataclass(frozen=True)
-class GenerateConfig:
+class GenerateConfig(Record):
     """What `embedder.generate` writes into a run: token rows (always) and sense vectors (`senses`)."""
 
     db: str
@@ -285,9 +319,9 @@ class GenerateConfig:
     senses: bool = False
     topk: int | None = None  # >1: a token's row is the mean over its top-k senses; None: the run's own
     # "auto": move each definition's row toward its nearest other definitions' token rows, with (k, τ, β)
-    # chosen on half the run's held-out tokens (embedder.neighbours); "off": the regressor's rows alone;
-    # None: the run's own (TrainConfig.neighbours, set by its preset).
-    neighbours: str | None = None
+    # chosen on half the run's held-out tokens (embedder.smoothing); "off": the regressor's rows alone;
+    # None: the run's own (TrainConfig.smoothing, set by its preset).
+    smoothing: str | None = None
     batch_tokens: int = 16384
     device: str = "auto"
     progress: bool = True
@@ -295,11 +329,8 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         if self.topk is not None and self.topk < 1:
             raise EmbedderError("topk must be >= 1")
-        if self.neighbours is not None:
-            _check_neighbours(self.neighbours)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        if self.smoothing is not None:
+            _check_smoothing(self.smoothing)
 
 
 @dataclass(frozen=True)
@@ -319,17 +350,14 @@ class TrainResult:
 
 
 @dataclass(frozen=True)
-class GenerateResult:
+class GenerateResult(Record):
     run: str
     tokens: int  # rows generated (covered tokens)
     vocab_size: int
     senses: int
     definitions_per_s: float
     seconds: float
-    neighbours: dict[str, Any] | None = None  # the neighbour step's choice and held-out scores
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    smoothing: dict[str, Any] | None = None  # the neighbour step's choice and held-out scores
 
 
 def abspath(p: str | os.PathLike[str]) -> str:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
 from definitionemb.core.fileio import npy_to_fill
+from definitionemb.embedder.binding import bound
 from definitionemb.embedder.checkpoint import load_regressor
 from definitionemb.embedder.config import GenerateConfig, GenerateResult, PromptConfig, TrainConfig
 from definitionemb.embedder.errors import EmbedderError, RunMismatch
@@ -25,10 +24,12 @@ from definitionemb.embedder.lexicon_io import (
     tokenizer_sha256,
 )
 from definitionemb.embedder.models import decoder_start_id
-from definitionemb.embedder.neighbours import NeighbourChoice, choose, nearest_other, neighbour_rows
 from definitionemb.embedder.rundir import RunDir
+from definitionemb.embedder.smoothing import SmoothingChoice, choose, nearest_other, smoothed_rows
 
-__all__ = ["generate", "encode_definitions", "open_run_for"]
+__all__ = ["DefinitionEncoder", "generate", "encode_definitions", "open_run_for"]
+
+_LOG = logging.getLogger("definitionemb.embedder")
 
 
 def open_run_for(run_path: str | os.PathLike[str], db: str | os.PathLike[str] | None = None) -> RunDir:
@@ -37,13 +38,12 @@ def open_run_for(run_path: str | os.PathLike[str], db: str | os.PathLike[str] | 
     m = run.manifest()
     if db is not None:
         run.check_lexicon(lexicon_fingerprint(db))
-        want_db = m.get("lexicon_db")
-        if want_db and Path(want_db).resolve() != Path(db).resolve():
-            print(
-                f"embedder: note: run {run.path} was trained on {want_db}; using {db} (same fingerprint)",
-                file=sys.stderr,
+        want_db = run.lexicon_path()
+        if want_db and want_db.resolve() != Path(db).resolve():
+            _LOG.info(
+                "embedder: note: run %s was trained on %s; using %s (same fingerprint)", run.path, want_db, db
             )
-    tok_dir = run.path / "regressor" / "tokenizer"
+    tok_dir = run.tokenizer_dir
     if tok_dir.is_dir() and m.get("tokenizer_sha256"):
         from definitionemb.embedder.models import load_tokenizer
 
@@ -84,9 +84,15 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     )
     own = m.get("config") or {}
     topk = cfg.topk if cfg.topk is not None else int(own.get("topk") or 1)
-    # Runs trained before the field existed had no neighbour step: "off".
-    neighbours = cfg.neighbours if cfg.neighbours is not None else str(own.get("neighbours") or "off")
-    defs = fetch_definitions(cfg.db, int(m["tokenizer_id"]), topk)
+    # Runs trained before the field existed had no smoothing step ("off"); until 0.1 it was "neighbours".
+    smoothing = (
+        cfg.smoothing
+        if cfg.smoothing is not None
+        else str(own.get("smoothing") or own.get("neighbours") or "off")
+    )
+    with bound(run, cfg.db) as lex:  # the lexicon's id for the run's tokenizer, by its vocabulary hash
+        tid = lex.tokenizer_id
+    defs = fetch_definitions(cfg.db, tid, topk)
     ex = build_examples(tok, prompt, defs)
     if len(ex) != len(defs):
         raise EmbedderError(
@@ -99,16 +105,16 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     if ex.token_id.size and (ex.token_id.min() < 0 or ex.token_id.max() >= vocab_size):
         raise RunMismatch(f"the lexicon aligns token ids outside this run's vocabulary (0..{vocab_size - 1})")
     split_seed = int(own.get("split_seed") or 0)
-    choice = _neighbours(neighbours, run, preds, ex.token_id, ex.rank, original, topk, split_seed)
+    choice = _smoothing(smoothing, run, preds, ex.token_id, ex.rank, original, topk, split_seed)
     if choice is not None and choice.active:
         nb = nearest_other(preds, ex.token_id, preds, ex.token_id, choice.k)
-        preds = (1 - choice.beta) * preds + choice.beta * neighbour_rows(
+        preds = (1 - choice.beta) * preds + choice.beta * smoothed_rows(
             nb, original[ex.token_id], choice.k, choice.tau
         )
     uniq, rows = mean_by_token(ex.token_id, ex.rank, preds, topk)
     covered = np.zeros(vocab_size, dtype=bool)
     covered[uniq] = True
-    with npy_to_fill(run.path / "token_vectors.npy", (vocab_size, dim), np.float32) as tv:
+    with npy_to_fill(run.array_path("token_vectors.npy"), (vocab_size, dim), np.float32) as tv:
         tv[:] = original
         tv[uniq] = rows
     run.save_array("token_covered.npy", covered)
@@ -119,7 +125,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         if len(sex) != len(senses):
             raise EmbedderError("the run's prompt template leaves no room for sense glosses")
         n_senses = len(sex)
-        with npy_to_fill(run.path / "sense_vectors.npy", (n_senses, dim), np.float32) as sv:
+        with npy_to_fill(run.array_path("sense_vectors.npy"), (n_senses, dim), np.float32) as sv:
             predict(model, collator, sex, device, cfg.batch_tokens, cfg.progress, "sense vectors", out=sv)
             check_finite(np.asarray(sv), "sense vectors", senses.sense_id)
         run.save_array("sense_ids.npy", senses.sense_id.astype(np.int64))
@@ -131,11 +137,11 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         generate={
             **cfg.to_dict(),
             "topk": topk,
-            "neighbours_mode": neighbours,
+            "smoothing_mode": smoothing,
             "covered_tokens": int(covered.sum()),
             "senses": n_senses,
             "definitions_per_s": dps,
-            "neighbours": choice.to_dict() if choice is not None else None,
+            "smoothing": choice.to_dict() if choice is not None else None,
         },
     )
     return GenerateResult(
@@ -145,11 +151,11 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         senses=n_senses,
         definitions_per_s=dps,
         seconds=t2 - t0,
-        neighbours=choice.to_dict() if choice is not None else None,
+        smoothing=choice.to_dict() if choice is not None else None,
     )
 
 
-def _neighbours(
+def _smoothing(
     mode: str,
     run: RunDir,
     preds: np.ndarray,
@@ -158,17 +164,18 @@ def _neighbours(
     original: np.ndarray,
     topk: int,
     split_seed: int,
-) -> NeighbourChoice | None:
-    """The run's neighbour step, chosen on half its held-out tokens; None when off or nothing to choose on."""
+) -> SmoothingChoice | None:
+    """The run's smoothing step, chosen on half its held-out tokens; None when off or nothing to choose on."""
     if mode == "off":
         return None
     held = run.heldout_tokens()
     n_held = len(np.intersect1d(held, token_id))
     if n_held < 2 or n_held >= len(np.unique(token_id)):
-        print(
-            f"embedder: note: {n_held} held-out tokens with definitions in {run.path}; "
-            "no neighbour step (it is chosen on held-out tokens)",
-            file=sys.stderr,
+        _LOG.info(
+            "embedder: note: %d held-out tokens with definitions in %s; "
+            "no smoothing step (it is chosen on held-out tokens)",
+            n_held,
+            run.path,
         )
         return None
     return choose(
@@ -182,7 +189,51 @@ def _neighbours(
     )
 
 
-_CACHE: dict[tuple[str, str, float], tuple[Any, Any, PromptConfig, Collator, torch.device]] = {}
+class DefinitionEncoder:
+    """A run's regressor, loaded once: free-text definitions → vectors (n×d float32), with the generation
+    prompt. The target is a lone mask token in front of the definition, as at generation time, so a
+    definition lands where the token it defines would. Keep one to encode many batches (the reverse
+    dictionary does); `encode_definitions` is the one-call form."""
+
+    def __init__(self, run: str | os.PathLike[str] | RunDir, device: str = "auto") -> None:
+        self.run = run if isinstance(run, RunDir) else RunDir.open(run)
+        self.device = resolve_device(device)
+        self.model, self.tokenizer, _ = load_regressor(self.run.path, self.device)
+        self.collator = Collator(
+            self.tokenizer,
+            self.model.family,
+            self.model.target_embeddings().num_embeddings,
+            decoder_start_id=decoder_start_id(self.model.backbone.config),
+        )
+        self.prompt = _prompt_of(self.run)
+
+    def encode(
+        self, texts: Sequence[str], pos: Sequence[str | None] | None = None, batch_size: int = 64
+    ) -> np.ndarray:
+        """Vectors of `texts` (with their parts of speech, when given), batches of `batch_size` prompts."""
+        _check_request(texts, pos, batch_size)
+        n = len(texts)
+        defs = Definitions(
+            token_id=np.full(n, -1, dtype=np.int64),
+            rank=np.ones(n, dtype=np.int32),
+            sense_id=np.arange(n, dtype=np.int64),
+            word=[""] * n,
+            pos=list(pos) if pos is not None else [None] * n,
+            gloss=[str(t) for t in texts],
+        )
+        ex = build_examples(self.tokenizer, self.prompt, defs)
+        if len(ex) != n:
+            raise EmbedderError("the run's prompt template leaves no room for a definition")
+        out = predict(self.model, self.collator, ex, self.device, batch_size * self.prompt.max_length)
+        check_finite(out, "definition vectors")
+        return out
+
+
+def _check_request(texts: Sequence[str], pos: Sequence[str | None] | None, batch_size: int) -> None:
+    if pos is not None and len(pos) != len(texts):
+        raise EmbedderError(f"pos has {len(pos)} entries for {len(texts)} texts")
+    if batch_size < 1:
+        raise EmbedderError("batch_size must be >= 1")
 
 
 def encode_definitions(
@@ -192,43 +243,7 @@ def encode_definitions(
     batch_size: int = 64,
     device: str = "auto",
 ) -> np.ndarray:
-    """Free-text definitions → vectors (n×d float32) through the run's regressor, with the generation prompt.
-
-    The target is a lone mask token in front of the definition, as at generation time, so a definition
-    lands where the token it defines would. The loaded regressor is cached per run and device.
-    """
-    rd = run if isinstance(run, RunDir) else RunDir.open(run)
-    if pos is not None and len(pos) != len(texts):
-        raise EmbedderError(f"pos has {len(pos)} entries for {len(texts)} texts")
-    if batch_size < 1:
-        raise EmbedderError("batch_size must be >= 1")
-    dev = resolve_device(device)
-    ck = rd.path / "regressor" / "LATEST"
-    key = (str(rd.path.resolve()), str(dev), ck.stat().st_mtime if ck.exists() else 0.0)
-    if key not in _CACHE:
-        model, tok, _ = load_regressor(rd.path, dev)
-        coll = Collator(
-            tok,
-            model.family,
-            model.target_embeddings().num_embeddings,
-            decoder_start_id=decoder_start_id(model.backbone.config),
-        )
-        _CACHE.clear()
-        _CACHE[key] = (model, tok, _prompt_of(rd), coll, dev)
-    model, tok, prompt, coll, dev = _CACHE[key]
-    n = len(texts)
-    defs = Definitions(
-        token_id=np.full(n, -1, dtype=np.int64),
-        rank=np.ones(n, dtype=np.int32),
-        sense_id=np.arange(n, dtype=np.int64),
-        word=[""] * n,
-        pos=list(pos) if pos is not None else [None] * n,
-        gloss=[str(t) for t in texts],
-    )
-    ex = build_examples(tok, prompt, defs)
-    if len(ex) != n:
-        raise EmbedderError("the run's prompt template leaves no room for a definition")
-    budget = batch_size * prompt.max_length
-    out = predict(model, coll, ex, dev, budget)
-    check_finite(out, "definition vectors")
-    return out
+    """Free-text definitions → vectors (n×d float32) through the run's regressor, in one call: loads a
+    :class:`DefinitionEncoder` (keep one instead to encode many batches)."""
+    _check_request(texts, pos, batch_size)
+    return DefinitionEncoder(run, device).encode(texts, pos, batch_size)

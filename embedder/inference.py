@@ -8,24 +8,14 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+from definitionemb.core.device import resolve_device
+from definitionemb.core.progress import bar_disable
 from definitionemb.embedder.batching import sorted_batches
 from definitionemb.embedder.errors import EmbedderError, NonFiniteOutput
 from definitionemb.embedder.examples import Collator, Examples
 from definitionemb.embedder.models import Regressor
 
 __all__ = ["resolve_device", "autocast", "predict", "check_finite", "mean_by_token"]
-
-
-def resolve_device(device: str = "auto", local_rank: int | None = None) -> torch.device:
-    """`auto` → CUDA when available (this process's local rank under torchrun), else CPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise EmbedderError("device 'cuda' asked for, but torch sees no CUDA device; use --device cpu")
-        if device == "cuda" and local_rank is not None:
-            return torch.device("cuda", local_rank)
-    return torch.device(device)
 
 
 @contextlib.contextmanager
@@ -75,7 +65,7 @@ def predict(
     model.eval()
     from tqdm import tqdm
 
-    bar = tqdm(total=n, desc=desc, unit="def", file=sys.stderr, disable=not progress, leave=False)
+    bar = tqdm(total=n, desc=desc, unit="def", file=sys.stderr, disable=bar_disable(progress), leave=False)
     try:
         with torch.inference_mode(), autocast(device):
             for idx in batches:

@@ -6,8 +6,8 @@ strings the tokenizer needs anyway).
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,8 @@ __all__ = [
     "fetch_words",
     "lexicon_fingerprint",
 ]
+
+_LOG = logging.getLogger("definitionemb.embedder")
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,10 @@ def tokenizer_sha256(model_dir: str | os.PathLike[str], tokenizer: Any) -> str:
     try:
         return str(load_vocab(str(model_dir)).sha256)
     except Exception as exc:  # a folder load_vocab cannot read: derive the same fingerprint ourselves
-        print(
-            f"embedder: lexicon.tokenizers.load_vocab({model_dir}) failed ({exc}); hashing the HF vocabulary",
-            file=sys.stderr,
+        _LOG.warning(
+            "embedder: lexicon.tokenizers.load_vocab(%s) failed (%s); hashing the HF vocabulary",
+            model_dir,
+            exc,
         )
     import hashlib
     import json
@@ -108,9 +111,8 @@ def resolve_tokenizer(
             f"the tokenizer of {model_dir} is not aligned in {db}. Run: defemb lexicon align --db {db} "
             f"--tokenizer {model_dir}"
         )
-    print(
-        f"embedder: tokenizer of {model_dir} is not aligned in {db}; aligning it now (lexicon.align)",
-        file=sys.stderr,
+    _LOG.info(
+        "embedder: tokenizer of %s is not aligned in %s; aligning it now (lexicon.align)", model_dir, db
     )
     align(db, model_dir, progress=progress)
     with connect(db) as con:

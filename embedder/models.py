@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from definitionemb.embedder.config import POOLINGS, TARGET_TABLES, TRAINABLE
 from definitionemb.embedder.errors import EmbedderError
 from torch import nn
 
@@ -47,10 +48,9 @@ __all__ = [
 
 FAMILIES = ("roberta", "bert", "encoder", "bart", "t5", "t5-encoder", "t5gemma")
 SEQ2SEQ = ("bart", "t5", "t5gemma")  # the head reads the decoder; the encoder reads the prompt
-# Which embedding table the regressor regresses onto. T5 feeds both stacks from one `shared` table;
-# T5Gemma (and a BART loaded with broken ties) has one per stack. The encoder's input table is the
-# default: it is where a rare token enters the model.
-TARGET_TABLES = ("encoder", "decoder")
+# TARGET_TABLES: which embedding table the regressor regresses onto. T5 feeds both stacks from one
+# `shared` table; T5Gemma has one per stack. The encoder's input table is the default: it is where a
+# rare token enters the model.
 _MODEL_TYPES = {
     "roberta": "roberta",
     "xlm-roberta": "roberta",
@@ -76,10 +76,9 @@ DEFAULT_TRAINABLE = {
     "t5-encoder": "all",
     "t5gemma": "no-embeddings",
 }
-TRAINABLE_CHOICES = ("auto", "all", "no-embeddings", "head")
-# What the head reads: the target position's state (the paper), the mean over the prompt (how
+TRAINABLE_CHOICES = TRAINABLE
+# POOLINGS: what the head reads: the target position's state (the paper), the mean over the prompt (how
 # sentence-transformers pool, and what a frozen MiniLM reads a gloss best by), or both side by side.
-POOLINGS = ("target", "mean", "target+mean")
 
 
 @contextlib.contextmanager

@@ -3,16 +3,26 @@
 Layout of `runs/<run-id>/` (every file written atomically)::
 
     manifest.json            format version, model, tokenizer, lexicon fingerprint, config, seed, timings
-    regressor/               regressor checkpoint (safetensors) + its config, written by embedder.train
+    regressor/               regressor checkpoints (safetensors) + config, LATEST, tokenizer/ (embedder.train)
     original_vectors.npy     V x d float32: the model's input-embedding rows before training
     token_vectors.npy        V x d float32: generated rows where covered, the original row elsewhere
     token_covered.npy        V bool: which rows were generated
     heldout_tokens.npy       int64: the token ids held out of training (the split every score uses)
     sense_vectors.npy        N x d float32: one vector per lexicon sense
     sense_ids.npy            N int64: the lexicon sense_id of each row of sense_vectors.npy
-    index/ model/ report/    later stages' outputs
+    index/                   FAISS indexes and their manifests; index/reverse/ the reverse dictionary's store
+    policy.json              the run's own row-policy choice (`defemb eval knobs`)
+    model/                   the PLM with the run's rows swapped in (`defemb eval swap`)
+    report/                  report.json/.md, plots, probe answers; report/results/ one JSON per result
 
-Later stages open runs only through :class:`RunDir`, which checks that arrays agree with the manifest.
+Later stages open runs only through :class:`RunDir`, which checks that arrays agree with the manifest and
+names every sub-path: no stage spells one.
+
+Portable: local paths in the manifest (`lexicon_db`, a `model` inside the work folder, the config's) are
+recorded relative to the run (``../../lexicon.duckdb``, :meth:`RunDir.portable`) and resolved against
+it (:meth:`RunDir.local`), so a copied work folder reads and writes its own lexicon. Its own: the folder's
+stamp (`core.fileio.stamp`) holds a random `run_uid` that the manifest repeats, so a manifest copied in
+from another run is refused.
 """
 
 from __future__ import annotations
@@ -24,12 +34,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from definitionemb.core.fileio import save_npy, write_bytes
+from definitionemb.core.fileio import save_npy, stamp, stamp_of, write_bytes
 from definitionemb.embedder.errors import EmbedderError, RunMismatch
 
-__all__ = ["RUN_FORMAT", "RunDir"]
+__all__ = ["ARRAYS", "RUN_FORMAT", "RunDir"]
 
 RUN_FORMAT = 1
+ARRAYS = (
+    "original_vectors.npy",
+    "token_vectors.npy",
+    "token_covered.npy",
+    "heldout_tokens.npy",
+    "sense_vectors.npy",
+    "sense_ids.npy",
+)
 
 
 @dataclass(frozen=True)
@@ -48,17 +66,74 @@ class RunDir:
                 f"Create one with: defemb embed train --db LEXICON --model MODEL --run {p}"
             )
         run = cls(p)
-        fmt = run.manifest().get("format")
+        m = run.manifest()
+        fmt = m.get("format")
         if fmt != RUN_FORMAT:
             raise RunMismatch(
                 f"{p}/manifest.json has run format {fmt!r}, this definitionemb reads {RUN_FORMAT}"
             )
+        uid, own = m.get("run_uid"), stamp_of(p)
+        if uid and uid != own:
+            raise RunMismatch(
+                f"{p}/manifest.json belongs to another run (run_uid {str(uid)[:12]}…, this folder's is "
+                f"{(own or 'missing')[:12]}…); copy a run as a whole folder, never its manifest alone"
+            )
         return run
 
-    # --- manifest -------------------------------------------------------------------------------
+    # --- layout: the one place a run's sub-paths are spelled ---------------------------------------
     @property
     def manifest_path(self) -> Path:
         return self.path / "manifest.json"
+
+    def array_path(self, name: str) -> Path:
+        """One of the run's arrays (`ARRAYS`), e.g. `token_vectors.npy`."""
+        if name not in ARRAYS:
+            raise ValueError(f"{name!r} is not a run array; one of {ARRAYS}")
+        return self.path / name
+
+    @property
+    def regressor_dir(self) -> Path:
+        return self.path / "regressor"
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        """The tokenizer saved with the regressor (what generation tokenises with)."""
+        return self.regressor_dir / "tokenizer"
+
+    @property
+    def latest_file(self) -> Path:
+        """Names the newest complete checkpoint in `regressor_dir`."""
+        return self.regressor_dir / "LATEST"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.path / "index"
+
+    @property
+    def reverse_dir(self) -> Path:
+        """The reverse dictionary's on-disk store."""
+        return self.index_dir / "reverse"
+
+    @property
+    def policy_path(self) -> Path:
+        """The run's own row-policy choice (`index.policy.record_choice`)."""
+        return self.path / "policy.json"
+
+    @property
+    def model_dir(self) -> Path:
+        """The PLM with the run's rows swapped in."""
+        return self.path / "model"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / "report"
+
+    @property
+    def results_dir(self) -> Path:
+        """One JSON file per stored evaluation result (`evaluation.results`)."""
+        return self.report_dir / "results"
+
+    # --- manifest -------------------------------------------------------------------------------
 
     def manifest(self) -> dict[str, Any]:
         try:
@@ -67,7 +142,9 @@ class RunDir:
             raise EmbedderError(f"cannot read {self.manifest_path}: {exc}") from exc
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
         manifest = {"format": RUN_FORMAT, **manifest}
+        manifest.setdefault("run_uid", stamp(self.path, "run"))
         write_bytes(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True).encode())
 
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
@@ -81,9 +158,41 @@ class RunDir:
     def run_id(self) -> str:
         return str(self.manifest().get("run_id") or self.path.name)
 
+    # --- paths in the manifest --------------------------------------------------------------------
+    def portable(self, path: str | os.PathLike[str], always: bool = False) -> str:
+        """How the manifest records a local `path`: relative to the run (``./`` or ``../`` first) when it
+        lies in the run's work folder (`<work>/runs/<run>`, as `defemb run` lays it out) or `always`, else
+        absolute."""
+        target = Path(path).expanduser().resolve()
+        here = self.path.resolve()
+        work = here.parent.parent if here.parent.name == "runs" else None
+        if always or (work is not None and work in (target, *target.parents)):
+            rel = os.path.relpath(target, here)
+            return rel if rel.startswith("..") else f"./{rel}"
+        return str(target)
+
+    def local(self, value: Any) -> str | None:
+        """A path the manifest recorded, resolved against the run when relative; a name (a hub model)
+        stays as it is."""
+        if not value:
+            return None
+        v = str(value)
+        if v.startswith(("./", "../")) or v in (".", ".."):
+            return os.path.normpath(self.path.absolute() / v)
+        return v
+
+    def lexicon_path(self) -> Path | None:
+        """The lexicon the run was made from, as recorded (None when it recorded none)."""
+        v = self.local(self.manifest().get("lexicon_db"))
+        return Path(v) if v else None
+
+    def model_path(self) -> str | None:
+        """The base model: a local folder (resolved) or a name, as recorded."""
+        return self.local(self.manifest().get("model"))
+
     # --- arrays ---------------------------------------------------------------------------------
     def _load(self, name: str) -> np.ndarray:
-        f = self.path / name
+        f = self.array_path(name)
         if not f.is_file():
             hint = "defemb embed generate --run " + str(self.path)
             raise EmbedderError(f"{f} is missing. Produce it with: {hint}")
@@ -126,12 +235,12 @@ class RunDir:
 
     def heldout_tokens(self) -> np.ndarray:
         """The token ids held out of training (int64); empty for a run trained without a held-out split."""
-        if not (self.path / "heldout_tokens.npy").is_file():
+        if not self.array_path("heldout_tokens.npy").is_file():
             return np.zeros(0, dtype=np.int64)
         return np.asarray(self._load("heldout_tokens.npy"), dtype=np.int64)
 
     def save_array(self, name: str, array: np.ndarray) -> None:
-        save_npy(self.path / name, array)
+        save_npy(self.array_path(name), array)
 
     def _check_shape(self, name: str, arr: np.ndarray) -> None:
         m = self.manifest()

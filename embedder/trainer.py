@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from definitionemb.core.fileio import STAMP
+from definitionemb.core.progress import bar_disable
 from definitionemb.embedder.batching import MicroBatchStream, sorted_batches
 from definitionemb.embedder.checkpoint import (
     latest_checkpoint,
@@ -31,7 +33,7 @@ from definitionemb.embedder.checkpoint import (
     save_checkpoint,
     save_tokenizer,
 )
-from definitionemb.embedder.config import TrainConfig, TrainResult, abspath
+from definitionemb.embedder.config import TrainConfig, TrainResult
 from definitionemb.embedder.errors import EmbedderError, RunMismatch
 from definitionemb.embedder.examples import Collator, Examples, build_examples, heldout_tokens, word_pieces
 from definitionemb.embedder.inference import autocast, check_finite, mean_by_token, predict, resolve_device
@@ -399,7 +401,11 @@ def _refuse_foreign_folder(path: Path) -> None:
     """A run is written into a new folder or an earlier run's; never among someone else's files."""
     if path.exists() and not path.is_dir():
         raise EmbedderError(f"--run {path} is a file; name a new folder for the run")
-    if path.is_dir() and not (path / "manifest.json").is_file() and any(path.iterdir()):
+    if (
+        path.is_dir()
+        and not (path / "manifest.json").is_file()
+        and any(f.name != STAMP for f in path.iterdir())
+    ):
         raise EmbedderError(
             f"--run {path} is a folder that holds other files and no run (no manifest.json); name a new "
             "folder for the run, so nothing there is overwritten"
@@ -446,7 +452,7 @@ def _open_or_resume(cfg: TrainConfig, dist: _Dist, device: torch.device) -> _Ses
     )  # bounds the shapes compile specialises on
     special = set(getattr(tok, "all_special_ids", []) or [])
 
-    ckpt = latest_checkpoint(run.path) if (run.path / "regressor").exists() else None
+    ckpt = latest_checkpoint(run.path) if run.regressor_dir.exists() else None
     if ckpt is not None and not cfg.resume:
         raise EmbedderError(
             f"{run.path} already holds a trained regressor ({ckpt.name}). Pass --resume to continue it, "
@@ -477,21 +483,22 @@ def _open_or_resume(cfg: TrainConfig, dist: _Dist, device: torch.device) -> _Ses
             run.save_array("original_vectors.npy", original.cpu().numpy())
             run.save_array("heldout_tokens.npy", data.heldout_tokens)
         save_tokenizer(run.path, tok)
+        # Local paths are recorded relative to the run when they lie in its work folder (the lexicon
+        # always), so a copied work folder uses its own; a model elsewhere is absolute, a hub name as given.
+        model_ref = run.portable(cfg.model) if Path(cfg.model).expanduser().is_dir() else cfg.model
         run.update_manifest(
             run_id=run.path.name,
-            # A local folder is recorded absolute: later commands (swap, export, GLUE) load the base
-            # model from here, from whatever folder they run in. A hub name stays as given.
-            model=abspath(cfg.model) if Path(cfg.model).expanduser().is_dir() else cfg.model,
+            model=model_ref,
             model_family=family,
             model_sha256=mhash,
             tokenizer_sha256=tok_sha,
             tokenizer_id=int(tid),
-            lexicon_db=abspath(cfg.db),
+            lexicon_db=run.portable(cfg.db, always=True),
             lexicon_fingerprint=fp,
             vocab_size=int(vocab_size),
             dim=int(dim),
             seed=cfg.seed,
-            config=cfg.to_dict(),
+            config={**cfg.to_dict(), "db": run.portable(cfg.db, always=True), "run": ".", "model": model_ref},
             versions=versions(),
             data={
                 "train_examples": len(data.train),
@@ -678,7 +685,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         desc="train",
         unit="step",
         file=sys.stderr,
-        disable=not (cfg.progress and dist.main),
+        disable=bar_disable(bool(cfg.progress and dist.main)),
         dynamic_ncols=True,
     )
     recent: list[float] = []

@@ -10,11 +10,13 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from definitionemb.core.progress import bar_disable
+from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.evaluation.errors import EvaluationError
@@ -40,7 +42,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(Record):
     """Fine-tuning settings. Defaults follow the paper's GLUE recipe scaled for a CPU (fewer epochs)."""
 
     task: str = "cola"
@@ -58,9 +60,6 @@ class FinetuneConfig:
     max_train: int | None = None
     max_eval: int | None = None
     device: str = "auto"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def matthews(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -174,7 +173,7 @@ def finetune_scores(
     dtype = torch.float32 if spec.num_labels == 1 else torch.long
     model.train()
     step = 0
-    bar = tqdm(total=total, desc=f"fine-tune seed {seed}", disable=not progress, leave=False)
+    bar = tqdm(total=total, desc=f"fine-tune seed {seed}", disable=bar_disable(progress), leave=False)
     while step < total:
         for idx, batch in _batches(
             tokenizer, train_feats, rng.permutation(len(train)).tolist(), cfg.batch_size
@@ -237,7 +236,7 @@ class SeedResult:
 
 
 @dataclass(frozen=True)
-class GlueResult:
+class GlueResult(Record):
     """Per-seed metrics of both models, their mean ± std on the headline metric, and the paired test."""
 
     task: str
@@ -251,9 +250,6 @@ class GlueResult:
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _mean_std(v: list[float]) -> dict[str, float]:
@@ -273,7 +269,7 @@ def compare_glue(
     t0 = time.perf_counter()
     if not cfg.seeds:
         raise EvaluationError("give at least one seed")
-    model_dir = run.manifest().get("model")
+    model_dir = run.model_path()
     if not model_dir or not Path(str(model_dir)).exists():
         raise EvaluationError(f"{run.manifest_path}: model {model_dir!r} is not a local folder")
     spec, train_f, dev_f = task_files(cfg.task, cfg.data_dir)

@@ -8,10 +8,11 @@ over eigenvectors.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from definitionemb.core.records import Record
 from definitionemb.evaluation.errors import EvaluationError
 
 __all__ = [
@@ -199,7 +200,7 @@ def all_but_the_top(w: np.ndarray, d: int = 10, exclude: np.ndarray | None = Non
 
 
 @dataclass(frozen=True)
-class IsotropyMetrics:
+class IsotropyMetrics(Record):
     """The isotropy measures of one set of rows."""
 
     rows: int
@@ -208,9 +209,6 @@ class IsotropyMetrics:
     mean_cosine: float
     top1_share: float
     top10_share: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def measure(w: np.ndarray) -> IsotropyMetrics:

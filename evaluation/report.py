@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
-import shlex
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +18,12 @@ from typing import Any
 import numpy as np
 from definitionemb.core.fileio import write_bytes
 from definitionemb.embedder.binding import LexiconRef, RunLexicon, bound
+from definitionemb.embedder.results import ResultKind, current_command, jsonable, load_results, save_result
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.evaluation.errors import EvaluationError
 
 __all__ = [
     "RunReport",
-    "current_command",
-    "save_result",
-    "load_results",
     "isotropy_of_run",
     "isotropy_of_matrix",
     "isotropy_of_model",
@@ -40,62 +35,13 @@ __all__ = [
     "coverage_rows",
     "build_report",
     "evaluate_run",
-    "jsonable",
 ]
 
 REPORT_VERSION = 1
 
 
-def current_command() -> str:
-    """The command line of this process, quoted so it can be pasted back into a shell."""
-    argv = list(sys.argv)
-    if argv and Path(argv[0]).name in ("defemb", "__main__.py", "cli.py"):
-        argv[0] = "defemb"
-    return shlex.join(argv)
-
-
-def jsonable(x: Any) -> Any:
-    """`x` with numpy scalars as Python numbers and NaN/infinity as None, ready for `json.dumps`."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None  # JSON has no NaN; None reads as "undefined"
-    return x
-
-
 def _write_json(path: Path, obj: Any) -> None:
     write_bytes(path, json.dumps(jsonable(obj), indent=2, sort_keys=True).encode())
-
-
-def save_result(run: RunDir, name: str, result: Mapping[str, Any], command: str | None = None) -> Path:
-    """Store one evaluation result as `report/results/<name>.json`, with the command that produced it."""
-    path = run.path / "report" / "results" / f"{name}.json"
-    _write_json(
-        path,
-        {
-            "name": name,
-            "command": command or current_command(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-            "result": dict(result),
-        },
-    )
-    return path
-
-
-def load_results(run: RunDir) -> dict[str, dict[str, Any]]:
-    """Every stored result of the run, by name."""
-    folder = run.path / "report" / "results"
-    out: dict[str, dict[str, Any]] = {}
-    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            out[f.stem] = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise EvaluationError(f"{f} is unreadable ({exc}); delete it and rerun its command") from exc
-    return out
 
 
 def isotropy_of_run(
@@ -174,7 +120,7 @@ def isotropy_of_model(model: str, db: str | os.PathLike[str] | None = None) -> d
 def _run_tokenizer(run: RunDir) -> Any:
     from transformers import AutoTokenizer
 
-    model = run.manifest().get("model")
+    model = run.model_path()
     if not model:
         raise EvaluationError(f"{run.manifest_path} names no model, so its tokenizer cannot be loaded")
     try:
@@ -490,7 +436,7 @@ def _build_report(
 ) -> RunReport:
     from definitionemb.evaluation.plots import alpha_curve, coverage_bars, isotropy_bars, svd_scatter
 
-    out = run.path / "report"
+    out = run.report_dir
     stored = load_results(run)
     iso, mats, labels = isotropy_of_run(run, lex, rows, how)
     content: dict[str, Any] = {
@@ -508,21 +454,24 @@ def _build_report(
         "plots": {},
         "commands": [],
     }
-    merged: dict[str, dict[str, Any]] = dict(stored)
-    for k, v in (extra or {}).items():
-        merged[k] = {"result": v, "command": command or current_command()}
-    for name, rec in merged.items():
-        res = rec.get("result", {})
-        if rec.get("command") and rec["command"] not in content["commands"]:
-            content["commands"].append(rec["command"])
-        if name.startswith("wordsim"):
-            content["wordsim"].update(res)
-        elif name == "knobs":
-            content["knobs"] = res
-        elif name.startswith("glue"):
+    for rec in stored:
+        if rec.command and rec.command not in content["commands"]:
+            content["commands"].append(rec.command)
+        res = {**rec.result, "config": rec.config} if rec.config else rec.result
+        if rec.kind is ResultKind.WORDSIM:
+            content["wordsim"].update(rec.result)
+        elif rec.kind is ResultKind.KNOBS:
+            content["knobs"] = rec.result
+        elif rec.kind is ResultKind.GLUE:
             content["glue"].append(res)
-        elif name.startswith("summarization"):
+        elif rec.kind is ResultKind.SUMMARIZATION:
             content["summarization"].append(res)
+    for k, v in (extra or {}).items():
+        kind = next((kd for kd in ResultKind if k == kd.value or k.startswith(kd.value + "-")), None)
+        if kind is ResultKind.WORDSIM:
+            content["wordsim"].update(v)
+        elif kind is ResultKind.KNOBS:
+            content["knobs"] = v
     content["wordsim_wins"] = wordsim_wins(content["wordsim"])
     if (command or current_command()) not in content["commands"]:
         content["commands"].append(command or current_command())
@@ -588,7 +537,9 @@ def _evaluate_run(
     hows = [how] if isinstance(how, str) else list(how or [default_policy(rd).how, "replace"])
     if knobs and wordsim:
         kn = knobs_of_run(rd, wordsim, db, rows)
-        save_result(rd, "knobs", kn, cmd)  # shown, not adopted: `defemb eval knobs` records a choice
+        save_result(
+            rd, ResultKind.KNOBS, kn, command=cmd
+        )  # shown, not adopted: `defemb eval knobs` records a choice
         if kn["chosen"] not in hows:
             hows.insert(1, kn["chosen"])
     if wordsim:
@@ -597,15 +548,22 @@ def _evaluate_run(
         labels, _ = run_buckets(rd, db)
         ws = wordsim_of_run(rd, wordsim, run_matrices(rd, db, rows, hows, buckets=labels), wordsim_part)
         for name, res in ws.items():
-            save_result(rd, f"wordsim-{name}", {name: res}, cmd)
+            save_result(rd, ResultKind.WORDSIM, {name: res}, name, command=cmd)
     if glue is not None:
         from definitionemb.evaluation.finetune import compare_glue
 
         res = compare_glue(rd, glue, db, progress)
-        save_result(rd, f"glue-{res.task}", res.to_dict(), cmd)
+        save_result(rd, ResultKind.GLUE, res.to_dict(), res.task, config=glue.to_dict(), command=cmd)
     if summarization is not None:
         from definitionemb.evaluation.summarization import compare_summarization
 
         sres = compare_summarization(rd, summarization, db, progress)
-        save_result(rd, f"summarization-{sres.preset}", sres.to_dict(), cmd)
+        save_result(
+            rd,
+            ResultKind.SUMMARIZATION,
+            sres.to_dict(),
+            sres.preset,
+            config=summarization.to_dict(),
+            command=cmd,
+        )
     return build_report(rd, db, rows, hows, plots=plots, command=cmd)

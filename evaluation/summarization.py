@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from definitionemb.core.progress import bar_disable
+from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.evaluation.errors import DataFormatError, EvaluationError
@@ -44,7 +46,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Decoding:
+class Decoding(Record):
     """Beam-search settings passed to `generate`."""
 
     num_beams: int
@@ -52,9 +54,6 @@ class Decoding:
     min_length: int
     length_penalty: float
     no_repeat_ngram_size: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 PRESETS: dict[str, Decoding] = {
@@ -219,7 +218,9 @@ def summarize_once(
         rng = np.random.default_rng(cfg.seed)
         opt, sched = optimizer_and_schedule(model, cfg.lr, cfg.train_steps)
         model.train()
-        bar = tqdm(total=cfg.train_steps, desc="summarisation fine-tune", disable=not progress, leave=False)
+        bar = tqdm(
+            total=cfg.train_steps, desc="summarisation fine-tune", disable=bar_disable(progress), leave=False
+        )
         step = 0
         while step < cfg.train_steps:
             order = rng.permutation(len(train)).tolist()
@@ -270,7 +271,7 @@ def summarize_once(
 
 
 @dataclass(frozen=True)
-class SummarizationResult:
+class SummarizationResult(Record):
     """Mean ROUGE of both models on the same examples and the paired-bootstrap p-value per metric."""
 
     preset: str
@@ -286,9 +287,6 @@ class SummarizationResult:
     examples: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def compare_summarization(
     run: RunDir, cfg: SummarizationConfig, db: LexiconRef = None, progress: bool = False
@@ -297,7 +295,7 @@ def compare_summarization(
     from definitionemb.index.policy import as_policy, policy_matrix
 
     t0 = time.perf_counter()
-    model_dir = run.manifest().get("model")
+    model_dir = run.model_path()
     if not model_dir or not Path(str(model_dir)).exists():
         raise EvaluationError(f"{run.manifest_path}: model {model_dir!r} is not a local folder")
     train, test = load_splits(cfg.data_dir)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from definitionemb.core.plm import load_plm
 from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.evaluation.errors import EvaluationError
@@ -29,27 +30,8 @@ def replace_rows(model: Any, matrix: np.ndarray, mask: np.ndarray, target: str |
 
 
 def load_model(model: str | os.PathLike[str], head: str = "native") -> Any:
-    """Load a PLM from a local folder.
-
-    head = "native": the class named in its config (`RobertaForMaskedLM`, `BartForConditionalGeneration`, ...);
-    "sequence-classification" or "seq2seq": the matching Auto class.
-    """
-    import transformers
-
-    src = str(model)
-    try:
-        if head == "sequence-classification":
-            return transformers.AutoModelForSequenceClassification.from_pretrained(src)
-        if head == "seq2seq":
-            return transformers.AutoModelForSeq2SeqLM.from_pretrained(src)
-        cfg = transformers.AutoConfig.from_pretrained(src)
-        archs = list(getattr(cfg, "architectures", None) or [])
-        cls = getattr(transformers, archs[0], None) if archs else None
-        if cls is None:
-            return transformers.AutoModel.from_pretrained(src)
-        return cls.from_pretrained(src)
-    except (OSError, ValueError) as exc:
-        raise EvaluationError(f"cannot load the model at {src}: {exc}. Pass a local model folder.") from exc
+    """`core.plm.load_plm`: the PLM at a local folder, in its native head class or the one asked for."""
+    return load_plm(model, head)
 
 
 @dataclass(frozen=True)
@@ -94,13 +76,13 @@ def save_swapped(
     One writer for both this and `defemb export --format hf`: `index.exporter.export`, which also checks
     that the run's base model is the one its `original_vectors.npy` came from. The run's own
     `<run>/model` is rewritten freely; another existing `out_dir` only with `force`, and only if the
-    toolkit wrote it (:func:`lexicon.fileio.claim_output`).
+    toolkit wrote it (:func:`core.fileio.claim_output`).
     """
     from definitionemb.index.exporter import export
 
     if not run.manifest().get("model"):
         raise EvaluationError(f"{run.manifest_path} names no model; the run cannot be swapped")
-    out = Path(out_dir) if out_dir is not None else run.path / "model"
-    own = out.resolve() == (run.path / "model").resolve()
-    res = export(run, "hf", rows, out, db, force=force or own, how=how)
+    out = Path(out_dir) if out_dir is not None else run.model_dir
+    own = out.resolve() == run.model_dir.resolve()
+    res = export(run, "hf", rows, out, db, force=force or own, how=how, allow_in=run.path if own else None)
     return SwapResult(str(out), res.rows, res.how, res.rows_replaced, res.vocab_size)

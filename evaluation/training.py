@@ -6,6 +6,7 @@ import random
 from typing import Any
 
 import numpy as np
+from definitionemb.core.device import resolve_device
 
 __all__ = ["seed_everything", "pick_device", "optimizer_and_schedule"]
 
@@ -20,11 +21,8 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    """The device name for `model.to(...)`: `core.device.resolve_device`, as a string."""
+    return str(resolve_device(device))
 
 
 def optimizer_and_schedule(

@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
     from definitionemb.index.reverse_dictionary import (
         ReverseDictionary,
         build_reverse,
+        ensure_reverse,
         open_reverse,
         reverse_batch,
         reverse_words,
@@ -77,6 +78,7 @@ _LAZY = {
     "reverse_batch": "definitionemb.index.reverse_dictionary",
     "build_reverse": "definitionemb.index.reverse_dictionary",
     "open_reverse": "definitionemb.index.reverse_dictionary",
+    "ensure_reverse": "definitionemb.index.reverse_dictionary",
     "ReverseDictionary": "definitionemb.index.reverse_dictionary",
     "neighbors_table": "definitionemb.index.table",
     "NeighborTableResult": "definitionemb.index.table",

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from definitionemb.core.fileio import claim_output, output_dir, output_file, save_npy
+from definitionemb.core.fileio import claim_output, output_dir, output_file, output_files
+from definitionemb.core.plm import load_plm, load_tokenizer
 from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.errors import ExportError
 from definitionemb.index.policy import RowPolicy, apply_how, as_policy, chosen_for, policy_matrix
+from definitionemb.index.vocab_export import vocabulary_frame, write_parquet, write_vocab_txt, write_word2vec
 from definitionemb.index.vocabulary import RunLike, as_run
 
 __all__ = [
@@ -33,7 +35,7 @@ __all__ = [
     "as_policy",
 ]
 
-FORMATS = ("npy", "safetensors", "pt", "hf")
+FORMATS = ("npy", "safetensors", "pt", "hf", "parquet", "word2vec")
 META_FILE = "definitionemb_export.json"
 
 
@@ -81,6 +83,8 @@ def export_matrix(run: RunLike, mask: np.ndarray, how: str = "replace") -> np.nd
 
 
 def _meta(run: RunDir, policy: RowPolicy, fmt: str, rows: int) -> dict[str, str]:
+    from definitionemb.index.card import portable_command
+
     choice = chosen_for(run, policy)
     return {
         "run_id": run.run_id,
@@ -88,7 +92,9 @@ def _meta(run: RunDir, policy: RowPolicy, fmt: str, rows: int) -> dict[str, str]
         "how": policy.how,
         "policy": policy.spelling,
         # where the policy came from: the run's own choice on development data, or as asked/shipped
-        "policy_source": f"run choice ({choice.command})" if choice else "given or shipped default",
+        "policy_source": f"run choice ({portable_command(choice.command)})"
+        if choice
+        else "given or shipped default",
         **({"policy_reason": choice.reason} if choice else {}),
         "format": fmt,
         "rows_replaced": str(rows),
@@ -96,31 +102,8 @@ def _meta(run: RunDir, policy: RowPolicy, fmt: str, rows: int) -> dict[str, str]
 
 
 def load_base_model(model: str | os.PathLike[str]) -> tuple[Any, Any]:
-    """(model, tokenizer) from a local folder, in the head class its config names (masked-LM/seq2seq).
-
-    The config's `architectures` picks the class, so a RoBERTa/BERT masked LM keeps its LM head and a
-    BART keeps its conditional-generation head; a bare encoder (e.g. MiniLM's BertModel) stays bare.
-    """
-    import transformers
-
-    try:
-        config = transformers.AutoConfig.from_pretrained(str(model))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"cannot read the model config at {model}: {exc}") from exc
-    arch = (getattr(config, "architectures", None) or [None])[0]
-    cls = getattr(transformers, arch, None) if arch else None
-    if cls is None:
-        cls = (
-            transformers.AutoModelForSeq2SeqLM
-            if getattr(config, "is_encoder_decoder", False)
-            else transformers.AutoModelForMaskedLM
-        )
-    try:
-        loaded = cls.from_pretrained(str(model))
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(model))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"cannot load the base model or tokenizer from {model}: {exc}") from exc
-    return loaded, tokenizer
+    """(model, tokenizer) from a local folder, in the head class its config names (`core.plm.load_plm`)."""
+    return load_plm(model), load_tokenizer(model)
 
 
 def _check_base(model: Any, run: RunDir, model_path: str) -> None:
@@ -146,15 +129,45 @@ def _check_base(model: Any, run: RunDir, model_path: str) -> None:
         )
 
 
-def _card_inputs(run: RunDir, db: LexiconRef) -> list[tuple[str, str]]:
+def _card_inputs(run: RunDir, db: LexiconRef) -> tuple[list[tuple[str, str]], list[str]]:
+    """(kind, uri) of the lexicon's sources and their language codes, for the card."""
     from definitionemb.embedder.binding import bound
     from definitionemb.index.card import lexicon_sources
 
     try:
         with bound(run, db) as lex:
-            return lexicon_sources(lex.con) if lex.available else []
+            if not lex.available:
+                return [], []
+            langs = [
+                str(r[0]) for r in lex.con.execute("SELECT DISTINCT lang_code FROM source").fetchall() if r[0]
+            ]
+            return lexicon_sources(lex.con), langs
     except Exception:  # an unreadable lexicon: the card names none rather than failing the export
-        return []
+        return [], []
+
+
+def _save_sentence_transformers(model_path: str, model: Any, tmp: Path) -> list[str] | None:
+    """Save the swapped model as a sentence-transformers folder through `SentenceTransformer.save`, so its
+    configs carry the installed versions; None where sentence-transformers is not installed (then the
+    base's files are copied) or its first module is not this model's class."""
+    from definitionemb.index.card import ST_FILES
+
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        return None
+    st = SentenceTransformer(model_path, device="cpu", local_files_only=True)
+    first = st[0]
+    # the module's own attribute (`model` in sentence-transformers 5+, `auto_model` before): assigning a
+    # module to the `auto_model` property of 5+ would register a second, unsaved module instead
+    attr = next((a for a in ("model", "auto_model") if a in first._modules), None)
+    if attr is None or type(first._modules[attr]) is not type(model):
+        return None
+    setattr(first, attr, model)
+    st.save(str(tmp), create_model_card=False)
+    modules = json.loads((tmp / "modules.json").read_text(encoding="utf-8"))
+    kept = [n for n in ST_FILES if (tmp / n).is_file()]
+    return kept + [str(m["path"]) + "/" for m in modules if m.get("path") and (tmp / m["path"]).is_dir()]
 
 
 def write_model(
@@ -166,6 +179,8 @@ def write_model(
     db: LexiconRef = None,
     meta: dict[str, Any] | None = None,
     force: bool = False,
+    allow_in: str | os.PathLike[str] | None = None,
+    base_model: str | None = None,
     output_head: bool = False,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Write the run's base model with `matrix[mask]` swapped in as a complete folder at `out`.
@@ -173,23 +188,26 @@ def write_model(
     The one writer of a swapped model: checks the base model against the run's `original_vectors.npy`,
     replaces the rows through `index.swap.replace_rows` (tied weights), then writes atomically
     `save_pretrained` + tokenizer + `replaced_mask.npy` + `definitionemb_export.json` + a model card
-    (README.md), and, when the base is a sentence-transformers folder, its modules and configs. The
-    rows go into the table the run regressed onto (its `target_table`); `output_head` also writes an
-    untied LM head (T5 v1.1), which is otherwise left alone.
-    An existing `out` is replaced only with `force` (:func:`lexicon.fileio.claim_output`). Returns
-    (tables written, sentence-transformers files kept).
+    (README.md), and, when the base is a sentence-transformers folder, its modules and configs.
+    An existing `out` is replaced only with `force` (:func:`core.fileio.claim_output`); `allow_in` is
+    the run folder whose own `model/` this is. `base_model`: the base's Hub id for the card (else the one
+    its card or config names). The rows go into the table the run
+    regressed onto (its `target_table`); `output_head` also writes an untied LM head (T5 v1.1), otherwise
+    left alone. Returns (tables written, sentence-transformers files kept).
     """
     from definitionemb.index.card import (
+        base_model_id,
         copy_sentence_transformers,
         is_sentence_transformers,
         model_card,
+        stored_sts,
         stored_wordsim,
     )
     from definitionemb.index.swap import replace_rows, run_target
 
     r = as_run(run)
-    claim_output(Path(out), "dir", force, "hf export")  # refused before the model is loaded
-    model_path = r.manifest().get("model")
+    claim_output(Path(out), "dir", force, "hf export", allow_in)  # refused before the model is loaded
+    model_path = r.model_path()
     if not model_path:
         raise ExportError(f"run {r.path} records no model; a model export needs the base model")
     model, tokenizer = load_base_model(model_path)
@@ -202,29 +220,38 @@ def write_model(
         output_head,
     )
     st = is_sentence_transformers(model_path)
-    info = meta or _meta(r, policy, "hf", int(np.asarray(mask).sum()))
+    info = dict(meta or _meta(r, policy, "hf", int(np.asarray(mask).sum())))
     reason = info.get("policy_reason")
+    sources, langs = _card_inputs(r, db)
     card = model_card(
         r,
         policy,
         int(np.asarray(mask).sum()),
         int(np.asarray(mask).shape[0]),
         str(model_path),
-        _card_inputs(r, db),
+        sources,
         stored_wordsim(r),
         st,
         chosen=f"{reason} ({info['policy_source']})" if reason else None,
+        base_id=base_model,
+        langs=langs,
+        sts=stored_sts(r),
     )
+    hub_id = base_model_id(str(model_path), base_model)
     kept: list[str] = []
-    with output_dir(Path(out), force, "hf export", info) as tmp:
-        model.save_pretrained(str(tmp))
+    with output_dir(Path(out), force, "hf export", info, META_FILE, allow_in) as tmp:
+        saved = _save_sentence_transformers(str(model_path), model, tmp) if st else None
+        if saved is None:
+            model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         if st:
-            kept = copy_sentence_transformers(model_path, tmp)
+            kept = saved if saved is not None else copy_sentence_transformers(model_path, tmp)
         np.save(tmp / "replaced_mask.npy", np.asarray(mask, dtype=bool))
         info = {
             **info,
-            "source_model": str(model_path),
+            # a name, never a path of this machine: the Hub id, else the base folder's name
+            "source_model": hub_id or Path(str(model_path).rstrip("/")).name,
+            "source_model_sha256": r.manifest().get("model_sha256"),
             "tables": list(report.tables),
             "untied": list(report.untied),
             "sentence_transformers": kept,
@@ -242,20 +269,32 @@ def export(
     db: LexiconRef = None,
     force: bool = False,
     how: str | None = None,
+    allow_in: str | os.PathLike[str] | None = None,
+    base_model: str | None = None,
     output_head: bool = False,
 ) -> ExportResult:
     """Export the run's matrix under the policy `rows` × `how`, atomically (what is left out: the run's
     default policy, `index.policy.as_policy`).
 
     An existing `out` is replaced only with `force`, and only when it is an earlier export (never a
-    run folder, a lexicon or a folder the toolkit did not write: :func:`lexicon.fileio.claim_output`).
+    run folder, a lexicon or anything the toolkit cannot prove it wrote: :func:`core.fileio.claim_output`;
+    `allow_in` is the run whose own output this is, e.g. `<run>/model`). Every export records a random
+    `output_id` in its metadata that its ownership marker repeats.
 
     - `npy`: folder `out` with matrix.npy (V×d float32), mask.npy (V bool), export.json; or, for an `out`
       named `*.npy`, that file (the matrix) and `*.mask.npy` beside it;
     - `safetensors`: file `out` with tensors "embeddings" and "mask" (+ metadata);
     - `pt`: file `out`, a torch dict {"embeddings", "mask", "run_id", "rows", "how", ...};
     - `hf`: folder `out`, the base model with the changed rows (`write_model`): `save_pretrained`,
-      tokenizer, model card, and the sentence-transformers modules of an ST base.
+      tokenizer, model card (`base_model`: the base's Hub id for it), and the sentence-transformers
+      modules of an ST base, saved by sentence-transformers itself where it is installed;
+    - `parquet`: file `out`, one row per token: token_id, piece, word_initial, covered, replaced, rule,
+      bucket, frequency, vector (`index.vocab_export`);
+    - `word2vec`: file `out`, word2vec text (`V d`, then `piece v1 … vd`), for gensim.
+
+    npy and safetensors exports carry their vocabulary: `vocab.txt` (one piece per line, id order) and
+    `vocab.parquet` (the parquet columns without the vector) inside an npy folder, or beside a file as
+    `<name>.vocab.txt` and `<name>.vocab.parquet`.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -265,39 +304,68 @@ def export(
     out_path = Path(out)
     npy_file = fmt == "npy" and out_path.name.endswith(".npy")
     mask_path = out_path.with_name(out_path.name.removesuffix(".npy") + ".mask.npy") if npy_file else out_path
+    file_shaped = fmt in ("safetensors", "pt", "parquet", "word2vec") or npy_file
     # Refused before any work: an output that may not be written is known up front.
-    claim_output(
-        out_path, "file" if fmt in ("safetensors", "pt") or npy_file else "dir", force, f"{fmt} export"
-    )
+    claim_output(out_path, "file" if file_shaped else "dir", force, f"{fmt} export", allow_in)
     if npy_file:
         claim_output(mask_path, "file", force, "npy export mask")
+    beside = fmt == "safetensors" or npy_file  # files whose vocabulary goes beside them
+    stem = out_path.name.removesuffix(".npy").removesuffix(".safetensors")
+    vocab_txt, vocab_pq = (out_path.with_name(f"{stem}.vocab.{ext}") for ext in ("txt", "parquet"))
+    if beside:
+        claim_output(vocab_txt, "file", force, f"{fmt} export vocabulary")
+        claim_output(vocab_pq, "file", force, f"{fmt} export vocabulary")
     matrix, mask = policy_matrix(r, db, policy)
+    vocab = vocabulary_frame(r, db, mask) if fmt in ("npy", "safetensors", "parquet", "word2vec") else None
     meta = _meta(r, policy, fmt, int(mask.sum()))
     tables: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     try:
-        if npy_file:
-            save_npy(mask_path, mask)
-            save_npy(out_path, matrix)
+        if npy_file:  # the matrix, its mask and its vocabulary, written together: all or none
+            assert vocab is not None
+            paths = [out_path, mask_path, vocab_txt, vocab_pq]
+            with output_files(paths, force, "npy export", meta) as tmps:
+                for tmp, arr in zip(tmps[:2], (matrix, mask), strict=True):
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, arr, allow_pickle=False)
+                write_vocab_txt(vocab, tmps[2])
+                vocab.write_parquet(str(tmps[3]))
         elif fmt == "npy":
-            with output_dir(out_path, force, "npy export", meta) as tmp:
+            assert vocab is not None
+            with output_dir(out_path, force, "npy export", meta, "export.json", allow_in) as tmp:
                 np.save(tmp / "matrix.npy", matrix)
                 np.save(tmp / "mask.npy", mask)
+                write_vocab_txt(vocab, tmp / "vocab.txt")
+                vocab.write_parquet(str(tmp / "vocab.parquet"))
                 (tmp / "export.json").write_text(json.dumps(meta, indent=2))
-        elif fmt == "safetensors":
+        elif fmt == "safetensors":  # the file and its vocabulary beside it, all or none
             from safetensors.numpy import save_file
 
-            with output_file(out_path, force, "safetensors export") as tmp:
+            assert vocab is not None
+            paths = [out_path, vocab_txt, vocab_pq]
+            with output_files(paths, force, "safetensors export", meta) as (tmp, txt, pq):
                 save_file({"embeddings": matrix, "mask": mask}, str(tmp), metadata=meta)
+                write_vocab_txt(vocab, txt)
+                vocab.write_parquet(str(pq))
+        elif fmt == "parquet":
+            assert vocab is not None
+            with output_file(out_path, force, "parquet export") as tmp:
+                write_parquet(vocab, matrix, tmp)
+        elif fmt == "word2vec":
+            assert vocab is not None
+            with output_file(out_path, force, "word2vec export") as tmp:
+                write_word2vec(vocab, matrix, tmp)
         elif fmt == "pt":
             import torch
 
-            with output_file(out_path, force, "pt export") as tmp:
+            with output_file(out_path, force, "pt export", meta) as tmp:
                 torch.save(
                     {"embeddings": torch.from_numpy(matrix), "mask": torch.from_numpy(mask), **meta}, str(tmp)
                 )
         else:
-            tables, kept = write_model(r, matrix, mask, out_path, policy, db, meta, force, output_head)
+            tables, kept = write_model(
+                r, matrix, mask, out_path, policy, db, meta, force, allow_in, base_model, output_head
+            )
     except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
         raise ExportError(f"cannot write {fmt} export to {out_path}: {exc}") from exc
     return ExportResult(

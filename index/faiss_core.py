@@ -10,6 +10,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+from definitionemb.core.progress import bar_disable
 from definitionemb.index.errors import IndexMismatch, IndexStageError, TooFewVectors
 from tqdm import tqdm
 
@@ -114,7 +115,9 @@ def build_faiss(
                 f"training {factory!r} on {n} vectors failed: {str(exc).splitlines()[-1]}. "
                 "Use fewer clusters / PQ centroids, or Flat"
             ) from exc
-    for start in tqdm(range(0, n, _ADD_CHUNK), desc=desc, unit="chunk", disable=not progress, file=None):
+    for start in tqdm(
+        range(0, n, _ADD_CHUNK), desc=desc, unit="chunk", disable=bar_disable(progress), file=None
+    ):
         index.add(x[start : start + _ADD_CHUNK])
     return index
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
-from definitionemb.core.fileio import atomic_file, file_sha256, save_npy, write_bytes
+from definitionemb.core.fileio import atomic_file, content_digest, file_sha256, save_npy, write_bytes
+from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef, bound
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError
@@ -57,7 +57,7 @@ DEFAULT_EF_SEARCH = 128
 
 
 @dataclass(frozen=True)
-class IndexManifest:
+class IndexManifest(Record):
     """What `<kind>.json` records: enough to refuse an index that does not belong to its run."""
 
     run_id: str
@@ -78,9 +78,6 @@ class IndexManifest:
     # The search back end the building machine chose (index.torch_search.BACKENDS); a search chooses
     # again where it runs (LoadedIndex.backend). Manifests written before the field say faiss-cpu.
     backend: str = "faiss-cpu"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -113,7 +110,7 @@ class LoadedIndex:
 
 
 def _index_dir(run: RunDir) -> Path:
-    return run.path / "index"
+    return run.index_dir
 
 
 _SOURCE = {
@@ -123,22 +120,14 @@ _SOURCE = {
 }
 
 
-def source_digest(path: Path, samples: int = 64, chunk: int = 1 << 16) -> str:
-    """A cheap content digest of a vectors file: its size and 64 evenly spaced 64 KiB slices.
+def source_digest(path: Path) -> str:
+    """The content digest of a vectors file: sha256 of every byte (:func:`core.fileio.content_digest`).
 
-    Regenerated vectors change bytes everywhere, so this tells a stale index from a current one while
-    reading ~4 MB instead of hashing gigabytes on every open; copying a run keeps it valid.
+    Every byte, because one changed row (a NaN written into the middle of a file) must make an index or a
+    recorded choice stale; hashing runs at disk speed and is remembered while the file is unchanged
+    (`benchmarks/bench_digest.py`). Copying a run keeps it valid.
     """
-    import hashlib
-
-    size = path.stat().st_size
-    h = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as fh:
-        step = max(size // samples, 1)
-        for offset in range(0, size, step):
-            fh.seek(offset)
-            h.update(fh.read(chunk))
-    return h.hexdigest()
+    return content_digest(path)
 
 
 def index_vectors(

@@ -22,12 +22,13 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from definitionemb.core.fileio import save_npy, write_bytes
+from definitionemb.core.progress import bar_disable
+from definitionemb.core.records import Record
 from definitionemb.index.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexStageError
 from definitionemb.index.faiss_index import source_digest
 from definitionemb.index.sentence import SentenceEncoder, sentence_spec
@@ -68,7 +69,7 @@ def cache_dir_for(
 
 
 @dataclass(frozen=True)
-class CacheManifest:
+class CacheManifest(Record):
     """What a cache entry's manifest.json records."""
 
     format: int
@@ -85,9 +86,6 @@ class CacheManifest:
     vectors_digest: str
     seconds: float
     texts_per_s: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -183,7 +181,7 @@ def sentence_vectors(
         desc=f"{kind} embeddings",
         unit="text",
         file=sys.stderr,
-        disable=not progress,
+        disable=bar_disable(progress),
     )
     try:
         for c in range(n_chunks):

@@ -29,11 +29,12 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from definitionemb.core.records import Record
 from definitionemb.index.errors import SelectError
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ METHODS = ("replace", "mix", "dirmix", "normmix")
 # fourth pass, mix:0.3 on the previous quick preset's, which trained with dropout.)
 DEFAULT_ROWS = "covered"
 DEFAULT_HOW = "mix:0.45"
-RUN_CHOICE = "policy.json"  # a run's own choice (`record_choice`), preferred to the shipped default
+
 CHOICE_FORMAT = 1
 
 _HOW = re.compile(rf"^({'|'.join(METHODS)})(?::([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?))?$")
@@ -168,8 +169,15 @@ def as_policy(
     if rows and how:  # nothing to fill in: the run's choice is not read
         return RowPolicy(rows, how)
     d = default_policy(run)
-    if rows and rows != d.rows:  # the run chose α for other rows: the shipped default's α
-        d = default_policy()
+    if rows and rows != d.rows:  # the run chose α for other rows: the shipped default's α, said aloud
+        shipped = default_policy()
+        if d != shipped:
+            warnings.warn(
+                f"the run's own choice ({d.spelling}) was made for other rows; --rows {rows} takes the "
+                f"shipped --how {shipped.how} (give --how to choose, or leave out --rows for the run's choice)",
+                stacklevel=2,
+            )
+        d = shipped
     return RowPolicy(rows or d.rows, how or d.how)
 
 
@@ -180,7 +188,7 @@ def chosen_for(run: RunLike, policy: RowPolicy) -> RunChoice | None:
 
 
 @dataclass(frozen=True)
-class RunChoice:
+class RunChoice(Record):
     """`<run>/policy.json`: the policy chosen for this run on development data, and on which vectors.
 
     How much of the generated row helps depends on how good the rows are: the quick preset's rows are
@@ -196,16 +204,15 @@ class RunChoice:
     original_vectors_digest: str
     format: int = CHOICE_FORMAT
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def _vector_digests(run: RunLike) -> tuple[str, str]:
     from definitionemb.index.faiss_index import source_digest
     from definitionemb.index.vocabulary import as_run
 
     r = as_run(run)
-    return source_digest(r.path / "token_vectors.npy"), source_digest(r.path / "original_vectors.npy")
+    return source_digest(r.array_path("token_vectors.npy")), source_digest(
+        r.array_path("original_vectors.npy")
+    )
 
 
 def record_choice(run: RunLike, rows: str, how: str, reason: str, command: str) -> RunChoice:
@@ -217,7 +224,7 @@ def record_choice(run: RunLike, rows: str, how: str, reason: str, command: str) 
     p = RowPolicy(rows, how)  # validated
     tok, orig = _vector_digests(r)
     choice = RunChoice(p.rows, p.how, reason, command, tok, orig)
-    write_bytes(r.path / RUN_CHOICE, json.dumps(choice.to_dict(), indent=2).encode())
+    write_bytes(r.policy_path, json.dumps(choice.to_dict(), indent=2).encode())
     return choice
 
 
@@ -227,7 +234,7 @@ def run_choice(run: RunLike) -> RunChoice | None:
     from definitionemb.index.vocabulary import as_run
 
     r = as_run(run)
-    path = r.path / RUN_CHOICE
+    path = r.policy_path
     if not path.is_file():
         return None
     try:

@@ -77,7 +77,7 @@ def task_texts(path: Path) -> list[str]:
 
 def task_token_counts(run: RunDir, path: Path) -> np.ndarray:
     """How often each token id occurs in the task file, tokenized with the run's tokenizer (V counts)."""
-    model = run.manifest().get("model")
+    model = run.model_path()
     if not model:
         raise SelectError(f"run {run.path} records no model, so its tokenizer for task:FILE is unknown")
     from transformers import AutoTokenizer

@@ -14,26 +14,24 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from definitionemb.core.progress import bar_disable
+from definitionemb.core.records import Record
 from definitionemb.index.errors import IndexStageError
 
 __all__ = ["SentenceSpec", "sentence_spec", "SentenceEncoder"]
 
 
 @dataclass(frozen=True)
-class SentenceSpec:
+class SentenceSpec(Record):
     """How a sentence-transformers folder pools and normalises (read from its own config files)."""
 
     pooling: str  # mean | cls
     normalize: bool
     max_length: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def sentence_spec(model_dir: str | os.PathLike[str]) -> SentenceSpec | None:
@@ -129,7 +127,9 @@ class SentenceEncoder:
         )["input_ids"]
         lengths = np.fromiter((len(e) for e in enc), dtype=np.int64, count=n)
         pad = int(self.tokenizer.pad_token_id or 0)
-        bar = tqdm(total=n, desc=desc, unit="text", file=sys.stderr, disable=not progress, leave=False)
+        bar = tqdm(
+            total=n, desc=desc, unit="text", file=sys.stderr, disable=bar_disable(progress), leave=False
+        )
         try:
             with torch.inference_mode():
                 for idx in _budget_batches(lengths, batch_tokens, max_batch):

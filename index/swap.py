@@ -14,11 +14,12 @@ its rows were regressed onto) picks the stack, and the other stack's table is ne
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from definitionemb.core.records import Record
 from definitionemb.index.errors import SwapError
 
 __all__ = ["SwapReport", "replace_rows", "embedding_tables", "target_weight", "run_target"]
@@ -28,15 +29,12 @@ _SEPARATE_STACK_TABLES = ("t5gemma",)
 
 
 @dataclass(frozen=True)
-class SwapReport:
+class SwapReport(Record):
     """Rows written, and the distinct weight tensors they were written into (tied names joined by '=')."""
 
     rows: int
     tables: tuple[str, ...]
     untied: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _ties_requested(model: torch.nn.Module) -> bool:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
+from definitionemb.core.progress import bar_disable
+from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef, bound
 from definitionemb.index.errors import IndexStageError
 from definitionemb.index.faiss_index import open_index
@@ -25,7 +26,7 @@ _BATCH = 2048
 
 
 @dataclass(frozen=True)
-class NeighborTableResult:
+class NeighborTableResult(Record):
     """What `neighbors_table` wrote: rows per matrix, into which database, for which run."""
 
     run_id: str
@@ -33,9 +34,6 @@ class NeighborTableResult:
     k: int
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def neighbor_frame(run: RunLike, matrix: str, k: int = 10, progress: bool = True) -> pl.DataFrame:
@@ -46,7 +44,9 @@ def neighbor_frame(run: RunLike, matrix: str, k: int = 10, progress: bool = True
     source = r.token_vectors() if matrix == "generated" else r.original_vectors()
     ids = index.ids
     out_n, out_s = [], []
-    for start in tqdm(range(0, ids.size, _BATCH), desc=f"neighbours ({matrix})", disable=not progress):
+    for start in tqdm(
+        range(0, ids.size, _BATCH), desc=f"neighbours ({matrix})", disable=bar_disable(progress)
+    ):
         batch = ids[start : start + _BATCH]
         n, s = search_without_self(index, np.asarray(source[batch]), batch, k)
         out_n.append(n)

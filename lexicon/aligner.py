@@ -165,8 +165,8 @@ class AlignReport:
 
 def tokenizer_id(con: duckdb.DuckDBPyConnection, sha256: str) -> int | None:
     """The id under which the vocabulary with this fingerprint is aligned, or None."""
-    row = con.execute("SELECT tokenizer_id FROM tokenizer WHERE sha256 = ?", [sha256]).fetchone()
-    return int(row[0]) if row else None
+    rows = con.execute("SELECT tokenizer_id FROM tokenizer WHERE sha256 = ?", [sha256]).fetchall()
+    return int(rows[0][0]) if rows else None  # fetchall: no open result is left on a shared connection
 
 
 def _frequencies(

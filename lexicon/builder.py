@@ -22,14 +22,17 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from definitionemb.core.progress import bar_disable
 from definitionemb.lexicon import normalise
 from definitionemb.lexicon.db import writing
+from definitionemb.lexicon.errors import SourceError
 from definitionemb.lexicon.sources import open_source
 from definitionemb.lexicon.sources.base import Source
+from definitionemb.lexicon.sources.kaikki import KaikkiSource
 from definitionemb.lexicon.sources.sink import Columns, Sink
 from tqdm import tqdm
 
-__all__ = ["BuildReport", "SourceReport", "build"]
+__all__ = ["BuildReport", "PosFilter", "SourceReport", "build", "lang_spec"]
 
 _LIST = pa.list_(pa.string())
 _SCHEMAS: dict[str, pa.Schema] = {
@@ -43,6 +46,7 @@ _SCHEMAS: dict[str, pa.Schema] = {
             ("pos", pa.string()),
             ("etymology_no", pa.int32()),
             ("redirects", _LIST),
+            ("etymology_text", pa.string()),
         ]
     ),
     "form": pa.schema([("entry_id", pa.int64()), ("form", pa.string()), ("tags", _LIST)]),
@@ -59,6 +63,18 @@ _SCHEMAS: dict[str, pa.Schema] = {
             ("alt_of", pa.string()),
             ("example", pa.string()),
             ("user_defined", pa.bool_()),
+            ("examples", _LIST),
+            ("wiktionary_id", pa.string()),
+            ("senseids", _LIST),
+            ("wikidata", _LIST),
+        ]
+    ),
+    "relation": pa.schema(  # into relation_links: one row per (holder, kind), its links as JSON
+        [
+            ("entry_id", pa.int64()),
+            ("sense_id", pa.int64()),
+            ("kind", pa.string()),
+            ("links", pa.string()),
         ]
     ),
     "reject": pa.schema(
@@ -71,6 +87,45 @@ _SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
 }
+
+
+@dataclass(frozen=True)
+class PosFilter:
+    """Parts of speech a build keeps (`include`, empty = all) and drops (`exclude`), normalised."""
+
+    include: frozenset[str] = frozenset()
+    exclude: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, include: Sequence[str] | None = None, exclude: Sequence[str] | None = None) -> PosFilter:
+        def norm(values: Sequence[str] | None) -> frozenset[str]:
+            return frozenset(p for v in values or () if (p := normalise.normalise_pos(v.strip())))
+
+        return cls(norm(include), norm(exclude))
+
+    @property
+    def empty(self) -> bool:
+        return not self.include and not self.exclude
+
+    def sql(self, column: str) -> tuple[str, list[str]]:
+        """A SQL condition true for the parts of speech kept, with its parameters."""
+        parts, params = [], []
+        if self.include:
+            parts.append(f"{column} IN ({', '.join('?' * len(self.include))})")
+            params += sorted(self.include)
+        if self.exclude:
+            parts.append(f"coalesce({column}, '') NOT IN ({', '.join('?' * len(self.exclude))})")
+            params += sorted(self.exclude)
+        return " AND ".join(parts) or "true", params
+
+
+def lang_spec(lang: str | Sequence[str]) -> str:
+    """One spelling of the languages a build keeps: ``"*"``, or sorted comma-separated codes."""
+    codes = [lang] if isinstance(lang, str) else list(lang)
+    parts = sorted({c.strip() for code in codes for c in code.split(",") if c.strip()})
+    if not parts:
+        raise SourceError("--lang needs a language code such as en (or * for every language)")
+    return "*" if "*" in parts else ",".join(parts)
 
 
 @dataclass(frozen=True)
@@ -113,13 +168,16 @@ class BuildReport:
         return {"sources": [s.to_dict() for s in self.sources]}
 
 
+_TABLES = {"relation": "relation_links"}  # sink batch → table, where the names differ
+
+
 def _sql(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     """Run one statement to completion (DuckDB 2 refuses new work while a result is unfetched)."""
     return con.execute(sql, params or []).fetchall()
 
 
 def _insert(con: duckdb.DuckDBPyConnection, source_id: int, cols: Columns) -> None:
-    for table in ("entry", "form", "sense", "reject"):
+    for table in ("entry", "form", "sense", "relation", "reject"):
         data: dict[str, list[Any]] = dict(getattr(cols, table))
         n = len(next(iter(data.values())))
         if n == 0:
@@ -130,7 +188,7 @@ def _insert(con: duckdb.DuckDBPyConnection, source_id: int, cols: Columns) -> No
         batch = pa.table({name: data[name] for name in schema.names}, schema=schema)
         con.register("_defemb_batch", batch)
         try:
-            _sql(con, f"INSERT INTO {table} BY NAME SELECT * FROM _defemb_batch")
+            _sql(con, f"INSERT INTO {_TABLES.get(table, table)} BY NAME SELECT * FROM _defemb_batch")
         finally:
             con.unregister("_defemb_batch")
 
@@ -148,6 +206,7 @@ def _delete_source(con: duckdb.DuckDBPyConnection, source_id: int, whole: bool =
         _sql(con, f"DELETE FROM alignment WHERE sense_id IN ({senses})", [source_id])
         _sql(con, "DELETE FROM filtered WHERE source_id = ?", [source_id])
         _sql(con, "DELETE FROM source WHERE source_id = ?", [source_id])
+    _sql(con, f"DELETE FROM relation_links WHERE entry_id IN ({ids})", [source_id])
     _sql(con, f"DELETE FROM sense WHERE entry_id IN ({ids})", [source_id])
     _sql(con, f"DELETE FROM form WHERE entry_id IN ({ids})", [source_id])
     _sql(con, "DELETE FROM entry WHERE source_id = ?", [source_id])
@@ -159,25 +218,56 @@ def _dedup_word_glosses(con: duckdb.DuckDBPyConnection, source_id: int) -> None:
 
     Readers drop repeats inside one record; this catches the same gloss under two records of one word
     (two parts of speech or etymologies saying the same thing). ``ord`` keeps the source order, with a
-    gap where a repeat was dropped.
+    gap where a repeat was dropped. Relations from a dropped sense stay, on its entry.
     """
     _sql(
         con,
         """
-        DELETE FROM sense WHERE sense_id IN (
-            SELECT sense_id FROM (
-                SELECT s.sense_id,
-                       row_number() OVER (PARTITION BY e.word, e.lang_code, s.gloss ORDER BY s.sense_id) AS rn
-                FROM sense s JOIN entry e USING (entry_id)
-                WHERE e.source_id = ?
-            ) WHERE rn > 1
-        )
+        CREATE OR REPLACE TEMP TABLE _defemb_dup AS
+        SELECT sense_id FROM (
+            SELECT s.sense_id,
+                   row_number() OVER (PARTITION BY e.word, e.lang_code, s.gloss ORDER BY s.sense_id) AS rn
+            FROM sense s JOIN entry e USING (entry_id)
+            WHERE e.source_id = ?
+        ) WHERE rn > 1
         """,
         [source_id],
     )
+    _sql(
+        con, "UPDATE relation_links SET sense_id = NULL WHERE sense_id IN (SELECT sense_id FROM _defemb_dup)"
+    )
+    _sql(con, "DELETE FROM sense WHERE sense_id IN (SELECT sense_id FROM _defemb_dup)")
+    _sql(con, "DROP TABLE _defemb_dup")
 
 
-def _load(con: duckdb.DuckDBPyConnection, src: Source, lang: str, progress: bool) -> SourceReport:
+def _filter_pos(con: duckdb.DuckDBPyConnection, source_id: int, keep: PosFilter) -> int:
+    """Drop the source's entries whose part of speech `keep` refuses; returns the records left with no
+    entry (counted as filtered, reason ``pos``, instead of loaded)."""
+    if keep.empty:
+        return 0
+    cond, params = keep.sql("e.pos")
+    _sql(
+        con,
+        f"CREATE OR REPLACE TEMP TABLE _defemb_drop AS SELECT entry_id, record_no FROM entry e "
+        f"WHERE e.source_id = ? AND NOT ({cond})",
+        [source_id, *params],
+    )
+    gone = _sql(
+        con,
+        "SELECT count(*) FROM (SELECT DISTINCT record_no FROM _defemb_drop) d WHERE NOT EXISTS "
+        "(SELECT 1 FROM entry e WHERE e.source_id = ? AND e.record_no = d.record_no "
+        "AND e.entry_id NOT IN (SELECT entry_id FROM _defemb_drop))",
+        [source_id],
+    )[0][0]
+    for table in ("relation_links", "sense", "form", "entry"):
+        _sql(con, f"DELETE FROM {table} WHERE entry_id IN (SELECT entry_id FROM _defemb_drop)")
+    _sql(con, "DROP TABLE _defemb_drop")
+    return int(gone)
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection, src: Source, lang: str, progress: bool | None, pos: PosFilter
+) -> SourceReport:
     t0 = time.perf_counter()
 
     def skipped(sha: str) -> SourceReport:
@@ -205,7 +295,7 @@ def _load(con: duckdb.DuckDBPyConnection, src: Source, lang: str, progress: bool
         unit_scale=True,
         desc=f"{src.kind} {Path(src.uri).name}",
         file=sys.stderr,
-        disable=not progress,
+        disable=bar_disable(progress),
     ) as bar:
         sha = src.read(sink, bar.update)
     sink.flush()
@@ -214,6 +304,10 @@ def _load(con: duckdb.DuckDBPyConnection, src: Source, lang: str, progress: bool
         return skipped(sha)
     for old in replaced:
         _delete_source(con, old, whole=True)
+    dropped = _filter_pos(con, source_id, pos)
+    if dropped:
+        sink.loaded -= dropped
+        sink.filtered["pos"] += dropped
     _dedup_word_glosses(con, source_id)
     n_filtered = sum(sink.filtered.values())
     assert sink.records == sink.loaded + sink.rejected + n_filtered  # the sink's own invariant
@@ -256,13 +350,20 @@ def _load(con: duckdb.DuckDBPyConnection, src: Source, lang: str, progress: bool
 def build(
     db: str | os.PathLike[str],
     sources: Sequence[str],
-    lang: str = "en",
-    progress: bool = True,
+    lang: str | Sequence[str] = "en",
+    progress: bool | None = None,
     wait: float = 0.0,
+    pos: Sequence[str] | None = None,
+    exclude_pos: Sequence[str] | None = None,
+    extras: bool = True,
 ) -> BuildReport:
     """Load `sources` (``"kind:path"`` strings) into the lexicon at `db`, creating it if needed.
 
-    `lang` is the language code kept from multilingual sources (``"*"`` keeps all). Every source is
+    `lang` is the language code (or codes) kept from multilingual sources (``"*"`` keeps all); `pos` keeps
+    only entries of these parts of speech, `exclude_pos` drops those (filtered records are counted,
+    reason ``pos``). `extras=False` leaves out what schema 2 added from kaikki (all examples but the
+    first, etymology text, sense ids, relations). `progress`: bars on a terminal (None), always, never.
+    Every source is
     validated first; a wrong one raises :class:`~lexicon.errors.SourceError` before anything is written.
     The database changes atomically: on any error it stays as it was. A source already loaded from the
     same path with other content is replaced. While another process writes `db`, this one waits up to
@@ -275,9 +376,14 @@ def build(
     """
     if isinstance(sources, str):
         sources = [sources]
-    opened = [open_source(s, lang) for s in sources]
+    langs = lang_spec(lang)
+    keep = PosFilter.of(pos, exclude_pos)
+    opened = [open_source(s, langs) for s in sources]
+    for src in opened:
+        if isinstance(src, KaikkiSource):
+            src.extras = extras
     reports = []
     with writing(db, wait=wait) as con:
         for src in opened:
-            reports.append(_load(con, src, lang, progress))
+            reports.append(_load(con, src, langs, progress, keep))
     return BuildReport(str(Path(db).resolve()), tuple(reports))

@@ -26,7 +26,7 @@ from definitionemb.lexicon.errors import LexiconBusy, LexiconError, SchemaMismat
 __all__ = ["SCHEMA_VERSION", "connect", "fingerprint", "lock_path", "schema_sql", "writing"]
 
 # Bump when schema.sql changes in a way old files cannot be read with.
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: examples, etymology text, sense ids, wikidata, relation
 
 
 def schema_sql() -> str:
@@ -54,9 +54,28 @@ def _check(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if found != SCHEMA_VERSION:
         raise SchemaMismatch(
             f"{path} has lexicon schema version {found!r}, this definitionemb reads {SCHEMA_VERSION!r}. "
-            f"The lexicon is rebuilt, not migrated: delete it and run "
-            f"`defemb lexicon build --db {path} --source ...` again with the same sources."
+            f"The lexicon is rebuilt, not migrated: move it aside and run `{rebuild_command(con, path)}`, "
+            f"then `defemb lexicon align` for each tokenizer again."
         )
+
+
+def rebuild_command(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """The `defemb lexicon build` that rebuilds the lexicon at `path` from the sources it records."""
+    import shlex
+
+    try:
+        rows = con.execute("SELECT kind, uri, lang_code FROM source ORDER BY source_id").fetchall()
+    except duckdb.Error:
+        rows = []
+    parts = ["defemb", "lexicon", "build", "--db", str(path)]
+    for kind, uri, _ in rows:
+        parts += ["--source", f"{kind}:{uri}"]
+    if not rows:
+        parts += ["--source", "KIND:PATH"]
+    langs = sorted({c for *_, lang in rows if lang for c in str(lang).split(",")})
+    for code in langs if langs != ["en"] else []:
+        parts += ["--lang", code]
+    return shlex.join(parts)
 
 
 def connect(

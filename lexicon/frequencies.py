@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from definitionemb.core.progress import bar_disable
 from definitionemb.lexicon.errors import TokenizerError
 from definitionemb.lexicon.tokenizers import Vocab, open_tokenizer, resolve_tokenizer_dir
 
@@ -149,7 +150,9 @@ def from_chunks(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(texts), desc="counting pieces", unit=" chunks", leave=False)
+        bar = tqdm(
+            total=len(texts), desc="counting pieces", unit=" chunks", leave=False, disable=bar_disable()
+        )
     for start in range(0, len(texts), batch):
         encs = tok.encode_batch(texts[start : start + batch], add_special_tokens=False)
         lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))

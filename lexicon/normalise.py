@@ -40,6 +40,7 @@ __all__ = [
     "clean_markup",
     "split_qualifiers",
     "detect_form_of",
+    "synonym_of",
     "nested_gloss",
     "normalise_gloss",
     "normalise_pos",
@@ -201,6 +202,15 @@ def detect_form_of(text: str) -> tuple[str | None, str | None, tuple[str, ...]]:
     if m and _FORM_KEY.search(m.group("kind")):
         return _target(m.group("target")), None, ("form-of",)
     return None, None, ()
+
+
+_SYNONYM_OF = re.compile(r"^synonym\s+(?:of|for)\s+(?P<target>.+)$", re.I)
+
+
+def synonym_of(text: str) -> str | None:
+    """The target of a "Synonym of X" gloss (Wiktionary's {{synonym of}}), a synonym relation."""
+    m = _SYNONYM_OF.match(text) if text[:7].lower() == "synonym" else None
+    return _target(m.group("target")) if m else None
 
 
 def nested_gloss(glosses: Sequence[str]) -> str:

@@ -27,6 +27,8 @@ __all__ = [
     "resolve_tokenizer_id",
     "token_table",
     "probe_pieces",
+    "vocabulary_table",
+    "synonym_token_pairs",
 ]
 
 TokenizerRef = str | os.PathLike[str] | Vocab | int
@@ -70,6 +72,44 @@ def token_table(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> pl.DataFra
             "`defemb lexicon align --db DB --tokenizer MODEL`"
         )
     return df
+
+
+def vocabulary_table(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> pl.DataFrame:
+    """token_id, piece, word_initial, bucket, frequency and the rule of the token's first definition
+    (NULL where none) of one tokenizer, by id: what an exported matrix's rows are."""
+    return _frame(
+        con,
+        "SELECT t.token_id, t.piece, t.word_initial, a.rule, t.bucket, t.frequency "
+        "FROM token t LEFT JOIN alignment a "
+        "ON a.tokenizer_id = t.tokenizer_id AND a.token_id = t.token_id AND a.rank = 1 "
+        "WHERE t.tokenizer_id = $tid ORDER BY t.token_id",
+        {"tid": tokenizer_id},
+    )
+
+
+def synonym_token_pairs(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> pl.DataFrame:
+    """(token_id, synonym_id): a word and one of its synonyms (`synonym` view), both whole words that are
+    one word-initial, non-special token of this tokenizer (matched case-insensitively), distinct tokens."""
+    return _frame(
+        con,
+        """
+        WITH words AS (
+            -- the lower-case spelling wins ("cat" before "Cat"), then the lowest id
+            SELECT lower(surface) AS w,
+                   arg_min(token_id, (surface <> lower(surface))::BIGINT * 4294967296 + token_id) AS token_id
+            FROM token
+            WHERE tokenizer_id = $tid AND word_initial AND NOT special AND surface IS NOT NULL
+            GROUP BY 1
+        )
+        SELECT DISTINCT a.token_id, b.token_id AS synonym_id
+        FROM synonym y
+        JOIN words a ON a.w = lower(y.word)
+        JOIN words b ON b.w = lower(y.synonym)
+        WHERE a.token_id <> b.token_id
+        ORDER BY 1, 2
+        """,
+        {"tid": tokenizer_id},
+    )
 
 
 def probe_pieces(db: str | os.PathLike[str], tokenizer_id: int | None = None, n: int = 6) -> list[str]:
@@ -248,8 +288,9 @@ def definitions(
         )
 
 
-# Statements that only read. ATTACH (another file, or this one read-write through a hard link), COPY TO,
-# EXPORT, INSTALL, LOAD, SET, CREATE ... are refused before they run.
+# Statements that only read; anything else is refused with a friendly word before it runs. That is
+# courtesy, not the guarantee: EXPLAIN (or a statement type not listed) must not be able to write, so the
+# guarantee is in how the query runs (:func:`query`).
 _READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA"})
 # DuckDB settings fixed when the connection opens; `lock_configuration` keeps SQL from undoing them.
 _SEALED = {
@@ -263,11 +304,16 @@ _SEALED = {
 def query(db: str | os.PathLike[str], sql: str, allow_files: bool = False) -> pl.DataFrame:
     """Run SQL that only reads the lexicon and return the (last statement's) result as a frame.
 
-    The connection cannot change anything: the database is opened read-only, statements other than
-    SELECT/EXPLAIN/PRAGMA are refused, extensions are neither installed nor loaded, and the settings are
-    locked. Files are out of reach too (``enable_external_access=false``: no ``read_csv``, ``COPY``,
-    ``ATTACH``) unless `allow_files`, which lets a SELECT read local files (``read_csv('x.csv')``).
+    The one guard for SQL from a person (`defemb sql`, and any later console): nothing it runs can write.
+    The database is opened read-only, extensions are neither installed nor loaded, and the settings are
+    locked. Without `allow_files` DuckDB has no file access at all (``enable_external_access=false``: no
+    ``read_csv``, ``COPY``, ``ATTACH``). With `allow_files` a query may read local files
+    (``read_csv('x.csv')``) but the kernel forbids it to write any (:func:`core.sandbox.without_writes`,
+    Linux Landlock): ``EXPLAIN ANALYZE COPY … TO`` fails like every other write. Where the kernel cannot
+    forbid writes, `allow_files` is refused; without it the same sandbox is used when available.
     """
+    from definitionemb.core.sandbox import SandboxUnavailable, without_writes, writes_blockable
+
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
@@ -281,15 +327,39 @@ def query(db: str | os.PathLike[str], sql: str, allow_files: bool = False) -> pl
                 f"defemb sql only reads: a {kind} statement is refused ({st.query.strip()[:60]!r}); "
                 "use SELECT (write results elsewhere with --csv or --json)"
             )
-    config = {**_SEALED, "enable_external_access": allow_files, "lock_configuration": True}
-    with connect(db, config=config) as con:
+    if allow_files and not writes_blockable():
+        raise LexiconError(
+            "--allow-files needs a system that can forbid the query to write files (Linux 5.13+ with "
+            "Landlock); here only the lexicon itself can be queried"
+        )
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="defemb-sql-") as scratch:
+        config = {
+            **_SEALED,
+            "enable_external_access": allow_files,
+            "temp_directory": scratch,
+            "lock_configuration": True,
+        }
+
+        def run() -> pl.DataFrame:
+            with connect(db, config=config) as con:
+                try:
+                    return _frame(con, sql)
+                except duckdb.Error as exc:
+                    msg = str(exc).splitlines()[0]
+                    if isinstance(exc, duckdb.PermissionException) and not allow_files:
+                        msg += " (reading files needs --allow-files)"
+                    elif "permission denied" in msg.lower() and allow_files:
+                        msg += " (defemb sql never writes files; write results with --csv or --json)"
+                    raise LexiconError(f"SQL failed: {msg}") from exc
+
+        if not writes_blockable():
+            return run()
         try:
-            return _frame(con, sql)
-        except duckdb.Error as exc:
-            msg = str(exc).splitlines()[0]
-            if isinstance(exc, duckdb.PermissionException) and not allow_files:
-                msg += " (reading files needs --allow-files)"
-            raise LexiconError(f"SQL failed: {msg}") from exc
+            return without_writes(run, scratch=scratch)
+        except SandboxUnavailable as exc:
+            raise LexiconError(f"cannot run SQL without write access: {exc}") from exc
 
 
 def export_parquet(
@@ -299,7 +369,7 @@ def export_parquet(
 
     The folder is written whole beside its final name and moved into place, so a reader never sees half
     of it. An existing `out_dir` is replaced only with `force`, and only when it is an earlier export
-    (:func:`lexicon.fileio.claim_output`).
+    (:func:`core.fileio.claim_output`).
     """
     out = Path(out_dir)
     claim_output(out, "dir", force, "Parquet export")

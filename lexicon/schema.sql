@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS entry (
     lang_code    VARCHAR NOT NULL,
     pos          VARCHAR,                   -- normalised: noun, verb, adj, adv, name, ...
     etymology_no INTEGER,
-    redirects    VARCHAR[]
+    redirects    VARCHAR[],
+    etymology_text VARCHAR                  -- kaikki's etymology_text, as written (schema 2)
 );
 
 -- Inflected and other forms of an entry ("brought" of "bring"), for lemma look-ups.
@@ -69,9 +70,35 @@ CREATE TABLE IF NOT EXISTS sense (
     topics       VARCHAR[],
     form_of      VARCHAR,                   -- target word of "plural of cat"
     alt_of       VARCHAR,                   -- target word of "alternative form of ..."
-    example      VARCHAR,
-    user_defined BOOLEAN NOT NULL DEFAULT false
+    example      VARCHAR,                   -- the first of `examples`
+    user_defined BOOLEAN NOT NULL DEFAULT false,
+    examples     VARCHAR[],                 -- every usage example, in source order (schema 2)
+    wiktionary_id VARCHAR,                  -- kaikki's sense `id` (links back to the Wiktionary sense)
+    senseids     VARCHAR[],                 -- kaikki's `senseid` list (e.g. en:Q23622)
+    wikidata     VARCHAR[]                  -- Wikidata item ids of the sense (Q23622)
 );
+
+-- Lexical relations as the source gives them (kaikki's synonyms, antonyms, hypernyms, derived, ...):
+-- from an entry, or from one of its senses (sense_id set), one row per (holder, kind) with the links as
+-- the source's JSON list; the `relation` view has one row per linked word (schema 2). Stored packed
+-- because unpacking 60 links per record at ingest cost more than the rest of the extras together.
+CREATE TABLE IF NOT EXISTS relation_links (
+    entry_id BIGINT NOT NULL,
+    sense_id BIGINT,                        -- NULL: the relation belongs to the whole entry
+    kind     VARCHAR NOT NULL,              -- synonyms | antonyms | hypernyms | hyponyms | derived | ...
+    links    VARCHAR NOT NULL               -- JSON list of {"word": ..., "sense": ...}
+);
+
+-- kind, from (entry, sense), to word; note = the source's disambiguation ("sense" of the link), if any.
+-- A link without a word, or not shaped {"word": ...}, is left out.
+CREATE OR REPLACE VIEW relation AS
+SELECT entry_id, sense_id, kind, trim(link.word) AS word, link.sense AS note
+FROM (
+    SELECT entry_id, sense_id, kind,
+           unnest(json_transform(links, '[{"word": "VARCHAR", "sense": "VARCHAR"}]')) AS link
+    FROM relation_links
+)
+WHERE link.word IS NOT NULL AND trim(link.word) <> '';
 
 CREATE TABLE IF NOT EXISTS tokenizer (
     tokenizer_id     INTEGER PRIMARY KEY,
@@ -131,3 +158,15 @@ FROM token t
 LEFT JOIN (SELECT DISTINCT tokenizer_id, token_id FROM alignment) a USING (tokenizer_id, token_id)
 WHERE NOT t.special
 GROUP BY ALL;
+
+-- A word's synonyms, from its entries or their senses.
+CREATE OR REPLACE VIEW synonym AS
+SELECT e.word, e.lang_code, e.pos, r.sense_id, r.word AS synonym, r.note
+FROM relation r JOIN entry e USING (entry_id)
+WHERE r.kind = 'synonyms';
+
+-- Terms derived from a word (kaikki's `derived`).
+CREATE OR REPLACE VIEW derived_term AS
+SELECT e.word, e.lang_code, e.pos, r.word AS derived, r.note
+FROM relation r JOIN entry e USING (entry_id)
+WHERE r.kind = 'derived';

@@ -1,4 +1,4 @@
-"""Rebuild `defemb/data/open-dictionary-minilm.tar.gz`, the embedded default lexicon of `defemb run`.
+"""Rebuild `definitionemb/data/open-dictionary-minilm.tar.gz`, the embedded default lexicon of `defemb run`.
 
 It is a slice of Open Dictionary (Wiktionary content, CC BY-SA) in Open Dictionary's own folder layout:
 every word that is a word-initial piece of all-MiniLM-L6-v2's WordPiece vocabulary, plus the lemmas their

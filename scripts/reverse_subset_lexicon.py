@@ -1,9 +1,10 @@
 """Cut a lexicon down to the reverse-dictionary development targets plus a random sample of other words.
 
 Used by `benchmarks/bench_reverse.py` when encoding every gloss of the full lexicon is too slow for the
-machine (see benchmarks/RESULTS.md, "Reverse dictionary"). The copy keeps every table; only the senses of
-words outside {targets of hill-seen-500} ∪ {a `fraction` sample, seeded} are deleted, so the lexicon
-fingerprint (its sources) is unchanged and a run made on the full lexicon accepts it::
+machine (the subset pass in benchmarks/HISTORY.md, "Reverse dictionary (… subset, superseded)"). The copy
+keeps every table; only the senses of words outside {targets of hill-seen-500} ∪ {a `fraction` sample,
+seeded} are deleted, so the lexicon fingerprint (its sources) is unchanged and a run made on the full
+lexicon accepts it::
 
     python scripts/reverse_subset_lexicon.py FULL.duckdb SUB.duckdb 0.08 0
 """

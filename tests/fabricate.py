@@ -50,7 +50,9 @@ def write_run(
             "model": model,
             "model_family": family,
             "tokenizer_id": tokenizer_id,
-            "lexicon_db": str(db) if db is not None else None,
+            "lexicon_db": run.portable(db, always=True)
+            if db is not None
+            else None,  # as the trainer records it
             "vocab_size": v,
             "dim": d,
             "seed": seed,
@@ -91,7 +93,10 @@ def write_lexicon(
         con.execute("INSERT INTO token SELECT * FROM tokens_df")
         con.unregister("tokens_df")
         for sid, (word, pos, gloss) in enumerate(senses, start=1):
-            con.execute("INSERT INTO entry VALUES (?, 1, ?, ?, 'en', ?, NULL, NULL)", [sid, sid, word, pos])
+            con.execute(
+                "INSERT INTO entry (entry_id, source_id, record_no, word, lang_code, pos) VALUES (?, 1, ?, ?, 'en', ?)",
+                [sid, sid, word, pos],
+            )
             con.execute(
                 "INSERT INTO sense (sense_id, entry_id, ord, gloss) VALUES (?, ?, 0, ?)", [sid, sid, gloss]
             )

@@ -1,4 +1,4 @@
-"""The command-line kit (defemb/_cli.py): one error handler, shared options, one emit()."""
+"""The command-line kit (definitionemb/_cli.py): one error handler, shared options, one emit()."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def test_definitions(db: Path, roberta_tokenizer_dir: Path) -> None:
         roberta_tokenizer_dir,
         "Ġcats",
         "ĠHello",
-        "--limit",
+        "--senses",
         "1",
     )
     assert code == 0, err

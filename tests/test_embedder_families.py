@@ -217,9 +217,7 @@ def family_run(
             target_table=case.target_table,
         )
     )
-    embedder.generate(
-        GenerateConfig(db=str(db), run=str(run), device="cpu", progress=False, neighbours="off")
-    )
+    embedder.generate(GenerateConfig(db=str(db), run=str(run), device="cpu", progress=False, smoothing="off"))
     return case, model_dir, db, run
 
 

@@ -22,7 +22,7 @@ def generated(bert_lexicon: Path, tiny_bert_dir: Path, tmp_path_factory: pytest.
     embedder.train(tiny_config(bert_lexicon, tiny_bert_dir, run, steps=2, eval_every=2))
     embedder.generate(
         embedder.GenerateConfig(
-            db=str(bert_lexicon), run=str(run), senses=True, neighbours="off", progress=False
+            db=str(bert_lexicon), run=str(run), senses=True, smoothing="off", progress=False
         )
     )
     return run
@@ -72,15 +72,15 @@ def test_neighbour_step_moves_rows_as_its_choice_says(
     from definitionemb.embedder.examples import build_examples
     from definitionemb.embedder.generator import _prompt_of
     from definitionemb.embedder.lexicon_io import fetch_definitions
-    from definitionemb.embedder.neighbours import nearest_other, neighbour_rows
+    from definitionemb.embedder.smoothing import nearest_other, smoothed_rows
 
     run = tmp_path / "nb"
     shutil.copytree(generated, run)
     res = embedder.generate(
-        embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), neighbours="auto", progress=False)
+        embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), smoothing="auto", progress=False)
     )
-    nb = RunDir.open(run).manifest()["generate"]["neighbours"]
-    assert res.neighbours == nb and nb is not None
+    nb = RunDir.open(run).manifest()["generate"]["smoothing"]
+    assert res.smoothing == nb and nb is not None
     assert {"k", "tau", "beta", "dev_tokens", "test_tokens", "scores", "curve"} <= set(nb)
     held = np.load(run / "heldout_tokens.npy")
     assert nb["dev_tokens"] + nb["test_tokens"] == len(held)
@@ -95,7 +95,7 @@ def test_neighbour_step_moves_rows_as_its_choice_says(
     want = plain
     if nb["beta"] > 0:
         near = nearest_other(plain, ex.token_id, plain, ex.token_id, nb["k"])
-        want = (1 - nb["beta"]) * plain + nb["beta"] * neighbour_rows(
+        want = (1 - nb["beta"]) * plain + nb["beta"] * smoothed_rows(
             near, orig[ex.token_id], nb["k"], nb["tau"]
         )
     got = RunDir.open(run).token_vectors()
@@ -108,35 +108,35 @@ def test_neighbour_step_moves_rows_as_its_choice_says(
 
 
 def test_neighbour_step_defaults_to_the_runs_own(generated: Path, bert_lexicon: Path, tmp_path: Path) -> None:
-    """GenerateConfig(neighbours=None) takes the run's TrainConfig.neighbours; an explicit value wins."""
+    """GenerateConfig(smoothing=None) takes the run's TrainConfig.smoothing; an explicit value wins."""
     run = tmp_path / "own"
     shutil.copytree(generated, run)
     rd = RunDir.open(run)
-    assert rd.manifest()["config"]["neighbours"] == "off"
+    assert rd.manifest()["config"]["smoothing"] == "off"
     embedder.generate(embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), progress=False))
     g = rd.manifest()["generate"]
-    assert g["neighbours_mode"] == "off" and g["neighbours"] is None
+    assert g["smoothing_mode"] == "off" and g["smoothing"] is None
     assert np.array_equal(rd.token_vectors(), RunDir.open(generated).token_vectors())
 
-    rd.update_manifest(config={**rd.manifest()["config"], "neighbours": "auto"})
+    rd.update_manifest(config={**rd.manifest()["config"], "smoothing": "auto"})
     embedder.generate(embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), progress=False))
     g = rd.manifest()["generate"]
-    assert g["neighbours_mode"] == "auto" and g["neighbours"] is not None
+    assert g["smoothing_mode"] == "auto" and g["smoothing"] is not None
 
     embedder.generate(
-        embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), neighbours="off", progress=False)
+        embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), smoothing="off", progress=False)
     )
-    assert rd.manifest()["generate"]["neighbours"] is None
+    assert rd.manifest()["generate"]["smoothing"] is None
     assert np.array_equal(rd.token_vectors(), RunDir.open(generated).token_vectors())
 
-    rd.update_manifest(config={k: v for k, v in rd.manifest()["config"].items() if k != "neighbours"})
+    rd.update_manifest(config={k: v for k, v in rd.manifest()["config"].items() if k != "smoothing"})
     embedder.generate(embedder.GenerateConfig(db=str(bert_lexicon), run=str(run), progress=False))
-    assert rd.manifest()["generate"]["neighbours_mode"] == "off"  # runs from before the field
+    assert rd.manifest()["generate"]["smoothing_mode"] == "off"  # runs from before the field
 
 
 def test_train_config_refuses_an_unknown_neighbour_mode() -> None:
-    with pytest.raises(EmbedderError, match="neighbours must be"):
-        embedder.TrainConfig(db="x", model="y", run="z", neighbours="on")
+    with pytest.raises(EmbedderError, match="smoothing must be"):
+        embedder.TrainConfig(db="x", model="y", run="z", smoothing="on")
 
 
 def test_encode_definitions_is_order_independent(generated: Path) -> None:

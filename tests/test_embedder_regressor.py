@@ -91,8 +91,8 @@ def test_presets_exist_and_validate() -> None:
     assert preset("quick", db="x", model="y", run="z", topk=None).topk == PRESETS["quick"]["topk"] > 1
     assert preset("quick", db="x", model="y", run="z", topk=3).topk == 3
     # the neighbour step: on where it won the development data, and an explicit value wins
-    assert (quick.neighbours, standard.neighbours, gpu.neighbours) == ("off", "auto", "auto")
-    assert preset("standard", db="x", model="y", run="z", neighbours="off").neighbours == "off"
+    assert (quick.smoothing, standard.smoothing, gpu.smoothing) == ("off", "auto", "auto")
+    assert preset("standard", db="x", model="y", run="z", smoothing="off").smoothing == "off"
     with pytest.raises(EmbedderError, match="pooling"):
         TrainConfig(db="x", model="y", run="z", pooling="cls")
 

@@ -57,7 +57,7 @@ def test_bert_run_folder_and_manifest(bert_run: Path, bert_lexicon: Path, tiny_b
     m = rd.manifest()
     assert set(m) >= MANIFEST_KEYS
     assert m["model_family"] == "bert" and m["vocab_size"] == 30522 and m["dim"] == 32
-    assert m["lexicon_db"] == str(bert_lexicon.resolve())
+    assert m["lexicon_db"].startswith("../") and rd.lexicon_path() == bert_lexicon.resolve()
     from definitionemb.lexicon.tokenizers import load_vocab
 
     assert m["tokenizer_sha256"] == load_vocab(str(tiny_bert_dir)).sha256
@@ -69,14 +69,18 @@ def test_bert_run_folder_and_manifest(bert_run: Path, bert_lexicon: Path, tiny_b
     assert held["tokens"] > 0 and -1 <= held["cosine"] <= 1 and -1 <= held["baseline_cosine"] <= 1
 
 
-def test_a_local_model_given_relative_is_recorded_absolute(
+def test_a_local_model_given_relative_is_found_from_anywhere(
     bert_lexicon: Path, tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Swap, export and fine-tuning load the base model from the manifest, from any working folder."""
     monkeypatch.chdir(tiny_bert_dir.parent)
     run = tmp_path / "rel"
     embedder.train(tiny_config(bert_lexicon, Path(tiny_bert_dir.name), run, steps=1, eval_every=1))
-    assert RunDir.open(run).manifest()["model"] == str(tiny_bert_dir.resolve())
+    rd = RunDir.open(run)
+    # recorded absolute (the model is outside the run's work folder), found from any folder
+    assert rd.manifest()["model"] == rd.model_path() == str(tiny_bert_dir.resolve())
+    monkeypatch.chdir(tmp_path)
+    assert rd.model_path() == str(tiny_bert_dir.resolve())
 
 
 def test_refuses_to_overwrite_a_trained_run(bert_run: Path, bert_lexicon: Path, tiny_bert_dir: Path) -> None:

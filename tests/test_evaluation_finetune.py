@@ -183,7 +183,7 @@ def test_cli_glue_json_and_stored_result(tiny_bert_dir: Path, tmp_path: Path) ->
     stored = json.loads((run.path / "report" / "results" / "glue-cola.json").read_text())
     assert stored["command"].startswith("defemb eval glue --run ")
     assert "--max-train 32" in stored["command"] and "--json" in stored["command"]
-    assert stored["result"]["config"]["max_train"] == 32
+    assert stored["config"]["max_train"] == 32
 
 
 @pytest.mark.slow

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from definitionemb.embedder.results import load_results
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.evaluation.geometry import isotropy
-from definitionemb.evaluation.report import build_report, evaluate_run, isotropy_of_run, load_results
+from definitionemb.evaluation.report import build_report, evaluate_run, isotropy_of_run
 from definitionemb.index.policy import DEFAULT_HOW
 from evaluation_support import DATA, input_matrix, make_lexicon, make_run
 
@@ -101,7 +102,7 @@ def test_report_files_and_keys(roberta_run: tuple[RunDir, Path], tmp_path: Path)
     assert "## Isotropy" in md and "## Word similarity" in md and "defemb eval report" in md
     assert "IsoScore rare" in md and f"Δ {DEFAULT_HOW}" in md and "beats original on" in md
     assert '"model_family": "roberta"' in md  # the manifest is in the Markdown
-    assert "wordsim-EN-RG-65" in load_results(run)
+    assert "wordsim-EN-RG-65" in {r.name for r in load_results(run)}
     assert not list(out.glob(".*tmp"))  # nothing half-written left behind
 
 
@@ -203,4 +204,4 @@ def test_build_report_opens_the_lexicon_once(
     rep = build_report(run, rows="rare", plots=False)  # the lexicon the manifest records
     assert rep.content["isotropy"]["buckets_source"].startswith("lexicon:")
     assert rep.content["coverage"] and rep.content["isotropy"]["rows"] == "rare"
-    assert opened == [run.manifest()["lexicon_db"]]
+    assert opened == [str(run.lexicon_path())]

@@ -96,7 +96,14 @@ def test_the_output_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     plain.write_bytes(b"old")
     with pytest.raises(OutputError, match="--force"):
         claim(plain, "file")
-    assert claim(plain, "file", force=True) == plain
+    with pytest.raises(OutputError, match="not written by definitionemb"):
+        claim(plain, "file", force=True)  # a user's file, even at a name the toolkit would use
+    with fileio.output_file(tmp_path / "y.pt") as tmp:
+        tmp.write_bytes(b"ours")
+    assert claim(tmp_path / "y.pt", "file", force=True) == tmp_path / "y.pt"
+    (tmp_path / "y.pt").write_bytes(b"edit")  # the user changed it since
+    with pytest.raises(OutputError, match="changed since"):
+        claim(tmp_path / "y.pt", "file", force=True)
     with pytest.raises(OutputError, match="is a folder"):
         claim(mine, "file", force=True)
     blocker = tmp_path / "f"

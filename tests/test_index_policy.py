@@ -170,7 +170,7 @@ def test_hf_export_writes_blended_rows_into_tied_tables_and_a_card(bert_run, tmp
 
 
 def test_card_carries_the_stored_wordsim_table_and_lexicon(tmp_path: Path, tiny_roberta_dir: Path) -> None:
-    from definitionemb.evaluation.report import save_result
+    from definitionemb.embedder.results import ResultKind, save_result
 
     db = tmp_path / "lex.duckdb"
     make_lexicon(db, roberta_pieces())
@@ -181,7 +181,7 @@ def test_card_carries_the_stored_wordsim_table_and_lexicon(tmp_path: Path, tiny_
     run = make_run(tmp_path / "run", original, covered, db=db, model=str(tiny_roberta_dir))
     ws = {"pairs": 65, "covered_pairs": 59, "coverage": 0.9, "part": "test"}
     ws["spearman"] = {"original": 0.715, "rare dirmix:0.2": 0.75, "abtt": 0.7}
-    save_result(run, "wordsim-EN-RG-65", {"EN-RG-65": ws}, "defemb eval wordsim ...")
+    save_result(run, ResultKind.WORDSIM, {"EN-RG-65": ws}, "EN-RG-65", command="defemb eval wordsim ...")
     export(run, "hf", "rare", tmp_path / "hf", db=db, how="dirmix:0.2")
     card = (tmp_path / "hf" / "README.md").read_text()
     assert "| EN-RG-65 | 65 | 59 | 0.715 | 0.750 | 0.700 |" in card
@@ -208,7 +208,12 @@ def test_sentence_transformers_pipeline_survives_the_export(tmp_path: Path, mini
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
     assert not np.allclose(emb, base.encode(sentences, convert_to_numpy=True))  # the rows did change
     card = (out / "README.md").read_text()
-    assert "library_name: sentence-transformers" in card and "license: apache-2.0" in card
+    assert "library_name: sentence-transformers" in card and "license: cc-by-sa-4.0" in card
+    assert (
+        "base_model: sentence-transformers/all-MiniLM-L6-v2" in card and "apache-2.0" in card
+    )  # base's, named
+    versions = json.loads((out / "config_sentence_transformers.json").read_text())["__version__"]
+    assert versions["sentence_transformers"] == st.__version__  # written by sentence-transformers itself
 
 
 def test_a_run_that_chose_its_policy_exports_with_it_until_its_vectors_change(
@@ -237,7 +242,8 @@ def test_a_run_that_chose_its_policy_exports_with_it_until_its_vectors_change(
         json.loads((tmp_path / "b" / "export.json").read_text())["policy_source"]
         == "given or shipped default"
     )
-    assert as_policy("rare", None, bert_run) == RowPolicy("rare", DEFAULT_HOW)
+    with pytest.warns(UserWarning, match="made for other rows"):  # said aloud, not silently
+        assert as_policy("rare", None, bert_run) == RowPolicy("rare", DEFAULT_HOW)
     # Regenerated vectors: the choice was made on other rows, so the shipped default applies again.
     tv = bert_run.path / "token_vectors.npy"
     np.save(tv, np.load(tv) * 2.0)

@@ -97,3 +97,32 @@ def test_lazy_exports_are_spelled_out_for_type_checkers(package: str) -> None:
             f"{module} shadows {package}.{name}: rename the module"
         )
         assert getattr(pkg, name) is getattr(importlib.import_module(module), name)
+
+
+def _all_sources() -> list[Path]:
+    dirs = [*ORDER[:-1], "definitionemb", "benchmarks", "scripts", "tests"]
+    return sorted(p for d in dirs for p in (ROOT / d).rglob("*.py"))
+
+
+def test_no_module_imports_a_stage_by_its_bare_name() -> None:
+    """`import index` (or `import_module("embedder")`) would load the top-level folder from the current
+    directory, a second copy of the stage, or PyPI's `index` package: always `definitionemb.<stage>`."""
+    bare_names = set(ORDER[:-1]) | {"defemb"}
+    for path in _all_sources():
+        written: set[str] = set()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif (
+                isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module" and node.args
+            ):
+                arg = node.args[0]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    names = [arg.value]
+            written.update(n.split(".")[0] for n in names)
+        bare = written & bare_names
+        assert not bare, f"{path.relative_to(ROOT)} imports {sorted(bare)} by the bare name"

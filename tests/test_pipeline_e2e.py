@@ -89,6 +89,14 @@ def test_defemb_run_end_to_end_and_reuse(tmp_path: Path, data_dir: Path, tiny_be
     np.testing.assert_allclose(swapped, want, rtol=0, atol=1e-6)
     assert report["wordsim"]["EN-RG-65"]["part"] == "test" and report["knobs"]["chosen"]
     assert (run / "model" / "README.md").is_file()
+    # What this run writes for others to read names no folder of this machine (issue 29): the state file,
+    # the exported model's card and metadata (the run manifest's paths: run identity's business).
+    for f in (
+        work / "pipeline.json",
+        run / "model" / "README.md",
+        run / "model" / "definitionemb_export.json",
+    ):
+        assert str(tmp_path) not in f.read_text(encoding="utf-8"), f
     summary = (work / "summary.md").read_text()
     assert "Isotropy" in summary and "Neighbours" in summary
     # Three reverse-dictionary answers (the default definitions), each with its top words.

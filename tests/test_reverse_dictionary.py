@@ -80,7 +80,7 @@ def _rd(world):  # type: ignore[no-untyped-def]
     from definitionemb.index.reverse_dictionary import ReverseDictionary
 
     run, db, cache = world
-    return ReverseDictionary(run, cache_dir=cache, progress=False, device="cpu", precision="float32")
+    return ReverseDictionary(run, cache_dir=cache, device="cpu", precision="float32")
 
 
 def _gloss_of(db: Path, word: str) -> str:
@@ -260,42 +260,47 @@ def test_stale_indexes_are_refused(world, tmp_path: Path) -> None:
     run, db, cache = world
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
+    (tmp_path / db.name).symlink_to(db)  # the copy's manifest names its lexicon relative to the run
     r = RunDir.open(copy)
     sv = np.asarray(r.sense_vectors()).copy()
     r.save_array("sense_vectors.npy", sv[::-1].copy())
     with pytest.raises(IndexMismatch, match="stale.*sense_vectors.npy"):
-        ReverseDictionary(copy, cache_dir=cache, progress=False)
+        ReverseDictionary(copy, cache_dir=cache)
     cli = CliRunner().invoke(defemb_cli, ["reverse", "--run", str(copy), "a dog", "--cache-dir", str(cache)])
     assert cli.exit_code == 1 and "--rebuild" in cli.output
     build_reverse(copy, cache_dir=cache, progress=False)
-    assert ReverseDictionary(copy, cache_dir=cache, progress=False).search("a dog", k=2).height == 2
+    assert ReverseDictionary(copy, cache_dir=cache).search("a dog", k=2).height == 2
     # The shared gloss cache is checked too: a changed vectors file is refused.
-    vec = (
-        Path(ReverseDictionary(copy, cache_dir=cache, progress=False).manifest.glosses or "") / "vectors.npy"
-    )
+    vec = Path(ReverseDictionary(copy, cache_dir=cache).manifest.glosses or "") / "vectors.npy"
     arr = np.load(vec)
     np.save(vec, arr[::-1].copy())
     try:
         with pytest.raises(IndexStageError, match="changed"):
-            ReverseDictionary(copy, cache_dir=cache, progress=False)
+            ReverseDictionary(copy, cache_dir=cache)
     finally:
         np.save(vec, arr)
 
 
 def test_tokens_scorer_builds_nothing_heavy_and_more_scorers_build_on_demand(world, tmp_path: Path) -> None:
     from definitionemb.embedder.rundir import RunDir
-    from definitionemb.index.reverse_dictionary import SCORERS, ReverseDictionary
+    from definitionemb.index.errors import IndexMissing
+    from definitionemb.index.reverse_dictionary import SCORERS, ReverseDictionary, ensure_reverse
 
-    run, _, cache = world
+    run, db, cache = world
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("index", "sense_*.npy"))
+    (tmp_path / db.name).symlink_to(db)  # the copy's manifest names its lexicon relative to the run
     fresh_cache = tmp_path / "cache"
-    rd = ReverseDictionary(copy, cache_dir=fresh_cache, progress=False, scorers=["tokens"])
+    with pytest.raises(IndexMissing, match="build it with"):  # opening never builds
+        ReverseDictionary(copy, cache_dir=fresh_cache, scorers=["tokens"])
+    ensure_reverse(copy, cache_dir=fresh_cache, progress=False, scorers=["tokens"])
+    rd = ReverseDictionary(copy, cache_dir=fresh_cache, scorers=["tokens"])
     assert rd.manifest.scorers == ["tokens"] and rd.scorers == ("tokens",)
     assert not (copy / "sense_vectors.npy").exists() and not fresh_cache.exists()
     frame = rd.search("a small domestic animal", k=5)
     assert frame["single_token"].all() and frame["score"].is_sorted(descending=True)
-    full = ReverseDictionary(copy, cache_dir=fresh_cache, progress=False)
+    ensure_reverse(copy, cache_dir=fresh_cache, progress=False)  # the other scorers, added on demand
+    full = ReverseDictionary(copy, cache_dir=fresh_cache)
     assert full.manifest.scorers == list(SCORERS)
     assert RunDir.open(copy).sense_vectors().shape[0] == full.headwords.n_senses
     assert (fresh_cache / "sentence").is_dir()
@@ -329,15 +334,16 @@ def test_frequency_prior_is_wordfreq_and_lifts_common_words(world, tmp_path: Pat
     same = rd.search(queries, k=30, scorers=["glosses"])
     assert plain["word"].to_list() == same["word"].to_list()
     # Frequencies from another wordfreq are stale.
-    run, _, cache = world
+    run, db, cache = world
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
+    (tmp_path / db.name).symlink_to(db)  # the copy's manifest names its lexicon relative to the run
     man_path = copy / "index" / "reverse" / "manifest.json"
     man = json.loads(man_path.read_text())
     man["frequency"] = "wordfreq 0.1"
     man_path.write_text(json.dumps(man))
     with pytest.raises(IndexMismatch, match="word frequencies come from wordfreq 0.1"):
-        ReverseDictionary(copy, cache_dir=cache, progress=False)
+        ReverseDictionary(copy, cache_dir=cache)
 
 
 def test_word_max_equals_a_plain_loop(world) -> None:
@@ -356,7 +362,7 @@ def test_bfloat16_search_agrees_with_float32(world) -> None:
 
     run, db, cache = world
     exact = _rd(world)
-    fast = ReverseDictionary(run, cache_dir=cache, progress=False, device="cpu", precision="bfloat16")
+    fast = ReverseDictionary(run, cache_dir=cache, device="cpu", precision="bfloat16")
     words = [str(w) for w in exact.headwords.words[:: max(1, exact.headwords.n_words // 12)]]
     queries = [_gloss_of(db, w) for w in words]
     a = exact.search(queries, k=1, scorers=["glosses"])
@@ -367,7 +373,7 @@ def test_bfloat16_search_agrees_with_float32(world) -> None:
     assert same >= 0.75
     assert np.allclose(b["score"].to_numpy(), a["score"].to_numpy(), atol=2e-2)
     with pytest.raises(IndexStageError, match="precision"):
-        ReverseDictionary(run, cache_dir=cache, progress=False, precision="float16")
+        ReverseDictionary(run, cache_dir=cache, precision="float16")
 
 
 def test_bm25_weights_match_the_formula_and_survive_a_save(tmp_path: Path) -> None:
@@ -505,15 +511,51 @@ def test_fusion_equals_the_weighted_sum_of_z_scores() -> None:
     assert np.isneginf(out[:, 7]).all() and np.isfinite(np.delete(out, 7, axis=1)).all()
 
 
+def _plain_z(row: list[float], missing: float) -> list[float]:
+    """A z-score written out by hand: mean and population sd over the finite values of one row."""
+    vals = [v for v in row if np.isfinite(v)]
+    mu = sum(vals) / len(vals)
+    sd = max((sum((v - mu) ** 2 for v in vals) / len(vals)) ** 0.5, 1e-9)
+    return [missing if np.isnan(v) else (-np.inf if not np.isfinite(v) else (v - mu) / sd) for v in row]
+
+
+def test_fusion_room_against_a_plain_loop() -> None:
+    """`fusion.fuse` and `fusion.sense_scales` (torch kernels over arrays) against loops over Python floats."""
+    from definitionemb.index.reverse_dictionary import fusion
+
+    rng = np.random.default_rng(1)
+    n, w = 3, 50
+    a = rng.standard_normal((n, w)).astype(np.float32)
+    b = rng.standard_normal((n, w)).astype(np.float32)
+    b[:, ::4] = np.nan
+    a[1, 3] = -np.inf
+    weights = {"glosses": 0.7, "tokens": 0.2}
+    got = fusion.fuse({"glosses": a, "tokens": b}, weights, token_missing=-0.5)
+    for i in range(n):
+        za = _plain_z(a[i].tolist(), -np.inf)
+        zb = _plain_z(b[i].tolist(), -0.5)
+        want = [0.7 * x + 0.2 * y for x, y in zip(za, zb, strict=True)]
+        np.testing.assert_allclose(got[i], np.asarray(want, dtype=np.float32), rtol=0, atol=1e-4)
+    sc = fusion.sense_scales({"glosses": a}, {"glosses": 0.7})
+    for i in range(n):
+        vals = [v for v in a[i].tolist() if np.isfinite(v)]
+        mu = sum(vals) / len(vals)
+        sd = (sum((v - mu) ** 2 for v in vals) / len(vals)) ** 0.5
+        assert sc["glosses"][i] == pytest.approx(0.7 / sd, rel=1e-4)
+    top = fusion.top_k(np.asarray([[0.1, 0.9, 0.5, 0.7]], dtype=np.float32), 2)
+    assert sorted(top[0].tolist()) == [1, 3]
+
+
 def test_a_run_of_a_plain_encoder_gets_the_regressor_lexical_and_prior_scorers(
     tmp_path: Path, tiny_bert_dir: Path
 ) -> None:
     """A base model that is no sentence encoder (RoBERTa, BART, a plain BERT) has no gloss or headword
     embeddings; the reverse dictionary still answers, from the regressor, BM25 and the priors."""
-    from definitionemb.index.reverse_dictionary import NO_SENTENCE_WEIGHTS, ReverseDictionary
+    from definitionemb.index.reverse_dictionary import NO_SENTENCE_WEIGHTS, ReverseDictionary, build_reverse
 
     run, _ = _trained_run(tmp_path, tiny_bert_dir)
-    rd = ReverseDictionary(run, cache_dir=tmp_path / "cache", progress=False, device="cpu")
+    build_reverse(run, cache_dir=tmp_path / "cache", progress=False)
+    rd = ReverseDictionary(run, cache_dir=tmp_path / "cache", device="cpu")
     assert rd.scorers == ("tokens", "senses", "lexical", "frequency", "lemma")
     assert rd._weights(None, None) == {s: v for s, v in NO_SENTENCE_WEIGHTS.items() if v}
     assert not (tmp_path / "cache").exists()  # nothing sentence-level was built
@@ -527,7 +569,7 @@ def test_second_pass_rescoring_equals_scoring_every_word(world) -> None:
     """The two-pass search gives the first pass's best words the remaining scorers; with every word in
     the statistics sample (this lexicon is smaller than it) each answer's score is the one exhaustive
     scoring gives, and a cut past the answers changes nothing."""
-    import definitionemb.index.reverse_dictionary as R
+    import definitionemb.index.reverse_dictionary.dictionary as R
 
     run, db, cache = world
     rd = _rd(world)
@@ -568,3 +610,35 @@ def test_rows_of_and_bm25_rows_match_their_full_versions(world) -> None:
     assert isinstance(bm, GlossBM25)
     texts = ["a small domestic animal", "to hit with the hand"]
     np.testing.assert_allclose(bm.scores_of(rows, texts), bm.scores(texts)[rows], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "tsv", "nl", "json"])
+def test_reverse_answers_in_every_format(world, fmt: str, tmp_path: Path) -> None:
+    run, _, cache = world
+    base = ["reverse", "--run", str(run), "a small domestic animal", "-k", "3", "--cache-dir", str(cache)]
+    res = CliRunner().invoke(defemb_cli, [*base, "--fmt", fmt])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    if fmt == "json":
+        assert [r["rank"] for r in json.loads(res.stdout)] == [1, 2, 3]
+    elif fmt == "nl":
+        assert [json.loads(x)["rank"] for x in lines] == [1, 2, 3]
+    elif fmt in ("csv", "tsv"):
+        assert len(lines) == 4 and "word" in lines[0].split("," if fmt == "csv" else "\t")
+    else:
+        assert len(lines) == 5 and "shape:" not in res.stdout and lines[0].split()[:2] == ["rank", "word"]
+    if fmt == "csv":  # one definition's answers, and a batch, into a CSV file
+        out = tmp_path / "one.csv"
+        assert CliRunner().invoke(defemb_cli, [*base, "--out", str(out)]).exit_code == 0
+        assert pl.read_csv(out).height == 3
+        src = tmp_path / "defs.txt"
+        src.write_text("a small dog\nto walk slowly\n", encoding="utf-8")
+        batch = tmp_path / "batch.csv"
+        batch_args = [*base[:3], "--input", str(src), "-k", "2", "--out", str(batch), *base[-2:]]
+        res = CliRunner().invoke(defemb_cli, batch_args)  # base: reverse --run R TEXT -k 3 --cache-dir C
+        assert res.exit_code == 0, res.output
+        assert pl.read_csv(batch).height == 4 and sorted(p.name for p in tmp_path.iterdir()) == [
+            "batch.csv",
+            "defs.txt",
+            "one.csv",
+        ]

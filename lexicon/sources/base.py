@@ -12,7 +12,7 @@ from definitionemb.lexicon.errors import SourceError
 from definitionemb.lexicon.sources.sink import Sink
 from definitionemb.lexicon.sources.streams import HashingReader
 
-__all__ = ["Source", "combine_hashes"]
+__all__ = ["Source", "combine_hashes", "lang_set"]
 
 
 def combine_hashes(root: Path, files: list[Path], hashes: list[str]) -> str:
@@ -23,6 +23,13 @@ def combine_hashes(root: Path, files: list[Path], hashes: list[str]) -> str:
     for f, d in zip(files, hashes, strict=True):
         h.update(f"{f.relative_to(root).as_posix()}\0{d}\n".encode())
     return h.hexdigest()
+
+
+def lang_set(lang: str) -> frozenset[str] | None:
+    """The language codes a build keeps: ``"*"`` keeps all (None), else the comma-separated codes."""
+    if lang.strip() == "*":
+        return None
+    return frozenset(c.strip() for c in lang.split(",") if c.strip())
 
 
 class Source:

@@ -19,22 +19,24 @@ line number; msgspec parses the same lines several times faster than ``json.load
 from __future__ import annotations
 
 import io
+import operator
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from pathlib import Path
+from typing import cast
 
 import msgspec
 from definitionemb.lexicon.errors import SourceError
 from definitionemb.lexicon.normalise import nested_gloss, normalise_gloss, normalise_pos
-from definitionemb.lexicon.sources.base import Source
+from definitionemb.lexicon.sources.base import Source, lang_set
 from definitionemb.lexicon.sources.lines import MAX_LINE_BYTES, Chunk, Line, iter_chunks, iter_lines
 from definitionemb.lexicon.sources.sink import Columns, Sink
 from definitionemb.lexicon.sources.streams import STREAM_ERRORS, open_decompressed, sniff
 from definitionemb.lexicon.sources.workers import process_pool, workers
 
-__all__ = ["KaikkiSource"]
+__all__ = ["RELATION_KINDS", "KaikkiSource"]
 
 # Forms that are table headers or template names, not words.
 _META_FORM_TAGS = frozenset({"table-tags", "inflection-template", "class", "romanization"})
@@ -48,15 +50,51 @@ class _Example(msgspec.Struct):
     text: str | None = None
 
 
-class _Sense(msgspec.Struct):
+class _LeanSense(msgspec.Struct):
     glosses: list[str] = []
     raw_glosses: list[str] = []
     tags: list[str] = []
     topics: list[str] = []
     form_of: list[_Word] = []
     alt_of: list[_Word] = []
-    # Examples can be long quotations and only the first is kept: leave them undecoded (a Raw is a view).
+    # Examples are decoded one by one (a Raw is a view), so a malformed one does not cost the sense.
     examples: list[msgspec.Raw] = []
+
+
+# Relations stay undecoded (a Raw is a view of the line) and are stored as the source's JSON
+# (`relation_links`; the `relation` view unpacks them): a fraction of the cost of an object per link.
+_NO_LINKS = msgspec.Raw(b"[]")
+
+# wiktextract's linkage fields, kept in the `relation` table under these names (its `kind`).
+RELATION_KINDS = (
+    "synonyms",
+    "antonyms",
+    "hypernyms",
+    "hyponyms",
+    "holonyms",
+    "meronyms",
+    "troponyms",
+    "coordinate_terms",
+    "derived",
+    "related",
+    "compounds",
+    "instances",
+    "proverbs",
+    "abbreviations",
+)
+
+
+class _RichSense(_LeanSense):
+    # decoded in C; a malformed example fails the line, which then loads through the lean decoder
+    examples: list[_Example] = []  # type: ignore[assignment]
+    id: str | None = None
+    senseid: list[str] = []
+    wikidata: list[str] = []
+
+
+# Each linkage field, undecoded, on senses and records alike.
+_LINK_FIELDS: list[tuple[str, type, msgspec.Raw]] = [(k, msgspec.Raw, _NO_LINKS) for k in RELATION_KINDS]
+_Sense = cast("type[_RichSense]", msgspec.defstruct("_Sense", _LINK_FIELDS, bases=(_RichSense,)))
 
 
 class _Form(msgspec.Struct):
@@ -64,11 +102,11 @@ class _Form(msgspec.Struct):
     tags: list[str] = []
 
 
-class _Record(msgspec.Struct):
+class _LeanRecord(msgspec.Struct):
     # word is optional in the struct so that wiktextract's redirect lines ({"title", "redirect"}) decode
     # on the fast path; a line with neither is rejected after decoding.
     word: str | None = None
-    senses: list[_Sense] = []
+    senses: list[_LeanSense] = []
     pos: str | None = None
     lang_code: str | None = None
     etymology_number: int | None = None
@@ -77,7 +115,23 @@ class _Record(msgspec.Struct):
     redirect: str | None = None
 
 
-_DECODER = msgspec.json.Decoder(_Record)
+class _RichRecord(_LeanRecord):
+    etymology_text: str | None = None
+
+
+_SENSES = list[_Sense]  # type: ignore[valid-type]  # _Sense is made by defstruct, a type at runtime
+_Record = cast(
+    "type[_RichRecord]",
+    msgspec.defstruct("_Record", [("senses", _SENSES, []), *_LINK_FIELDS], bases=(_RichRecord,)),
+)
+
+
+# `extras=False` (``defemb lexicon build --no-extras``) decodes only what schema 1 kept: glosses, the
+# first example, forms. The rest of a line is skipped at C speed, as before.
+_DECODERS: dict[bool, msgspec.json.Decoder[_LeanRecord]] = {
+    True: msgspec.json.Decoder(_Record),
+    False: msgspec.json.Decoder(_LeanRecord),
+}
 _EXAMPLE = msgspec.json.Decoder(_Example)
 
 
@@ -92,6 +146,15 @@ def _first_example(examples: list[msgspec.Raw]) -> str | None:
     return None
 
 
+_LINKS_OF = operator.attrgetter(*RELATION_KINDS)  # one C call for the 14 fields
+
+
+def _relations(sink: Sink, entry_id: int, sense_id: int | None, holder: _RichRecord | _RichSense) -> None:
+    for kind, raw in zip(RELATION_KINDS, _LINKS_OF(holder), strict=True):
+        if len(raw) > 2:  # not the empty list
+            sink.relations(entry_id, sense_id, kind, bytes(raw).decode("utf-8"))
+
+
 def _decode_error(data: bytes) -> str:
     """Why a line does not decode into a record.
 
@@ -103,7 +166,7 @@ def _decode_error(data: bytes) -> str:
     except UnicodeDecodeError as exc:
         return f"invalid UTF-8: {exc.reason} at byte {exc.start}"
     try:
-        _DECODER.decode(data)
+        _DECODERS[False].decode(data)
     except UnicodeDecodeError as exc:
         return f"invalid UTF-8: {exc.reason} at byte {exc.start}"
     except RecursionError:
@@ -127,10 +190,12 @@ def _nth_line(chunk: bytes, index: int) -> tuple[int, bytes]:
 class _Loader:
     """Turns decoded records of one kaikki file (`name` in reject locations) into sink rows."""
 
-    def __init__(self, name: str, lang: str, sink: Sink) -> None:
+    def __init__(self, name: str, lang: str, sink: Sink, extras: bool = True) -> None:
         self.name = name
         self.sink = sink
-        self.lang = lang
+        self.langs = lang_set(lang)
+        self.extras = extras
+        self.decoder = _DECODERS[extras]
 
     def loc(self, offset: int) -> str:
         return f"{self.name}@{offset}"
@@ -143,7 +208,7 @@ class _Loader:
             return
         if len(data) <= MAX_LINE_BYTES:
             try:
-                records = _DECODER.decode_lines(data)
+                records = self.decoder.decode_lines(data)
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 records = None
             # decode_lines skips blank lines: a count that differs sends the chunk down the per-line path
@@ -167,16 +232,22 @@ class _Loader:
         if not line.data.strip():
             self.sink.filter("blank_line")
             return
+        rec: _LeanRecord | None
         try:
-            rec = _DECODER.decode(line.data)
+            rec = self.decoder.decode(line.data)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            try:  # a malformed relation or sense id costs the extras, not the record
+                rec = _DECODERS[False].decode(line.data) if self.extras else None
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                rec = None
+        if rec is None:
             self.sink.reject(line.no, loc(line.offset), _decode_error(line.data), line.data)
             return
         why = self.record(line.no, rec)
         if why:
             self.sink.reject(line.no, loc(line.offset), why, line.data)
 
-    def record(self, no: int, rec: _Record) -> str | None:
+    def record(self, no: int, rec: _LeanRecord) -> str | None:
         """Load or filter one decoded record; return the reason when it must be rejected instead."""
         sink = self.sink
         if rec.word is None:
@@ -189,7 +260,7 @@ class _Loader:
             return "empty word"
         if rec.lang_code is None:
             return "missing lang_code"
-        if self.lang != "*" and rec.lang_code != self.lang:
+        if self.langs is not None and rec.lang_code not in self.langs:
             sink.filter("lang")
             return None
         if not rec.senses:
@@ -210,7 +281,16 @@ class _Loader:
         if not kept:
             sink.filter("empty_gloss")
             return None
-        eid = sink.entry(no, word, rec.lang_code, normalise_pos(rec.pos), rec.etymology_number, rec.redirects)
+        rich = rec if isinstance(rec, _Record) else None
+        eid = sink.entry(
+            no,
+            word,
+            rec.lang_code,
+            normalise_pos(rec.pos),
+            rec.etymology_number,
+            rec.redirects,
+            rich.etymology_text if rich is not None else None,
+        )
         for f in rec.forms:
             if f.form and f.form != word and (not f.tags or _META_FORM_TAGS.isdisjoint(f.tags)):
                 sink.form(eid, f.form, f.tags)
@@ -218,30 +298,57 @@ class _Loader:
             # the source's own form_of/alt_of target wins over the one read from the gloss
             form_of = (s.form_of[0].word if s.form_of else None) or g.form_of
             alt_of = (s.alt_of[0].word if s.alt_of else None) or g.alt_of
-            example = _first_example(s.examples) if s.examples else None
+            if isinstance(s, _Sense):
+                examples = [e.text for e in s.examples if e.text and e.text.strip()]
+            else:
+                first = _first_example(s.examples) if s.examples else None
+                examples = [first] if first else []
             rg = s.raw_glosses
             raw_gloss = rg[-1] if rg and rg[-1].strip() else raw
-            sink.sense(eid, i, g.text, raw_gloss, g.tags, s.topics, form_of, alt_of, example)
+            example = examples[0] if examples else None
+            if isinstance(s, _Sense):
+                sid = sink.sense(
+                    eid,
+                    i,
+                    g.text,
+                    raw_gloss,
+                    g.tags,
+                    s.topics,
+                    form_of,
+                    alt_of,
+                    example,
+                    examples=examples,
+                    wiktionary_id=s.id,
+                    senseids=s.senseid,
+                    wikidata=s.wikidata,
+                )
+                _relations(sink, eid, sid, s)
+            else:
+                sink.sense(eid, i, g.text, raw_gloss, g.tags, s.topics, form_of, alt_of, example)
+        if rich is not None:
+            _relations(sink, eid, None, rich)
         sink.loaded_record()
         return None
 
 
-def _work(name: str, lang: str, chunk: Chunk) -> tuple[Sink, int]:
+def _work(name: str, lang: str, chunk: Chunk, extras: bool = True) -> tuple[Sink, int]:
     """Worker process: one chunk into a private sink, numbering its lines from 1 (the parent shifts
     record numbers and ids when it absorbs the sink, in file order). Returns the sink and line count."""
     data = bytes(chunk.data)  # bytes already: chunks arrive pickled
     n_lines = chunk.n_lines if chunk.n_lines >= 0 else data.count(b"\n") + (not data.endswith(b"\n"))
     sink = Sink(_no_flush, batch_senses=1 << 62)
-    _Loader(name, lang, sink).chunk(Chunk(1, chunk.offset, data, n_lines, chunk.too_long))
+    _Loader(name, lang, sink, extras).chunk(Chunk(1, chunk.offset, data, n_lines, chunk.too_long))
     return sink, n_lines
 
 
-def _work_range(path: Path, name: str, lang: str, offset: int, length: int) -> tuple[Sink, int]:
+def _work_range(
+    path: Path, name: str, lang: str, offset: int, length: int, extras: bool = True
+) -> tuple[Sink, int]:
     """Worker process: like :func:`_work`, reading the chunk from the (uncompressed) file itself. The
     parent has just read those bytes, so they come from the page cache, and nothing large is pickled."""
     with open(path, "rb") as f:
         data = os.pread(f.fileno(), length, offset)
-    return _work(name, lang, Chunk(0, offset, data, -1))
+    return _work(name, lang, Chunk(0, offset, data, -1), extras)
 
 
 def _no_flush(cols: Columns) -> None:
@@ -260,6 +367,8 @@ class KaikkiSource(Source):
 
     kind = "kaikki"
     suffixes = (".jsonl", ".jsonl.gz", ".jsonl.bz2", ".json", ".json.gz", ".json.bz2")
+    # False: keep only what schema 1 kept (glosses, first example, forms), for a smaller, faster build.
+    extras = True
 
     def __init__(self, path: Path, lang: str) -> None:
         super().__init__(path, lang)
@@ -299,7 +408,7 @@ class KaikkiSource(Source):
         return self._content_hash()
 
     def _read_serial(self, chunks: Iterator[Chunk], name: str, sink: Sink) -> None:
-        loader = _Loader(name, self.lang, sink)
+        loader = _Loader(name, self.lang, sink, self.extras)
         next_no = 1
         while True:
             try:
@@ -344,11 +453,13 @@ class KaikkiSource(Source):
                 _truncated(sink, next_no, name, exc)
                 return
             if path is not None and not chunk.too_long and len(chunk.data) >= _RANGE_MIN:
-                fut = pool.submit(_work_range, path, name, self.lang, chunk.offset, len(chunk.data))
+                fut = pool.submit(
+                    _work_range, path, name, self.lang, chunk.offset, len(chunk.data), self.extras
+                )
             else:
                 if isinstance(chunk.data, memoryview):  # views do not pickle
                     chunk = Chunk(chunk.no, chunk.offset, bytes(chunk.data), chunk.n_lines, chunk.too_long)
-                fut = pool.submit(_work, name, self.lang, chunk)
+                fut = pool.submit(_work, name, self.lang, chunk, self.extras)
             pending.append(fut)
             if len(pending) >= in_flight:
                 take()

@@ -8,6 +8,7 @@ rejected alone; a file that is not valid JSON at all is rejected as one record. 
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -16,8 +17,8 @@ from pathlib import Path
 import msgspec
 from definitionemb.core.fileio import file_sha256
 from definitionemb.lexicon.errors import SourceError
-from definitionemb.lexicon.normalise import normalise_gloss, normalise_pos
-from definitionemb.lexicon.sources.base import Source
+from definitionemb.lexicon.normalise import normalise_gloss, normalise_pos, synonym_of
+from definitionemb.lexicon.sources.base import Source, lang_set
 from definitionemb.lexicon.sources.lines import BOM
 from definitionemb.lexicon.sources.sink import Columns, Sink
 from definitionemb.lexicon.sources.streams import STREAM_ERRORS, open_decompressed, sniff
@@ -165,7 +166,8 @@ def _word(name: str, lang: str, key: str, value: msgspec.Raw, sink: Sink) -> Non
     if not word:
         sink.reject(no, loc, "empty word", bytes(value))
         return
-    if lang not in ("en", "*"):
+    langs = lang_set(lang)
+    if langs is not None and "en" not in langs:
         sink.filter("lang")
         return
     multi = len(w.etymologies) > 1
@@ -189,6 +191,12 @@ def _word(name: str, lang: str, key: str, value: msgspec.Raw, sink: Sink) -> Non
     for ety_no, pos, senses in entries:
         eid = sink.entry(no, word, "en", normalise_pos(pos), ety_no, None)
         for i, (s, g) in enumerate(senses):
-            example = next((x for x in s.examples if x and x.strip()), None)
-            sink.sense(eid, i, g.text, s.sense, g.tags, None, g.form_of, g.alt_of, example)
+            examples = [x for x in s.examples if x and x.strip()]
+            example = examples[0] if examples else None
+            sid = sink.sense(
+                eid, i, g.text, s.sense, g.tags, None, g.form_of, g.alt_of, example, examples=examples
+            )
+            target = synonym_of(g.text)
+            if target:
+                sink.relations(eid, sid, "synonyms", json.dumps([{"word": target}], ensure_ascii=False))
     sink.loaded_record()

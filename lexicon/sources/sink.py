@@ -28,16 +28,29 @@ def raw_text(raw: bytes | str) -> str:
 
 @dataclass
 class Columns:
-    """Column lists for one batch of rows of the entry, form, sense and reject tables."""
+    """Column lists for one batch of rows of the entry, form, sense, relation and reject tables."""
 
     entry: dict[str, list[Any]] = field(default_factory=dict)
     form: dict[str, list[Any]] = field(default_factory=dict)
     sense: dict[str, list[Any]] = field(default_factory=dict)
+    relation: dict[str, list[Any]] = field(default_factory=dict)
     reject: dict[str, list[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, cols in (
-            ("entry", ("entry_id", "record_no", "word", "lang_code", "pos", "etymology_no", "redirects")),
+            (
+                "entry",
+                (
+                    "entry_id",
+                    "record_no",
+                    "word",
+                    "lang_code",
+                    "pos",
+                    "etymology_no",
+                    "redirects",
+                    "etymology_text",
+                ),
+            ),
             ("form", ("entry_id", "form", "tags")),
             (
                 "sense",
@@ -53,8 +66,13 @@ class Columns:
                     "alt_of",
                     "example",
                     "user_defined",
+                    "examples",
+                    "wiktionary_id",
+                    "senseids",
+                    "wikidata",
                 ),
             ),
+            ("relation", ("entry_id", "sense_id", "kind", "links")),
             ("reject", ("record_no", "location", "reason", "raw")),
         ):
             getattr(self, name).update({c: [] for c in cols})
@@ -111,6 +129,7 @@ class Sink:
         pos: str | None,
         etymology_no: int | None,
         redirects: list[str] | None,
+        etymology_text: str | None = None,
     ) -> int:
         """Add an entry row (does not count a record: call :meth:`loaded_record` once per record)."""
         eid = self.next_entry_id
@@ -123,6 +142,7 @@ class Sink:
         c["pos"].append(pos)
         c["etymology_no"].append(etymology_no)
         c["redirects"].append(redirects or None)
+        c["etymology_text"].append(etymology_text)
         return eid
 
     def form(self, entry_id: int, form: str, tags: list[str] | None) -> None:
@@ -143,9 +163,16 @@ class Sink:
         alt_of: str | None,
         example: str | None,
         user_defined: bool = False,
-    ) -> None:
+        *,
+        examples: list[str] | None = None,
+        wiktionary_id: str | None = None,
+        senseids: list[str] | None = None,
+        wikidata: list[str] | None = None,
+    ) -> int:
+        """Add a sense row; returns its sense_id (for relations from the sense)."""
         c = self.cols.sense
-        c["sense_id"].append(self.next_sense_id)
+        sid = self.next_sense_id
+        c["sense_id"].append(sid)
         self.next_sense_id += 1
         c["entry_id"].append(entry_id)
         c["ord"].append(ord_)
@@ -157,7 +184,22 @@ class Sink:
         c["alt_of"].append(alt_of)
         c["example"].append(example)
         c["user_defined"].append(user_defined)
+        c["examples"].append(examples or None)
+        c["wiktionary_id"].append(wiktionary_id)
+        c["senseids"].append(senseids or None)
+        c["wikidata"].append(wikidata or None)
         self._pending += 1
+        return sid
+
+    def relations(self, entry_id: int, sense_id: int | None, kind: str, links: str) -> None:
+        """Lexical relations of one kind from an entry (or one of its senses): `links` is their JSON list
+        as the source spells it (`[{"word": ..., "sense": ...}, ...]`), stored packed (`relation_links`) and
+        unpacked by the `relation` view, so a reader copies bytes instead of building an object per link."""
+        c = self.cols.relation
+        c["entry_id"].append(entry_id)
+        c["sense_id"].append(sense_id)
+        c["kind"].append(kind)
+        c["links"].append(links)
 
     def loaded_record(self) -> None:
         """Count one record whose entries, forms and senses were added."""
@@ -178,7 +220,9 @@ class Sink:
         c.form["entry_id"].extend(i + de for i in oc.form["entry_id"])
         c.sense["sense_id"].extend(i + ds for i in oc.sense["sense_id"])
         c.sense["entry_id"].extend(i + de for i in oc.sense["entry_id"])
-        for table in ("entry", "form", "sense", "reject"):
+        c.relation["entry_id"].extend(i + de for i in oc.relation["entry_id"])
+        c.relation["sense_id"].extend(None if i is None else i + ds for i in oc.relation["sense_id"])
+        for table in ("entry", "form", "sense", "relation", "reject"):
             mine, theirs = getattr(c, table), getattr(oc, table)
             for name, values in theirs.items():
                 if name not in ("entry_id", "sense_id"):

@@ -84,7 +84,7 @@ class TsvSource(Source):
                 entry[1].append((definition, g))
                 sink.loaded_record()
         for (k_word, k_pos), (first_no, senses) in groups.items():
-            eid = sink.entry(first_no, k_word, self.lang, k_pos, None, None)
+            eid = sink.entry(first_no, k_word, self.lang.split(",")[0].strip(), k_pos, None, None)
             for i, (raw_def, gl) in enumerate(senses):
                 sink.sense(eid, i, gl.text, raw_def, gl.tags, None, gl.form_of, gl.alt_of, None, True)
         return self._content_hash()

@@ -18,20 +18,19 @@ numpy in, numpy out; the similarity search is an exact blocked product (tested a
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
+from definitionemb.core.records import Record
 from definitionemb.embedder.errors import EmbedderError
 from definitionemb.embedder.inference import mean_by_token
 
 __all__ = [
-    "Neighbours",
-    "NeighbourChoice",
+    "NearestDefinitions",
+    "SmoothingChoice",
     "nearest_other",
-    "neighbour_rows",
+    "smoothed_rows",
     "choose",
     "KS",
     "TAUS",
@@ -45,7 +44,7 @@ _BLOCK = 2048
 
 
 @dataclass(frozen=True)
-class Neighbours:
+class NearestDefinitions:
     """For each query definition, its nearest reference definitions of other tokens, best first."""
 
     index: np.ndarray  # (n, k) int64 into the references
@@ -63,7 +62,7 @@ def nearest_other(
     ref: np.ndarray,
     ref_token: np.ndarray,
     k: int,
-) -> Neighbours:
+) -> NearestDefinitions:
     """The `k` references nearest each query by cosine of centred vectors, skipping the query's own token.
 
     Vectors are centred on the references' mean first: predictions share a large common direction that
@@ -95,10 +94,10 @@ def nearest_other(
             raise EmbedderError(f"neighbours: fewer than {k} reference definitions of other tokens")
         index[s : s + _BLOCK] = i[:, :k].numpy()
         sim[s : s + _BLOCK] = v[:, :k].numpy()
-    return Neighbours(index, sim)
+    return NearestDefinitions(index, sim)
 
 
-def neighbour_rows(nb: Neighbours, ref_rows: np.ndarray, k: int, tau: float) -> np.ndarray:
+def smoothed_rows(nb: NearestDefinitions, ref_rows: np.ndarray, k: int, tau: float) -> np.ndarray:
     """Σⱼ softmax(simⱼ / τ) · ref_rows[j] over each query's first `k` neighbours (n×d float32)."""
     if not 1 <= k <= nb.index.shape[1]:
         raise EmbedderError(f"neighbours: k must be in 1..{nb.index.shape[1]}")
@@ -114,7 +113,7 @@ def neighbour_rows(nb: Neighbours, ref_rows: np.ndarray, k: int, tau: float) -> 
 
 
 @dataclass(frozen=True)
-class NeighbourChoice:
+class SmoothingChoice(Record):
     """The (k, τ, β) a run uses, why, and the held-out scores it was chosen and judged on."""
 
     k: int
@@ -124,9 +123,6 @@ class NeighbourChoice:
     test_tokens: int
     scores: dict[str, float]  # dev/test/all × plain/neighbours, the run's top-k cosine
     curve: list[dict[str, float]]  # every grid point: k, tau, beta, dev
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     @property
     def active(self) -> bool:
@@ -147,7 +143,7 @@ def choose(
     heldout: np.ndarray,
     topk: int,
     seed: int = 0,
-) -> NeighbourChoice:
+) -> SmoothingChoice:
     """Pick (k, τ, β) on half of the held-out tokens; score the other half, which the choice never reads.
 
     Queries are the held-out tokens' definitions, references the definitions of every other token (none
@@ -174,7 +170,7 @@ def choose(
     cache: dict[tuple[int, float], np.ndarray] = {}
     for k in ks:
         for tau in TAUS:
-            _, nbr = mean_by_token(token_id[hq], rank[hq], neighbour_rows(nb, ref_rows, k, tau), topk)
+            _, nbr = mean_by_token(token_id[hq], rank[hq], smoothed_rows(nb, ref_rows, k, tau), topk)
             cache[(k, tau)] = nbr
             for beta in BETAS:
                 score = float(_cosine((1 - beta) * plain + beta * nbr, target)[dev].mean())
@@ -187,8 +183,8 @@ def choose(
         "plain_dev": float(base[dev].mean()),
         "plain_test": float(base[~dev].mean()),
         "plain_all": float(base.mean()),
-        "neighbours_dev": float(fused[dev].mean()),
-        "neighbours_test": float(fused[~dev].mean()),
-        "neighbours_all": float(fused.mean()),
+        "smoothed_dev": float(fused[dev].mean()),
+        "smoothed_test": float(fused[~dev].mean()),
+        "smoothed_all": float(fused.mean()),
     }
-    return NeighbourChoice(k, tau, beta, int(dev.sum()), int((~dev).sum()), scores, curve)
+    return SmoothingChoice(k, tau, beta, int(dev.sum()), int((~dev).sum()), scores, curve)

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.bench_neighbours [--quick]
+    .venv/bin/python -m benchmarks.bench_smoothing [--quick]
 
 Data: seeded synthetic predictions at the standard run's shape — 20,608 tokens with 1-3 definitions each
 (about 41k definitions), dimension 384 — built as token rows plus noise, 1,000 held-out tokens.
@@ -12,7 +12,7 @@ One JSON object per measurement:
   definitions, baseline brute-force numpy (centred cosine matrix in blocks, own token masked,
   argpartition + sort) on the same vectors; `same` is the fraction of identical neighbour lists;
 * `choose_<n>x384`: `choose` (the 99-point grid on the held-out half), no baseline (it is a one-off);
-* `neighbour_rows_<n>x384`: the softmax-weighted rows at k = 50, baseline a numpy gather + einsum.
+* `smoothed_rows_<n>x384`: the softmax-weighted rows at k = 50, baseline a numpy gather + einsum.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 import torch
-from definitionemb.embedder.neighbours import choose, nearest_other, neighbour_rows
+from definitionemb.embedder.smoothing import choose, nearest_other, smoothed_rows
 
 
 def _numpy_nearest(pred: np.ndarray, token: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
@@ -74,7 +74,7 @@ def main(argv: list[str]) -> None:
     )
     rows = orig[token]
     t0 = time.perf_counter()
-    got = neighbour_rows(nb, rows, 50, 0.05)
+    got = smoothed_rows(nb, rows, 50, 0.05)
     t1 = time.perf_counter()
     w = np.exp((nb.sim - nb.sim[:, :1]) / 0.05)
     w /= w.sum(1, keepdims=True)
@@ -82,7 +82,7 @@ def main(argv: list[str]) -> None:
     t2 = time.perf_counter()
     _emit(
         {
-            "name": f"neighbour_rows_{n}x384",
+            "name": f"smoothed_rows_{n}x384",
             "seconds": t1 - t0,
             "baseline_seconds": t2 - t1,
             "speedup": (t2 - t1) / max(t1 - t0, 1e-9),

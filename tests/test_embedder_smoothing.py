@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from definitionemb.embedder.errors import EmbedderError
 from definitionemb.embedder.inference import mean_by_token
-from definitionemb.embedder.neighbours import choose, nearest_other, neighbour_rows
+from definitionemb.embedder.smoothing import choose, nearest_other, smoothed_rows
 
 
 def _defs(n_tokens: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -34,7 +34,7 @@ def test_nearest_other_is_the_brute_force_search_without_the_own_token() -> None
     assert not (token[nb.index] == token[:, None]).any()
     assert np.all(np.diff(nb.sim, axis=1) <= 1e-6)
     # queries and references apart, in several blocks
-    import definitionemb.embedder.neighbours as nbm
+    import definitionemb.embedder.smoothing as nbm
 
     old = nbm._BLOCK
     nbm._BLOCK = 7
@@ -50,31 +50,31 @@ def test_a_generated_row_never_reads_its_own_tokens_row() -> None:
     rng = np.random.default_rng(2)
     original = rng.standard_normal((token.max() + 1, 8)).astype(np.float32)
     nb = nearest_other(pred, token, pred, token, 10)
-    before = neighbour_rows(nb, original[token], 10, 0.05)
+    before = smoothed_rows(nb, original[token], 10, 0.05)
     t = token[17]
     changed = original.copy()
     changed[t] += 100.0
-    after = neighbour_rows(nb, changed[token], 10, 0.05)
+    after = smoothed_rows(nb, changed[token], 10, 0.05)
     mine = token == t
     assert np.allclose(before[mine], after[mine])
     assert not np.allclose(before[~mine], after[~mine])  # others may read it
 
 
-def test_neighbour_rows_are_the_softmax_weighted_rows() -> None:
+def test_smoothed_rows_are_the_softmax_weighted_rows() -> None:
     token, _, pred = _defs(80, 8, 3)
     rows = np.random.default_rng(4).standard_normal((len(token), 8)).astype(np.float32)
     nb = nearest_other(pred, token, pred, token, 6)
-    one = neighbour_rows(nb, rows, 1, 0.1)
+    one = smoothed_rows(nb, rows, 1, 0.1)
     assert np.allclose(one, rows[nb.index[:, 0]])
     w = np.exp(nb.sim[:, :4] / 0.2)
     w /= w.sum(1, keepdims=True)
     assert np.allclose(
-        neighbour_rows(nb, rows, 4, 0.2), (w[:, :, None] * rows[nb.index[:, :4]]).sum(1), atol=1e-5
+        smoothed_rows(nb, rows, 4, 0.2), (w[:, :, None] * rows[nb.index[:, :4]]).sum(1), atol=1e-5
     )
     with pytest.raises(EmbedderError, match="tau"):
-        neighbour_rows(nb, rows, 4, 0.0)
+        smoothed_rows(nb, rows, 4, 0.0)
     with pytest.raises(EmbedderError, match="k must be"):
-        neighbour_rows(nb, rows, 7, 0.1)
+        smoothed_rows(nb, rows, 7, 0.1)
 
 
 def _synonyms(n_pairs: int, dim: int, noise: float, seed: int) -> tuple[np.ndarray, ...]:
@@ -93,9 +93,9 @@ def test_choice_takes_the_step_where_synonyms_know_the_row() -> None:
     held = np.arange(0, 400, 3)
     c = choose(pred, token, rank, original, held, topk=2)
     assert c.beta > 0 and c.dev_tokens + c.test_tokens == len(held)
-    assert c.scores["neighbours_test"] > c.scores["plain_test"] + 0.05
+    assert c.scores["smoothed_test"] > c.scores["plain_test"] + 0.05
     assert len(c.curve) == 3 * 3 * 11 and max(p["dev"] for p in c.curve) == pytest.approx(
-        c.scores["neighbours_dev"]
+        c.scores["smoothed_dev"]
     )
 
 
@@ -105,7 +105,7 @@ def test_choice_stays_off_when_the_regressor_is_exact() -> None:
     pred = original[token]
     c = choose(pred, token, rank, original, np.arange(0, 200, 2), topk=2)
     assert c.beta == 0 and not c.active
-    assert c.scores["neighbours_all"] == pytest.approx(c.scores["plain_all"]) == pytest.approx(1.0)
+    assert c.scores["smoothed_all"] == pytest.approx(c.scores["plain_all"]) == pytest.approx(1.0)
 
 
 def test_choice_never_reads_the_test_half() -> None:
@@ -123,7 +123,7 @@ def test_choice_never_reads_the_test_half() -> None:
     d = choose(pred, token, rank, spoiled, held, topk=2)
     assert (d.k, d.tau, d.beta) == (c.k, c.tau, c.beta)
     assert d.curve == c.curve
-    assert d.scores["neighbours_test"] != c.scores["neighbours_test"]
+    assert d.scores["smoothed_test"] != c.scores["smoothed_test"]
 
 
 def test_refusals() -> None:

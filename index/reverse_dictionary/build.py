@@ -1,0 +1,171 @@
+"""Building a run's reverse-dictionary store (the index stage's work; opening one never builds)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from definitionemb.core.fileio import save_npy, write_bytes
+from definitionemb.core.progress import bar_disable
+from definitionemb.embedder.binding import bound
+from definitionemb.embedder.rundir import RunDir
+from definitionemb.index.errors import IndexMismatch
+from definitionemb.index.faiss_index import source_digest
+from definitionemb.index.headwords import Headwords, lemma_share, load_headwords, single_token_ids, word_zipf
+from definitionemb.index.reverse_dictionary.fusion import SCORERS
+from definitionemb.index.reverse_dictionary.store import (
+    REVERSE_FORMAT,
+    DbPath,
+    ReverseManifest,
+    check_scorers,
+    digest_or_none,
+    frequency_source,
+    read_manifest,
+    rebuild_hint,
+    sentence_caches,
+    stale_reason,
+    supported_scorers,
+)
+from definitionemb.index.vocabulary import RunLike, as_run
+
+__all__ = ["build_reverse", "ensure_reverse"]
+
+
+def _write_sense_vectors(run: RunDir, hw: Headwords, progress: bool) -> float:
+    """sense_vectors.npy + sense_ids.npy through the regressor (the generation prompt, with POS)."""
+    from definitionemb.embedder.generator import DefinitionEncoder
+    from tqdm import tqdm
+
+    encoder = DefinitionEncoder(run)
+    t0 = time.perf_counter()
+    dim = int(run.manifest().get("dim") or run.original_vectors().shape[1])
+    out = np.empty((hw.n_senses, dim), dtype=np.float32)
+    step = 8192
+    with tqdm(
+        total=hw.n_senses, desc="sense vectors", unit="sense", file=sys.stderr, disable=bar_disable(progress)
+    ) as bar:
+        for lo in range(0, hw.n_senses, step):
+            hi = min(hw.n_senses, lo + step)
+            out[lo:hi] = encoder.encode(hw.gloss[lo:hi].tolist(), hw.sense_pos[lo:hi].tolist())
+            bar.update(hi - lo)
+    run.save_array("sense_vectors.npy", out)
+    run.save_array("sense_ids.npy", hw.sense_ids)
+    return time.perf_counter() - t0
+
+
+def build_reverse(
+    run: RunLike,
+    db: DbPath = None,
+    cache_dir: DbPath = None,
+    progress: bool = True,
+    scorers: Sequence[str] | None = None,
+) -> ReverseManifest:
+    """Build (or rebuild) what the reverse dictionary needs for a run's `scorers` (default: all the run
+    supports) and write its manifest.
+
+    `senses` needs sense vectors: written through the regressor when the run has none or they do not
+    follow the lexicon's senses. `glosses`/`headwords` need the shared sentence embeddings, built only
+    if their cache entry is missing.
+    """
+    r = as_run(run)
+    want = check_scorers(scorers, supported_scorers(r))
+    t0 = time.perf_counter()
+    with bound(r, db) as lex:
+        from definitionemb.lexicon.db import fingerprint
+
+        lex_fp = fingerprint(lex.con)
+        hw = load_headwords(lex.con)
+        tid = lex.tokenizer_id
+        token_ids = single_token_ids(lex.con, tid, hw.words)
+        lemma = lemma_share(lex.con, hw) if "lemma" in want else None
+    seconds: dict[str, float] = {"headwords": round(time.perf_counter() - t0, 3)}
+    out = r.reverse_dir
+    save_npy(out / "token_ids.npy", token_ids)
+    sv_path = r.array_path("sense_vectors.npy")
+    if "senses" in want:
+        have = sv_path.is_file() and r.array_path("sense_ids.npy").is_file()
+        if not have or not np.array_equal(np.asarray(r.sense_ids()), hw.sense_ids):
+            seconds["sense_vectors"] = round(_write_sense_vectors(r, hw, progress), 3)
+        t1 = time.perf_counter()
+        sv = np.asarray(r.sense_vectors())
+        norms = np.linalg.norm(sv, axis=1).astype(np.float32)
+        inv = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+        del sv
+        save_npy(out / "sense_inv_norms.npy", inv)
+        seconds["sense_norms"] = round(time.perf_counter() - t1, 3)
+    freq = None
+    if "frequency" in want:
+        t3 = time.perf_counter()
+        save_npy(out / "zipf.npy", word_zipf(hw.words))
+        freq = frequency_source()
+        seconds["frequency"] = round(time.perf_counter() - t3, 3)
+    if lemma is not None:
+        save_npy(out / "lemma.npy", lemma)
+    lexical = None
+    if "lexical" in want:
+        from definitionemb.index.lexical import GlossBM25
+
+        t4 = time.perf_counter()
+        bm25 = GlossBM25.build(hw.gloss.tolist())
+        bm25.save(out / "lexical.npz")
+        lexical = bm25.spec
+        seconds["lexical"] = round(time.perf_counter() - t4, 3)
+    glosses = heads = None
+    if {"glosses", "headwords"} & set(want):
+        t2 = time.perf_counter()
+        glosses, heads = sentence_caches(r, hw, lex_fp, cache_dir, build=True, progress=progress)
+        seconds["sentence_embeddings"] = round(time.perf_counter() - t2, 3)
+    man = ReverseManifest(
+        format=REVERSE_FORMAT,
+        run_id=r.run_id,
+        lexicon_fingerprint=lex_fp,
+        headwords_sha256=hw.digest(),
+        n_words=hw.n_words,
+        n_senses=hw.n_senses,
+        n_single_token=int((token_ids >= 0).sum()),
+        tokenizer_id=tid,
+        scorers=[s for s in SCORERS if s in want or (s in ("glosses", "headwords") and glosses is not None)],
+        sense_vectors_digest=source_digest(sv_path) if "senses" in want else "",
+        token_vectors_digest=digest_or_none(r.array_path("token_vectors.npy")),
+        original_vectors_digest=digest_or_none(r.array_path("original_vectors.npy")),
+        glosses=str(glosses.path) if glosses is not None else None,
+        glosses_digest=glosses.manifest.vectors_digest if glosses is not None else None,
+        headwords=str(heads.path) if heads is not None else None,
+        headwords_digest=heads.manifest.vectors_digest if heads is not None else None,
+        seconds={**seconds, "total": round(time.perf_counter() - t0, 3)},
+        frequency=freq,
+        lexical=lexical,
+    )
+    write_bytes(out / "manifest.json", json.dumps(man.to_dict(), indent=2, sort_keys=True).encode())
+    return man
+
+
+def ensure_reverse(
+    run: RunLike,
+    db: DbPath = None,
+    cache_dir: DbPath = None,
+    progress: bool = True,
+    scorers: Sequence[str] | None = None,
+) -> ReverseManifest:
+    """The run's reverse-dictionary store with at least `scorers` (default: all the run supports), built
+    or extended first where it lacks them. A stale store is refused, never rebuilt behind the user's back.
+    """
+    r = as_run(run)
+    want = check_scorers(scorers, supported_scorers(r))
+    man = read_manifest(r)
+    if man is not None:
+        with bound(r, db) as lex:
+            from definitionemb.lexicon.db import fingerprint
+
+            why = stale_reason(r, man, fingerprint(lex.con), load_headwords(lex.con))
+        if why:
+            raise IndexMismatch(
+                f"the reverse-dictionary index of run {r.path} is stale: {why}; rebuild with: {rebuild_hint(r)}"
+            )
+        if not set(want) - set(man.scorers):
+            return man
+    had = man.scorers if man is not None else []
+    return build_reverse(r, db, cache_dir, progress, [s for s in SCORERS if s in set(want) | set(had)])
