@@ -26,6 +26,7 @@ ORDER = [
     "digest",
     "evaluation",
     "pipeline",
+    "serve",
 ]
 
 

@@ -28,6 +28,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("definitionemb.cli_index", "export", "Export embedding matrices (npy, safetensors, pt, hf)."),
     "eval": ("definitionemb.cli_eval", "eval_", "Isotropy, word similarity, fine-tuning, reports."),
     "run": ("definitionemb.cli_run", "run", "The whole pipeline, on the embedded default or a config file."),
+    "serve": ("definitionemb.cli_serve", "serve", "A local web explorer of a run: words, neighbours, SQL."),
 }
 
 

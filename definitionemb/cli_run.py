@@ -82,4 +82,8 @@ def run(
         click.echo(f"run: {result.run_dir}")
     if report.get("markdown"):
         click.echo(f"report: {report['markdown']}")
+    if "index" in result.stages:
+        from definitionemb.cli_serve import serve_command
+
+        click.echo(f"explore it: {serve_command(str(result.work))}")
     sys.stdout.flush()

@@ -72,15 +72,17 @@ class IndexSection:
     metric: str = "cosine"
     k: int = 10
     probe_tokens: tuple[str, ...] = ()  # tokens shown before/after; empty: a few rare covered tokens
-    # Definitions the summary answers with the reverse dictionary (`defemb reverse`), and its scorers:
-    # `tokens` costs nothing to build; `senses`, `glosses`, `headwords` encode every sense or word once
-    # (minutes on a CPU for the embedded slice's ~83k senses; the sentence ones are cached in <work>/cache).
+    # Definitions the summary answers with the reverse dictionary (`defemb reverse`), and the scorers whose
+    # index the index stage builds: `tokens`, `lexical` (BM25), `frequency` and `lemma` take ~2 s on the
+    # embedded slice; `senses`, `glosses`, `headwords` encode every sense or word once (~15 min each on
+    # 2 cores for its 82,773 senses, so the demo leaves them out; `senses` is added where generation
+    # already wrote sense vectors, `[embedder] senses = true`; the sentence ones are cached in <work>/cache).
     reverse_queries: tuple[str, ...] = (
         "a young dog",
         "a building where books are kept for people to read or borrow",
         "to move through water by moving the arms and legs",
     )
-    reverse_scorers: tuple[str, ...] = ("tokens",)
+    reverse_scorers: tuple[str, ...] = ("tokens", "lexical", "frequency", "lemma")
 
 
 @dataclass(frozen=True)

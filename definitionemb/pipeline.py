@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tarfile
 import tempfile
 import time
@@ -33,6 +34,7 @@ from typing import Any
 from definitionemb.config import PipelineConfig
 from definitionemb.core.errors import DefembError
 from definitionemb.core.fileio import atomic_dir, discard_dir, stamp, stamp_of, write_json
+from definitionemb.core.locks import exclusive
 
 __all__ = ["STAGES", "PipelineResult", "run_pipeline", "resolve_model", "model_label", "PipelineError"]
 
@@ -144,7 +146,9 @@ def _key(*parts: Any) -> str:
 class _State:
     def __init__(self, work: Path) -> None:
         self.path = work / "pipeline.json"
-        self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.data: dict[str, Any] = (
+            _local(json.loads(self.path.read_text()), work) if self.path.exists() else {}
+        )
 
     def get(self, stage: str) -> dict[str, Any] | None:
         entry = self.data.get(stage)
@@ -156,15 +160,34 @@ class _State:
 
 
 def _portable(obj: Any, root: Path) -> Any:
-    """`obj` with every absolute path written relative to `root` (the work folder), so pipeline.json
-    names no folder of the machine it was written on and moves with the work folder."""
+    """`obj` with every absolute path written relative to `root` (the work folder; ``./`` or ``../``
+    first), so pipeline.json names no folder of the machine it was written on and moves with the work
+    folder. :func:`_local` reads them back."""
+    return _walk(obj, _ABSOLUTE, lambda p: _dotted(os.path.relpath(p, root)))
+
+
+def _local(obj: Any, root: Path) -> Any:
+    """The inverse of :func:`_portable`: ``./``/``../`` paths resolved against `root`."""
+    return _walk(obj, _RELATIVE, lambda p: os.path.normpath(root / p))
+
+
+def _dotted(rel: str) -> str:
+    return rel if rel.startswith("..") else "./" if rel == "." else f"./{rel}"
+
+
+def _walk(obj: Any, pattern: re.Pattern[str], change: Callable[[str], str]) -> Any:
     if isinstance(obj, dict):
-        return {k: _portable(v, root) for k, v in obj.items()}
+        return {k: _walk(v, pattern, change) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_portable(v, root) for v in obj]
-    if isinstance(obj, str) and obj.startswith("/") and "\n" not in obj:
-        return os.path.relpath(obj, root)
+        return [_walk(v, pattern, change) for v in obj]
+    m = pattern.match(obj) if isinstance(obj, str) else None
+    if m:  # a path, or a spec naming one ("lexicon:/…", "kaikki:/…")
+        return (m.group(1) or "") + change(m.group(2))
     return obj
+
+
+_ABSOLUTE = re.compile(r"^([A-Za-z][\w.-]*:)?(/(?!/)[^\n]*)$")  # not a URL (scheme://)
+_RELATIVE = re.compile(r"^([A-Za-z][\w.-]*:)?(\.\.?/[^\n]*)$")
 
 
 _LOG = logging.getLogger("definitionemb.run")
@@ -180,21 +203,16 @@ LOCK = ".defemb-run.lock"
 
 @contextlib.contextmanager
 def _work_lock(work: Path, wait: float) -> Iterator[None]:
-    """Hold the work folder's lock: one `defemb run` at a time (a kernel lock, released if the holder dies)."""
-    from filelock import FileLock, Timeout
+    """Hold the work folder's lock (`core.locks.exclusive`): one `defemb run` at a time."""
 
-    lock = FileLock(str(work / LOCK))
-    try:
-        lock.acquire(timeout=max(0.0, wait))
-    except Timeout:
-        raise PipelineError(
-            f"another `defemb run` is working in {work}; wait for it to finish, or pass --wait SECONDS "
-            "to queue behind it"
-        ) from None
-    try:
+    def busy(holder: str) -> PipelineError:
+        return PipelineError(
+            f"another `defemb run` ({holder}) is working in {work}; wait for it to finish, or pass "
+            "--wait SECONDS to queue behind it"
+        )
+
+    with exclusive(work / LOCK, wait, busy):
         yield
-    finally:
-        lock.release()
 
 
 def _train_resumes(ctx: Any, state: _State, key: str, forced: bool, log: Callable[[str], None]) -> bool:

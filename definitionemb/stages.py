@@ -132,7 +132,14 @@ def _index(ctx: Context) -> dict[str, Any]:
     frame = index.neighbors(ctx.run_dir, probes, k=ix.k, db=ctx.db)
     out = probe_neighbors_path(RunDir(ctx.run_dir))
     write_json(out, frame.to_dicts(), indent=1, default=str)
+    # The reverse dictionary's index, so that `defemb reverse` and `defemb serve` answer at once: the
+    # configured scorers, plus `senses` where generation already wrote every sense's vector.
+    scorers = list(dict.fromkeys([*ix.reverse_scorers, *(["senses"] if ctx.cfg.embedder.senses else [])]))
+    reverse = index.build_reverse(ctx.run_dir, db=ctx.db, cache_dir=ctx.work / "cache", scorers=scorers)
     result = {
+        "run_dir": str(ctx.run_dir),
+        "db": str(ctx.db),
+        "reverse_index": {"scorers": reverse.scorers, "seconds": reverse.seconds.get("total")},
         "indexes": [_as_dict(m) for m in built],
         "neighbor_table": table.to_dict() if hasattr(table, "to_dict") else str(table),
         "probes": probes,
@@ -143,7 +150,7 @@ def _index(ctx: Context) -> dict[str, Any]:
             ctx.run_dir,
             list(ix.reverse_queries),
             k=3,
-            scorers=list(ix.reverse_scorers) or None,
+            scorers=reverse.scorers,
             db=ctx.db,
             cache_dir=ctx.work / "cache",
         )

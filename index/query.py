@@ -4,7 +4,7 @@ dictionary (definition text → nearest tokens) and the senses nearest to a toke
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -59,13 +59,20 @@ def search_without_self(
     return ids[keep].reshape(-1, k), scores[keep].reshape(-1, k)
 
 
-def neighbors(run: RunLike, tokens: Sequence[str | int], k: int = 10, db: DbPath = None) -> pl.DataFrame:
+def neighbors(
+    run: RunLike,
+    tokens: Sequence[str | int],
+    k: int = 10,
+    db: DbPath = None,
+    indexes: Mapping[str, LoadedIndex] | None = None,
+) -> pl.DataFrame:
     """Nearest tokens of each query token in the generated and in the original matrix, side by side.
 
     Tokens are ids, pieces ("Ġcat") or single-token words ("cat"). One row per (query, rank) with
     columns query, token_id, piece, rank, generated_id, generated_piece, generated_score, original_id,
     original_piece, original_score. The generated side searches the `generated` index with the token's
     row of token_vectors.npy; the original side the `original` index with its original row.
+    `indexes`: the run's `generated` and `original` indexes already opened (a server opens them once).
     """
     r = as_run(run)
     with bound(r, db) as lex:
@@ -73,7 +80,8 @@ def neighbors(run: RunLike, tokens: Sequence[str | int], k: int = 10, db: DbPath
     vocab = int(r.manifest().get("vocab_size") or r.token_vectors().shape[0])
     ids = np.asarray(resolve_tokens(table, tokens, vocab), dtype=np.int64)
     pieces = pieces_by_id(table, vocab)
-    indexes = {m: open_index(r, m) for m in ("generated", "original")}
+    if indexes is None:
+        indexes = {m: open_index(r, m) for m in ("generated", "original")}
     # the query's own row is left out, so one fewer neighbour exists than the index holds
     k = clamp_k(k, min(ix.manifest.ntotal for ix in indexes.values()) - 1, "the token index (less the query)")
     cols: dict[str, object] = {

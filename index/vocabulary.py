@@ -32,6 +32,11 @@ def resolve_tokens(table: pl.DataFrame, queries: Sequence[str | int], vocab_size
     rather than the word-internal "cat"), then the most frequent; otherwise the query is taken as a
     piece ("Ġcat", "##ing"); case is ignored only when nothing matches exactly.
     """
+    if all(isinstance(q, int) for q in queries):  # ids only: no look-up tables to build (a server's case)
+        for q in queries:
+            if not 0 <= int(q) < vocab_size:
+                raise TokenNotFound(f"token id {q} is outside the vocabulary (0..{vocab_size - 1})")
+        return [int(q) for q in queries]
     by_piece = dict(zip(table["piece"].to_list(), table["token_id"].to_list(), strict=True))
     ranked = table.filter(pl.col("surface").is_not_null()).sort(
         [pl.col("word_initial"), pl.col("freq_rank"), pl.col("token_id")],

@@ -7,13 +7,11 @@ when done, so Ctrl-C or kill -9 in the middle of a build leaves the previous dat
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import os
 import shutil
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 import duckdb
 from definitionemb.core.fileio import fsync_dir
+from definitionemb.core.locks import exclusive
 from definitionemb.lexicon.errors import LexiconBusy, LexiconError, SchemaMismatch
 
 __all__ = ["SCHEMA_VERSION", "connect", "fingerprint", "lock_path", "schema_sql", "writing"]
@@ -151,50 +150,16 @@ def lock_path(path: str | os.PathLike[str]) -> Path:
     return t.with_name(f"{t.name}.lock")
 
 
-@contextlib.contextmanager
-def _writer_lock(p: Path, wait: float) -> Iterator[None]:
-    """Hold the lexicon's writer lock `<db>.lock`: one writer per file.
+def _writer_lock(p: Path, wait: float) -> contextlib.AbstractContextManager[None]:
+    """Hold the lexicon's writer lock `<db>.lock` (`core.locks.exclusive`): one writer per file."""
 
-    The kernel drops a flock when its holder dies (kill -9 included), so a lock is never stale. The
-    holder deletes the file before letting go, and a waiter that wakes holding a deleted file (or one
-    replaced since it opened it) tries again, so nothing is left beside the lexicon after a build.
-    """
-    lock = p.with_name(f"{p.name}.lock")
-    deadline = time.monotonic() + max(0.0, wait)
-    while True:
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise LexiconError(
-                f"cannot create the lock file {lock}: {exc.strerror}; choose another --db"
-            ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "another process"
-            os.close(fd)
-            if time.monotonic() >= deadline:
-                raise LexiconBusy(
-                    f"{p} is being written by {holder}; one writer at a time. Wait for it to finish "
-                    f"(or pass --wait SECONDS to wait), then run this command again"
-                ) from None
-            time.sleep(0.2)
-            continue
-        try:
-            current = os.stat(lock).st_ino
-        except FileNotFoundError:
-            current = -1
-        if current == os.fstat(fd).st_ino:
-            break
-        os.close(fd)  # the holder before us removed this file: lock the one that is there now
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            lock.unlink()
-        os.close(fd)  # releases the lock
+    def busy(holder: str) -> LexiconBusy:
+        return LexiconBusy(
+            f"{p} is being written by {holder}; one writer at a time. Wait for it to finish "
+            f"(or pass --wait SECONDS to wait), then run this command again"
+        )
+
+    return exclusive(p.with_name(f"{p.name}.lock"), wait, busy)
 
 
 def _remove_stale_copies(p: Path) -> None:

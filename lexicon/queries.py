@@ -301,7 +301,9 @@ _SEALED = {
 }
 
 
-def query(db: str | os.PathLike[str], sql: str, allow_files: bool = False) -> pl.DataFrame:
+def query(
+    db: str | os.PathLike[str], sql: str, allow_files: bool = False, max_seconds: float | None = None
+) -> pl.DataFrame:
     """Run SQL that only reads the lexicon and return the (last statement's) result as a frame.
 
     The one guard for SQL from a person (`defemb sql`, and any later console): nothing it runs can write.
@@ -311,6 +313,7 @@ def query(db: str | os.PathLike[str], sql: str, allow_files: bool = False) -> pl
     (``read_csv('x.csv')``) but the kernel forbids it to write any (:func:`core.sandbox.without_writes`,
     Linux Landlock): ``EXPLAIN ANALYZE COPY … TO`` fails like every other write. Where the kernel cannot
     forbid writes, `allow_files` is refused; without it the same sandbox is used when available.
+    `max_seconds` stops a query that runs longer (DuckDB's ``max_execution_time``) with a clear error.
     """
     from definitionemb.core.sandbox import SandboxUnavailable, without_writes, writes_blockable
 
@@ -335,17 +338,26 @@ def query(db: str | os.PathLike[str], sql: str, allow_files: bool = False) -> pl
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="defemb-sql-") as scratch:
-        config = {
+        config: dict[str, Any] = {
             **_SEALED,
             "enable_external_access": allow_files,
             "temp_directory": scratch,
             "lock_configuration": True,
         }
+        if max_seconds is not None:
+            config["max_execution_time"] = max(1, round(max_seconds * 1000))  # milliseconds
 
         def run() -> pl.DataFrame:
             with connect(db, config=config) as con:
                 try:
                     return _frame(con, sql)
+                except duckdb.InterruptException as exc:
+                    if max_seconds is None:
+                        raise
+                    raise LexiconError(
+                        f"the query ran past its {max_seconds:g} s time limit and was stopped; "
+                        "narrow it (WHERE, LIMIT) or aggregate"
+                    ) from exc
                 except duckdb.Error as exc:
                     msg = str(exc).splitlines()[0]
                     if isinstance(exc, duckdb.PermissionException) and not allow_files:

@@ -101,10 +101,14 @@ def tiny_bart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised BERT (MiniLM's WordPiece vocabulary, hidden 32, 2 layers)."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def save_tiny_bert(out: Path) -> Path:
+    """The `tiny_bert_dir` model saved into `out` (also used by benchmarks/bench_serve.py)."""
     import torch
     from transformers import BertConfig, BertForMaskedLM
 
-    out = tmp_path_factory.mktemp("tiny-bert")
     torch.manual_seed(0)
     cfg = BertConfig(
         vocab_size=30522,

@@ -499,7 +499,8 @@ def test_a_manifest_copied_from_another_run_is_refused(world: dict[str, Path], c
 
 def test_a_second_run_on_a_work_folder_is_refused_naming_a_real_option(clean_cwd: Path) -> None:
     """Case 10: the work folder's lock; the message names --wait, which `defemb run` accepts."""
-    from filelock import FileLock
+    from definitionemb.core.errors import DefembError
+    from definitionemb.core.locks import exclusive
 
     from definitionemb.pipeline import LOCK
 
@@ -507,7 +508,7 @@ def test_a_second_run_on_a_work_folder_is_refused_naming_a_real_option(clean_cwd
     work.mkdir()
     (work / "mine.txt").write_text("x")
     before = _sums(work)
-    with FileLock(str(work / LOCK)):
+    with exclusive(work / LOCK, 0, DefembError):
         line = _fails_cleanly(_cli("run", "--work", work), says="--wait")
         assert "another `defemb run`" in line
         _fails_cleanly(_cli("run", "--work", work, "--wait", "0.3"), says="--wait")

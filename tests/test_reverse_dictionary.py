@@ -637,8 +637,14 @@ def test_reverse_answers_in_every_format(world, fmt: str, tmp_path: Path) -> Non
         batch_args = [*base[:3], "--input", str(src), "-k", "2", "--out", str(batch), *base[-2:]]
         res = CliRunner().invoke(defemb_cli, batch_args)  # base: reverse --run R TEXT -k 3 --cache-dir C
         assert res.exit_code == 0, res.output
-        assert pl.read_csv(batch).height == 4 and sorted(p.name for p in tmp_path.iterdir()) == [
+        # nothing but the outputs and, for each, its hidden ownership sidecar (core.fileio.owned)
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert pl.read_csv(batch).height == 4 and [n for n in names if not n.startswith(".")] == [
             "batch.csv",
             "defs.txt",
             "one.csv",
+        ]
+        assert [n for n in names if n.startswith(".")] == [
+            ".batch.csv.definitionemb.json",
+            ".one.csv.definitionemb.json",
         ]

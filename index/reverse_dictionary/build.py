@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from definitionemb.index.reverse_dictionary.store import (
     check_scorers,
     digest_or_none,
     frequency_source,
+    model_of,
     read_manifest,
     rebuild_hint,
     sentence_caches,
@@ -31,29 +33,112 @@ from definitionemb.index.reverse_dictionary.store import (
 )
 from definitionemb.index.vocabulary import RunLike, as_run
 
-__all__ = ["build_reverse", "ensure_reverse"]
+__all__ = ["ENCODE_PER_S_CPU", "build_reverse", "ensure_reverse"]
+
+
+# What an encoder pass over a lexicon costs on a 2-core CPU with MiniLM (issue 27: 82,773 sense vectors
+# at 80–110 per second); the up-front estimate of a build divides by it.
+ENCODE_PER_S_CPU = 90.0
+_SENSE_CHUNK = 2048  # senses encoded between two saves of a resumable build (~20 s on 2 cores)
 
 
 def _write_sense_vectors(run: RunDir, hw: Headwords, progress: bool) -> float:
-    """sense_vectors.npy + sense_ids.npy through the regressor (the generation prompt, with POS)."""
+    """sense_vectors.npy + sense_ids.npy through the regressor (the generation prompt, with POS).
+
+    Chunks go into `<run>/index/reverse/.sense_vectors.partial/` as they are done, so an interrupted
+    build (Ctrl-C) resumes where it stopped; a partial build of other senses or vectors starts over.
+    """
     from definitionemb.embedder.generator import DefinitionEncoder
     from tqdm import tqdm
 
     encoder = DefinitionEncoder(run)
     t0 = time.perf_counter()
     dim = int(run.manifest().get("dim") or run.original_vectors().shape[1])
-    out = np.empty((hw.n_senses, dim), dtype=np.float32)
-    step = 8192
+    n = hw.n_senses
+    partial = run.reverse_dir / ".sense_vectors.partial"
+    stamp = {
+        "run_id": run.run_id,
+        "headwords_sha256": hw.digest(),
+        "token_vectors_digest": digest_or_none(run.array_path("token_vectors.npy")),
+        "n": n,
+        "dim": dim,
+    }
+    stamp_path, vec_path, done_path = partial / "stamp.json", partial / "vectors.npy", partial / "done.npy"
+    n_chunks = (n + _SENSE_CHUNK - 1) // _SENSE_CHUNK
+    fresh = not (stamp_path.is_file() and vec_path.is_file() and done_path.is_file())
+    if not fresh:
+        try:
+            fresh = json.loads(stamp_path.read_text(encoding="utf-8")) != stamp
+        except (OSError, json.JSONDecodeError):
+            fresh = True
+    if fresh:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        mm = np.lib.format.open_memmap(vec_path, mode="w+", dtype=np.float32, shape=(n, dim))
+        done = np.zeros(n_chunks, dtype=bool)
+        save_npy(done_path, done)
+        write_bytes(stamp_path, json.dumps(stamp).encode())
+    else:
+        mm = np.lib.format.open_memmap(vec_path, mode="r+")
+        done = np.load(done_path)
     with tqdm(
-        total=hw.n_senses, desc="sense vectors", unit="sense", file=sys.stderr, disable=bar_disable(progress)
+        total=n,
+        initial=min(n, int(done.sum()) * _SENSE_CHUNK),
+        desc="sense vectors",
+        unit="sense",
+        file=sys.stderr,
+        disable=bar_disable(progress),
     ) as bar:
-        for lo in range(0, hw.n_senses, step):
-            hi = min(hw.n_senses, lo + step)
-            out[lo:hi] = encoder.encode(hw.gloss[lo:hi].tolist(), hw.sense_pos[lo:hi].tolist())
+        for c in range(n_chunks):
+            if done[c]:
+                continue
+            lo, hi = c * _SENSE_CHUNK, min(n, (c + 1) * _SENSE_CHUNK)
+            mm[lo:hi] = encoder.encode(hw.gloss[lo:hi].tolist(), hw.sense_pos[lo:hi].tolist())
+            mm.flush()
+            done[c] = True
+            save_npy(done_path, done)
             bar.update(hi - lo)
-    run.save_array("sense_vectors.npy", out)
+    run.save_array("sense_vectors.npy", np.asarray(mm))
     run.save_array("sense_ids.npy", hw.sense_ids)
+    del mm
+    shutil.rmtree(partial, ignore_errors=True)
     return time.perf_counter() - t0
+
+
+def _sentence_missing(
+    run: RunDir, hw: Headwords, lex_fp: str, cache_dir: DbPath, want: Sequence[str]
+) -> bool:
+    """Whether the `glosses`/`headwords` scorers in `want` still need their sentence embeddings built."""
+    if not {"glosses", "headwords"} & set(want):
+        return False
+    from definitionemb.index.gloss_cache import cache_dir_for
+
+    _, sha = model_of(run)
+    return any(
+        not (cache_dir_for(lex_fp, sha, hw.digest(), kind, cache_dir) / "manifest.json").is_file()
+        for kind in ("glosses", "headwords")
+    )
+
+
+def _announce(run: RunDir, hw: Headwords, sense_vectors: bool, sentence: bool) -> None:
+    """Say before a long build what it will encode and about how long it takes (stderr)."""
+    parts, texts = [], 0
+    if sense_vectors:
+        parts.append(f"{hw.n_senses:,} sense vectors")
+        texts += hw.n_senses
+    if sentence:
+        parts.append(f"the sentence embeddings of {hw.n_senses:,} glosses and {hw.n_words:,} headwords")
+        texts += hw.n_senses + hw.n_words
+    if not texts:
+        return
+    minutes = texts / ENCODE_PER_S_CPU / 60
+    when = f"~{minutes:.0f} min on a 2-core CPU" if minutes >= 1 else "under a minute"
+    print(
+        f"building the reverse index of run {run.path}: {' and '.join(parts)}, {when} (less on a GPU); "
+        "Ctrl-C keeps what is done and the next build resumes there",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def build_reverse(
@@ -85,9 +170,15 @@ def build_reverse(
     out = r.reverse_dir
     save_npy(out / "token_ids.npy", token_ids)
     sv_path = r.array_path("sense_vectors.npy")
+    need_senses = "senses" in want and not (
+        sv_path.is_file()
+        and r.array_path("sense_ids.npy").is_file()
+        and np.array_equal(np.asarray(r.sense_ids()), hw.sense_ids)
+    )
+    if progress:
+        _announce(r, hw, need_senses, _sentence_missing(r, hw, lex_fp, cache_dir, want))
     if "senses" in want:
-        have = sv_path.is_file() and r.array_path("sense_ids.npy").is_file()
-        if not have or not np.array_equal(np.asarray(r.sense_ids()), hw.sense_ids):
+        if need_senses:
             seconds["sense_vectors"] = round(_write_sense_vectors(r, hw, progress), 3)
         t1 = time.perf_counter()
         sv = np.asarray(r.sense_vectors())
