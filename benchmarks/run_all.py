@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 ORDER = [
     "lexicon_ingest",
     "lexicon_align",
+    "alignment_rules",
     "embedder",
     "families",
     "smoothing",

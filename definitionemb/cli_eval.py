@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -260,6 +261,34 @@ def synonyms_cmd(
     show_default=True,
     help="Only candidates that keep this bucket's isotropy I(W) at least the original's are eligible.",
 )
+@click.option(
+    "--objective",
+    type=click.Choice(["wordsim", "sts", "both"]),
+    default="wordsim",
+    show_default=True,
+    help="What the choice optimises: static word similarity, zero-shot sentence similarity (STS-B dev), "
+    "or both: the best word-similarity gain among the candidates non-inferior on STS-B dev.",
+)
+@click.option(
+    "--sts",
+    "sts_dir",
+    type=click.Path(exists=True),
+    help="The STS Benchmark folder (its sts-dev.csv is read; never sts-test.csv). Needed by sts and both.",
+)
+@click.option(
+    "--sts-alpha",
+    "sts_alphas",
+    type=float,
+    multiple=True,
+    help="α values the STS side scans (repeat; default 0.1 0.2 0.3 0.45), for all rows and rare rows alone.",
+)
+@click.option(
+    "--margin",
+    type=float,
+    default=0.005,
+    show_default=True,
+    help="Non-inferior on STS-B dev: the 95% interval of the difference lies above -MARGIN.",
+)
 @click.option("--no-plots", is_flag=True, help="Skip the α-curve figure.")
 @click.option(
     "--no-adopt",
@@ -274,6 +303,10 @@ def knobs_cmd(
     rows: str,
     methods: tuple[str, ...],
     guard: str,
+    objective: str,
+    sts_dir: str | None,
+    sts_alphas: tuple[float, ...],
+    margin: float,
     no_plots: bool,
     no_adopt: bool,
     as_json: bool,
@@ -290,7 +323,21 @@ def knobs_cmd(
     from definitionemb.index.policy import record_choice
 
     run = RunDir.open(run_dir)
-    res = knobs_of_run(run, datasets, db, rows, methods, None if guard == "none" else guard)
+    if objective != "wordsim" and sts_dir is None:
+        raise click.BadParameter(f"--objective {objective} needs --sts DIR", param_hint="--sts")
+    res = knobs_of_run(
+        run,
+        datasets,
+        db,
+        rows,
+        methods,
+        None if guard == "none" else guard,
+        objective=objective,
+        sts=sts_dir,
+        sts_alphas=sts_alphas or None,
+        margin=margin,
+    )
+    rows = res.get("chosen_rows", rows)
     save_result(run, ResultKind.KNOBS, res, command=command_line())
     if not no_adopt:
         record_choice(run, rows, res["chosen"], res["reason"], command_line())
@@ -303,6 +350,75 @@ def knobs_cmd(
         + ("" if no_adopt else " (now this run's default policy)")
         + f"\n{res['reason']}",
     )
+
+
+@eval_.command(
+    "sts",
+    epilog="Example:\n\n  defemb eval sts --run runs/minilm --data ../shared/data/eval/sts --part test\n\n"
+    "  defemb eval sts --run runs/minilm --data ../shared/data/eval/sts --part dev "
+    "--how mix:0.2 --how mix:0.45 --json",
+)
+@_RUN
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True),
+    help="The STS Benchmark folder (sts-train/dev/test.csv) or one such file.",
+)
+@click.option(
+    "--part",
+    type=click.Choice(["dev", "test", "train"]),
+    default="test",
+    show_default=True,
+    help="dev for choosing a policy, test for reporting it.",
+)
+@_DB
+@_ROWS
+@_HOWS
+@click.option("--bootstrap", default=2000, show_default=True, help="Paired bootstrap resamples.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap resamples.")
+@click.option("--device", default="cpu", show_default=True)
+@json_option
+def sts_cmd(
+    run_dir: str,
+    data: str,
+    part: str,
+    db: str | None,
+    rows: str,
+    how: tuple[str, ...],
+    bootstrap: int,
+    seed: int,
+    device: str,
+    as_json: bool,
+) -> None:
+    """Zero-shot sentence similarity of the run's sentence encoder: original rows and policy rows in the
+    same run, paired bootstrap 95% intervals, and the rare-token subset beside the whole set."""
+    from definitionemb.embedder.results import ResultKind, save_result
+    from definitionemb.embedder.rundir import RunDir
+    from definitionemb.evaluation.sts import compare_sts
+
+    if bootstrap < 100:
+        raise click.BadParameter("at least 100 resamples", param_hint="--bootstrap")
+    run = RunDir.open(run_dir)
+    res = compare_sts(run, data, part, db, rows, list(how) or None, bootstrap, seed, device)
+    save_result(run, ResultKind.STS, res.to_dict(), part, command=command_line())
+    emit(res.to_dict(), as_json, _sts_table(res.to_dict()))
+
+
+def _sts_table(d: dict[str, Any]) -> str:
+    lines = [
+        f"STS {d['part']} ({d['file']}): {d['pairs']:,} pairs; rare-token subset {d['rare_pairs']:,} pairs "
+        f"(≥1 of the {d['rare_rows']:,} changed rare rows; buckets from {d['buckets_from']})",
+        f"{'rows':<18}{'all':>9}{'Δ [95% CI]':>28}{'rare':>9}{'Δ [95% CI]':>28}",
+    ]
+    for name, sp in d["spearman"].items():
+        row = f"{name:<18}"
+        for s in ("all", "rare"):
+            ci = d["difference"].get(name, {}).get(s)
+            cell = "" if ci is None else f"{ci['delta']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]"
+            row += f"{sp[s]:>9.4f}{cell:>28}"
+        lines.append(row)
+    return "\n".join(lines)
 
 
 @eval_.command(
@@ -380,7 +496,14 @@ def glue_cmd(
         f"--rows {res.rows} --how {res.how}): original {s['original']['mean']:.4f} ± {s['original']['std']:.4f}, "
         f"DefinitionEMB {s['definitionemb']['mean']:.4f} ± {s['definitionemb']['std']:.4f}, "
         f"difference {t['mean_diff']:+.4f} (95% CI {t['ci_low']:+.4f} to {t['ci_high']:+.4f}), "
-        f"paired t-test p = {t['p']:.4g}",
+        f"paired t-test p = {t['p']:.4g}"
+        + (
+            f"\nrare-token subset ({res.rare_examples} examples): difference "
+            f"{res.rare_test['mean_diff']:+.4f} (95% CI {res.rare_test['ci_low']:+.4f} to "
+            f"{res.rare_test['ci_high']:+.4f})"
+            if res.rare_test
+            else ""
+        ),
     )
 
 

@@ -146,7 +146,13 @@ def build(
 @click.option(
     "--rules",
     help="Comma-separated alignment rules to apply (default all: user, exact, casefold, "
-    "lemma, affix, numeral, unaccent, stem, completion).",
+    "lemma, affix, numeral, unaccent, stem, completion), each where it is trusted.",
+)
+@click.option(
+    "--untrusted-rules",
+    is_flag=True,
+    help="Also apply rules at the positions where their measured precision is below the bar "
+    "(word-internal pieces through exact/lemma/stem…; stem and completion anywhere).",
 )
 @wait_option
 @json_option
@@ -158,6 +164,7 @@ def align(
     buckets: str,
     max_senses: int | None,
     rules: str | None,
+    untrusted_rules: bool,
     wait: float,
     as_json: bool,
 ) -> None:
@@ -179,6 +186,7 @@ def align(
         max_senses=max_senses,
         progress=not as_json,
         rules=None if rules is None else [r.strip() for r in rules.split(",") if r.strip()],
+        untrusted=untrusted_rules,
         wait=wait,
     )
     data = report.to_dict()

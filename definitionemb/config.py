@@ -44,6 +44,8 @@ class LexiconSection:
     sources: tuple[str, ...] = ("open-dictionary:@default-lexicon",)
     lang: str = "en"
     db: str = "lexicon.duckdb"  # inside the work folder unless absolute
+    # align with every rule at both positions, also those below the precision bar (lexicon.aligner)
+    untrusted_rules: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,9 @@ class EvaluationSection:
     compare: tuple[str, ...] = ("replace",)  # other `how`s shown beside it in the report
     knobs: bool = True  # choose α on the development parts of the wordsim sets and show the curve
     swap: bool = True  # write <run>/model (save_pretrained + model card); false skips it
+    # The STS Benchmark folder (sts-dev/test.csv): a sentence-encoder model is scored zero-shot on its test
+    # part, original rows beside the run's policy (evaluation.sts); empty: not scored
+    sts: str = ""
 
 
 @dataclass(frozen=True)
@@ -209,5 +214,6 @@ def load_config(path: str | Path | None) -> PipelineConfig:
         rows=_resolve(ev.rows, base),
         wordsim=tuple(w if w.startswith("@") else _path(w, base) for w in ev.wordsim),
         glue_data=_path(ev.glue_data, base) if ev.glue_data else "",
+        sts=_path(ev.sts, base) if ev.sts else "",
     )
     return PipelineConfig(work=run.get("work", "defemb-work"), seed=int(run.get("seed", 13)), **sections)

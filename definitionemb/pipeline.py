@@ -138,6 +138,12 @@ def _fingerprint_path(p: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _trusted_rules() -> dict[str, Any]:
+    from definitionemb.lexicon.aligner import TRUSTED_RULES
+
+    return dict(TRUSTED_RULES)
+
+
 def _key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -299,7 +305,8 @@ def _run_locked(
     )
     inputs: dict[str, Any] = {
         "lexicon": [cfg.lexicon.__dict__, [_fingerprint_path(Path(s.partition(":")[2])) for s in sources]],
-        "align": [model, cfg.model.frequencies, _fingerprint_path(Path(model))],
+        # the rules trusted at each position are part of what the alignment is (lexicon.aligner)
+        "align": [model, cfg.model.frequencies, _fingerprint_path(Path(model)), _trusted_rules()],
         "train": [cfg.embedder.__dict__, cfg.seed],
         "generate": [cfg.embedder.senses],
         "index": [cfg.index.__dict__],

@@ -62,7 +62,12 @@ def _lexicon(ctx: Context) -> dict[str, Any]:
 def _align(ctx: Context) -> dict[str, Any]:
     from definitionemb import lexicon
 
-    rep = lexicon.align(ctx.db, ctx.model, frequencies=ctx.cfg.model.frequencies or None).to_dict()
+    rep = lexicon.align(
+        ctx.db,
+        ctx.model,
+        frequencies=ctx.cfg.model.frequencies or None,
+        untrusted=ctx.cfg.lexicon.untrusted_rules,
+    ).to_dict()
     cov = lexicon.coverage(ctx.db, ctx.model)
     o = cov["overall"]
     ctx.log(
@@ -168,6 +173,7 @@ def _as_dict(obj: Any) -> Any:
 
 def _evaluate(ctx: Context) -> dict[str, Any]:
     from definitionemb import evaluation
+    from definitionemb.embedder.rundir import RunDir
 
     ev = ctx.cfg.evaluation
     wordsim = [
@@ -193,8 +199,18 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
         knobs=ev.knobs,
         glue=glue,
         command="defemb run" + (f" --work {ctx.work}"),
+        sts=ev.sts or None,
     )
     c = rep.content
+    if evaluation.is_sentence_encoder(RunDir.open(ctx.run_dir)):
+        from definitionemb.evaluation.sts import sts_line
+
+        ctx.log(
+            "  " + "\n  ".join(sts_line(s) for s in c.get("sts") or [])
+            if c.get("sts")
+            else "  STS: not scored; set [evaluation] sts to the STS Benchmark folder (sts-test.csv) to score "
+            "this sentence encoder"
+        )
     for w in c.get("wordsim_wins") or []:
         from definitionemb.evaluation.knobs import wins_line
 
@@ -215,6 +231,7 @@ def _evaluate(ctx: Context) -> dict[str, Any]:
         "wordsim_wins": c.get("wordsim_wins"),
         "knobs": kn,
         "glue": c.get("glue"),
+        "sts": c.get("sts"),
     }
 
 

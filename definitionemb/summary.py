@@ -92,7 +92,9 @@ def _neighbor_rows(path: Path) -> list[str]:
         for m in ("original", "generated"):
             piece = r.get(f"{m}_piece") or r.get(f"{m}_neighbor")
             if piece is not None and len(d[m]) < 5:
-                d[m].append(str(piece))
+                # whose definition a generated neighbour carries: pieces sharing one word's tie at 1.0
+                word, rule = r.get(f"{m}_word"), r.get(f"{m}_rule")
+                d[m].append(f"{piece} (← {word}, {rule})" if word else str(piece))
     lines = ["| token | original neighbours | DefinitionEMB neighbours |", "|---|---|---|"]
     for tok, d in by_token.items():
         lines.append(f"| `{tok}` | {', '.join(d['original'])} | {', '.join(d['generated'])} |")

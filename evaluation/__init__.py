@@ -8,6 +8,7 @@ Public API (imported lazily so `import evaluation` does not pull in torch)::
     evaluation.save_swapped(run, db, rows, how=...)       -> SwapResult (save_pretrained into run/model)
     evaluation.knobs_of_run(run, ["word-similarity/"])    -> α chosen on the sets' development parts
     evaluation.compare_glue(run, FinetuneConfig(...))     -> GlueResult (seeds, mean ± std, paired t-test)
+    evaluation.compare_sts(run, "sts/", "test")           -> StsResult (zero-shot STS, bootstrap CI, rare subset)
     evaluation.compare_summarization(run, SummarizationConfig(...)) -> SummarizationResult (ROUGE)
     evaluation.evaluate_run(run, db, wordsim=[...], glue=...)       -> RunReport (runs/<id>/report/)
 """
@@ -38,10 +39,12 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
         RunReport,
         build_report,
         evaluate_run,
+        is_sentence_encoder,
         isotropy_of_run,
         knobs_of_run,
     )
     from definitionemb.evaluation.rows import buckets_by_order, run_buckets, run_matrices
+    from definitionemb.evaluation.sts import StsResult, compare_sts, read_sts
     from definitionemb.evaluation.summarization import (
         PRESETS,
         SummarizationConfig,
@@ -85,6 +88,10 @@ _LAZY = {
     "build_report": "definitionemb.evaluation.report",
     "evaluate_run": "definitionemb.evaluation.report",
     "isotropy_of_run": "definitionemb.evaluation.report",
+    "is_sentence_encoder": "definitionemb.evaluation.report",
+    "compare_sts": "definitionemb.evaluation.sts",
+    "StsResult": "definitionemb.evaluation.sts",
+    "read_sts": "definitionemb.evaluation.sts",
 }
 
 __all__ = ["EvaluationError", "DataFormatError", "MissingStage", *_LAZY]

@@ -250,6 +250,12 @@ class GlueResult(Record):
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    # The rare-token subset of the evaluation set: examples with ≥1 token whose row the policy changed and
+    # that lies in the rare bucket (evaluation.rows.rare_examples); each seed's models scored on it too.
+    rare_examples: int = 0
+    rare_seeds: list[SeedResult] = field(default_factory=list)
+    rare_summary: dict[str, dict[str, float]] = field(default_factory=dict)
+    rare_test: dict[str, float] = field(default_factory=dict)
 
 
 def _mean_std(v: list[float]) -> dict[str, float]:
@@ -278,14 +284,20 @@ def compare_glue(
     dev = read_glue_tsv(dev_f, regression).head(cfg.max_eval)
     policy = as_policy(cfg.rows, cfg.how, run)
     matrix, mask = policy_matrix(run, db, policy)
-    seeds = []
+    rare = _rare_subset(run, db, str(model_dir), dev, mask)
+    evals = {"dev": dev, **({"rare": rare} if len(rare) else {})}
+    seeds, rare_seeds = [], []
     for s in cfg.seeds:
-        orig = finetune_once(model_dir, spec, train, dev, cfg, s, None, progress)
-        new = finetune_once(model_dir, spec, train, dev, cfg, s, (matrix, mask), progress)
-        seeds.append(SeedResult(s, orig, new))
+        orig = finetune_scores(model_dir, spec, train, evals, cfg, s, None, progress)
+        new = finetune_scores(model_dir, spec, train, evals, cfg, s, (matrix, mask), progress)
+        seeds.append(SeedResult(s, orig["dev"], new["dev"]))
+        if "rare" in evals:
+            rare_seeds.append(SeedResult(s, orig["rare"], new["rare"]))
     head = spec.metric
     a = [r.original[head] for r in seeds]
     b = [r.definitionemb[head] for r in seeds]
+    ra = [r.original[head] for r in rare_seeds]
+    rb = [r.definitionemb[head] for r in rare_seeds]
     return GlueResult(
         task=spec.name,
         metric=head,
@@ -298,4 +310,29 @@ def compare_glue(
         summary={"original": _mean_std(a), "definitionemb": _mean_std(b)},
         test=paired_test(a, b),
         seconds=time.perf_counter() - t0,
+        rare_examples=len(rare),
+        rare_seeds=rare_seeds,
+        rare_summary={"original": _mean_std(ra), "definitionemb": _mean_std(rb)} if rare_seeds else {},
+        rare_test=paired_test(ra, rb) if rare_seeds else {},
+    )
+
+
+def _rare_subset(run: RunDir, db: LexiconRef, model_dir: str, dev: Examples, mask: np.ndarray) -> Examples:
+    """The examples of `dev` holding a token the policy changed (`mask`) in the run's rare bucket."""
+    from definitionemb.evaluation.rows import changed_rare_rows, rare_examples, run_buckets
+    from transformers import AutoTokenizer
+
+    labels, _ = run_buckets(run, db)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ids = tok(list(dev.text_a), add_special_tokens=False)["input_ids"]
+    if dev.text_b is not None:
+        ids = [
+            a + b
+            for a, b in zip(ids, tok(list(dev.text_b), add_special_tokens=False)["input_ids"], strict=True)
+        ]
+    keep = np.flatnonzero(rare_examples(ids, changed_rare_rows(mask, labels)))
+    return Examples(
+        tuple(dev.text_a[i] for i in keep),
+        None if dev.text_b is None else tuple(dev.text_b[i] for i in keep),
+        dev.labels[keep],
     )

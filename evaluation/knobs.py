@@ -40,6 +40,11 @@ __all__ = [
     "choose_how",
     "wins",
     "wins_line",
+    "OBJECTIVES",
+    "STS_MARGIN",
+    "STS_ALPHAS",
+    "dev_means",
+    "choose_for_use",
 ]
 
 DEV_SHARE = 3  # one pair in DEV_SHARE is development data
@@ -48,6 +53,15 @@ ALPHAS: tuple[float, ...] = tuple(round(a, 2) for a in np.linspace(0.0, 1.0, 21)
 # Every blend with a weight (index.policy.METHODS but replace). `normmix` points where `mix` points, so
 # its Spearman curve is the mix's; only the guard tells them apart.
 KNOB_METHODS = tuple(m for m in METHODS if m != "replace")
+
+
+# What `defemb eval knobs --objective` optimises: static word similarity (development thirds), zero-shot
+# sentence similarity (STS-B dev), or both: the best static gain among the candidates non-inferior on
+# STS-B dev (the paired 95 % interval's lower end above −STS_MARGIN).
+OBJECTIVES = ("wordsim", "sts", "both")
+STS_MARGIN = 0.005
+# The STS side encodes the whole dev part once per candidate, so it scans a coarser grid than ALPHAS.
+STS_ALPHAS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.45)
 
 
 def pair_part(w1: str, w2: str) -> str:
@@ -323,4 +337,57 @@ def wins_line(w: Mapping[str, Any]) -> str:
     return (
         f"{w['name']} beats {w['against']} on {w['wins']} of {w['sets']} set{'s' if w['sets'] != 1 else ''}, "
         f"mean {w['mean_delta']:+.3f}"
+    )
+
+
+def dev_means(
+    original: np.ndarray,
+    generated: np.ndarray,
+    mask: np.ndarray,
+    tokenizer: Any,
+    sets: Sequence[WordPairs],
+    how: Sequence[str],
+) -> dict[str, float]:
+    """`{how: mean Spearman over the development parts of sets}` with the `mask` rows blended by each how.
+    Only `split_pairs(...)[0]`, the development part, is ever scored here."""
+    dev = [_Scored(s.name, *covered_pair_ids(split_pairs(s)[0], tokenizer)) for s in sets]
+    return {h: _mean(per) for h, per in spearman_curve(original, generated, mask, dev, how).items()}
+
+
+def choose_for_use(
+    static: Mapping[str, float],
+    sts: Mapping[str, Mapping[str, float]],
+    objective: str,
+    margin: float = STS_MARGIN,
+) -> tuple[str | None, str]:
+    """(chosen candidate or None for the original rows, why) among the candidates of `sts`.
+
+    `static` maps each candidate to its mean development-part word-similarity Spearman (the original rows
+    under ``"original"``); `sts` maps it to its STS-B *dev* difference from the original rows (`delta`,
+    `ci_low`, `ci_high`; evaluation.sts.bootstrap_difference). Candidates come in preference order (smaller
+    α first), which breaks ties. `sts`: the best STS delta, if above 0. `both`: the best static score
+    among the candidates whose STS interval's lower end lies above −`margin`, if it beats the original.
+    """
+    if objective not in ("sts", "both"):
+        raise EvaluationError(f"objective must be sts or both here, got {objective!r}")
+    cands = list(sts)
+    if objective == "sts":
+        best = max(cands, key=lambda c: np.nan_to_num(sts[c]["delta"], nan=-np.inf), default=None)
+        if best is None or not sts[best]["delta"] > 0:
+            return None, "no candidate beats the original rows on STS-B dev"
+        return best, f"{best} has the best STS-B dev difference ({sts[best]['delta']:+.4f})"
+    ok = [c for c in cands if sts[c]["ci_low"] > -margin]
+    base = static.get("original", float("nan"))
+    best = max(ok, key=lambda c: np.nan_to_num(static.get(c, float("nan")), nan=-np.inf), default=None)
+    if best is None or not static.get(best, float("nan")) > base:
+        return None, (
+            f"none of {len(cands)} candidates is both non-inferior on STS-B dev (95% CI above −{margin:g}) "
+            "and better than the original rows on the word-similarity development parts"
+        )
+    ci = sts[best]
+    return best, (
+        f"{best} has the best mean development-part word similarity ({static[best]:.4f}; original rows "
+        f"{base:.4f}) among the {len(ok)} of {len(cands)} candidates non-inferior on STS-B dev (95% CI of "
+        f"the difference above −{margin:g}; its own {ci['delta']:+.4f} [{ci['ci_low']:+.4f}, "
+        f"{ci['ci_high']:+.4f}])"
     )

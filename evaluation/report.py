@@ -163,30 +163,112 @@ def knobs_of_run(
     rows: str | None = None,
     methods: Sequence[str] = ("mix", "dirmix"),
     guard: str | None = "rare",
+    objective: str = "wordsim",
+    sts: str | os.PathLike[str] | None = None,
+    sts_alphas: Sequence[float] | None = None,
+    margin: float | None = None,
 ) -> dict[str, Any]:
     """Choose the policy's α on the development parts of `datasets` (`evaluation.knobs.choose_how`),
     among the candidates that keep the I(W) of the `guard` bucket (None: no guard) at least the
-    original's; the buckets are the run lexicon's (`evaluation.rows.run_buckets`)."""
-    from definitionemb.evaluation.knobs import choose_how
+    original's; the buckets are the run lexicon's (`evaluation.rows.run_buckets`).
+
+    `objective` ``sts`` or ``both`` also scores candidates on the STS-B *dev* part of `sts` (a sentence
+    encoder's zero-shot use; `evaluation.sts`) at `sts_alphas`, each for all `rows` and for the rare
+    bucket's rows alone (so α may differ by bucket: frequent rows kept, rare ones mixed), and picks by
+    `evaluation.knobs.choose_for_use`. No test part is read before the choice.
+    """
+    from definitionemb.evaluation.knobs import OBJECTIVES, choose_how
     from definitionemb.evaluation.rows import policy_swap, run_buckets
     from definitionemb.evaluation.wordsim import dataset_files, read_pairs
 
+    if objective not in OBJECTIVES:
+        raise EvaluationError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if objective != "wordsim" and sts is None:
+        raise EvaluationError(f"objective {objective!r} needs the STS Benchmark folder (sts-dev.csv)")
     _, mask = policy_swap(run, db, rows, "replace")
     guard_rows = None
     if guard is not None:
         labels, _source = run_buckets(run, db)
         guard_rows = labels == guard
     sets = [read_pairs(f) for f in dataset_files(datasets)]
+    original = np.asarray(run.original_vectors(), dtype=np.float32)
+    generated = np.asarray(run.token_vectors(), dtype=np.float32)
+    tok = _run_tokenizer(run)
     choice = choose_how(
-        np.asarray(run.original_vectors(), dtype=np.float32),
-        np.asarray(run.token_vectors(), dtype=np.float32),
+        original,
+        generated,
         mask,
-        _run_tokenizer(run),
+        tok,
         sets,
         methods,
         guard_rows=guard_rows if guard_rows is not None and guard_rows.sum() >= 2 else None,
     )
-    return {**choice.to_dict(), "rows": rows or "covered", "guard_bucket": guard}
+    out = {**choice.to_dict(), "rows": rows or "covered", "guard_bucket": guard, "objective": objective}
+    if objective != "wordsim" and sts is not None:
+        out.update(
+            _knobs_for_use(run, db, rows or "covered", choice, tok, sets, objective, sts, sts_alphas, margin)
+        )
+    return out
+
+
+def _knobs_for_use(
+    run: RunDir,
+    db: LexiconRef,
+    rows: str,
+    choice: Any,
+    tok: Any,
+    sets: Sequence[Any],
+    objective: str,
+    sts: str | os.PathLike[str],
+    sts_alphas: Sequence[float] | None,
+    margin: float | None,
+) -> dict[str, Any]:
+    """The STS-B dev side of `knobs_of_run`: candidates × rows (all, rare only), their STS dev differences,
+    their word-similarity dev means, and the choice under `objective`."""
+    from definitionemb.evaluation.knobs import STS_ALPHAS, STS_MARGIN, choose_for_use, dev_means
+    from definitionemb.evaluation.rows import policy_swap
+    from definitionemb.evaluation.sts import compare_sts
+    from definitionemb.index.policy import RowPolicy
+
+    if not is_sentence_encoder(run):
+        raise EvaluationError(f"objective {objective!r}: the run's model is not a sentence encoder")
+    margin = STS_MARGIN if margin is None else float(margin)
+    floor = choice.guard.get("original", -np.inf) - 1e-6 if choice.guard else -np.inf
+    hows = [
+        f"{m}:{a:g}"
+        for a in (sts_alphas or STS_ALPHAS)
+        for m in choice.methods
+        if not choice.guard or choice.guard.get(f"{m}:{a:g}", floor) >= floor
+    ]
+    original = np.asarray(run.original_vectors(), dtype=np.float32)
+    generated = np.asarray(run.token_vectors(), dtype=np.float32)
+    static: dict[str, float] = {}
+    sts_dev: dict[str, dict[str, float]] = {}
+    policies: dict[str, dict[str, str]] = {}
+    for r in dict.fromkeys([rows, "rare"]):
+        res = compare_sts(run, sts, "dev", db, r, hows)  # the dev part only
+        _, mask = policy_swap(run, db, r, "replace")
+        means = dev_means(original, generated, mask, tok, sets, ["mix:0", *hows])
+        static.setdefault("original", means["mix:0"])
+        sts_dev.setdefault("original", {"spearman": res.spearman["original"]["all"]})
+        for h in hows:
+            label = RowPolicy(r, h).label
+            policies[label] = {"rows": r, "how": h}
+            static[label] = means[h]
+            sts_dev[label] = {**res.difference[label]["all"], "spearman": res.spearman[label]["all"]}
+    cands = {k: v for k, v in sts_dev.items() if k != "original"}
+    best, why = choose_for_use(static, cands, objective, margin)
+    chosen = policies[best] if best else {"rows": rows, "how": "mix:0"}
+    return {
+        "chosen": chosen["how"],
+        "chosen_rows": chosen["rows"],
+        "reason": why,
+        "criterion": objective,
+        "sts_margin": margin,
+        "sts_dev": sts_dev,
+        "static_dev": static,
+        "candidates": policies,
+    }
 
 
 def coverage_rows(db: str | os.PathLike[str] | RunLexicon, tokenizer_id: int) -> list[dict[str, Any]]:
@@ -294,7 +376,8 @@ def knobs_markdown(kn: Mapping[str, Any]) -> list[str]:
     lines = [
         "## Row policy: choosing α on development data",
         "",
-        f"Chosen: **{kn['chosen']}** (rows `{kn.get('rows', 'covered')}`). {kn['reason']}. "
+        f"Chosen: **{kn['chosen']}** (rows `{kn.get('chosen_rows', kn.get('rows', 'covered'))}`). "
+        f"{kn['reason']}. "
         "Test-part numbers below were not seen by the choice.",
         "",
         "| how | mean Spearman, dev part | mean Spearman, test part | Δ test vs original | "
@@ -317,7 +400,47 @@ def knobs_markdown(kn: Mapping[str, Any]) -> list[str]:
     if guard:
         lines += ["", f"Original rows: rare rows' I(W) {_fmt(guard['original'])}."]
     lines.append("")
+    if kn.get("sts_dev"):
+        lines += [
+            f"Objective `{kn['objective']}`: each candidate on STS-B dev (zero-shot) beside its word "
+            "similarity on the development parts; test parts were not read.",
+            "",
+            "| rows how | STS-B dev Spearman | Δ [95% CI] | word similarity, dev mean |",
+            "|---|---|---|---|",
+        ]
+        for name, d in kn["sts_dev"].items():
+            ci = "" if "delta" not in d else f"{d['delta']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+            lines.append(f"| {name} | {_fmt(d['spearman'])} | {ci} | {_fmt(kn['static_dev'].get(name))} |")
+        lines.append("")
     return lines
+
+
+def sts_markdown(st: Mapping[str, Any]) -> list[str]:
+    """The STS table: Spearman of each matrix on the whole part and on its rare-token subset, with the
+    paired bootstrap interval of each policy's difference from the original rows."""
+    lines = [
+        f"## Sentence similarity: STS {st['part']} (zero-shot, Spearman; {st['pairs']} pairs, rare-token "
+        f"subset {st['rare_pairs']})",
+        "",
+        "| rows | all | Δ all [95% CI] | rare subset | Δ rare [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for name, sp in st["spearman"].items():
+        cells = [name]
+        for sub in ("all", "rare"):
+            ci = st["difference"].get(name, {}).get(sub)
+            cells += [
+                _fmt(sp[sub]),
+                "" if ci is None else f"{ci['delta']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [
+        *lines,
+        "",
+        f"Rare-token subset: pairs with ≥1 of the {st['rare_rows']} rows the policy changed in the rare "
+        f"bucket ({st['buckets_from']}).",
+        "",
+    ]
 
 
 def _markdown(c: Mapping[str, Any]) -> str:
@@ -381,6 +504,18 @@ def _markdown(c: Mapping[str, Any]) -> str:
             f"t = {_fmt(t['t'])}, p = {_fmt(t['p'])}.",
             "",
         ]
+        rt = g.get("rare_test") or {}
+        if rt:
+            rs = g["rare_summary"]
+            lines += [
+                f"Rare-token subset ({g['rare_examples']} examples with a changed rare-bucket token): "
+                f"original {_fmt(rs['original']['mean'])}, DefinitionEMB {_fmt(rs['definitionemb']['mean'])}, "
+                f"mean difference {_fmt(rt['mean_diff'])} (95% CI {_fmt(rt.get('ci_low'))} to "
+                f"{_fmt(rt.get('ci_high'))}).",
+                "",
+            ]
+    for st in c.get("sts", []):
+        lines += sts_markdown(st)
     for s in c.get("summarization", []):
         lines += [
             f"## Summarisation (preset `{s['preset']}`, {s['eval_examples']} examples, "
@@ -449,6 +584,7 @@ def _build_report(
         "wordsim_wins": [],
         "knobs": None,
         "glue": [],
+        "sts": [],
         "summarization": [],
         "coverage": None,
         "plots": {},
@@ -464,6 +600,8 @@ def _build_report(
             content["knobs"] = rec.result
         elif rec.kind is ResultKind.GLUE:
             content["glue"].append(res)
+        elif rec.kind is ResultKind.STS:
+            content["sts"].append(res)
         elif rec.kind is ResultKind.SUMMARIZATION:
             content["summarization"].append(res)
     for k, v in (extra or {}).items():
@@ -503,18 +641,35 @@ def evaluate_run(
     plots: bool = True,
     progress: bool = False,
     command: str | None = None,
+    sts: str | os.PathLike[str] | None = None,
+    sts_part: str = "test",
 ) -> RunReport:
     """Evaluate a run in one call: isotropy and word similarity on each of `wordsim` (files or folders)
     of the original rows, each row policy `rows` × `how` (default: the shipped policy and `replace`) and
     ABTT; with `knobs`, α chosen on the development parts of the `wordsim` sets (its curve and choice in
     the report, the choice added to the policies); optionally GLUE fine-tuning (`glue`: a
-    FinetuneConfig) and summarisation (a SummarizationConfig); then the report. Each result is also
-    stored under `report/results/`."""
+    FinetuneConfig) and summarisation (a SummarizationConfig); with `sts` (the STS Benchmark folder) and a
+    sentence-encoder model, zero-shot STS on `sts_part` for the first policy; then the report. Each result
+    is also stored under `report/results/`."""
     rd = run if isinstance(run, RunDir) else RunDir.open(run)
     with bound(rd, db) as lex:  # every evaluation below reads the lexicon through this one binding
+        if sts is not None and is_sentence_encoder(rd):
+            from definitionemb.evaluation.sts import compare_sts
+
+            first: str | None = how if isinstance(how, str) else next(iter(how or []), None)
+            res = compare_sts(rd, sts, sts_part, lex, rows, first)
+            save_result(rd, ResultKind.STS, res.to_dict(), sts_part, command=command or current_command())
         return _evaluate_run(
             rd, lex, rows, how, wordsim, wordsim_part, knobs, glue, summarization, plots, progress, command
         )
+
+
+def is_sentence_encoder(run: RunDir) -> bool:
+    """Whether the run's model folder declares itself a sentence encoder (index.sentence.sentence_spec)."""
+    from definitionemb.index.sentence import sentence_spec
+
+    model = run.manifest().get("model")
+    return bool(model) and Path(str(model)).is_dir() and sentence_spec(str(model)) is not None
 
 
 def _evaluate_run(

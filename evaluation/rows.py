@@ -26,6 +26,8 @@ __all__ = [
     "run_matrices",
     "policy_swap",
     "describe",
+    "changed_rare_rows",
+    "rare_examples",
 ]
 
 DEFAULT_SPLIT = (0.3, 0.5, 0.2)
@@ -119,3 +121,23 @@ def describe(labels: np.ndarray) -> dict[str, Any]:
     """Row counts per bucket label."""
     vals, counts = np.unique(labels, return_counts=True)
     return {str(v): int(c) for v, c in zip(vals, counts, strict=True)}
+
+
+def changed_rare_rows(mask: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Rows a policy changed (`mask`) that lie in the rare bucket (`labels`, e.g. from `run_buckets`)."""
+    m, lab = np.asarray(mask, dtype=bool), np.asarray(labels)
+    if m.shape != lab.shape:
+        raise EvaluationError(f"policy mask {m.shape} and bucket labels {lab.shape} differ in length")
+    return m & (lab == "rare")
+
+
+def rare_examples(token_ids: Sequence[Sequence[int]], rows: np.ndarray) -> np.ndarray:
+    """Which examples hold at least one token of `rows` (a boolean row mask, e.g. `changed_rare_rows`):
+    the rare-token subset of a downstream set. `token_ids` are each example's ids (all its sentences)."""
+    r = np.asarray(rows, dtype=bool)
+    out = np.zeros(len(token_ids), dtype=bool)
+    for k, ids in enumerate(token_ids):
+        a = np.asarray(ids, dtype=np.int64)
+        a = a[(a >= 0) & (a < r.size)]
+        out[k] = bool(r[a].any())
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 
+import duckdb
 import numpy as np
 import polars as pl
 from definitionemb.embedder.binding import LexiconRef, bound
@@ -69,14 +70,18 @@ def neighbors(
     """Nearest tokens of each query token in the generated and in the original matrix, side by side.
 
     Tokens are ids, pieces ("Ġcat") or single-token words ("cat"). One row per (query, rank) with
-    columns query, token_id, piece, rank, generated_id, generated_piece, generated_score, original_id,
-    original_piece, original_score. The generated side searches the `generated` index with the token's
-    row of token_vectors.npy; the original side the `original` index with its original row.
-    `indexes`: the run's `generated` and `original` indexes already opened (a server opens them once).
+    columns query, token_id, piece, rank, generated_id, generated_piece, generated_score, generated_word,
+    generated_rule, original_id, original_piece, original_score. The generated side searches the
+    `generated` index with the token's row of token_vectors.npy; the original side the `original` index
+    with its original row. `generated_word` and `generated_rule` are the headword and alignment rule of
+    the neighbour's first definition (null where it has none): pieces given one word's definitions
+    (``cats``, ``##cat`` ← *cat*) tie at cosine 1.0, and these columns say why. `indexes`: the run's
+    `generated` and `original` indexes already opened (a server opens them once).
     """
     r = as_run(run)
     with bound(r, db) as lex:
         table = lex.token_table()
+        first = _first_definitions(lex.con, lex.tokenizer_id)
     vocab = int(r.manifest().get("vocab_size") or r.token_vectors().shape[0])
     ids = np.asarray(resolve_tokens(table, tokens, vocab), dtype=np.int64)
     pieces = pieces_by_id(table, vocab)
@@ -96,7 +101,19 @@ def neighbors(
         cols[f"{matrix}_id"] = flat
         cols[f"{matrix}_piece"] = [pieces[i] if i >= 0 else None for i in flat]
         cols[f"{matrix}_score"] = score.reshape(-1)
+        if matrix == "generated":
+            cols["generated_word"] = [first.get(int(i), (None, None))[0] for i in flat]
+            cols["generated_rule"] = [first.get(int(i), (None, None))[1] for i in flat]
     return pl.DataFrame(cols)
+
+
+def _first_definitions(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> dict[int, tuple[str, str]]:
+    """token id → (headword, rule) of its rank-1 definition."""
+    rows = con.execute(
+        "SELECT token_id, word, rule FROM token_definition WHERE tokenizer_id = ? AND rank = 1",
+        [tokenizer_id],
+    ).fetchall()
+    return {int(t): (str(w), str(r)) for t, w, r in rows}
 
 
 def reverse_vectors(

@@ -27,6 +27,14 @@ completion  only where nothing above matched, for lower-case alphabetic        9
             or ends (``monary`` → pulmonary); form-of-only words are skipped
 ==========  ==========================================================  ============  ============
 
+Not every rule is trusted everywhere. Each rule's rank-1 links were judged by reading, separately for
+word-initial and word-internal pieces (``benchmarks/data/alignment-judgements.csv``, protocol and table in
+``benchmarks/RESULTS.md``, issue 23): a rule applies to a position by default only where its measured
+precision reaches :data:`PRECISION_BAR` (:data:`TRUSTED_RULES`). A word-internal piece such as ``##mir``
+(the piece of *Kashmir*) is not the word *mir*; it takes a definition only from an affix entry (``-ness``)
+or a user definition, else it keeps its pre-trained row and counts as not covered. ``untrusted=True``
+(``--untrusted-rules``) applies every rule at both positions, as before.
+
 Word-internal pieces rank affixes first, because a continuation piece such as ``ing`` is almost always
 the suffix; word-initial pieces rank a prefix last, because ``Ġpre`` is as often a word of its own.
 
@@ -69,6 +77,9 @@ __all__ = [
     "tokenizer_id",
     "RULES",
     "FALLBACK_RULES",
+    "PRECISION_BAR",
+    "TRUSTED_RULES",
+    "trusted_rules",
     "STEM_SUFFIXES",
     "WORDFREQ",
     "LEXICON_CORPUS",
@@ -83,6 +94,27 @@ LEXICON_CORPUS = "lexicon"
 RULES = ("user", "exact", "casefold", "lemma", "affix", "numeral", "unaccent", "stem", "completion")
 # Rules that only reach tokens no other rule reached.
 FALLBACK_RULES = ("stem", "completion")
+
+# A rule applies to a position by default only if the judged precision of its rank-1 links there reaches
+# this bar (benchmarks/data/alignment-judgements.csv, 50 links a cell where that many exist; RESULTS.md,
+# issue 23). Word-initial: exact 0.88, lemma 0.96, numeral 0.98 (MiniLM); casefold 0.70 (RoBERTa: names
+# read as common nouns, "ĠTRUMP", "ĠCruise"), unaccent 3 of 5, stem 0.22, completion 0.20 fall below it.
+# Word-internal: exact 0.28, lemma 0.32, numeral 0.29, stem 0.04, completion 0.00 (MiniLM), casefold 0.64
+# (RoBERTa). `user` definitions are the user's word; `affix` entries are what a word-internal piece is
+# for (kaikki has them; the Open Dictionary has none, so no sample could be drawn).
+PRECISION_BAR = 0.8
+TRUSTED_RULES: dict[str, tuple[str, ...]] = {
+    "initial": ("user", "exact", "lemma", "affix", "numeral"),
+    "internal": ("user", "affix"),
+}
+
+
+def trusted_rules(rules: Sequence[str] = RULES, untrusted: bool = False) -> dict[str, list[str]]:
+    """`{"initial": [...], "internal": [...]}`: the rules of `rules` applied at each position."""
+    return {
+        pos: [r for r in rules if untrusted or r in TRUSTED_RULES[pos]] for pos in ("initial", "internal")
+    }
+
 
 # (suffix, replacement) pairs the `stem` fallback tries; doubled final consonants are undone as well.
 STEM_SUFFIXES = (
@@ -283,13 +315,15 @@ def _align_sql(
     lang: str | None,
     max_senses: int | None,
     rules: Sequence[str] = RULES,
+    untrusted: bool = False,
 ) -> None:
     spell_initial, spell_internal = _MARKS[kind]
     con.register("_numerals", numeral_table())
     stems = pl.DataFrame({"suffix": [s for s, _ in STEM_SUFFIXES], "repl": [r for _, r in STEM_SUFFIXES]})
     con.register("_stems", stems)
     lang_filter = "AND e.lang_code = $lang" if lang else ""
-    params: dict[str, Any] = {"tid": tid, "rules": list(rules)}
+    by_position = trusted_rules(rules, untrusted)
+    params: dict[str, Any] = {"tid": tid, "rules": by_position["initial"], "irules": by_position["internal"]}
     if lang:
         params["lang"] = lang
     weak, content, marginal, not_forms = (
@@ -386,7 +420,7 @@ def _align_sql(
            -- shorter keys are mostly lone accented letters ("á" is not the article "a")
            WHERE length(k.bare) >= 4""",
         # stem: a fallback for keys nothing above reached
-        """DELETE FROM _l WHERE NOT list_contains($rules, rule)""",
+        """DELETE FROM _l WHERE NOT list_contains(CASE WHEN word_initial THEN $rules ELSE $irules END, rule)""",
         """INSERT INTO _l
            WITH c AS (
                SELECT k.surface, k.word_initial, st.sub, st.repl,
@@ -403,7 +437,7 @@ def _align_sql(
                WHERE repl = '' AND length(base) > 2 AND right(base, 1) = left(right(base, 2), 1))
            SELECT c.surface, c.word_initial, s.sense_id, 'stem', 80, c.sub, 0
            FROM cand c JOIN _s s ON s.lword = c.word AND NOT s.user_defined
-           WHERE list_contains($rules, 'stem')""",
+           WHERE list_contains(CASE WHEN c.word_initial THEN $rules ELSE $irules END, 'stem')""",
         # completion: the last fallback. Every headword is cut into its heads and tails of 4+ letters
         # so that the match is an equi-join, not a scan of all words per piece.
         """INSERT INTO _l
@@ -432,7 +466,7 @@ def _align_sql(
                QUALIFY row_number() OVER (PARTITION BY surface, word_initial ORDER BY length(lword), lword) = 1)
            SELECT h.surface, h.word_initial, s.sense_id, 'completion', 90, 0, 0
            FROM hit h JOIN _s s ON s.lword = h.lword AND NOT s.user_defined AND NOT s.is_form
-           WHERE list_contains($rules, 'completion')""",
+           WHERE list_contains(CASE WHEN h.word_initial THEN $rules ELSE $irules END, 'completion')""",
     ]
     for sql in statements:
         con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
@@ -487,6 +521,7 @@ def align(
     lang: str | None = None,
     max_senses: int | None = None,
     rules: Sequence[str] | None = None,
+    untrusted: bool = False,
     progress: bool = True,
     wait: float = 0.0,
 ) -> AlignReport:
@@ -499,7 +534,8 @@ def align(
     the lexicon's own glosses and examples.
     `buckets` are the (frequent, medium, rare) shares by frequency rank. `lang` keeps only entries of
     that language code; `max_senses` caps the links per token; `rules` restricts the rules applied (a
-    subset of :data:`RULES`; default all). Aligning the same vocabulary again replaces its rows,
+    subset of :data:`RULES`; default all), each only at the positions where it is trusted
+    (:data:`TRUSTED_RULES`) unless `untrusted` is set. Aligning the same vocabulary again replaces its rows,
     atomically.
     """
     started = time.perf_counter()
@@ -528,7 +564,7 @@ def align(
             [tid, vocab.name, vocab.kind, len(vocab.pieces), vocab.sha256, freq.source],
         )
         _write_tokens(con, tid, vocab, freq, buckets)
-        _align_sql(con, tid, vocab.kind, lang, max_senses, chosen)
+        _align_sql(con, tid, vocab.kind, lang, max_senses, chosen, untrusted)
         tokens, covered, links, bucket_cov, rank1_rules = _summary(con, tid)
     return AlignReport(
         tokenizer_id=tid,

@@ -144,6 +144,17 @@ def test_compare_glue_cola_slice(tiny_bert_dir: Path, tmp_path: Path) -> None:
     assert d["summary"]["original"]["mean"] == pytest.approx(np.mean(mcc_o))
     assert d["summary"]["original"]["std"] == pytest.approx(np.std(mcc_o, ddof=1))
     assert set(d["test"]) == {"mean_diff", "t", "p", "ci_low", "ci_high"}
+    # the rare-token subset: dev sentences holding a changed row of the rare bucket (row order here)
+    from definitionemb.evaluation.rows import run_buckets
+    from transformers import AutoTokenizer
+
+    labels, _ = run_buckets(run)
+    rare_rows = set(np.flatnonzero((labels == "rare") & np.asarray(run.covered_mask())).tolist())
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    dev = read_glue_tsv(COLA / "in_domain_dev.tsv")
+    expect = [i for i, t in enumerate(dev.text_a) if set(tok(t)["input_ids"]) & rare_rows]
+    assert 0 < d["rare_examples"] == len(expect) < d["eval_examples"]
+    assert len(d["rare_seeds"]) == 2 and set(d["rare_test"]) == set(d["test"])
 
 
 def test_cli_glue_json_and_stored_result(tiny_bert_dir: Path, tmp_path: Path) -> None:

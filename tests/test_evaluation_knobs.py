@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from definitionemb.evaluation.errors import EvaluationError
 from definitionemb.evaluation.knobs import (
+    choose_for_use,
     choose_how,
     neighbours_kept,
     pair_part,
@@ -20,7 +21,7 @@ from definitionemb.evaluation.knobs import (
     wins_line,
 )
 from definitionemb.evaluation.wordsim import WordPairs, read_pairs
-from evaluation_support import DATA, make_run
+from evaluation_support import DATA, make_lexicon, make_run
 
 TOK_DIR = Path(__file__).parent / "data" / "minilm-tokenizer"
 
@@ -204,3 +205,60 @@ def test_cli_wordsim_folder_and_knobs(tmp_path: Path, tiny_bert_dir: Path) -> No
     assert "## Row policy: choosing α" in md and "alpha_curve.png" in md
     res = r.invoke(cli, ["eval", "wordsim", "--run", str(run.path), "--dataset", str(tmp_path / "run")])
     assert res.exit_code == 1 and "no .txt word-pair sets" in res.output
+
+
+def test_choose_for_use_rule() -> None:
+    static = {"original": 0.50, "mix:0.2": 0.55, "mix:0.45": 0.60, "rare mix:0.45": 0.52}
+    sts = {
+        "mix:0.2": {"delta": -0.001, "ci_low": -0.004, "ci_high": 0.002},
+        "mix:0.45": {"delta": -0.004, "ci_low": -0.009, "ci_high": 0.001},  # best static, STS-inferior
+        "rare mix:0.45": {"delta": 0.002, "ci_low": -0.001, "ci_high": 0.005},
+    }
+    assert choose_for_use(static, sts, "both")[0] == "mix:0.2"
+    assert choose_for_use(static, sts, "both", margin=0.01)[0] == "mix:0.45"
+    assert choose_for_use(static, sts, "sts")[0] == "rare mix:0.45"
+    worse = {k: {**v, "ci_low": -0.1} for k, v in sts.items()}
+    best, why = choose_for_use(static, worse, "both")
+    assert best is None and "non-inferior" in why
+    with pytest.raises(EvaluationError, match="sts or both"):
+        choose_for_use(static, sts, "wordsim")
+
+
+@pytest.mark.slow
+def test_use_objective_never_reads_a_test_part(tmp_path: Path, minilm_dir: Path, monkeypatch) -> None:
+    """`--objective both` reads STS-B dev only (sts-test.csv here is not even a valid file) and the
+    development thirds of the word-similarity sets only (scrambled test thirds leave the choice alone)."""
+    import definitionemb.evaluation.sts as sts_mod
+    from definitionemb.evaluation.report import knobs_of_run
+
+    sts = tmp_path / "sts"
+    sts.mkdir()
+    shutil.copy(DATA / "sts" / "sts-dev.csv", sts / "sts-dev.csv")
+    (sts / "sts-test.csv").write_text("not an STS file\n")
+    read: list[str] = []
+    real = sts_mod.read_sts
+    monkeypatch.setattr(sts_mod, "read_sts", lambda p: read.append(Path(p).name) or real(p))
+    ws = DATA / "word-similarity" / "EN-RW-STANFORD-head200.txt"
+    pairs = read_pairs(ws)
+    test = np.array([pair_part(a, b) == "test" for a, b in zip(pairs.word1, pairs.word2, strict=True)])
+    scrambled = pairs.score.copy()
+    scrambled[test] = np.random.default_rng(3).permutation(scrambled[test]) * -2.0
+    ws2 = tmp_path / "ws" / ws.name
+    ws2.parent.mkdir()
+    ws2.write_text(
+        "".join(f"{a} {b} {s}\n" for a, b, s in zip(pairs.word1, pairs.word2, scrambled, strict=True))
+    )
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_dir))
+    db = tmp_path / "lex.duckdb"
+    make_lexicon(db, tok.vocab_size, tuple(tok.all_special_ids), np.ones(tok.vocab_size, dtype=bool))
+    run = make_run(tmp_path / "run", minilm_dir, "bert", db=db)
+    kw = dict(methods=("mix",), guard=None, objective="both", sts=sts, sts_alphas=(0.6,))
+    first = knobs_of_run(run, [ws], db, "covered", **kw)  # type: ignore[arg-type]
+    second = knobs_of_run(run, [ws2], db, "covered", **kw)  # type: ignore[arg-type]
+    assert set(read) == {"sts-dev.csv"}
+    assert (first["chosen"], first["chosen_rows"]) == (second["chosen"], second["chosen_rows"])
+    assert first["static_dev"] == second["static_dev"] and first["sts_dev"] == second["sts_dev"]
+    assert set(first["sts_dev"]) == {"original", "mix:0.6", "rare mix:0.6"}
+    assert first["test"] != second["test"]  # the test curve is scored, only after the choice

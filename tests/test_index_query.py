@@ -51,7 +51,7 @@ def _cos_top(base: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int, exclude: 
 
 
 def test_neighbors_side_by_side_equal_brute_force(world) -> None:
-    run, _, aligned = world
+    run, db, aligned = world
     frame = neighbors(run, ["cat", "Ġbank", str(aligned["dog"])], k=5)
     assert frame.columns == [
         "query",
@@ -61,6 +61,8 @@ def test_neighbors_side_by_side_equal_brute_force(world) -> None:
         "generated_id",
         "generated_piece",
         "generated_score",
+        "generated_word",
+        "generated_rule",
         "original_id",
         "original_piece",
         "original_score",
@@ -82,6 +84,14 @@ def test_neighbors_side_by_side_equal_brute_force(world) -> None:
     assert cat["generated_score"].is_sorted(descending=True)
     pieces = roberta_pieces(V)
     assert cat["original_piece"].to_list() == [pieces[i] for i in cat["original_id"].to_list()]
+    # each generated neighbour names the word and rule of its first definition, none where it has none
+    with duckdb.connect(str(db), read_only=True) as con:
+        first = con.execute("SELECT token_id, word, rule FROM token_definition WHERE rank = 1").fetchall()
+    expect = {int(t): (w, r) for t, w, r in first}
+    wide = neighbors(run, ["cat"], k=int(np.asarray(run.covered_mask()).sum()) - 1)  # every covered token
+    got = list(zip(wide["generated_id"], wide["generated_word"], wide["generated_rule"], strict=True))
+    assert [expect.get(int(i), (None, None)) for i, _, _ in got] == [(w, r) for _, w, r in got]
+    assert ("dog", "exact") in [(w, r) for _, w, r in got]
 
 
 def test_token_resolution_and_unknown_tokens(world) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from definitionemb.lexicon.aligner import align
+from definitionemb.lexicon.aligner import TRUSTED_RULES, align, trusted_rules
 from definitionemb.lexicon.db import connect
 from definitionemb.lexicon.errors import LexiconError, TokenizerError
 from definitionemb.lexicon.queries import definitions, query
@@ -40,8 +40,9 @@ def db(
 ) -> Path:
     path = tmp_path_factory.mktemp("aligned") / "lexicon.duckdb"
     shutil.copy(built, path)
-    align(path, roberta_tokenizer_dir, frequencies=roberta_dict_txt, progress=False)
-    align(path, minilm_tokenizer_dir, progress=False)
+    # every rule at both positions: the tests below look at each rule's own behaviour
+    align(path, roberta_tokenizer_dir, frequencies=roberta_dict_txt, untrusted=True, progress=False)
+    align(path, minilm_tokenizer_dir, untrusted=True, progress=False)
     return path
 
 
@@ -296,7 +297,12 @@ def test_rules_can_be_restricted(
     path = tmp_path / "lex.duckdb"
     shutil.copy(built, path)
     r = lexicon.align(
-        path, roberta_tokenizer_dir, frequencies=roberta_dict_txt, rules=["exact", "casefold"], progress=False
+        path,
+        roberta_tokenizer_dir,
+        frequencies=roberta_dict_txt,
+        rules=["exact", "casefold"],
+        untrusted=True,
+        progress=False,
     )
     assert set(query(path, "SELECT DISTINCT rule FROM alignment")["rule"]) == {"exact", "casefold"}
     assert set(r.rules) == {"exact", "casefold"}
@@ -311,3 +317,33 @@ def test_a_one_letter_word_means_its_word_before_its_letter(db: Path, roberta_to
     assert (a["word"], a["pos"]) == ("a", "article")
     letter = definitions(db, roberta_tokenizer_dir, ["Ġa"]).filter(pl.col("gloss").str.contains("letter"))
     assert letter.height > 0 and letter["rank"].min() > 1
+
+
+def test_word_internal_pieces_keep_their_rows_unless_an_affix_or_trusted_rule_covers_them(
+    built: Path, db: Path, tmp_path: Path, minilm_tokenizer_dir: Path
+) -> None:
+    path = tmp_path / "lex.duckdb"
+    shutil.copy(built, path)
+    align(path, minilm_tokenizer_dir, progress=False)
+    per_position = query(
+        path,
+        """SELECT t.word_initial, list(DISTINCT a.rule ORDER BY a.rule) AS rules
+           FROM alignment a JOIN token t USING (tokenizer_id, token_id) GROUP BY ALL ORDER BY ALL""",
+    )
+    got = dict(zip(per_position["word_initial"], per_position["rules"].to_list(), strict=True))
+    assert set(got[False]) <= set(TRUSTED_RULES["internal"]) and "affix" in got[False]
+    assert set(got[True]) <= set(TRUSTED_RULES["initial"])
+    assert first(path, minilm_tokenizer_dir, "##ity")["word"] == "-ity"  # an affix entry still covers
+    # the pieces the untrusted rules reached inside words (e.g. ##run <- run) have no definition now
+    loose = query(
+        db,
+        """SELECT DISTINCT t.piece FROM token_definition t JOIN tokenizer k USING (tokenizer_id)
+           WHERE k.kind = 'wordpiece' AND NOT t.word_initial AND t.rule NOT IN ('user', 'affix')""",
+    )["piece"].to_list()
+    assert "##run" in loose and len(loose) > 10
+    assert definitions(path, minilm_tokenizer_dir, loose).height == 0
+    # and count as not covered
+    strict, everything = (lexicon.coverage(p, minilm_tokenizer_dir)["overall"]["covered"] for p in (path, db))
+    assert everything - strict >= len(loose)
+    assert trusted_rules(["exact", "casefold", "stem"]) == {"initial": ["exact"], "internal": []}
+    assert trusted_rules(["exact", "stem"], untrusted=True)["internal"] == ["exact", "stem"]

@@ -22,7 +22,8 @@ SOURCES = [
 def db(tmp_path_factory: pytest.TempPathFactory, roberta_tokenizer_dir: Path, roberta_dict_txt: Path) -> Path:
     path = tmp_path_factory.mktemp("queries") / "lexicon.duckdb"
     lexicon.build(path, SOURCES, progress=False)
-    lexicon.align(path, roberta_tokenizer_dir, frequencies=roberta_dict_txt, progress=False)
+    # every rule at both positions: these tests are about the queries, not about which rules are trusted
+    lexicon.align(path, roberta_tokenizer_dir, frequencies=roberta_dict_txt, untrusted=True, progress=False)
     return path
 
 
