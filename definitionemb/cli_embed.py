@@ -24,6 +24,7 @@ TRAIN_OPTIONS = (
     "loss",
     "head_init",
     "pooling",
+    "target_table",
     "senses_per_token",
     "topk",
     "smoothing",

@@ -170,6 +170,12 @@ def neighbors_table_cmd(
     help="The base model's Hub id for the model card's base_model (default: the id its own card or config "
     "names).",
 )
+@click.option(
+    "--output-head",
+    is_flag=True,
+    help="hf: also write the rows into an untied LM head (T5 v1.1, T5Gemma's with --target-table "
+    "encoder); left alone by default.",
+)
 @_DB
 @force_option
 @json_option
@@ -180,6 +186,7 @@ def export(
     how: str | None,
     out: str,
     base_model: str | None,
+    output_head: bool,
     db: str | None,
     force: bool,
     as_json: bool,
@@ -189,7 +196,9 @@ def export(
     model card."""
     from definitionemb.index.exporter import export as run_export
 
-    result = run_export(run_dir, fmt, rows, out, db=db, force=force, how=how, base_model=base_model)
+    result = run_export(
+        run_dir, fmt, rows, out, db=db, force=force, how=how, base_model=base_model, output_head=output_head
+    )
     emit(
         result.to_dict(),
         as_json,

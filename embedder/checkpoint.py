@@ -59,7 +59,15 @@ def save_checkpoint(
         if trainer_state is not None:
             torch.save(trainer_state, tmp / "trainer.pt")
         (tmp / "meta.json").write_text(
-            json.dumps({"step": step, "family": model.family, "dim": model.dim, "pooling": model.pooling})
+            json.dumps(
+                {
+                    "step": step,
+                    "family": model.family,
+                    "dim": model.dim,
+                    "pooling": model.pooling,
+                    "target_table": model.target_table,
+                }
+            )
         )
     write_bytes(RunDir(Path(run_path)).latest_file, name.encode())
     olds = sorted(p for p in reg.glob("ckpt-*") if p.name != name)
@@ -92,7 +100,12 @@ def load_regressor(
         )
     meta = json.loads((ck / "meta.json").read_text())
     config = AutoConfig.from_pretrained(str(ck / "backbone"))
-    model = Regressor(backbone_from_config(config), meta["family"], meta.get("pooling", "target"))
+    model = Regressor(
+        backbone_from_config(config, meta["family"]),
+        meta["family"],
+        meta.get("pooling", "target"),
+        meta.get("target_table", "encoder"),
+    )
     load_model(model, str(ck / "model.safetensors"), device=str(device))
     model.to(device).eval()
     tok = load_tokenizer(RunDir(Path(run_path)).tokenizer_dir)

@@ -63,6 +63,7 @@ LOSSES = ("mse", "mse+cos")
 HEAD_INITS = ("random", "ridge")
 TRAINABLE = ("auto", "all", "no-embeddings", "head")  # embedder.models.set_trainable
 POOLINGS = ("target", "mean", "target+mean")  # what the head reads (embedder.models.Regressor)
+TARGET_TABLES = ("encoder", "decoder")  # whose rows the head predicts (embedder.models.Regressor)
 
 
 def option(
@@ -158,6 +159,11 @@ class TrainConfig:
     pooling: str = option(
         "target", "What the head reads: the target position, the prompt's mean, or both.", POOLINGS
     )
+    target_table: str = option(
+        "encoder",
+        "Which embedding table the regressor predicts (T5Gemma keeps one per stack).",
+        TARGET_TABLES,
+    )
     topk: int = option(1, "Senses averaged per token at generation (generate's default for this run).")
     smoothing: str = option(
         "off",
@@ -208,6 +214,8 @@ class TrainConfig:
             raise EmbedderError("grad_accum, senses_per_token, topk and heldout_senses must be >= 1")
         if self.pooling not in POOLINGS:
             raise EmbedderError(f"pooling must be target|mean|target+mean, got {self.pooling!r}")
+        if self.target_table not in TARGET_TABLES:
+            raise EmbedderError(f"target_table must be encoder|decoder, got {self.target_table!r}")
         _check_smoothing(self.smoothing)
 
     def to_dict(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from definitionemb.embedder.config import PromptConfig
 from definitionemb.embedder.lexicon_io import Definitions
+from definitionemb.embedder.models import SEQ2SEQ, mask_token_id, word_prefix
 
 __all__ = ["Examples", "Collator", "build_examples", "word_pieces", "split_heldout", "heldout_tokens"]
 
@@ -104,8 +105,10 @@ def build_examples(
     of their suffix (the gloss end), never the target.
     """
     n = len(defs)
-    mask_id = int(tokenizer.mask_token_id)
-    start_id = int(tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id)
+    mask_id = int(mask_token_id(tokenizer))  # type: ignore[arg-type]  # load_tokenizer checked it
+    # T5 has no start token: its prompts are `… </s>` only.
+    start = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    starts = [] if start is None else [int(start)]
     end_id = int(tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id)
     if pieces is None:
         pieces = [[int(t)] if t >= 0 else [mask_id] for t in defs.token_id]
@@ -134,7 +137,7 @@ def build_examples(
     rk: list[int] = []
     max_len = prompt.max_length
     for i in range(n):
-        head = [start_id, *pre_ids[i]]
+        head = [*starts, *pre_ids[i]]
         ps = pieces[i]
         for j, piece in enumerate(ps):
             body = head + ps[:j] + [piece]
@@ -167,8 +170,14 @@ def build_examples(
 def word_pieces(
     tokenizer: Any, words: list[str], family: str, min_pieces: int = 2, max_pieces: int = 4
 ) -> list[list[int]]:
-    """Word-initial pieces of each word (as it would appear after a space); [] outside [min, max]."""
-    texts = [(" " + w) if family in ("roberta", "bart") else w for w in words]
+    """Word-initial pieces of each word (as it would appear after a space); [] outside [min, max].
+
+    The spelling comes from the tokenizer (`models.word_prefix`): `Ġ` pieces for byte-level BPE, `▁`
+    pieces for SentencePiece, WordPiece's bare word. `family` is kept for callers that pass it.
+    """
+    del family
+    prefix = word_prefix(tokenizer)
+    texts = [prefix + w for w in words]
     out = tokenizer(texts, add_special_tokens=False)["input_ids"]
     return [p if min_pieces <= len(p) <= max_pieces else [] for p in out]
 
@@ -216,14 +225,15 @@ class Collator:
         self.family = family
         self.pad_multiple = max(1, pad_multiple)  # 8 on GPUs: tensor-core shapes and fewer compiled shapes
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
-        self.mask_id = int(tokenizer.mask_token_id)
-        self.bos_id = int(
-            tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
-        )
+        self.mask_id = int(mask_token_id(tokenizer))  # type: ignore[arg-type]  # load_tokenizer checked it
+        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+        # The decoder's second input: BART's `<s>`; T5 and T5Gemma lead with the sentinel that stands for
+        # the masked span, as in their span-corruption pre-training (`<extra_id_0> piece …`).
+        self.dec_lead = self.mask_id if family in ("t5", "t5gemma") or bos is None else int(bos)
         self.dec_start = int(
             decoder_start_id
             if decoder_start_id is not None
-            else (tokenizer.eos_token_id if tokenizer.eos_token_id is not None else self.bos_id)
+            else (tokenizer.eos_token_id if tokenizer.eos_token_id is not None else self.dec_lead)
         )
         self.p_mask = p_mask
         self.p_random = p_random
@@ -267,8 +277,8 @@ class Collator:
             "attention_mask": torch.from_numpy(att),
             "target_pos": tpos,
         }
-        if self.family == "bart":
-            # Teacher forcing: [decoder_start, bos, revealed pieces…]; the last position predicts the target.
+        if self.family in SEQ2SEQ:
+            # Teacher forcing: [decoder_start, lead, revealed pieces…]; the last position predicts the target.
             dlen = (ex.target_pos[idx] - ex.span_start[idx]).astype(np.int64) + 2
             dw = int(dlen.max())
             dec = np.full((b, dw), self.pad_id, dtype=np.int64)
@@ -276,7 +286,7 @@ class Collator:
             for r, i in enumerate(idx):
                 s = ex.seq(int(i))
                 revealed = s[ex.span_start[i] : ex.target_pos[i]]
-                dec[r, : dlen[r]] = [self.dec_start, self.bos_id, *revealed.tolist()]
+                dec[r, : dlen[r]] = [self.dec_start, self.dec_lead, *revealed.tolist()]
                 datt[r, : dlen[r]] = 1
             batch["decoder_input_ids"] = torch.from_numpy(dec)
             batch["decoder_attention_mask"] = torch.from_numpy(datt)

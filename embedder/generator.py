@@ -23,6 +23,7 @@ from definitionemb.embedder.lexicon_io import (
     lexicon_fingerprint,
     tokenizer_sha256,
 )
+from definitionemb.embedder.models import decoder_start_id
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.embedder.smoothing import SmoothingChoice, choose, nearest_other, smoothed_rows
 
@@ -79,7 +80,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
         tok,
         model.family,
         vocab_size,
-        decoder_start_id=getattr(model.backbone.config, "decoder_start_token_id", None),
+        decoder_start_id=decoder_start_id(model.backbone.config),
     )
     own = m.get("config") or {}
     topk = cfg.topk if cfg.topk is not None else int(own.get("topk") or 1)
@@ -201,8 +202,8 @@ class DefinitionEncoder:
         self.collator = Collator(
             self.tokenizer,
             self.model.family,
-            self.model.input_embeddings().num_embeddings,
-            decoder_start_id=getattr(self.model.backbone.config, "decoder_start_token_id", None),
+            self.model.target_embeddings().num_embeddings,
+            decoder_start_id=decoder_start_id(self.model.backbone.config),
         )
         self.prompt = _prompt_of(self.run)
 

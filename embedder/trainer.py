@@ -44,7 +44,14 @@ from definitionemb.embedder.lexicon_io import (
     resolve_tokenizer,
     tokenizer_sha256,
 )
-from definitionemb.embedder.models import POOLINGS, Regressor, load_pretrained, model_sha256, set_trainable
+from definitionemb.embedder.models import (
+    POOLINGS,
+    Regressor,
+    decoder_start_id,
+    load_pretrained,
+    model_sha256,
+    set_trainable,
+)
 from definitionemb.embedder.rundir import RunDir
 
 __all__ = ["train", "regression_loss", "make_scheduler", "versions", "ridge_fit"]
@@ -431,8 +438,8 @@ def _open_or_resume(cfg: TrainConfig, dist: _Dist, device: torch.device) -> _Ses
     data = _prepare_data(cfg, tok, family, tid)
     t_data = time.perf_counter()
 
-    model = Regressor(model_bb, family, cfg.pooling)
-    original = model.input_embeddings().weight.detach().clone().float()
+    model = Regressor(model_bb, family, cfg.pooling, cfg.target_table)
+    original = model.target_embeddings().weight.detach().clone().float()
     vocab_size, dim = original.shape
     collator = Collator(
         tok,
@@ -440,7 +447,7 @@ def _open_or_resume(cfg: TrainConfig, dist: _Dist, device: torch.device) -> _Ses
         vocab_size,
         cfg.mask_prob,
         cfg.random_prob,
-        decoder_start_id=getattr(model_bb.config, "decoder_start_token_id", None),
+        decoder_start_id=decoder_start_id(model_bb.config),
         pad_multiple=8 if cfg.compile else 1,
     )  # bounds the shapes compile specialises on
     special = set(getattr(tok, "all_special_ids", []) or [])

@@ -21,12 +21,12 @@ from definitionemb.evaluation.errors import EvaluationError
 __all__ = ["SwapResult", "replace_rows", "load_model", "swap_into", "save_swapped"]
 
 
-def replace_rows(model: Any, matrix: np.ndarray, mask: np.ndarray) -> Any:
-    """`index.swap.replace_rows` on private copies of the run's arrays."""
+def replace_rows(model: Any, matrix: np.ndarray, mask: np.ndarray, target: str | None = None) -> Any:
+    """`index.swap.replace_rows` on private copies of the run's arrays (`target`: the run's table)."""
     from definitionemb.index.swap import replace_rows as _replace
 
     # A copy: run arrays are read-only memory maps, and torch must not wrap a read-only buffer.
-    return _replace(model, np.array(matrix, dtype=np.float32), np.array(mask, dtype=bool))
+    return _replace(model, np.array(matrix, dtype=np.float32), np.array(mask, dtype=bool), target)
 
 
 def load_model(model: str | os.PathLike[str], head: str = "native") -> Any:
@@ -55,9 +55,10 @@ class SwapResult:
 def swap_into(model: Any, run: RunDir, db: LexiconRef, rows: str | None, how: str | None = None) -> int:
     """Change the policy's rows of `model` in place (`rows` × `how`, None: the default); returns how many."""
     from definitionemb.evaluation.rows import policy_swap
+    from definitionemb.index.swap import run_target
 
     matrix, mask = policy_swap(run, db, rows, how)
-    replace_rows(model, matrix, mask)
+    replace_rows(model, matrix, mask, run_target(run.manifest()))
     return int(mask.sum())
 
 

@@ -3,7 +3,8 @@
 Public API (imported lazily so `import index` does not load faiss or torch)::
 
     index.build(run, kind="tokens", factory="Flat", metric="cosine")  -> list[IndexManifest]
-    index.open_index(run, "generated" | "original" | "senses")         -> LoadedIndex
+    index.open_index(run, "generated" | "original" | "senses")         -> LoadedIndex (backend="auto")
+    index.choose_backend(flat=True)                                    -> "faiss-gpu" | "torch" | "faiss-cpu"
     index.neighbors(run, ["cat", "Ġdog", 1234], k=10)                  -> polars.DataFrame
     index.reverse(run, "a small domesticated feline", k=10)            -> polars.DataFrame
     index.reverse_vectors(run, vectors, k=10)                          -> polars.DataFrame
@@ -59,6 +60,7 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for mypy and editors
     from definitionemb.index.select import select_rows
     from definitionemb.index.swap import SwapReport, replace_rows
     from definitionemb.index.table import NeighborTableResult, neighbors_table
+    from definitionemb.index.torch_search import TorchFlatSearch, choose_backend
 
 _LAZY = {
     "build": "definitionemb.index.faiss_index",
@@ -66,6 +68,8 @@ _LAZY = {
     "open_index": "definitionemb.index.faiss_index",
     "IndexManifest": "definitionemb.index.faiss_index",
     "LoadedIndex": "definitionemb.index.faiss_index",
+    "choose_backend": "definitionemb.index.torch_search",
+    "TorchFlatSearch": "definitionemb.index.torch_search",
     "neighbors": "definitionemb.index.query",
     "reverse": "definitionemb.index.query",
     "reverse_vectors": "definitionemb.index.query",

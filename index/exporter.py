@@ -109,9 +109,10 @@ def load_base_model(model: str | os.PathLike[str]) -> tuple[Any, Any]:
 def _check_base(model: Any, run: RunDir, model_path: str) -> None:
     """The base model must be the one the run started from: its rows equal `original_vectors.npy`."""
     import torch
+    from definitionemb.index.swap import run_target, target_weight
 
     original = run.original_vectors()
-    emb = model.get_input_embeddings().weight
+    emb = target_weight(model, run_target(run.manifest()))
     if tuple(emb.shape) != tuple(original.shape):
         raise ExportError(
             f"the model at {model_path} has a {tuple(emb.shape)} embedding, the run {tuple(original.shape)}; "
@@ -180,6 +181,7 @@ def write_model(
     force: bool = False,
     allow_in: str | os.PathLike[str] | None = None,
     base_model: str | None = None,
+    output_head: bool = False,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Write the run's base model with `matrix[mask]` swapped in as a complete folder at `out`.
 
@@ -189,7 +191,9 @@ def write_model(
     (README.md), and, when the base is a sentence-transformers folder, its modules and configs.
     An existing `out` is replaced only with `force` (:func:`core.fileio.claim_output`); `allow_in` is
     the run folder whose own `model/` this is. `base_model`: the base's Hub id for the card (else the one
-    its card or config names). Returns (tables written, sentence-transformers files kept).
+    its card or config names). The rows go into the table the run
+    regressed onto (its `target_table`); `output_head` also writes an untied LM head (T5 v1.1), otherwise
+    left alone. Returns (tables written, sentence-transformers files kept).
     """
     from definitionemb.index.card import (
         base_model_id,
@@ -199,7 +203,7 @@ def write_model(
         stored_sts,
         stored_wordsim,
     )
-    from definitionemb.index.swap import replace_rows
+    from definitionemb.index.swap import replace_rows, run_target
 
     r = as_run(run)
     claim_output(Path(out), "dir", force, "hf export", allow_in)  # refused before the model is loaded
@@ -208,7 +212,13 @@ def write_model(
         raise ExportError(f"run {r.path} records no model; a model export needs the base model")
     model, tokenizer = load_base_model(model_path)
     _check_base(model, r, str(model_path))
-    report = replace_rows(model, np.asarray(matrix, dtype=np.float32), np.asarray(mask, dtype=bool))
+    report = replace_rows(
+        model,
+        np.asarray(matrix, dtype=np.float32),
+        np.asarray(mask, dtype=bool),
+        run_target(r.manifest()),
+        output_head,
+    )
     st = is_sentence_transformers(model_path)
     info = dict(meta or _meta(r, policy, "hf", int(np.asarray(mask).sum())))
     reason = info.get("policy_reason")
@@ -261,6 +271,7 @@ def export(
     how: str | None = None,
     allow_in: str | os.PathLike[str] | None = None,
     base_model: str | None = None,
+    output_head: bool = False,
 ) -> ExportResult:
     """Export the run's matrix under the policy `rows` × `how`, atomically (what is left out: the run's
     default policy, `index.policy.as_policy`).
@@ -353,7 +364,7 @@ def export(
                 )
         else:
             tables, kept = write_model(
-                r, matrix, mask, out_path, policy, db, meta, force, allow_in, base_model
+                r, matrix, mask, out_path, policy, db, meta, force, allow_in, base_model, output_head
             )
     except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
         raise ExportError(f"cannot write {fmt} export to {out_path}: {exc}") from exc

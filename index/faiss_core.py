@@ -18,6 +18,7 @@ __all__ = [
     "METRICS",
     "build_faiss",
     "faiss_metric",
+    "flat_vectors",
     "gpu_available",
     "prepare",
     "search_faiss",
@@ -139,6 +140,12 @@ def _flat_view(index: faiss.Index) -> tuple[np.ndarray, bool] | None:
         return None
     xb = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
     return xb, flat.metric_type == faiss.METRIC_L2
+
+
+def flat_vectors(index: faiss.Index) -> tuple[np.ndarray, bool] | None:
+    """(stored vectors, is_l2) of a CPU flat index (a view, not a copy), else None: what the torch
+    back end searches."""
+    return _flat_view(index)
 
 
 def _flat_search_blocked(xb: np.ndarray, is_l2: bool, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,12 +29,14 @@ from definitionemb.index.errors import IndexCorrupt, IndexMismatch, IndexMissing
 from definitionemb.index.faiss_core import (
     build_faiss,
     faiss_metric,
+    flat_vectors,
     prepare,
     search_faiss,
     set_search_params,
     to_cpu,
     to_gpu,
 )
+from definitionemb.index.torch_search import TorchFlatSearch, choose_backend
 from definitionemb.index.vocabulary import RunLike, as_run
 
 __all__ = [
@@ -73,19 +75,35 @@ class IndexManifest(Record):
     all_rows: bool
     faiss_version: str
     seconds: float
+    # The search back end the building machine chose (index.torch_search.BACKENDS); a search chooses
+    # again where it runs (LoadedIndex.backend). Manifests written before the field say faiss-cpu.
+    backend: str = "faiss-cpu"
 
 
 @dataclass
 class LoadedIndex:
-    """A checked index ready to search; `ids[label]` is the DuckDB id of FAISS row `label`."""
+    """A checked index ready to search; `ids[label]` is the DuckDB id of FAISS row `label`.
+
+    `backend` is where searches run (`index.torch_search.BACKENDS`); `torch` keeps the vectors on a
+    torch device in `exact`, one interface for all three.
+    """
 
     index: faiss.Index
     ids: np.ndarray
     manifest: IndexManifest
+    backend: str = "faiss-cpu"
+    exact: TorchFlatSearch | None = None
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores), each n×k; ids are DuckDB ids (-1 where fewer than k results exist)."""
-        return search_faiss(self.index, self.ids, prepare(queries, self.manifest.metric), k)
+        q = prepare(queries, self.manifest.metric)
+        if self.exact is None:
+            return search_faiss(self.index, self.ids, q, k)
+        if q.shape[1] != self.index.d:
+            raise IndexMismatch(f"queries have dimension {q.shape[1]}, the index {self.index.d}")
+        scores, labels = self.exact.search(q, k)
+        out = np.where(labels >= 0, self.ids[np.clip(labels, 0, None)], -1).astype(np.int64)
+        return out, scores
 
 
 # --- run-level build / open ----------------------------------------------------------------------
@@ -157,7 +175,9 @@ def build_kind(
     faiss_metric(metric)
     t0 = time.perf_counter()
     vectors, ids = index_vectors(r, kind, all_rows=all_rows, db=db)
-    index = to_cpu(build_faiss(prepare(vectors, metric), factory, metric, progress=progress, desc=kind))
+    built = build_faiss(prepare(vectors, metric), factory, metric, progress=progress, desc=kind)
+    index = to_cpu(built)
+    backend = choose_backend(flat_vectors(index) is not None)
     out = _index_dir(r)
     faiss_path, ids_path, man_path = out / f"{kind}.faiss", out / f"{kind}.ids.npy", out / f"{kind}.json"
     # The manifest goes last: a crash in between leaves a manifest whose sha256 refuses the new file.
@@ -180,6 +200,7 @@ def build_kind(
         all_rows=all_rows,
         faiss_version=faiss.__version__,
         seconds=round(time.perf_counter() - t0, 3),
+        backend=backend,
     )
     write_bytes(man_path, json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode())
     return manifest
@@ -200,9 +221,19 @@ def build(
 
 
 def open_index(
-    run: RunLike, kind: str, nprobe: int = DEFAULT_NPROBE, ef_search: int = DEFAULT_EF_SEARCH
+    run: RunLike,
+    kind: str,
+    nprobe: int = DEFAULT_NPROBE,
+    ef_search: int = DEFAULT_EF_SEARCH,
+    backend: str = "auto",
+    device: str | None = None,
 ) -> LoadedIndex:
-    """Load a run's index, refusing it if it belongs to another run, is corrupted or has the wrong shape."""
+    """Load a run's index, refusing it if it belongs to another run, is corrupted or has the wrong shape.
+
+    `backend` (`auto` or one of `index.torch_search.BACKENDS`) says where searches run; `auto` takes
+    FAISS's GPU where it loads, else torch on a GPU for flat indexes, else FAISS on the CPU. `device`
+    is the torch device of the `torch` back end (default `cuda`; `cpu` runs the same code on the CPU).
+    """
     r = as_run(run)
     if kind not in KINDS:
         raise IndexStageError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -256,4 +287,10 @@ def open_index(
             f"{manifest.ntotal}×{manifest.dim}; rebuild with: {rebuild}"
         )
     set_search_params(index, nprobe, ef_search)
-    return LoadedIndex(to_gpu(index), ids, manifest)
+    view = flat_vectors(index)
+    chosen = choose_backend(view is not None, backend)
+    if chosen == "torch":
+        assert view is not None
+        exact = TorchFlatSearch(view[0], l2=view[1], device=device or "cuda")
+        return LoadedIndex(index, ids, manifest, chosen, exact)
+    return LoadedIndex(to_gpu(index) if chosen == "faiss-gpu" else index, ids, manifest, chosen)

@@ -12,7 +12,6 @@ import pytest
 from definitionemb.lexicon.builder import build
 from definitionemb.lexicon.errors import SourceError
 from definitionemb.lexicon.sources import KINDS, open_source, parse_spec
-from definitionemb.lexicon.sources.wiktionary_dump import wiktextract_unavailable
 
 from definitionemb import lexicon
 
@@ -291,29 +290,6 @@ def test_refused_source_leaves_db_untouched(tmp_path: Path) -> None:
 
 def test_parse_spec_keeps_colons_in_path() -> None:
     assert parse_spec("tsv:/a:b/c.tsv") == ("tsv", Path("/a:b/c.tsv"))
-
-
-def test_wiktionary_dump_without_wiktextract_points_to_kaikki(tmp_path: Path) -> None:
-    if wiktextract_unavailable() is None:
-        pytest.skip("wiktextract imports here; the refusal path cannot be exercised")
-    dump = tmp_path / "enwiktionary-pages-articles.xml.bz2"
-    dump.write_bytes(
-        bz2.compress(b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/"></mediawiki>')
-    )
-    with pytest.raises(SourceError, match=r"wiktextract.*NLTK.*kaikki:PATH"):
-        build(tmp_path / "lex.duckdb", [f"wiktionary-dump:{dump}"], progress=False)
-    assert not (tmp_path / "lex.duckdb").exists()
-
-
-def test_wiktionary_dump_integration(tmp_path: Path) -> None:
-    why = wiktextract_unavailable()
-    if why is not None:
-        pytest.skip(f"wiktextract is not importable: {why}")
-    dump = Path(__file__).parents[2] / "shared/data/wiktionary/enwiktionary-test-pages-articles.xml.bz2"
-    if not dump.exists():
-        pytest.skip(f"{dump} is absent")
-    rep = build(tmp_path / "lex.duckdb", [f"wiktionary-dump:{dump}"], progress=False).sources[0]
-    assert rep.loaded > 0
 
 
 def _dump_tables(db: Path) -> dict[str, list[tuple]]:
