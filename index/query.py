@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import duckdb
 import numpy as np
 import polars as pl
 from definitionemb.embedder.binding import LexiconRef, bound
+from definitionemb.embedder.rundir import RunDir
 from definitionemb.index.errors import IndexStageError
 from definitionemb.index.faiss_index import LoadedIndex, open_index
 from definitionemb.index.vocabulary import RunLike, as_run, pieces_by_id, resolve_tokens
@@ -81,7 +83,17 @@ def neighbors(
     r = as_run(run)
     with bound(r, db) as lex:
         table = lex.token_table()
-        first = _first_definitions(lex.con, lex.tokenizer_id)
+        return _neighbors(r, lex, table, tokens, k, indexes)
+
+
+def _neighbors(
+    r: RunDir,
+    lex: Any,
+    table: Any,
+    tokens: Sequence[str | int],
+    k: int,
+    indexes: Mapping[str, LoadedIndex] | None,
+) -> pl.DataFrame:
     vocab = int(r.manifest().get("vocab_size") or r.token_vectors().shape[0])
     ids = np.asarray(resolve_tokens(table, tokens, vocab), dtype=np.int64)
     pieces = pieces_by_id(table, vocab)
@@ -102,17 +114,26 @@ def neighbors(
         cols[f"{matrix}_piece"] = [pieces[i] if i >= 0 else None for i in flat]
         cols[f"{matrix}_score"] = score.reshape(-1)
         if matrix == "generated":
+            first = _first_definitions(lex.con, lex.tokenizer_id, flat)
             cols["generated_word"] = [first.get(int(i), (None, None))[0] for i in flat]
             cols["generated_rule"] = [first.get(int(i), (None, None))[1] for i in flat]
     return pl.DataFrame(cols)
 
 
-def _first_definitions(con: duckdb.DuckDBPyConnection, tokenizer_id: int) -> dict[int, tuple[str, str]]:
-    """token id → (headword, rule) of its rank-1 definition."""
-    rows = con.execute(
-        "SELECT token_id, word, rule FROM token_definition WHERE tokenizer_id = ? AND rank = 1",
-        [tokenizer_id],
-    ).fetchall()
+def _first_definitions(
+    con: duckdb.DuckDBPyConnection, tokenizer_id: int, ids: np.ndarray
+) -> dict[int, tuple[str, str]]:
+    """token id → (headword, rule) of its rank-1 definition, for `ids`. Through a cursor of its own: a
+    server answers several requests at once over one binding."""
+    rows = (
+        con.cursor()
+        .execute(
+            "SELECT token_id, word, rule FROM token_definition "
+            "WHERE tokenizer_id = ? AND rank = 1 AND token_id IN (SELECT unnest(?))",
+            [tokenizer_id, sorted({int(i) for i in ids if i >= 0})],
+        )
+        .fetchall()
+    )
     return {int(t): (str(w), str(r)) for t, w, r in rows}
 
 

@@ -106,6 +106,45 @@ def connect(
     return con
 
 
+def attach_read_only(
+    path: str | os.PathLike[str], config: dict[str, Any] | None = None, allow_files: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lexicon at `path` attached read-only (and made the default catalog),
+    its schema checked, then file access set to `allow_files` and the settings locked.
+
+    Unlike :func:`connect` it opens no instance on the file itself, so it works beside other open
+    connections to the same lexicon whatever their settings (DuckDB refuses a second instance on one file
+    with another configuration). `config`: settings fixed at open (extension and temp settings).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise LexiconError(
+            f"no lexicon at {p}. Build one with: defemb lexicon build --db {p} --source KIND:PATH"
+        )
+    open_cfg = {
+        k: v for k, v in (config or {}).items() if k not in ("enable_external_access", "lock_configuration")
+    }
+    con = duckdb.connect(":memory:", config=open_cfg)
+    try:
+        quoted = str(p).replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS lex (READ_ONLY)")
+        con.execute("USE lex")
+        _check(con, p)
+        if not allow_files:  # DuckDB can only turn file access off once running
+            con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except duckdb.Error as exc:
+        con.close()
+        raise LexiconError(
+            f"{p} could not be opened as a DuckDB database ({str(exc).splitlines()[0]}); "
+            f"is it a lexicon built by `defemb lexicon build`?"
+        ) from exc
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def _target(path: Path) -> Path:
     """The file a write must replace: a symlinked lexicon is updated where the link points, so the link
     stays a link and its target is not left stale."""

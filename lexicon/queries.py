@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import polars as pl
 from definitionemb.core.fileio import claim_output, output_dir
-from definitionemb.lexicon.db import connect
+from definitionemb.lexicon.db import attach_read_only, connect
 from definitionemb.lexicon.errors import LexiconError, TokenizerError
 from definitionemb.lexicon.tokenizers import Vocab, load_vocab
 
@@ -348,9 +348,10 @@ def query(
             config["max_execution_time"] = max(1, round(max_seconds * 1000))  # milliseconds
 
         def run() -> pl.DataFrame:
-            with connect(db, config=config) as con:
+            with attach_read_only(db, config, allow_files) as con:
                 try:
-                    return _frame(con, sql)
+                    rel = con.sql(sql)  # on the connection itself: its default catalog is the lexicon
+                    return rel.pl() if rel is not None else pl.DataFrame()
                 except duckdb.InterruptException as exc:
                     if max_seconds is None:
                         raise
