@@ -58,7 +58,7 @@ def test_readme_python_sample_runs(
     runpy.run_path(str(script), run_name="__main__")
     out = capsys.readouterr().out
     frames = re.findall(r"shape: \((\d+), (\d+)\)", out)
-    assert frames[:2] == [("10", "10"), ("5", "7")], out  # 2 queries x k=5 neighbours; k=5 reverse hits
+    assert frames[:2] == [("10", "12"), ("5", "7")], out  # 2 queries x k=5 neighbours; k=5 reverse hits
     assert "slates on ro" in out  # the reverse-dictionary frame carries its text (polars cuts it)
     report = tmp_path / "runs" / "m1" / "report"
     assert (report / "report.json").is_file() and (report / "report.md").is_file()
