@@ -23,6 +23,7 @@ from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.evaluation.errors import DataFormatError, EvaluationError
+from definitionemb.evaluation.paired import resampled_mean_differences
 from definitionemb.evaluation.training import (
     optimizer_and_schedule,
     optimizer_step,
@@ -150,10 +151,7 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, samples: int = 1000, seed: in
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.size == 0:
         raise EvaluationError("paired bootstrap needs two equally long, non-empty score lists")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, a.size, size=(samples, a.size))
-    diff = (b[idx] - a[idx]).mean(axis=1)
-    return float((diff <= 0).mean())
+    return float((resampled_mean_differences(a, b, samples, seed) <= 0).mean())
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import numpy as np
 from definitionemb.embedder.binding import LexiconRef, bound
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.evaluation.errors import EvaluationError
+from definitionemb.evaluation.paired import resampled_mean_differences
 
 __all__ = ["recall_at_k", "synonym_recall"]
 
@@ -50,11 +51,7 @@ def recall_at_k(
 
 
 def _paired_interval(a: np.ndarray, b: np.ndarray, samples: int, seed: int) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    d = b - a
-    idx = rng.integers(0, d.size, size=(samples, d.size))
-    means = d[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [0.025, 0.975])
+    lo, hi = np.quantile(resampled_mean_differences(a, b, samples, seed), [0.025, 0.975])
     return float(lo), float(hi)
 
 

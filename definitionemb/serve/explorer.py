@@ -35,6 +35,7 @@ from definitionemb.index.query import clamp_k, neighbors, search_without_self
 from definitionemb.index.reverse_dictionary import SCORERS, check_query, reverse_words
 from definitionemb.index.reverse_dictionary.store import read_manifest, supported_scorers
 from definitionemb.index.vocabulary import pieces_by_id
+from definitionemb.lexicon.db import attach_read_only
 from definitionemb.lexicon.errors import LexiconError
 from definitionemb.lexicon.queries import query as guarded_query
 
@@ -289,18 +290,11 @@ class Explorer:
     # --- reading the lexicon -----------------------------------------------------------------------
     @staticmethod
     def _attach(db: Path) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB with the lexicon attached read-only as `lex`, file access then locked."""
-        con = duckdb.connect(
-            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        """The lexicon attached read-only as `lex` in an in-memory DuckDB, file access then locked
+        (`lexicon.db.attach_read_only`, what `defemb sql` runs on)."""
+        return attach_read_only(
+            db, {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
         )
-        try:
-            con.execute(f"ATTACH '{str(db).replace(chr(39), chr(39) * 2)}' AS lex (READ_ONLY)")
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
-        except duckdb.Error as exc:
-            con.close()
-            raise LexiconError(f"{db} could not be attached read-only ({str(exc).splitlines()[0]})") from exc
-        return con
 
     def _frame(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
         cur = self.con.cursor()  # one per request: a cursor is a thread's own handle on the instance
