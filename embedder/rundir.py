@@ -31,7 +31,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from definitionemb.core.fileio import save_npy, stamp, stamp_of, write_bytes
@@ -48,6 +48,24 @@ ARRAYS = (
     "sense_vectors.npy",
     "sense_ids.npy",
 )
+
+
+class _SubPath:
+    """A fixed sub-path of a run, read as an attribute (`run.report_dir`): `name` under the run folder,
+    or under the sub-path `under` names."""
+
+    def __init__(self, name: str, under: str | None = None) -> None:
+        self.name, self.under = name, under
+
+    @overload
+    def __get__(self, run: None, owner: type) -> _SubPath: ...
+    @overload
+    def __get__(self, run: RunDir, owner: type) -> Path: ...
+    def __get__(self, run: RunDir | None, owner: type) -> _SubPath | Path:
+        if run is None:
+            return self
+        parent: Path = run.path if self.under is None else getattr(run, self.under)
+        return parent / self.name
 
 
 @dataclass(frozen=True)
@@ -81,57 +99,23 @@ class RunDir:
         return run
 
     # --- layout: the one place a run's sub-paths are spelled ---------------------------------------
-    @property
-    def manifest_path(self) -> Path:
-        return self.path / "manifest.json"
+    # Each is `<parent>/<name>`: the run folder itself, or another sub-path named here.
+    manifest_path = _SubPath("manifest.json")
+    regressor_dir = _SubPath("regressor")
+    tokenizer_dir = _SubPath("tokenizer", "regressor_dir")  # the tokenizer generation tokenises with
+    latest_file = _SubPath("LATEST", "regressor_dir")  # names the newest complete checkpoint
+    index_dir = _SubPath("index")
+    reverse_dir = _SubPath("reverse", "index_dir")  # the reverse dictionary's on-disk store
+    policy_path = _SubPath("policy.json")  # the run's own row-policy choice (index.policy.record_choice)
+    model_dir = _SubPath("model")  # the PLM with the run's rows swapped in
+    report_dir = _SubPath("report")
+    results_dir = _SubPath("results", "report_dir")  # one JSON file per stored evaluation result
 
     def array_path(self, name: str) -> Path:
         """One of the run's arrays (`ARRAYS`), e.g. `token_vectors.npy`."""
         if name not in ARRAYS:
             raise ValueError(f"{name!r} is not a run array; one of {ARRAYS}")
         return self.path / name
-
-    @property
-    def regressor_dir(self) -> Path:
-        return self.path / "regressor"
-
-    @property
-    def tokenizer_dir(self) -> Path:
-        """The tokenizer saved with the regressor (what generation tokenises with)."""
-        return self.regressor_dir / "tokenizer"
-
-    @property
-    def latest_file(self) -> Path:
-        """Names the newest complete checkpoint in `regressor_dir`."""
-        return self.regressor_dir / "LATEST"
-
-    @property
-    def index_dir(self) -> Path:
-        return self.path / "index"
-
-    @property
-    def reverse_dir(self) -> Path:
-        """The reverse dictionary's on-disk store."""
-        return self.index_dir / "reverse"
-
-    @property
-    def policy_path(self) -> Path:
-        """The run's own row-policy choice (`index.policy.record_choice`)."""
-        return self.path / "policy.json"
-
-    @property
-    def model_dir(self) -> Path:
-        """The PLM with the run's rows swapped in."""
-        return self.path / "model"
-
-    @property
-    def report_dir(self) -> Path:
-        return self.path / "report"
-
-    @property
-    def results_dir(self) -> Path:
-        """One JSON file per stored evaluation result (`evaluation.results`)."""
-        return self.report_dir / "results"
 
     # --- manifest -------------------------------------------------------------------------------
 
@@ -249,10 +233,15 @@ class RunDir:
             raise RunMismatch(f"{self.path / name} has shape {arr.shape}, the manifest says {want}")
 
     # --- bindings ---------------------------------------------------------------------------------
+    def _recorded_other(self, key: str, value: str) -> str | None:
+        """The manifest's `key` where it records a value other than `value` (None where it agrees or
+        records none)."""
+        want = self.manifest().get(key)
+        return str(want) if want and want != value else None
+
     def check_lexicon(self, lexicon_fingerprint: str) -> None:
         """Refuse a lexicon other than the one this run was trained on."""
-        want = self.manifest().get("lexicon_fingerprint")
-        if want and want != lexicon_fingerprint:
+        if want := self._recorded_other("lexicon_fingerprint", lexicon_fingerprint):
             raise RunMismatch(
                 f"run {self.path} was built from lexicon {want}, this database is {lexicon_fingerprint}. "
                 "Use the database the run was trained on, or train a new run on this one."
@@ -260,8 +249,7 @@ class RunDir:
 
     def check_tokenizer(self, tokenizer_sha256: str) -> None:
         """Refuse vectors made for another tokenizer."""
-        want = self.manifest().get("tokenizer_sha256")
-        if want and want != tokenizer_sha256:
+        if want := self._recorded_other("tokenizer_sha256", tokenizer_sha256):
             raise RunMismatch(
                 f"run {self.path} was made for tokenizer {want[:12]}…, not {tokenizer_sha256[:12]}…; "
                 "its rows would land on the wrong tokens."
