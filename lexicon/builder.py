@@ -29,63 +29,25 @@ from definitionemb.lexicon.errors import SourceError
 from definitionemb.lexicon.sources import open_source
 from definitionemb.lexicon.sources.base import Source
 from definitionemb.lexicon.sources.kaikki import KaikkiSource
-from definitionemb.lexicon.sources.sink import Columns, Sink
+from definitionemb.lexicon.sources.sink import COLUMNS, Columns, Sink
 from tqdm import tqdm
 
 __all__ = ["BuildReport", "PosFilter", "SourceReport", "build", "lang_spec"]
 
-_LIST = pa.list_(pa.string())
+_ARROW = {
+    "int64": pa.int64(),
+    "int32": pa.int32(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "list": pa.list_(pa.string()),
+}
+# The staging tables' Arrow schemas: the sink's columns, and the source of entry and reject rows.
 _SCHEMAS: dict[str, pa.Schema] = {
-    "entry": pa.schema(
-        [
-            ("entry_id", pa.int64()),
-            ("source_id", pa.int32()),
-            ("record_no", pa.int64()),
-            ("word", pa.string()),
-            ("lang_code", pa.string()),
-            ("pos", pa.string()),
-            ("etymology_no", pa.int32()),
-            ("redirects", _LIST),
-            ("etymology_text", pa.string()),
-        ]
-    ),
-    "form": pa.schema([("entry_id", pa.int64()), ("form", pa.string()), ("tags", _LIST)]),
-    "sense": pa.schema(
-        [
-            ("sense_id", pa.int64()),
-            ("entry_id", pa.int64()),
-            ("ord", pa.int32()),
-            ("gloss", pa.string()),
-            ("raw_gloss", pa.string()),
-            ("tags", _LIST),
-            ("topics", _LIST),
-            ("form_of", pa.string()),
-            ("alt_of", pa.string()),
-            ("example", pa.string()),
-            ("user_defined", pa.bool_()),
-            ("examples", _LIST),
-            ("wiktionary_id", pa.string()),
-            ("senseids", _LIST),
-            ("wikidata", _LIST),
-        ]
-    ),
-    "relation": pa.schema(  # into relation_links: one row per (holder, kind), its links as JSON
-        [
-            ("entry_id", pa.int64()),
-            ("sense_id", pa.int64()),
-            ("kind", pa.string()),
-            ("links", pa.string()),
-        ]
-    ),
-    "reject": pa.schema(
-        [
-            ("source_id", pa.int32()),
-            ("record_no", pa.int64()),
-            ("location", pa.string()),
-            ("reason", pa.string()),
-            ("raw", pa.string()),
-        ]
-    ),
+    table: pa.schema(
+        [(name, _ARROW[kind]) for name, kind in cols.items()]
+        + ([("source_id", pa.int32())] if table in ("entry", "reject") else [])
+    )
+    for table, cols in COLUMNS.items()
 }
 
 
@@ -177,7 +139,7 @@ def _sql(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = No
 
 
 def _insert(con: duckdb.DuckDBPyConnection, source_id: int, cols: Columns) -> None:
-    for table in ("entry", "form", "sense", "relation", "reject"):
+    for table in COLUMNS:
         data: dict[str, list[Any]] = dict(getattr(cols, table))
         n = len(next(iter(data.values())))
         if n == 0:

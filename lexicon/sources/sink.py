@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RAW_LIMIT", "Columns", "Sink", "raw_text"]
+__all__ = ["COLUMNS", "RAW_LIMIT", "Columns", "Sink", "raw_text"]
 
 RAW_LIMIT = 64 * 1024  # rejects keep at most this much of the record
 
@@ -24,6 +24,43 @@ def raw_text(raw: bytes | str) -> str:
     if isinstance(raw, bytes):
         return raw[:RAW_LIMIT].decode("utf-8", errors="replace")
     return raw[:RAW_LIMIT]
+
+
+# The staging tables' columns, in order, with their Arrow types ("list": a list of strings): the one place
+# they are spelled. `Columns` collects rows in them; the build makes its Arrow schemas from them (adding
+# `source_id` to entry and reject).
+COLUMNS: dict[str, dict[str, str]] = {
+    "entry": {
+        "entry_id": "int64",
+        "record_no": "int64",
+        "word": "string",
+        "lang_code": "string",
+        "pos": "string",
+        "etymology_no": "int32",
+        "redirects": "list",
+        "etymology_text": "string",
+    },
+    "form": {"entry_id": "int64", "form": "string", "tags": "list"},
+    "sense": {
+        "sense_id": "int64",
+        "entry_id": "int64",
+        "ord": "int32",
+        "gloss": "string",
+        "raw_gloss": "string",
+        "tags": "list",
+        "topics": "list",
+        "form_of": "string",
+        "alt_of": "string",
+        "example": "string",
+        "user_defined": "bool",
+        "examples": "list",
+        "wiktionary_id": "string",
+        "senseids": "list",
+        "wikidata": "list",
+    },
+    "relation": {"entry_id": "int64", "sense_id": "int64", "kind": "string", "links": "string"},
+    "reject": {"record_no": "int64", "location": "string", "reason": "string", "raw": "string"},
+}
 
 
 @dataclass
@@ -37,45 +74,16 @@ class Columns:
     reject: dict[str, list[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, cols in (
-            (
-                "entry",
-                (
-                    "entry_id",
-                    "record_no",
-                    "word",
-                    "lang_code",
-                    "pos",
-                    "etymology_no",
-                    "redirects",
-                    "etymology_text",
-                ),
-            ),
-            ("form", ("entry_id", "form", "tags")),
-            (
-                "sense",
-                (
-                    "sense_id",
-                    "entry_id",
-                    "ord",
-                    "gloss",
-                    "raw_gloss",
-                    "tags",
-                    "topics",
-                    "form_of",
-                    "alt_of",
-                    "example",
-                    "user_defined",
-                    "examples",
-                    "wiktionary_id",
-                    "senseids",
-                    "wikidata",
-                ),
-            ),
-            ("relation", ("entry_id", "sense_id", "kind", "links")),
-            ("reject", ("record_no", "location", "reason", "raw")),
-        ):
+        for name, cols in COLUMNS.items():
             getattr(self, name).update({c: [] for c in cols})
+
+    def add(self, table: str, *row: Any) -> None:
+        """Append one row to `table`: a value per column, in the order `COLUMNS` gives."""
+        cols: dict[str, list[Any]] = getattr(self, table)
+        if len(row) != len(cols):
+            raise ValueError(f"a {table} row has {len(cols)} columns, got {len(row)} values")
+        for values, value in zip(cols.values(), row, strict=True):
+            values.append(value)
 
 
 class Sink:
@@ -108,11 +116,7 @@ class Sink:
         """One malformed record: kept in `reject` with its location so nothing is lost."""
         self.records += 1
         self.rejected += 1
-        c = self.cols.reject
-        c["record_no"].append(record_no)
-        c["location"].append(location)
-        c["reason"].append(reason)
-        c["raw"].append(raw_text(raw))
+        self.cols.add("reject", record_no, location, reason, raw_text(raw))
         self._pending += 1
         self._maybe_flush()
 
@@ -132,24 +136,19 @@ class Sink:
         etymology_text: str | None = None,
     ) -> int:
         """Add an entry row (does not count a record: call :meth:`loaded_record` once per record)."""
-        eid = self.next_entry_id
-        self.next_entry_id += 1
-        c = self.cols.entry
-        c["entry_id"].append(eid)
-        c["record_no"].append(record_no)
-        c["word"].append(word)
-        c["lang_code"].append(lang_code)
-        c["pos"].append(pos)
-        c["etymology_no"].append(etymology_no)
-        c["redirects"].append(redirects or None)
-        c["etymology_text"].append(etymology_text)
-        return eid
+        return self._numbered(
+            "entry",
+            record_no,
+            word,
+            lang_code,
+            pos,
+            etymology_no,
+            redirects or None,
+            etymology_text,
+        )
 
     def form(self, entry_id: int, form: str, tags: list[str] | None) -> None:
-        c = self.cols.form
-        c["entry_id"].append(entry_id)
-        c["form"].append(form)
-        c["tags"].append(tags or None)
+        self.cols.add("form", entry_id, form, tags or None)
 
     def sense(
         self,
@@ -170,24 +169,23 @@ class Sink:
         wikidata: list[str] | None = None,
     ) -> int:
         """Add a sense row; returns its sense_id (for relations from the sense)."""
-        c = self.cols.sense
-        sid = self.next_sense_id
-        c["sense_id"].append(sid)
-        self.next_sense_id += 1
-        c["entry_id"].append(entry_id)
-        c["ord"].append(ord_)
-        c["gloss"].append(gloss)
-        c["raw_gloss"].append(raw_gloss)
-        c["tags"].append(list(tags) if tags else None)
-        c["topics"].append(topics or None)
-        c["form_of"].append(form_of)
-        c["alt_of"].append(alt_of)
-        c["example"].append(example)
-        c["user_defined"].append(user_defined)
-        c["examples"].append(examples or None)
-        c["wiktionary_id"].append(wiktionary_id)
-        c["senseids"].append(senseids or None)
-        c["wikidata"].append(wikidata or None)
+        sid = self._numbered(
+            "sense",
+            entry_id,
+            ord_,
+            gloss,
+            raw_gloss,
+            list(tags) if tags else None,
+            topics or None,
+            form_of,
+            alt_of,
+            example,
+            user_defined,
+            examples or None,
+            wiktionary_id,
+            senseids or None,
+            wikidata or None,
+        )
         self._pending += 1
         return sid
 
@@ -195,11 +193,15 @@ class Sink:
         """Lexical relations of one kind from an entry (or one of its senses): `links` is their JSON list
         as the source spells it (`[{"word": ..., "sense": ...}, ...]`), stored packed (`relation_links`) and
         unpacked by the `relation` view, so a reader copies bytes instead of building an object per link."""
-        c = self.cols.relation
-        c["entry_id"].append(entry_id)
-        c["sense_id"].append(sense_id)
-        c["kind"].append(kind)
-        c["links"].append(links)
+        self.cols.add("relation", entry_id, sense_id, kind, links)
+
+    def _numbered(self, table: str, *row: Any) -> int:
+        """Add a row to `table` (entry or sense) under the next id of its kind, which it returns."""
+        counter = f"next_{table}_id"
+        new_id: int = getattr(self, counter)
+        setattr(self, counter, new_id + 1)
+        self.cols.add(table, new_id, *row)
+        return new_id
 
     def loaded_record(self) -> None:
         """Count one record whose entries, forms and senses were added."""
@@ -222,7 +224,7 @@ class Sink:
         c.sense["entry_id"].extend(i + de for i in oc.sense["entry_id"])
         c.relation["entry_id"].extend(i + de for i in oc.relation["entry_id"])
         c.relation["sense_id"].extend(None if i is None else i + ds for i in oc.relation["sense_id"])
-        for table in ("entry", "form", "sense", "relation", "reject"):
+        for table in COLUMNS:
             mine, theirs = getattr(c, table), getattr(oc, table)
             for name, values in theirs.items():
                 if name not in ("entry_id", "sense_id"):
