@@ -333,19 +333,10 @@ class Regressor(nn.Module):
                 tables.append(dec)
         return tables
 
-    def features(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        target_pos: torch.Tensor,
-        decoder_input_ids: torch.Tensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        decoder_pos: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """What the head maps, one row per example (n × feature_dim), pooled as `self.pooling` says."""
-        target, mean = self.pooled(
-            input_ids, attention_mask, target_pos, decoder_input_ids, decoder_attention_mask, decoder_pos
-        )
+    def features(self, **batch: torch.Tensor) -> torch.Tensor:
+        """What the head maps, one row per example (n × feature_dim), pooled as `self.pooling` says;
+        `batch` is what :meth:`pooled` takes."""
+        target, mean = self.pooled(**batch)
         if self.pooling == "target":
             return target
         if self.pooling == "mean":
