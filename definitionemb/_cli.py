@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ import sys
 import typing
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
@@ -37,6 +39,7 @@ __all__ = [
     "command_line",
     "configure_logging",
     "config_options",
+    "data_dir_option",
     "datasets_option",
     "db_option",
     "emit",
@@ -45,6 +48,8 @@ __all__ = [
     "how_option",
     "json_option",
     "one_line_warnings",
+    "policy_options",
+    "RowPolicy",
     "rows_option",
     "run_option",
     "set_debug",
@@ -303,3 +308,47 @@ def how_option(*, multiple: bool = False) -> Callable[[F], F]:
         default=None,
         help=f"How the rows change: replace | mix:α | dirmix:α | normmix:α (α = weight of the generated row; default: {default}).",
     )
+
+
+def data_dir_option(help: str) -> Callable[[F], F]:
+    """`--data DIR`, required: the folder of a task's data files, passed to the command as `data_dir`."""
+    return click.option(  # type: ignore[return-value]
+        "--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False), help=help
+    )
+
+
+@dataclass(frozen=True)
+class RowPolicy:
+    """What `policy_options` hands a command: the lexicon (`--db`) and the row policy (`--rows`, and every
+    `--how` given, in order)."""
+
+    db: str | None
+    rows: str | None
+    hows: tuple[str, ...] = ()
+
+    @property
+    def how(self) -> str | None:
+        """The one `--how` of a command that takes a single policy (None: the default policy)."""
+        return self.hows[0] if self.hows else None
+
+
+def policy_options(
+    *, db_help: str | None = None, multiple: bool = False, run_choice: bool = False
+) -> Callable[[F], F]:
+    """`--db`, `--rows` and `--how` (`db_option`, `rows_option`, `how_option`) in that order, handed to the
+    command as one `policy: RowPolicy`; `multiple`: `--how` repeatable, to compare policies."""
+    options = (db_option(help=db_help), rows_option(run_choice=run_choice), how_option(multiple=multiple))
+
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            how = kwargs.pop("how")
+            hows = tuple(how) if multiple else (() if how is None else (how,))
+            kwargs["policy"] = RowPolicy(kwargs.pop("db"), kwargs.pop("rows"), hows)
+            return f(*args, **kwargs)
+
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -14,22 +14,23 @@ import click
 
 from definitionemb._cli import (
     Group,
+    RowPolicy,
     command_line,
+    data_dir_option,
     datasets_option,
     db_option,
     emit,
     force_option,
     how_option,
     json_option,
+    policy_options,
     rows_option,
     run_option,
 )
 from definitionemb._output import Output, output_options, print_rows
 
-_ROWS = rows_option()
-_HOW = how_option()
-_HOWS = how_option(multiple=True)
-_DB = db_option(help="Lexicon database (buckets, selection); default: the run's lexicon_db.")
+_DB_HELP = "Lexicon database (buckets, selection); default: the run's lexicon_db."
+_POLICIES = policy_options(db_help=_DB_HELP, multiple=True)  # --how repeatable: policies side by side
 _RUN = run_option(exists=True)
 
 
@@ -67,17 +68,13 @@ def eval_() -> None:
 @run_option(
     required=False, exists=True, help="A run folder: original, DefinitionEMB and ABTT matrices side by side."
 )
-@_DB
-@_ROWS
-@_HOWS
+@_POLICIES
 @output_options()
 def isotropy_cmd(
     matrix: str | None,
     model: str | None,
     run_dir: str | None,
-    db: str | None,
-    rows: str,
-    how: tuple[str, ...],
+    policy: RowPolicy,
     output: Output,
 ) -> None:
     """I(W), IsoScore, mean cosine and top-PC variance share, overall and per frequency bucket."""
@@ -88,13 +85,13 @@ def isotropy_cmd(
     if run_dir is not None:
         from definitionemb.embedder.rundir import RunDir
 
-        res, _, _ = isotropy_of_run(RunDir.open(run_dir), db, rows, how)
+        res, _, _ = isotropy_of_run(RunDir.open(run_dir), policy.db, policy.rows, policy.hows)
         click.echo(f"buckets from {res['buckets_source']}: {res['bucket_rows']}", err=True)
         per = res["matrices"]
     elif matrix is not None:
         per = isotropy_of_matrix(matrix)
     else:
-        per = isotropy_of_model(str(model), db)
+        per = isotropy_of_model(str(model), policy.db)
     import polars as pl
 
     cols = ("rows", "isotropy", "isoscore", "mean_cosine", "top10_share")
@@ -122,9 +119,7 @@ def isotropy_cmd(
 )
 @_RUN
 @datasets_option("A `word1 word2 score` file, or a folder of them (*.txt); repeat for several.")
-@_DB
-@_ROWS
-@_HOWS
+@_POLICIES
 @click.option(
     "--part",
     type=click.Choice(["all", "dev", "test"]),
@@ -136,9 +131,7 @@ def isotropy_cmd(
 def wordsim_cmd(
     run_dir: str,
     datasets: tuple[str, ...],
-    db: str | None,
-    rows: str,
-    how: tuple[str, ...],
+    policy: RowPolicy,
     part: str,
     output: Output,
 ) -> None:
@@ -151,8 +144,9 @@ def wordsim_cmd(
     from definitionemb.evaluation.rows import run_buckets, run_matrices
 
     run = RunDir.open(run_dir)
-    labels, _ = run_buckets(run, db)
-    res = wordsim_of_run(run, datasets, run_matrices(run, db, rows, how, buckets=labels), part)
+    labels, _ = run_buckets(run, policy.db)
+    matrices = run_matrices(run, policy.db, policy.rows, policy.hows, buckets=labels)
+    res = wordsim_of_run(run, datasets, matrices, part)
     for name, r in res.items():  # one file per dataset, so later commands add to earlier ones
         save_result(run, ResultKind.WORDSIM, {name: r}, name, command=command_line())
     won = wordsim_wins(res)
@@ -188,15 +182,11 @@ def wordsim_cmd(
     "  defemb eval synonyms --run runs/minilm --how mix:0.45 --how replace --json",
 )
 @_RUN
-@_DB
-@_ROWS
-@_HOWS
+@_POLICIES
 @click.option("-k", "k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours per word.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the paired bootstrap.")
 @output_options()
-def synonyms_cmd(
-    run_dir: str, db: str | None, rows: str, how: tuple[str, ...], k: int, seed: int, output: Output
-) -> None:
+def synonyms_cmd(run_dir: str, policy: RowPolicy, k: int, seed: int, output: Output) -> None:
     """Share of a word's dictionary synonyms among its k nearest tokens: the original rows against the
     rows each policy ships, with a paired bootstrap 95 % interval of the difference (over words)."""
     import polars as pl
@@ -208,10 +198,9 @@ def synonyms_cmd(
     from definitionemb.evaluation.synonyms import synonym_recall
 
     run = RunDir.open(run_dir)
-    with RunLexicon(run, db) as lex:
-        res = synonym_recall(
-            run, run_matrices(run, lex, rows, how, buckets=lex.bucket_labels()), lex, k=k, seed=seed
-        )
+    with RunLexicon(run, policy.db) as lex:
+        matrices = run_matrices(run, lex, policy.rows, policy.hows, buckets=lex.bucket_labels())
+        res = synonym_recall(run, matrices, lex, k=k, seed=seed)
     save_result(run, ResultKind.SYNONYMS, res, command=command_line())
     frame = pl.DataFrame(
         [
@@ -243,8 +232,8 @@ def synonyms_cmd(
 )
 @_RUN
 @datasets_option("Word-similarity sets (files or folders); only their development parts choose α.")
-@_DB
-@_ROWS
+@db_option(help=_DB_HELP)
+@rows_option()
 @click.option(
     "--method",
     "methods",
@@ -372,9 +361,7 @@ def knobs_cmd(
     show_default=True,
     help="dev for choosing a policy, test for reporting it.",
 )
-@_DB
-@_ROWS
-@_HOWS
+@_POLICIES
 @click.option("--bootstrap", default=2000, show_default=True, help="Paired bootstrap resamples.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap resamples.")
 @click.option("--device", default="cpu", show_default=True)
@@ -383,9 +370,7 @@ def sts_cmd(
     run_dir: str,
     data: str,
     part: str,
-    db: str | None,
-    rows: str,
-    how: tuple[str, ...],
+    policy: RowPolicy,
     bootstrap: int,
     seed: int,
     device: str,
@@ -400,7 +385,9 @@ def sts_cmd(
     if bootstrap < 100:
         raise click.BadParameter("at least 100 resamples", param_hint="--bootstrap")
     run = RunDir.open(run_dir)
-    res = compare_sts(run, data, part, db, rows, list(how) or None, bootstrap, seed, device)
+    res = compare_sts(
+        run, data, part, policy.db, policy.rows, list(policy.hows) or None, bootstrap, seed, device
+    )
     save_result(run, ResultKind.STS, res.to_dict(), part, command=command_line())
     emit(res.to_dict(), as_json, _sts_table(res.to_dict()))
 
@@ -428,16 +415,10 @@ def _sts_table(d: dict[str, Any]) -> str:
 )
 @_RUN
 @click.option("--task", default="cola", show_default=True, help="cola | sst2 | mrpc | rte | stsb")
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="The task folder of GLUE TSV files.",
-)
-@_DB
-@_ROWS
-@_HOW
+@data_dir_option("The task folder of GLUE TSV files.")
+@db_option(help=_DB_HELP)
+@rows_option()
+@how_option()
 @click.option("--seeds", default=3, show_default=True, help="Seeds 1..N; both models train under each.")
 @click.option("--epochs", default=3.0, show_default=True)
 @click.option("--lr", default=2e-5, show_default=True)
@@ -447,23 +428,7 @@ def _sts_table(d: dict[str, Any]) -> str:
 @click.option("--max-eval", type=int, default=None, help="Use only the first N evaluation examples.")
 @click.option("--device", default="auto", show_default=True)
 @json_option
-def glue_cmd(
-    run_dir: str,
-    task: str,
-    data_dir: str,
-    db: str | None,
-    rows: str,
-    how: str | None,
-    seeds: int,
-    epochs: float,
-    lr: float,
-    batch_size: int,
-    max_len: int,
-    max_train: int | None,
-    max_eval: int | None,
-    device: str,
-    as_json: bool,
-) -> None:
+def glue_cmd(run_dir: str, db: str | None, seeds: int, as_json: bool, **settings: Any) -> None:
     """Fine-tune the original and the swapped model under the same seeds; mean ± std and a paired t-test."""
     from definitionemb.embedder.results import ResultKind, save_result
     from definitionemb.embedder.rundir import RunDir
@@ -471,20 +436,7 @@ def glue_cmd(
 
     if seeds < 1:
         raise click.BadParameter("at least one seed", param_hint="--seeds")
-    cfg = FinetuneConfig(
-        task=task,
-        data_dir=data_dir,
-        rows=rows,
-        how=how,
-        seeds=tuple(range(1, seeds + 1)),
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        max_len=max_len,
-        max_train=max_train,
-        max_eval=max_eval,
-        device=device,
-    )
+    cfg = FinetuneConfig(seeds=tuple(range(1, seeds + 1)), **settings)  # the other options, by field name
     run = RunDir.open(run_dir)
     res = compare_glue(run, cfg, db, progress=sys.stderr.isatty())
     save_result(run, ResultKind.GLUE, res.to_dict(), res.task, config=cfg.to_dict(), command=command_line())
@@ -513,17 +465,11 @@ def glue_cmd(
     "--data data/xsum --preset xsum --train-steps 1000 --max-eval 500",
 )
 @_RUN
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Folder with train and test (or validation) .jsonl/.tsv of document, summary.",
-)
+@data_dir_option("Folder with train and test (or validation) .jsonl/.tsv of document, summary.")
 @click.option("--preset", default="xsum", show_default=True, type=click.Choice(["xsum", "cnndm", "billsum"]))
-@_DB
-@_ROWS
-@_HOW
+@db_option(help=_DB_HELP)
+@rows_option()
+@how_option()
 @click.option("--seed", default=1, show_default=True)
 @click.option(
     "--train-steps", default=0, show_default=True, help="Fine-tuning steps before decoding (0: none)."
@@ -534,44 +480,17 @@ def glue_cmd(
 @click.option("--max-eval", type=int, default=None)
 @click.option("--device", default="auto", show_default=True)
 @json_option
-def summarization_cmd(
-    run_dir: str,
-    data_dir: str,
-    preset: str,
-    db: str | None,
-    rows: str,
-    how: str | None,
-    seed: int,
-    train_steps: int,
-    lr: float,
-    batch_size: int,
-    max_train: int | None,
-    max_eval: int | None,
-    device: str,
-    as_json: bool,
-) -> None:
+def summarization_cmd(run_dir: str, db: str | None, as_json: bool, **settings: Any) -> None:
     """ROUGE-1/2/L of the original and the swapped seq2seq model, with a paired bootstrap."""
     from definitionemb.embedder.results import ResultKind, save_result
     from definitionemb.embedder.rundir import RunDir
     from definitionemb.evaluation.summarization import SummarizationConfig, compare_summarization
 
-    cfg = SummarizationConfig(
-        data_dir=data_dir,
-        preset=preset,
-        rows=rows,
-        how=how,
-        seed=seed,
-        train_steps=train_steps,
-        lr=lr,
-        batch_size=batch_size,
-        max_train=max_train,
-        max_eval=max_eval,
-        device=device,
-    )
+    cfg = SummarizationConfig(**settings)  # the other options, by field name
     run = RunDir.open(run_dir)
     res = compare_summarization(run, cfg, db, progress=sys.stderr.isatty())
     save_result(
-        run, ResultKind.SUMMARIZATION, res.to_dict(), preset, config=cfg.to_dict(), command=command_line()
+        run, ResultKind.SUMMARIZATION, res.to_dict(), cfg.preset, config=cfg.to_dict(), command=command_line()
     )
     text = "  ".join(
         f"{k}: {res.original[k]:.4f} -> {res.definitionemb[k]:.4f} (p={res.bootstrap_p[k]:.3f})"
@@ -586,17 +505,13 @@ def summarization_cmd(
     "  defemb eval swap --run runs/minilm --rows rare --how replace --out minilm-rare",
 )
 @_RUN
-@_DB
-@rows_option(run_choice=True)
-@_HOW
+@policy_options(db_help=_DB_HELP, run_choice=True)
 @click.option("--out", type=click.Path(), default=None, help="A new folder (default: RUN/model).")
 @force_option
 @json_option
 def swap_cmd(
     run_dir: str,
-    db: str | None,
-    rows: str | None,
-    how: str | None,
+    policy: RowPolicy,
     out: str | None,
     force: bool,
     as_json: bool,
@@ -605,7 +520,7 @@ def swap_cmd(
     from definitionemb.embedder.rundir import RunDir
     from definitionemb.evaluation.swap import save_swapped
 
-    res = save_swapped(RunDir.open(run_dir), db, rows, out, force=force, how=how)
+    res = save_swapped(RunDir.open(run_dir), policy.db, policy.rows, out, force=force, how=policy.how)
     emit(
         res.to_dict(),
         as_json,
@@ -615,18 +530,16 @@ def swap_cmd(
 
 @eval_.command("report", epilog="Example:\n\n  defemb eval report --run runs/minilm")
 @_RUN
-@_DB
-@_ROWS
-@_HOWS
+@_POLICIES
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
 @json_option
-def report_cmd(
-    run_dir: str, db: str | None, rows: str, how: tuple[str, ...], no_plots: bool, as_json: bool
-) -> None:
+def report_cmd(run_dir: str, policy: RowPolicy, no_plots: bool, as_json: bool) -> None:
     """Gather stored results, measure isotropy, draw figures; write report.json and report.md."""
     from definitionemb.embedder.rundir import RunDir
     from definitionemb.evaluation.report import build_report
 
-    rep = build_report(RunDir.open(run_dir), db, rows, how, plots=not no_plots, command=command_line())
+    rep = build_report(
+        RunDir.open(run_dir), policy.db, policy.rows, policy.hows, plots=not no_plots, command=command_line()
+    )
     out = Path(rep.report_dir)
     emit(rep.to_dict(), as_json, f"wrote {out / 'report.md'} and {out / 'report.json'}")
