@@ -36,6 +36,7 @@ __all__ = [
     "DEBUG_ENV",
     "EXPECTED_ERRORS",
     "Group",
+    "choice_option",
     "command_line",
     "configure_logging",
     "config_options",
@@ -173,6 +174,21 @@ def run_option(*, required: bool = True, exists: bool = False, help: str = "Run 
         required=required,
         type=click.Path(exists=exists, file_okay=False),
         help=f"{help} (--run-dir: the same, for torchrun)",
+    )
+
+
+def choice_option(
+    *decls: str, choices: Sequence[str], default: Any, help: str | None = None, multiple: bool = False
+) -> Callable[[F], F]:
+    """An option that takes one of `choices` (repeatable with `multiple`), `default` when left out and
+    shown in --help."""
+    return click.option(  # type: ignore[return-value]
+        *decls,
+        type=click.Choice(list(choices)),
+        default=default,
+        show_default=True,
+        help=help,
+        multiple=multiple,
     )
 
 

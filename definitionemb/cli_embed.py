@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from definitionemb._cli import Group, config_options, db_option, emit, json_option, run_option
+from definitionemb._cli import Group, choice_option, config_options, db_option, emit, json_option, run_option
 from definitionemb.embedder.config import TrainConfig
 
 # The TrainConfig fields `embed train` takes as options; each is spelled once, in embedder.config.
@@ -35,6 +35,8 @@ TRAIN_OPTIONS = (
 
 __all__ = ["embed"]
 
+_DEVICE = choice_option("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
 
 @click.group(
     cls=Group,
@@ -54,11 +56,10 @@ def embed() -> None:
 @db_option(required=True, help="Lexicon DuckDB file.")
 @click.option("--model", required=True, help="Model folder (save_pretrained layout) or hub name.")
 @run_option(help="Run folder to write.")
-@click.option(
+@choice_option(
     "--preset",
-    type=click.Choice(["quick", "standard", "gpu", "paper"]),
+    choices=["quick", "standard", "gpu", "paper"],
     default="quick",
-    show_default=True,
     help="quick: CPU demo recipe (a few minutes); standard: the CPU recipe (about 20 minutes on 2 "
     "cores); gpu: the longer schedule for one GPU; paper: the authors' recipe.",
 )
@@ -66,7 +67,7 @@ def embed() -> None:
 @click.option("--no-pos", is_flag=True, help="Leave the part of speech out of the prompt.")
 @click.option("--template", default=None, help='Prompt template, e.g. "{target} ( {pos} ) : {gloss}".')
 @click.option("--max-length", type=int, default=None, help="Prompt length cap in tokens.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_DEVICE
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the regressor.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run's latest checkpoint.")
@@ -157,7 +158,7 @@ def train(
     "regressor's rows alone. Default: the run's own, set by its preset (TrainConfig.smoothing).",
 )
 @click.option("--batch-tokens", type=int, default=16384, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_DEVICE
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option
 def generate(

@@ -15,6 +15,7 @@ import click
 from definitionemb._cli import (
     Group,
     RowPolicy,
+    choice_option,
     command_line,
     data_dir_option,
     datasets_option,
@@ -120,11 +121,10 @@ def isotropy_cmd(
 @_RUN
 @datasets_option("A `word1 word2 score` file, or a folder of them (*.txt); repeat for several.")
 @_POLICIES
-@click.option(
+@choice_option(
     "--part",
-    type=click.Choice(["all", "dev", "test"]),
+    choices=["all", "dev", "test"],
     default="all",
-    show_default=True,
     help="Score all pairs, or the development/test part of each set (evaluation.knobs).",
 )
 @output_options()
@@ -234,27 +234,24 @@ def synonyms_cmd(run_dir: str, policy: RowPolicy, k: int, seed: int, output: Out
 @datasets_option("Word-similarity sets (files or folders); only their development parts choose α.")
 @db_option(help=_DB_HELP)
 @rows_option()
-@click.option(
+@choice_option(
     "--method",
     "methods",
     multiple=True,
-    type=click.Choice(["mix", "dirmix", "normmix"]),
+    choices=["mix", "dirmix", "normmix"],
     default=("mix", "dirmix"),
-    show_default=True,
     help="Blend families to scan (repeat). normmix scores as mix on word similarity; the guard can differ.",
 )
-@click.option(
+@choice_option(
     "--guard",
-    type=click.Choice(["rare", "medium", "frequent", "none"]),
+    choices=["rare", "medium", "frequent", "none"],
     default="rare",
-    show_default=True,
     help="Only candidates that keep this bucket's isotropy I(W) at least the original's are eligible.",
 )
-@click.option(
+@choice_option(
     "--objective",
-    type=click.Choice(["wordsim", "sts", "both"]),
+    choices=["wordsim", "sts", "both"],
     default="wordsim",
-    show_default=True,
     help="What the choice optimises: static word similarity, zero-shot sentence similarity (STS-B dev), "
     "or both: the best word-similarity gain among the candidates non-inferior on STS-B dev.",
 )
@@ -354,11 +351,10 @@ def knobs_cmd(
     type=click.Path(exists=True),
     help="The STS Benchmark folder (sts-train/dev/test.csv) or one such file.",
 )
-@click.option(
+@choice_option(
     "--part",
-    type=click.Choice(["dev", "test", "train"]),
+    choices=["dev", "test", "train"],
     default="test",
-    show_default=True,
     help="dev for choosing a policy, test for reporting it.",
 )
 @_POLICIES
@@ -466,7 +462,7 @@ def glue_cmd(run_dir: str, db: str | None, seeds: int, as_json: bool, **settings
 )
 @_RUN
 @data_dir_option("Folder with train and test (or validation) .jsonl/.tsv of document, summary.")
-@click.option("--preset", default="xsum", show_default=True, type=click.Choice(["xsum", "cnndm", "billsum"]))
+@choice_option("--preset", choices=["xsum", "cnndm", "billsum"], default="xsum")
 @db_option(help=_DB_HELP)
 @rows_option()
 @how_option()

@@ -9,6 +9,7 @@ import click
 
 from definitionemb._cli import (
     Group,
+    choice_option,
     db_option,
     emit,
     force_option,
@@ -42,11 +43,10 @@ def index() -> None:
     epilog="Example:\n\n  defemb index build --run runs/r1 --kind tokens --factory IVF1024,PQ64 --json",
 )
 @_RUN
-@click.option(
+@choice_option(
     "--kind",
-    type=click.Choice(["tokens", "senses", "generated", "original"]),
+    choices=["tokens", "senses", "generated", "original"],
     default="tokens",
-    show_default=True,
     help="tokens = generated and original side by side.",
 )
 @click.option(
@@ -55,7 +55,7 @@ def index() -> None:
     show_default=True,
     help="Any FAISS factory string (Flat, HNSW32, IVF4096,PQ64, …).",
 )
-@click.option("--metric", type=click.Choice(["ip", "cosine", "l2"]), default="cosine", show_default=True)
+@choice_option("--metric", choices=["ip", "cosine", "l2"], default="cosine")
 @click.option("--all-rows", is_flag=True, help="Index every row of token_vectors, not only the covered ones.")
 @_DB
 @json_option

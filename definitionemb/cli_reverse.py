@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from definitionemb._cli import db_option, emit, run_option
+from definitionemb._cli import choice_option, db_option, emit, run_option
 from definitionemb._output import OUT_SUFFIXES, Output, output_options, print_rows
 
 __all__ = ["reverse"]
@@ -52,11 +52,10 @@ RERANK_DEFAULT = 500  # index.reverse_dictionary.RERANK, spelled here so that --
     type=click.Choice(["tokens", "senses", "glosses", "headwords", "lexical", "frequency", "lemma"]),
     help="Use only these scorers (repeatable; default: the tuned combination of all the run supports).",
 )
-@click.option(
+@choice_option(
     "--matrix",
-    type=click.Choice(["original", "generated"]),
+    choices=["original", "generated"],
     default="original",
-    show_default=True,
     help="Token rows the `tokens` scorer compares with.",
 )
 @click.option(
