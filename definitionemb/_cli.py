@@ -45,6 +45,7 @@ __all__ = [
     "db_option",
     "emit",
     "expected_errors",
+    "flag_option",
     "force_option",
     "how_option",
     "json_option",
@@ -190,6 +191,11 @@ def choice_option(
         help=help,
         multiple=multiple,
     )
+
+
+def flag_option(*decls: str, help: str) -> Callable[[F], F]:
+    """An on/off flag, off unless given."""
+    return click.option(*decls, is_flag=True, help=help)  # type: ignore[return-value]
 
 
 json_option: Callable[[F], F] = click.option(
@@ -349,13 +355,19 @@ class RowPolicy:
 
 
 def policy_options(
-    *, db_help: str | None = None, multiple: bool = False, run_choice: bool = False
+    *, db_help: str | None = None, multiple: bool = False, run_choice: bool = False, bundle: bool = True
 ) -> Callable[[F], F]:
     """`--db`, `--rows` and `--how` (`db_option`, `rows_option`, `how_option`) in that order, handed to the
-    command as one `policy: RowPolicy`; `multiple`: `--how` repeatable, to compare policies."""
+    command as one `policy: RowPolicy` (`bundle=False`: as `db`, `rows` and `how`, for a command that
+    passes them on by name); `multiple`: `--how` repeatable, to compare policies."""
     options = (db_option(help=db_help), rows_option(run_choice=run_choice), how_option(multiple=multiple))
 
     def decorate(f: F) -> F:
+        if not bundle:
+            for option in reversed(options):
+                f = option(f)
+            return f
+
         @functools.wraps(f)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             how = kwargs.pop("how")

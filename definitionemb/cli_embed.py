@@ -9,7 +9,16 @@ from typing import Any
 
 import click
 
-from definitionemb._cli import Group, choice_option, config_options, db_option, emit, json_option, run_option
+from definitionemb._cli import (
+    Group,
+    choice_option,
+    config_options,
+    db_option,
+    emit,
+    flag_option,
+    json_option,
+    run_option,
+)
 from definitionemb.embedder.config import TrainConfig
 
 # The TrainConfig fields `embed train` takes as options; each is spelled once, in embedder.config.
@@ -64,14 +73,14 @@ def embed() -> None:
     "cores); gpu: the longer schedule for one GPU; paper: the authors' recipe.",
 )
 @config_options(TrainConfig, TRAIN_OPTIONS)
-@click.option("--no-pos", is_flag=True, help="Leave the part of speech out of the prompt.")
+@flag_option("--no-pos", help="Leave the part of speech out of the prompt.")
 @click.option("--template", default=None, help='Prompt template, e.g. "{target} ( {pos} ) : {gloss}".')
 @click.option("--max-length", type=int, default=None, help="Prompt length cap in tokens.")
 @_DEVICE
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the regressor.")
+@flag_option("--compile", "compile_", help="torch.compile the regressor.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the run's latest checkpoint.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@flag_option("--resume", help="Continue the run's latest checkpoint.")
+@flag_option("--quiet", help="No progress bar.")
 @json_option
 def train(
     db: str,
@@ -141,7 +150,7 @@ def train(
 @embed.command(epilog="Example:\n\n  defemb embed generate --db lex.duckdb --run runs/demo --senses --json")
 @db_option(required=True, exists=True, help="Lexicon the run was trained on.")
 @run_option(exists=True, help="Trained run folder.")
-@click.option("--senses", is_flag=True, help="Also write one vector per lexicon sense (for the index).")
+@flag_option("--senses", help="Also write one vector per lexicon sense (for the index).")
 @click.option(
     "--topk",
     type=int,
@@ -159,7 +168,7 @@ def train(
 )
 @click.option("--batch-tokens", type=int, default=16384, show_default=True)
 @_DEVICE
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@flag_option("--quiet", help="No progress bar.")
 @json_option
 def generate(
     db: str,

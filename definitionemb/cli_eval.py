@@ -21,8 +21,8 @@ from definitionemb._cli import (
     datasets_option,
     db_option,
     emit,
+    flag_option,
     force_option,
-    how_option,
     json_option,
     policy_options,
     rows_option,
@@ -31,6 +31,7 @@ from definitionemb._cli import (
 from definitionemb._output import Output, output_options, print_rows
 
 _DB_HELP = "Lexicon database (buckets, selection); default: the run's lexicon_db."
+_POLICY = policy_options(db_help=_DB_HELP, bundle=False)  # db, rows, how as they are: config fields
 _POLICIES = policy_options(db_help=_DB_HELP, multiple=True)  # --how repeatable: policies side by side
 _RUN = run_option(exists=True)
 
@@ -275,12 +276,8 @@ def synonyms_cmd(run_dir: str, policy: RowPolicy, k: int, seed: int, output: Out
     show_default=True,
     help="Non-inferior on STS-B dev: the 95% interval of the difference lies above -MARGIN.",
 )
-@click.option("--no-plots", is_flag=True, help="Skip the α-curve figure.")
-@click.option(
-    "--no-adopt",
-    is_flag=True,
-    help="Show the choice without making it the run's default policy (policy.json).",
-)
+@flag_option("--no-plots", help="Skip the α-curve figure.")
+@flag_option("--no-adopt", help="Show the choice without making it the run's default policy (policy.json).")
 @json_option
 def knobs_cmd(
     run_dir: str,
@@ -412,9 +409,7 @@ def _sts_table(d: dict[str, Any]) -> str:
 @_RUN
 @click.option("--task", default="cola", show_default=True, help="cola | sst2 | mrpc | rte | stsb")
 @data_dir_option("The task folder of GLUE TSV files.")
-@db_option(help=_DB_HELP)
-@rows_option()
-@how_option()
+@_POLICY
 @click.option("--seeds", default=3, show_default=True, help="Seeds 1..N; both models train under each.")
 @click.option("--epochs", default=3.0, show_default=True)
 @click.option("--lr", default=2e-5, show_default=True)
@@ -463,9 +458,7 @@ def glue_cmd(run_dir: str, db: str | None, seeds: int, as_json: bool, **settings
 @_RUN
 @data_dir_option("Folder with train and test (or validation) .jsonl/.tsv of document, summary.")
 @choice_option("--preset", choices=["xsum", "cnndm", "billsum"], default="xsum")
-@db_option(help=_DB_HELP)
-@rows_option()
-@how_option()
+@_POLICY
 @click.option("--seed", default=1, show_default=True)
 @click.option(
     "--train-steps", default=0, show_default=True, help="Fine-tuning steps before decoding (0: none)."
@@ -527,7 +520,7 @@ def swap_cmd(
 @eval_.command("report", epilog="Example:\n\n  defemb eval report --run runs/minilm")
 @_RUN
 @_POLICIES
-@click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
+@flag_option("--no-plots", help="Skip the PNG figures.")
 @json_option
 def report_cmd(run_dir: str, policy: RowPolicy, no_plots: bool, as_json: bool) -> None:
     """Gather stored results, measure isotropy, draw figures; write report.json and report.md."""

@@ -12,6 +12,7 @@ from definitionemb._cli import (
     choice_option,
     db_option,
     emit,
+    flag_option,
     force_option,
     how_option,
     json_option,
@@ -56,7 +57,7 @@ def index() -> None:
     help="Any FAISS factory string (Flat, HNSW32, IVF4096,PQ64, …).",
 )
 @choice_option("--metric", choices=["ip", "cosine", "l2"], default="cosine")
-@click.option("--all-rows", is_flag=True, help="Index every row of token_vectors, not only the covered ones.")
+@flag_option("--all-rows", help="Index every row of token_vectors, not only the covered ones.")
 @_DB
 @json_option
 def build_cmd(
@@ -170,9 +171,8 @@ def neighbors_table_cmd(
     help="The base model's Hub id for the model card's base_model (default: the id its own card or config "
     "names).",
 )
-@click.option(
+@flag_option(
     "--output-head",
-    is_flag=True,
     help="hf: also write the rows into an untied LM head (T5 v1.1, T5Gemma's with --target-table "
     "encoder); left alone by default.",
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from definitionemb._cli import Group, db_option, emit, force_option, json_option, wait_option
+from definitionemb._cli import Group, db_option, emit, flag_option, force_option, json_option, wait_option
 from definitionemb._output import Output, output_options, print_rows
 from definitionemb.lexicon.errors import LexiconError
 
@@ -59,9 +59,8 @@ def lexicon() -> None:
 )
 @click.option("--pos", "pos", multiple=True, help="Keep only entries of this part of speech (repeatable).")
 @click.option("--exclude-pos", multiple=True, help="Drop entries of this part of speech (repeatable).")
-@click.option(
+@flag_option(
     "--no-extras",
-    is_flag=True,
     help="Leave out kaikki's relations, etymology text, sense ids and every example but the first.",
 )
 @wait_option
@@ -148,9 +147,8 @@ def build(
     help="Comma-separated alignment rules to apply (default all: user, exact, casefold, "
     "lemma, affix, numeral, unaccent, stem, completion), each where it is trusted.",
 )
-@click.option(
+@flag_option(
     "--untrusted-rules",
-    is_flag=True,
     help="Also apply rules at the positions where their measured precision is below the bar "
     "(word-internal pieces through exact/lemma/stem…; stem and completion anywhere).",
 )
@@ -291,9 +289,8 @@ def export(db: str, out_dir: Path | None, parquet_dir: Path | None, force: bool,
 )
 @_DB
 @click.argument("query")
-@click.option(
+@flag_option(
     "--allow-files",
-    is_flag=True,
     help="Let SELECT read local files (read_csv, read_parquet, ...); writing stays impossible (Linux "
     "Landlock; refused where the kernel cannot forbid writes).",
 )

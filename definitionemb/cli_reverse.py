@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from definitionemb._cli import choice_option, db_option, emit, run_option
+from definitionemb._cli import choice_option, db_option, emit, flag_option, run_option
 from definitionemb._output import OUT_SUFFIXES, Output, output_options, print_rows
 
 __all__ = ["reverse"]
@@ -65,7 +65,7 @@ RERANK_DEFAULT = 500  # index.reverse_dictionary.RERANK, spelled here so that --
     help=f"Words per query the first pass hands to the regressor, BM25 and headword scorers "
     f"(default {RERANK_DEFAULT}; 0: score every word with every scorer).",
 )
-@click.option("--include-query-words", is_flag=True, help="Keep words that appear in the query itself.")
+@flag_option("--include-query-words", help="Keep words that appear in the query itself.")
 @click.option(
     "--input", "input_file", type=click.Path(dir_okay=False, exists=True), help="One definition per line."
 )
@@ -74,8 +74,8 @@ RERANK_DEFAULT = 500  # index.reverse_dictionary.RERANK, spelled here so that --
     type=click.Path(dir_okay=False),
     help="File for the answers: .parquet (the batch's own format), .csv, .tsv, .json or .jsonl.",
 )
-@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-@click.option("--rebuild", is_flag=True, help="Rebuild the run's reverse-dictionary index first.")
+@flag_option("--force", help="Overwrite --out if it exists.")
+@flag_option("--rebuild", help="Rebuild the run's reverse-dictionary index first.")
 @db_option()
 @click.option(
     "--cache-dir",

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from definitionemb._cli import db_option, run_option
+from definitionemb._cli import db_option, flag_option, run_option
 
 __all__ = ["serve", "is_loopback", "serve_command"]
 
@@ -55,9 +55,8 @@ def serve_command(work: str) -> str:
     default=None,
     help="Shared sentence-embedding cache (default: the work folder's, else $DEFEMB_CACHE or ~/.cache/definitionemb).",
 )
-@click.option(
+@flag_option(
     "--allow-files",
-    is_flag=True,
     help="Let the SQL console's SELECT read local files (read_csv, ...); writing stays refused.",
 )
 def serve(
