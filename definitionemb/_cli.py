@@ -55,6 +55,7 @@ __all__ = [
     "rows_option",
     "run_option",
     "set_debug",
+    "stage_group",
     "wait_option",
 ]
 
@@ -150,6 +151,12 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         with expected_errors(ctx), one_line_warnings():
             return super().invoke(ctx)
+
+
+def stage_group(name: str, help: str, *examples: str) -> Group:
+    """A stage's command group (`defemb NAME …`): its one-line help and the example command lines its
+    --help ends with."""
+    return Group(name, help=help, epilog="Example:\n\n  " + "\n\n  ".join(examples))
 
 
 def db_option(*, required: bool = False, exists: bool = False, help: str | None = None) -> Callable[[F], F]:

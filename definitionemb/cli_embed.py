@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from definitionemb._cli import (
-    Group,
     choice_option,
     config_options,
     db_option,
@@ -18,6 +17,7 @@ from definitionemb._cli import (
     flag_option,
     json_option,
     run_option,
+    stage_group,
 )
 from definitionemb.embedder.config import TrainConfig
 
@@ -47,13 +47,12 @@ __all__ = ["embed"]
 _DEVICE = choice_option("--device", choices=["auto", "cpu", "cuda"], default="auto")
 
 
-@click.group(
-    cls=Group,
-    epilog="Example:\n\n  defemb embed train --db lex.duckdb --model path/to/minilm --run runs/demo\n\n"
-    "  defemb embed generate --db lex.duckdb --run runs/demo --senses",
+embed = stage_group(
+    "embed",
+    "Train the DefinitionEMB regressor and generate definition vectors.",
+    "defemb embed train --db lex.duckdb --model path/to/minilm --run runs/demo",
+    "defemb embed generate --db lex.duckdb --run runs/demo --senses",
 )
-def embed() -> None:
-    """Train the DefinitionEMB regressor and generate definition vectors."""
 
 
 @embed.command(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import click
 
 from definitionemb._cli import (
-    Group,
     choice_option,
     db_option,
     emit,
@@ -18,6 +17,7 @@ from definitionemb._cli import (
     json_option,
     rows_option,
     run_option,
+    stage_group,
 )
 from definitionemb._output import Output, output_options, print_rows
 
@@ -30,13 +30,12 @@ _K = click.option(
 )
 
 
-@click.group(
-    cls=Group,
-    epilog="Example:\n\n  defemb index build --run runs/r1 --factory HNSW32 --metric cosine\n\n"
-    "  defemb index neighbors --run runs/r1 cat Ġbank 1234 -k 5",
+index = stage_group(
+    "index",
+    "FAISS indexes over a run's vectors: neighbours, reverse dictionary, neighbour tables.",
+    "defemb index build --run runs/r1 --factory HNSW32 --metric cosine",
+    "defemb index neighbors --run runs/r1 cat Ġbank 1234 -k 5",
 )
-def index() -> None:
-    """FAISS indexes over a run's vectors: neighbours, reverse dictionary, neighbour tables."""
 
 
 @index.command(

@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from definitionemb._cli import Group, db_option, emit, flag_option, force_option, json_option, wait_option
+from definitionemb._cli import (
+    db_option,
+    emit,
+    flag_option,
+    force_option,
+    json_option,
+    stage_group,
+    wait_option,
+)
 from definitionemb._output import Output, output_options, print_rows
 from definitionemb.lexicon.errors import LexiconError
 
@@ -26,13 +34,12 @@ def _coverage_lines(cov: dict[str, Any]) -> list[str]:
     return lines
 
 
-@click.group(
-    cls=Group,
-    epilog="Example:\n\n  defemb lexicon build --db lex.duckdb --source open-dictionary:data/open-dictionary/api\n\n"
-    "  defemb lexicon align --db lex.duckdb --tokenizer models/roberta-base --frequencies dict.txt",
+lexicon = stage_group(
+    "lexicon",
+    "Build, align and inspect the DuckDB lexicon.",
+    "defemb lexicon build --db lex.duckdb --source open-dictionary:data/open-dictionary/api",
+    "defemb lexicon align --db lex.duckdb --tokenizer models/roberta-base --frequencies dict.txt",
 )
-def lexicon() -> None:
-    """Build, align and inspect the DuckDB lexicon."""
 
 
 @lexicon.command(
