@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import polars as pl
 from definitionemb.core.fileio import claim_output, output_file
@@ -22,7 +23,10 @@ from definitionemb.index.reverse_dictionary.fusion import RERANK
 from definitionemb.index.reverse_dictionary.store import DbPath
 from definitionemb.index.vocabulary import RunLike, as_run
 
-__all__ = ["BatchResult", "open_reverse", "reverse_batch", "reverse_words"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["BatchResult", "ReverseQuery", "open_reverse", "reverse_batch", "reverse_words"]
 
 
 _OPEN: dict[tuple[str, str, str, str], ReverseDictionary] = {}
@@ -68,40 +72,53 @@ def _check_request(
         )
 
 
+class ReverseQuery(TypedDict, total=False):
+    """How :func:`reverse_words` and :func:`reverse_batch` answer, beyond the definitions and k: where the
+    store is (`db`, `cache_dir`) and :meth:`ReverseDictionary.search`'s settings, with its defaults
+    (`rerank` None: :data:`RERANK`)."""
+
+    pos: str | None
+    scorers: Sequence[str] | None
+    include_query_words: bool
+    matrix: str
+    rerank: int | None
+    db: DbPath
+    cache_dir: DbPath
+
+
+def _answers(
+    run: RunLike, texts: str | Sequence[str], k: int, progress: bool, query: ReverseQuery
+) -> tuple[pl.DataFrame, float]:
+    """(the answers, seconds the search itself took): the run's store opened, built first where it lacks
+    the scorers, then searched."""
+    search: dict[str, Any] = dict(query)
+    db, cache_dir = search.pop("db", None), search.pop("cache_dir", None)
+    if search.get("rerank") is None:
+        search["rerank"] = RERANK
+    rd = open_reverse(run, db, cache_dir, progress=progress, scorers=query.get("scorers"))
+    t1 = time.perf_counter()
+    frame = rd.search(texts, k=k, progress=progress, **search)
+    return frame, time.perf_counter() - t1
+
+
 def reverse_words(
     run: RunLike,
     text: str | Sequence[str],
     k: int = 10,
-    pos: str | None = None,
-    scorers: Sequence[str] | None = None,
-    include_query_words: bool = False,
-    matrix: str = "original",
-    db: DbPath = None,
-    cache_dir: DbPath = None,
     progress: bool = False,
-    rerank: int | None = None,
+    **query: Unpack[ReverseQuery],
 ) -> pl.DataFrame:
     """The reverse dictionary over every headword: definition(s) → top-k words (see module docstring).
 
     Columns: query (0-based), rank (1-based), word, score, pos, gloss, single_token, token_id, sense_id.
-    `rerank`: see :meth:`ReverseDictionary.search` (None: :data:`RERANK`).
+    `query`: the part of speech, scorers, matrix, rerank (:class:`ReverseQuery`).
     """
     # Bad input is refused before anything is built.
     texts = [text] if isinstance(text, str) else list(text)
     if not texts:
         raise IndexStageError("reverse needs at least one definition")
     _check_request(texts, k, lambda i: f"query {i}" if len(texts) > 1 else "the query")
-    rd = open_reverse(run, db, cache_dir, progress=progress, scorers=scorers)
-    return rd.search(
-        text,
-        k=k,
-        pos=pos,
-        scorers=scorers,
-        include_query_words=include_query_words,
-        matrix=matrix,
-        progress=progress,
-        rerank=RERANK if rerank is None else rerank,
-    )
+    return _answers(run, text, k, progress, query)[0]
 
 
 @dataclass(frozen=True)
@@ -122,17 +139,12 @@ def reverse_batch(
     input_file: str | os.PathLike[str],
     k: int,
     out: str | os.PathLike[str],
-    pos: str | None = None,
-    scorers: Sequence[str] | None = None,
-    include_query_words: bool = False,
-    matrix: str = "original",
     overwrite: bool = False,
-    db: DbPath = None,
-    cache_dir: DbPath = None,
     progress: bool = True,
-    rerank: int | None = None,
+    **query: Unpack[ReverseQuery],
 ) -> BatchResult:
-    """One definition per line of `input_file` → `out` (Parquet, one row per query and rank).
+    """One definition per line of `input_file` → `out` (Parquet, one row per query and rank); `query` as
+    :func:`reverse_words` takes it.
 
     Every line is checked before any work; `out` is written atomically and never overwritten unless
     `overwrite`.
@@ -149,19 +161,7 @@ def reverse_batch(
         raise IndexStageError(f"{src} is empty; give one definition per line")
     _check_request(lines, k, lambda i: f"line {i + 1} of {src}", str(src))
     t0 = time.perf_counter()
-    rd = open_reverse(run, db, cache_dir, progress=progress, scorers=scorers)
-    t1 = time.perf_counter()
-    frame = rd.search(
-        lines,
-        k=k,
-        pos=pos,
-        scorers=scorers,
-        include_query_words=include_query_words,
-        matrix=matrix,
-        progress=progress,
-        rerank=RERANK if rerank is None else rerank,
-    )
-    secs = time.perf_counter() - t1
+    frame, secs = _answers(run, lines, k, progress, query)
     with output_file(dst, overwrite, "the reverse-dictionary answers") as tmp:
         frame.write_parquet(tmp)
     return BatchResult(
