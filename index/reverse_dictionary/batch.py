@@ -49,7 +49,7 @@ def open_reverse(
     hit = _OPEN.get(key)
     if hit is not None and stamp and getattr(hit, "_stamp", None) == stamp:
         return hit
-    ensure_reverse(r, db, cache_dir, progress, scorers)
+    ensure_reverse(r, db=db, cache_dir=cache_dir, progress=progress, scorers=scorers)
     rd = ReverseDictionary(r, db, cache_dir, device=device, scorers=scorers)
     rd._stamp = str(man.stat().st_mtime_ns)  # type: ignore[attr-defined]
     _OPEN.clear()

@@ -7,6 +7,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 from definitionemb.core.fileio import save_npy, write_bytes
@@ -32,6 +33,9 @@ from definitionemb.index.reverse_dictionary.store import (
     supported_scorers,
 )
 from definitionemb.index.vocabulary import RunLike, as_run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["ENCODE_PER_S_CPU", "build_reverse", "ensure_reverse"]
 
@@ -234,21 +238,25 @@ def build_reverse(
     return man
 
 
-def ensure_reverse(
-    run: RunLike,
-    db: DbPath = None,
-    cache_dir: DbPath = None,
-    progress: bool = True,
-    scorers: Sequence[str] | None = None,
-) -> ReverseManifest:
+class BuildOptions(TypedDict, total=False):
+    """:func:`build_reverse`'s options past the run, as :func:`ensure_reverse` hands them on."""
+
+    db: DbPath
+    cache_dir: DbPath
+    progress: bool
+    scorers: Sequence[str] | None
+
+
+def ensure_reverse(run: RunLike, **options: Unpack[BuildOptions]) -> ReverseManifest:
     """The run's reverse-dictionary store with at least `scorers` (default: all the run supports), built
-    or extended first where it lacks them. A stale store is refused, never rebuilt behind the user's back.
+    or extended first where it lacks them (`options` as :func:`build_reverse` takes them). A stale store
+    is refused, never rebuilt behind the user's back.
     """
     r = as_run(run)
-    want = check_scorers(scorers, supported_scorers(r))
+    want = check_scorers(options.get("scorers"), supported_scorers(r))
     man = read_manifest(r)
     if man is not None:
-        with bound(r, db) as lex:
+        with bound(r, options.get("db")) as lex:
             from definitionemb.lexicon.db import fingerprint
 
             why = stale_reason(r, man, fingerprint(lex.con), load_headwords(lex.con))
@@ -259,4 +267,5 @@ def ensure_reverse(
         if not set(want) - set(man.scorers):
             return man
     had = man.scorers if man is not None else []
-    return build_reverse(r, db, cache_dir, progress, [s for s in SCORERS if s in set(want) | set(had)])
+    options["scorers"] = [s for s in SCORERS if s in set(want) | set(had)]
+    return build_reverse(r, **options)
