@@ -129,12 +129,9 @@ def build_examples(
     suf_ids: list[list[int]] = tokenizer(suffixes, add_special_tokens=False)["input_ids"]
 
     seqs: list[list[int]] = []
-    tpos: list[int] = []
-    sstart: list[int] = []
-    tid: list[int] = []
-    tok: list[int] = []
-    sid: list[int] = []
-    rk: list[int] = []
+    rows: list[
+        tuple[int, ...]
+    ] = []  # per example: target_pos, span_start, target_id, token_id, sense_id, rank
     max_len = prompt.max_length
     for i in range(n):
         head = [*starts, *pre_ids[i]]
@@ -145,25 +142,31 @@ def build_examples(
             if room < 1:  # a template prefix that leaves no room for the gloss: skip, counted by the caller
                 continue
             seqs.append(body + suf_ids[i][:room] + [end_id])
-            tpos.append(len(body) - 1)
-            sstart.append(len(head))
-            tid.append(piece if piece != mask_id or defs.token_id[i] >= 0 else -1)
-            tok.append(int(defs.token_id[i]))
-            sid.append(int(defs.sense_id[i]))
-            rk.append(int(defs.rank[i]))
+            target = piece if piece != mask_id or defs.token_id[i] >= 0 else -1
+            rows.append(
+                (
+                    len(body) - 1,
+                    len(head),
+                    target,
+                    int(defs.token_id[i]),
+                    int(defs.sense_id[i]),
+                    int(defs.rank[i]),
+                )
+            )
     lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
     offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
     flat = np.fromiter((t for s in seqs for t in s), dtype=np.int32, count=int(offsets[-1]))
+    tpos, sstart, tid, tok, sid, rk = np.array(rows, dtype=np.int64).reshape(-1, 6).T.copy()
     return Examples(
         ids=flat,
         offsets=offsets,
-        target_pos=np.asarray(tpos, dtype=np.int32),
-        span_start=np.asarray(sstart, dtype=np.int32),
-        target_id=np.asarray(tid, dtype=np.int64),
-        token_id=np.asarray(tok, dtype=np.int64),
-        sense_id=np.asarray(sid, dtype=np.int64),
-        rank=np.asarray(rk, dtype=np.int32),
+        target_pos=tpos.astype(np.int32),
+        span_start=sstart.astype(np.int32),
+        target_id=tid,
+        token_id=tok,
+        sense_id=sid,
+        rank=rk.astype(np.int32),
     )
 
 
