@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING, TypedDict
 
 from definitionemb.lexicon.sources.sink import RAW_LIMIT
 
-__all__ = ["BLOCK", "BOM", "MAX_LINE_BYTES", "Chunk", "Line", "iter_chunks", "iter_lines"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["BLOCK", "BOM", "MAX_LINE_BYTES", "Chunk", "Line", "ReadOptions", "iter_chunks", "iter_lines"]
 
 MAX_LINE_BYTES = 10 * 1024 * 1024  # longer lines are rejected unread (bounded memory)
 BLOCK = 8 * 1024 * 1024  # read size for plain files
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark: not part of the first record
+
+
+class ReadOptions(TypedDict, total=False):
+    """How :func:`iter_chunks` and :func:`iter_lines` read a stream: `max_len`, the longest line kept
+    (default :data:`MAX_LINE_BYTES`); `on_bytes`, called with each read's size; `block_size`, the read
+    size (default :data:`BLOCK`)."""
+
+    max_len: int
+    on_bytes: Callable[[int], None] | None
+    block_size: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,63 +39,29 @@ class Line:
 
 
 def iter_lines(
-    f: IO[bytes],
-    max_len: int = MAX_LINE_BYTES,
-    on_bytes: Callable[[int], None] | None = None,
-    block_size: int | None = None,
-    first_no: int = 1,
-    first_offset: int = 0,
+    f: IO[bytes], first_no: int = 1, first_offset: int = 0, **read: Unpack[ReadOptions]
 ) -> Iterator[Line]:
-    """Split a binary stream into lines with bounded memory.
+    """Split a binary stream into lines with bounded memory (the runs of :func:`iter_chunks`, cut up).
 
     A line longer than `max_len` is yielded once with ``too_long=True`` and only its first
     :data:`RAW_LIMIT` bytes; the rest of it is skipped without being held. Offsets count bytes of the
     (decompressed) stream. A final line without a newline is a line; a trailing newline adds none.
     """
-    size = block_size or BLOCK
-    no = first_no - 1
-    start = first_offset  # stream offset of the first byte of the pending (unfinished) line
-    pending: list[bytes] = []  # pieces of the unfinished line; a list so a long line is not re-copied
-    pending_len = 0
-    skipping: Line | None = None  # a too-long line whose end has not been seen yet
-    while block := f.read(size):
-        if on_bytes is not None:
-            on_bytes(len(block))
-        if skipping is not None:
-            nl = block.find(b"\n")
-            if nl < 0:
-                start += len(block)
-                continue
-            yield skipping
-            skipping = None
-            start += nl + 1
-            block = block[nl + 1 :]
-        nl = block.find(b"\n")
-        if nl < 0:
-            pending.append(block)
-            pending_len += len(block)
-        else:
-            pending.append(block[:nl])
-            parts = block[nl + 1 :].split(b"\n")
-            parts.insert(0, b"".join(pending))
-            tail = parts.pop()
-            pending, pending_len = ([tail], len(tail)) if tail else ([], 0)
-            for p in parts:
-                no += 1
-                if len(p) > max_len:
-                    yield Line(no, start, p[:RAW_LIMIT], True)
-                else:
-                    yield Line(no, start, p)
-                start += len(p) + 1
-        if pending_len > max_len:
+    max_len = read.get("max_len", MAX_LINE_BYTES)
+    no = first_no
+    for chunk in iter_chunks(f, count_lines=False, skip_bom=False, **read):
+        start = first_offset + chunk.offset
+        if chunk.too_long:
+            yield Line(no, start, bytes(chunk.data), True)
             no += 1
-            skipping = Line(no, start, b"".join(pending)[:RAW_LIMIT], True)
-            start += pending_len
-            pending, pending_len = [], 0
-    if skipping is not None:
-        yield skipping
-    elif pending_len:
-        yield Line(no + 1, start, b"".join(pending))
+            continue
+        parts = bytes(chunk.data).split(b"\n")
+        if not parts[-1]:  # the run's closing newline
+            parts.pop()
+        for line in parts:
+            yield Line(no, start, line[:RAW_LIMIT], True) if len(line) > max_len else Line(no, start, line)
+            no += 1
+            start += len(line) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +78,7 @@ class Chunk:
 
 
 def iter_chunks(
-    f: IO[bytes],
-    max_len: int = MAX_LINE_BYTES,
-    on_bytes: Callable[[int], None] | None = None,
-    block_size: int | None = None,
-    count_lines: bool = True,
+    f: IO[bytes], count_lines: bool = True, skip_bom: bool = True, **read: Unpack[ReadOptions]
 ) -> Iterator[Chunk]:
     """Cut a binary stream into runs of whole lines, about one read block each, with bounded memory.
 
@@ -115,15 +90,17 @@ def iter_chunks(
     a view of the block's remaining whole lines (not copied). A line that grows beyond `max_len` before
     its newline arrives is yielded as one ``too_long`` chunk holding its first :data:`RAW_LIMIT` bytes;
     the rest is skipped. A chunk never exceeds ``max_len + block_size`` bytes. A UTF-8 BOM at the start
-    of the stream is skipped.
+    of the stream is skipped (unless not `skip_bom`).
     """
-    size = block_size or BLOCK
+    max_len = read.get("max_len", MAX_LINE_BYTES)
+    on_bytes = read.get("on_bytes")
+    size = read.get("block_size") or BLOCK
     no = 1
     start = 0
     pending: list[bytes] = []
     pending_len = 0
     skipping: Chunk | None = None
-    opening: bytes | None = b""  # the stream's first bytes while a BOM may still be forming; then None
+    opening: bytes | None = b"" if skip_bom else None  # the first bytes while a BOM may be forming
     while block := f.read(size):
         if on_bytes is not None:
             on_bytes(len(block))
