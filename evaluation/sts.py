@@ -26,7 +26,7 @@ from definitionemb.embedder.binding import LexiconRef
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.evaluation.errors import DataFormatError, EvaluationError
 from definitionemb.evaluation.rows import changed_rare_rows, rare_examples, run_buckets
-from definitionemb.evaluation.wordsim import spearman
+from definitionemb.evaluation.wordsim import GoldPairs, Side, spearman
 
 __all__ = [
     "STS_PARTS",
@@ -44,17 +44,11 @@ STS_PARTS = ("train", "dev", "test")
 _SCORE, _S1, _S2 = 4, 5, 6  # STS Benchmark columns (readme.txt): score, sentence 1, sentence 2
 
 
-@dataclass(frozen=True)
-class StsPairs:
+class StsPairs(GoldPairs):
     """Sentence pairs with their gold similarity (0-5)."""
 
-    name: str
-    s1: tuple[str, ...]
-    s2: tuple[str, ...]
-    score: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.s1)
+    s1 = Side("first")
+    s2 = Side("second")
 
 
 def read_sts(path: str | os.PathLike[str]) -> StsPairs:

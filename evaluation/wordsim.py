@@ -17,6 +17,8 @@ import numpy as np
 from definitionemb.evaluation.errors import DataFormatError, EvaluationError
 
 __all__ = [
+    "GoldPairs",
+    "Side",
     "WordPairs",
     "WordSimResult",
     "dataset_files",
@@ -28,13 +30,36 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class WordPairs:
-    """A word-similarity set: parallel lists of words and gold scores."""
+class GoldPairs:
+    """A named set of pairs with their gold similarity: `first[i]` and `second[i]` scored `score[i]`."""
 
     name: str
-    word1: tuple[str, ...]
-    word2: tuple[str, ...]
+    first: tuple[str, ...]
+    second: tuple[str, ...]
     score: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
+class Side:
+    """A kind of set's own name for one side of its pairs (`WordPairs.word1` is its `first`)."""
+
+    def __init__(self, side: str) -> None:
+        self.side = side
+
+    def __get__(self, pairs: GoldPairs | None, owner: type) -> tuple[str, ...]:
+        if pairs is None:
+            raise AttributeError(self.side)
+        values: tuple[str, ...] = getattr(pairs, self.side)
+        return values
+
+
+class WordPairs(GoldPairs):
+    """A word-similarity set: parallel lists of words and gold scores."""
+
+    word1 = Side("first")
+    word2 = Side("second")
 
 
 def dataset_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
