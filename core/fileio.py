@@ -29,9 +29,12 @@ import socket
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from definitionemb.core.errors import OutputError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "FILE_SUFFIXES",
@@ -48,6 +51,7 @@ __all__ = [
     "is_run_folder",
     "new_output_id",
     "npy_to_fill",
+    "OutputOptions",
     "output_dir",
     "output_file",
     "output_files",
@@ -566,15 +570,18 @@ def output_files(
             _mark_file(p, oid, what)
 
 
+class OutputOptions(TypedDict, total=False):
+    """:func:`output_files`' options past the paths: `force`, `what`, `meta`."""
+
+    force: bool
+    what: str
+    meta: dict[str, Any] | None
+
+
 @contextlib.contextmanager
-def output_file(
-    path: str | os.PathLike[str],
-    force: bool = False,
-    what: str = "output",
-    meta: dict[str, Any] | None = None,
-) -> Iterator[Path]:
+def output_file(path: str | os.PathLike[str], **options: Unpack[OutputOptions]) -> Iterator[Path]:
     """:func:`output_files` for one file."""
-    with output_files([path], force, what, meta) as (tmp,):
+    with output_files([path], **options) as (tmp,):
         yield tmp
 
 

@@ -172,7 +172,7 @@ def _write_file(frame: Any, path: Path, force: bool) -> None:
     from definitionemb.core.fileio import output_file
 
     suffix = path.suffix.lower()
-    with output_file(path, force, f"{suffix[1:]} output") as tmp:
+    with output_file(path, force=force, what=f"{suffix[1:]} output") as tmp:
         if suffix == ".parquet":
             frame.write_parquet(str(tmp))
         elif suffix in (".csv", ".tsv"):

@@ -349,16 +349,16 @@ def export(
                 vocab.write_parquet(str(pq))
         elif fmt == "parquet":
             assert vocab is not None
-            with output_file(out_path, force, "parquet export") as tmp:
+            with output_file(out_path, force=force, what="parquet export") as tmp:
                 write_parquet(vocab, matrix, tmp)
         elif fmt == "word2vec":
             assert vocab is not None
-            with output_file(out_path, force, "word2vec export") as tmp:
+            with output_file(out_path, force=force, what="word2vec export") as tmp:
                 write_word2vec(vocab, matrix, tmp)
         elif fmt == "pt":
             import torch
 
-            with output_file(out_path, force, "pt export", meta) as tmp:
+            with output_file(out_path, force=force, what="pt export", meta=meta) as tmp:
                 torch.save(
                     {"embeddings": torch.from_numpy(matrix), "mask": torch.from_numpy(mask), **meta}, str(tmp)
                 )

@@ -162,7 +162,7 @@ def reverse_batch(
     _check_request(lines, k, lambda i: f"line {i + 1} of {src}", str(src))
     t0 = time.perf_counter()
     frame, secs = _answers(run, lines, k, progress, query)
-    with output_file(dst, overwrite, "the reverse-dictionary answers") as tmp:
+    with output_file(dst, force=overwrite, what="the reverse-dictionary answers") as tmp:
         frame.write_parquet(tmp)
     return BatchResult(
         input=str(src),
