@@ -22,8 +22,6 @@ from tqdm import tqdm
 
 __all__ = ["NeighborTableResult", "neighbor_frame", "neighbors_table"]
 
-_BATCH = 2048
-
 
 @dataclass(frozen=True)
 class NeighborTableResult(Record):
@@ -34,6 +32,9 @@ class NeighborTableResult(Record):
     k: int
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+_BATCH = 2048  # tokens searched at a time: one progress step, bounded memory
 
 
 def neighbor_frame(run: RunLike, matrix: str, k: int = 10, progress: bool = True) -> pl.DataFrame:
