@@ -16,6 +16,8 @@ ROBERTA_TOKENIZER = DATA / "roberta-bart"
 MINILM_TOKENIZER = DATA / "minilm-tokenizer"
 DEFINITIONS_TSV = DATA / "embedder" / "definitions.tsv"
 
+#: The real RoBERTa/BART byte-level BPE vocabulary's size and special ids (<s> 0, <pad> 1, </s> 2).
+BPE_IDS: dict[str, Any] = dict(vocab_size=50265, pad_token_id=1, bos_token_id=0, eos_token_id=2)
 #: The shape every tiny encoder of the tests shares: hidden 32, 2 layers of 2 heads, feed-forward 64.
 TINY: dict[str, Any] = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 
@@ -45,15 +47,7 @@ def save_random_roberta(out: Path, tokenizer_dir: Path = ROBERTA_TOKENIZER, **sh
     """A random RoBERTa masked-LM over the real byte-level BPE vocabulary: TINY unless `shape` says."""
     from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
 
-    cfg = RobertaConfig(
-        vocab_size=50265,
-        max_position_embeddings=130,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        type_vocab_size=1,
-        **{**TINY, **shape},
-    )
+    cfg = RobertaConfig(max_position_embeddings=130, type_vocab_size=1, **BPE_IDS, **{**TINY, **shape})
     return save_random(out, RobertaForMaskedLM, cfg, RobertaTokenizerFast, tokenizer_dir)
 
 
@@ -62,7 +56,6 @@ def save_tiny_bart(out: Path) -> Path:
     from transformers import BartConfig, BartForConditionalGeneration, BartTokenizerFast
 
     cfg = BartConfig(
-        vocab_size=50265,
         d_model=32,
         encoder_layers=1,
         decoder_layers=1,
@@ -71,11 +64,9 @@ def save_tiny_bart(out: Path) -> Path:
         encoder_ffn_dim=64,
         decoder_ffn_dim=64,
         max_position_embeddings=128,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
         decoder_start_token_id=2,
         forced_eos_token_id=2,
+        **BPE_IDS,
     )
     return save_random(out, BartForConditionalGeneration, cfg, BartTokenizerFast)
 
