@@ -11,7 +11,8 @@ Run from the repository root::
   distorts less). `family_generate_definitions_per_s_<family>`: 48 definitions through the trained
   path's `predict`, baseline RoBERTa-base. Prompts are the real glosses of
   `tests/data/embedder/definitions.tsv` tokenised by a real tokenizer (RoBERTa's BPE, MiniLM's
-  WordPiece, or a SentencePiece model trained here on those glosses for the T5 families).
+  WordPiece, or the SentencePiece model the family tests train on those glosses for the T5 families,
+  `tests/model_support.py`).
 * `dump_pages_per_s` / `dump_senses_per_s`: `lexicon build --source wiktionary-dump:` on the 2.2 MB
   test dump (wiktextract + loading), baseline `wiktwords` alone on the same dump with the same worker
   count; needs `make dump-deps`.
@@ -35,10 +36,8 @@ import numpy as np
 import torch
 
 from benchmarks.bench_index import emit
+from tests.model_support import DATA, MINILM_TOKENIZER, ROBERTA_TOKENIZER, definition_rows, t5_tokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data"
-DEFS = DATA / "embedder" / "definitions.tsv"
 DUMP = DATA / "wiktionary" / "enwiktionary-test-pages-articles.xml.bz2"
 BATCH_TOKENS = 512
 STEPS = 2
@@ -52,46 +51,18 @@ def _unmeasured(bench: str, unit: str) -> None:
 # --- families ------------------------------------------------------------------------------------
 
 
-def _sentencepiece(tmp: Path) -> Any:
-    import sentencepiece as spm
-    from transformers import T5Tokenizer
-
-    glosses = tmp / "glosses.txt"
-    glosses.write_text(
-        "\n".join(
-            ln.split("\t")[2] for ln in DEFS.read_text(encoding="utf-8").splitlines() if ln.count("\t") >= 2
-        )
-    )
-    spm.SentencePieceTrainer.train(
-        input=str(glosses),
-        model_prefix=str(tmp / "sp"),
-        vocab_size=1500,
-        model_type="unigram",
-        minloglevel=2,
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-    )
-    sp = spm.SentencePieceProcessor(model_file=str(tmp / "sp.model"))
-    return T5Tokenizer(vocab=[(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())])
-
-
 def _models(tmp: Path) -> list[tuple[str, str, Any, Any]]:
     """(name, family, config, tokenizer) at base-size shapes."""
     import transformers as tf
 
-    roberta_tok = tf.RobertaTokenizerFast.from_pretrained(str(DATA / "roberta-bart"))
-    wordpiece = tf.AutoTokenizer.from_pretrained(str(DATA / "minilm-tokenizer"))
-    sp_tok = _sentencepiece(tmp)
+    roberta_tok = tf.RobertaTokenizerFast.from_pretrained(str(ROBERTA_TOKENIZER))
+    wordpiece = tf.AutoTokenizer.from_pretrained(str(MINILM_TOKENIZER))
+    sp_tok = t5_tokenizer(tmp)
     base = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
     t5 = dict(d_model=768, d_kv=64, d_ff=2048, num_layers=12, num_heads=12, feed_forward_proj="gated-gelu")
     stack = dict(
+        base,
         vocab_size=256000,
-        hidden_size=768,
-        intermediate_size=3072,
-        num_hidden_layers=12,
-        num_attention_heads=12,
         num_key_value_heads=12,
         head_dim=64,
         max_position_embeddings=512,
@@ -147,7 +118,7 @@ def _examples(tok: Any, vocab: int) -> Any:
     from definitionemb.embedder.examples import build_examples
     from definitionemb.embedder.lexicon_io import Definitions
 
-    rows = [ln.split("\t") for ln in DEFS.read_text(encoding="utf-8").splitlines() if ln.count("\t") >= 2]
+    rows = definition_rows()
     n = len(rows)
     special = set(tok.all_special_ids)
     ids = np.random.default_rng(0).integers(10, min(vocab, len(tok)), n)

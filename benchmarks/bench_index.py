@@ -169,26 +169,22 @@ def bench_search(n: int, nq: int, nlist: int, nprobe: int, seed: int = 0) -> Non
 
 
 def bench_export(work: Path) -> None:
-    import torch
     from definitionemb.embedder.rundir import RunDir
     from definitionemb.index.exporter import export
-    from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
+
+    from tests.model_support import save_random_roberta
 
     tok_dir = SHARED if (SHARED / "vocab.json").exists() else LOCAL_TOKENIZER
     model_dir = work / "roberta-768"
-    torch.manual_seed(0)
-    cfg = RobertaConfig(
-        vocab_size=50265,
+    # The tests' tiny RoBERTa (same vocabulary, ids and seed) at hidden 768, one layer.
+    save_random_roberta(
+        model_dir,
+        tok_dir,
         hidden_size=DIM,
         num_hidden_layers=1,
         num_attention_heads=12,
         intermediate_size=1024,
-        max_position_embeddings=130,
-        pad_token_id=1,
-        type_vocab_size=1,
     )
-    RobertaForMaskedLM(cfg).save_pretrained(str(model_dir))
-    RobertaTokenizerFast.from_pretrained(str(tok_dir)).save_pretrained(str(model_dir))
     from safetensors import safe_open
 
     with safe_open(str(model_dir / "model.safetensors"), "np") as f:

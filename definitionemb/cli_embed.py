@@ -169,37 +169,18 @@ def train(
 @_DEVICE
 @flag_option("--quiet", help="No progress bar.")
 @json_option
-def generate(
-    db: str,
-    run_dir: str,
-    senses: bool,
-    topk: int | None,
-    smoothing: str | None,
-    batch_tokens: int,
-    device: str,
-    quiet: bool,
-    as_json: bool,
-) -> None:
+def generate(run_dir: str, quiet: bool, as_json: bool, **settings: Any) -> None:
     """Write token_vectors.npy / token_covered.npy (and sense vectors) into a trained run."""
     from definitionemb import embedder
 
-    res = embedder.generate(
-        embedder.GenerateConfig(
-            db=db,
-            run=run_dir,
-            senses=senses,
-            topk=topk,
-            smoothing=smoothing,
-            batch_tokens=batch_tokens,
-            device=device,
-            progress=not quiet,
-        )
-    )
+    # --db, --senses, --topk, --smoothing, --batch-tokens and --device are GenerateConfig's fields by name.
+    cfg = embedder.GenerateConfig(run=run_dir, progress=not quiet, **settings)
+    res = embedder.generate(cfg)
     emit(
         res.to_dict(),
         as_json,
         f"generated {res.tokens} token rows of {res.vocab_size}"
-        + (f" and {res.senses} sense vectors" if senses else "")
+        + (f" and {res.senses} sense vectors" if cfg.senses else "")
         + f" ({res.definitions_per_s:,.0f} definitions/s) → {res.run}"
         + _smoothing_line(res.smoothing),
     )

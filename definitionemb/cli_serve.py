@@ -102,7 +102,9 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     click.echo(
         f"Serving run {explorer.run.run_id} (started in {explorer.startup_seconds:.1f} s): "
-        f"open http://{shown}:{port}/  (API: http://{shown}:{port}/docs; Ctrl-C stops)",
+        f"open http://{shown}:{port}/  (API: http://{shown}:{port}/docs; Ctrl-C stops). Every token's "
+        f"neighbours ({explorer.vocab_size:,} tokens × 3 matrices) are being searched in the background; "
+        "word pages search live until a line says they are ready.",
         err=True,
     )
     uvicorn.run(create_app(explorer), host=host, port=port, log_level="warning")

@@ -62,7 +62,8 @@ def predict(
         return out
     batches = sorted_batches(examples.lengths, batch_tokens)
     was_training = model.training
-    model.eval()
+    if was_training:  # eval() walks every submodule: ~1.5 ms a call, a tenth of a served reverse query
+        model.eval()
     from tqdm import tqdm
 
     bar = tqdm(total=n, desc=desc, unit="def", file=sys.stderr, disable=bar_disable(progress), leave=False)
@@ -76,7 +77,8 @@ def predict(
                 bar.update(len(idx))
     finally:
         bar.close()
-        model.train(was_training)
+        if was_training:
+            model.train()
     return out
 
 

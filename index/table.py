@@ -14,13 +14,13 @@ from definitionemb.core.progress import bar_disable
 from definitionemb.core.records import Record
 from definitionemb.embedder.binding import LexiconRef, bound
 from definitionemb.index.errors import IndexStageError
-from definitionemb.index.faiss_index import open_index
+from definitionemb.index.faiss_index import LoadedIndex, open_index
 from definitionemb.index.query import clamp_k, search_without_self
 from definitionemb.index.vocabulary import RunLike, as_run
 from definitionemb.lexicon.db import writing
 from tqdm import tqdm
 
-__all__ = ["NeighborTableResult", "neighbor_frame", "neighbors_table"]
+__all__ = ["NeighborTableResult", "neighbor_arrays", "neighbor_frame", "neighbors_table"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,27 @@ class NeighborTableResult(Record):
 _BATCH = 2048  # tokens searched at a time: one progress step, bounded memory
 
 
+def neighbor_arrays(
+    index: LoadedIndex, source: np.ndarray, k: int, progress: bool = False, desc: str = "neighbours"
+) -> tuple[np.ndarray, np.ndarray]:
+    """k neighbours (self excluded) of every token the index holds: (ids, scores), n×k, rows in the
+    order of `index.ids`, each token queried with its row of `source` (vocab × d).
+
+    The batched form of what :func:`index.neighbors` asks one token at a time (the same
+    :func:`search_without_self`); `defemb serve` keeps these arrays to answer word pages without a search.
+    """
+    ids = index.ids
+    out_n, out_s = [], []
+    for start in tqdm(range(0, ids.size, _BATCH), desc=desc, disable=bar_disable(progress)):
+        batch = ids[start : start + _BATCH]
+        n, s = search_without_self(index, np.asarray(source[batch]), batch, k)
+        out_n.append(n)
+        out_s.append(s)
+    nid = np.concatenate(out_n) if out_n else np.zeros((0, k), dtype=np.int64)
+    score = np.concatenate(out_s) if out_s else np.zeros((0, k), dtype=np.float32)
+    return nid, score
+
+
 def neighbor_frame(run: RunLike, matrix: str, k: int = 10, progress: bool = True) -> pl.DataFrame:
     """k neighbours (self excluded) of every token in a matrix's index, as `neighbor` table rows."""
     r = as_run(run)
@@ -44,16 +65,7 @@ def neighbor_frame(run: RunLike, matrix: str, k: int = 10, progress: bool = True
     k = clamp_k(k, index.manifest.ntotal - 1, f"the {matrix} index (less the token itself)")
     source = r.token_vectors() if matrix == "generated" else r.original_vectors()
     ids = index.ids
-    out_n, out_s = [], []
-    for start in tqdm(
-        range(0, ids.size, _BATCH), desc=f"neighbours ({matrix})", disable=bar_disable(progress)
-    ):
-        batch = ids[start : start + _BATCH]
-        n, s = search_without_self(index, np.asarray(source[batch]), batch, k)
-        out_n.append(n)
-        out_s.append(s)
-    nid = np.concatenate(out_n) if out_n else np.zeros((0, k), dtype=np.int64)
-    score = np.concatenate(out_s) if out_s else np.zeros((0, k), dtype=np.float32)
+    nid, score = neighbor_arrays(index, source, k, progress, f"neighbours ({matrix})")
     found = nid.reshape(-1) >= 0
     return pl.DataFrame(
         {

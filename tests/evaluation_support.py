@@ -14,6 +14,14 @@ DATA = Path(__file__).parent / "data" / "eval"
 RULES = ("exact", "casefold", "lemma", "affix")
 
 
+def model_family(model_dir: Path) -> str:
+    """The family the embedder gives the model in `model_dir` (embedder.models.detect_family)."""
+    from definitionemb.embedder.models import detect_family
+    from transformers import AutoConfig
+
+    return detect_family(AutoConfig.from_pretrained(str(model_dir)))
+
+
 def input_matrix(model_dir: Path) -> np.ndarray:
     """The model's input-embedding rows, as the embedder stores them in original_vectors.npy."""
     from transformers import AutoModel
@@ -25,13 +33,13 @@ def input_matrix(model_dir: Path) -> np.ndarray:
 def make_run(
     path: Path,
     model_dir: Path,
-    family: str,
     seed: int = 0,
     covered_share: float = 0.6,
     db: Path | None = None,
     original: np.ndarray | None = None,
 ) -> RunDir:
-    """A run whose covered rows are 'generated': a seeded, more isotropic re-draw of the original rows."""
+    """A run of the model in `model_dir` (its family as the embedder detects it) whose covered rows are
+    'generated': a seeded, more isotropic re-draw of the original rows."""
     rng = np.random.default_rng(seed)
     orig = input_matrix(model_dir) if original is None else original
     v, d = orig.shape
@@ -46,7 +54,7 @@ def make_run(
         generated,
         covered,
         model=str(model_dir),
-        family=family,
+        family=model_family(model_dir),
         db=db,
         seed=seed,
         config={"fabricated": True},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -83,6 +84,25 @@ def make_lexicon(path: Path, pieces: list[str], tokenizer_id: int = 1) -> dict[s
         ),
     )
     return aligned
+
+
+def random_covered(rng: np.random.Generator, v: int, share: float) -> np.ndarray:
+    """A covered mask over `v` tokens drawn from `rng`: each token covered with probability `share`, the
+    first four specials (<s> <pad> </s> <unk>) never."""
+    covered = rng.random(v) < share
+    covered[list(SPECIAL[:4])] = False
+    return covered
+
+
+def random_run(
+    tmp: Path, v: int, d: int, rng: np.random.Generator, share: float, name: str = "run", **kw: Any
+) -> RunDir:
+    """`tmp`/lex.duckdb over RoBERTa's first `v` pieces (make_lexicon) and the run `tmp`/`name` on it:
+    `rng` draws the covered mask (random_covered), then the v × d original rows; `kw` goes to make_run."""
+    db = tmp / "lex.duckdb"
+    make_lexicon(db, roberta_pieces(v))
+    covered = random_covered(rng, v, share)
+    return make_run(tmp / name, rng.standard_normal((v, d)).astype(np.float32), covered, db=db, **kw)
 
 
 def make_run(

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from evaluation_support import DATA
 from evaluation_support import make_run as make_eval_run
-from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
+from index_support import make_lexicon, make_run, random_covered, roberta_pieces
 from test_evaluation_synonyms import add_synonyms
 
 from definitionemb._output import FORMATS
@@ -32,8 +32,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     make_lexicon(db, roberta_pieces(V))
     add_synonyms(db, [("dog", "cat"), ("house", "bank")])
     rng = np.random.default_rng(0)
-    covered = rng.random(V) < 0.3
-    covered[list(SPECIAL[:4])] = False
+    covered = random_covered(rng, V, 0.3)
     make_run(tmp / "run", rng.standard_normal((V, D)).astype(np.float32), covered, db=db)
     np.save(tmp / "w.npy", rng.standard_normal((400, D)).astype(np.float32))
     for kind in ("tokens", "senses"):
@@ -130,7 +129,7 @@ def test_wordsim_in_every_format(
         (tmp / "sets").mkdir(parents=True)
         for f in (DATA / "word-similarity").glob("*.txt"):
             shutil.copy(f, tmp / "sets" / f.name)
-        make_eval_run(tmp / "run", tiny_bert_dir, "bert", seed=3, covered_share=0.9)
+        make_eval_run(tmp / "run", tiny_bert_dir, seed=3, covered_share=0.9)
     args = ["eval", "wordsim", "--run", str(tmp / "run"), "--dataset", str(tmp / "sets")]
     res = CliRunner().invoke(cli, [*args, "--fmt", fmt])
     assert res.exit_code == 0, res.output

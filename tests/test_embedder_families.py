@@ -22,45 +22,10 @@ from definitionemb.embedder.config import GenerateConfig
 from definitionemb.embedder.errors import EmbedderError
 from definitionemb.embedder.models import detect_family, load_pretrained
 from definitionemb.index.exporter import export, load_base_model
-from test_embedder_support import DEFS_TSV, align, base_lexicon, tiny_config  # noqa: F401
+from model_support import MINILM_TOKENIZER, ROBERTA_TOKENIZER, TINY, gloss_sentencepiece, t5_tokenizer
+from test_embedder_support import align, base_lexicon, tiny_config  # noqa: F401
 
 from definitionemb import embedder, lexicon
-
-DATA = Path(__file__).parent / "data"
-
-
-def _train_sentencepiece(out: Path, *, gemma: bool) -> list[tuple[str, float]]:
-    """A unigram SentencePiece model over the test glosses: (piece, score) in id order."""
-    spm = pytest.importorskip("sentencepiece")
-    text = out / "glosses.txt"
-    lines = [
-        ln.split("\t")[2] for ln in DEFS_TSV.read_text(encoding="utf-8").splitlines() if ln.count("\t") >= 2
-    ]
-    text.write_text("\n".join(lines), encoding="utf-8")
-    ids: dict[str, Any] = (
-        dict(pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>")
-        if gemma
-        else dict(pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
-    )
-    spm.SentencePieceTrainer.train(
-        input=str(text),
-        model_prefix=str(out / "sp"),
-        vocab_size=1500,
-        model_type="unigram",
-        character_coverage=1.0,
-        minloglevel=2,
-        num_threads=1,
-        user_defined_symbols=["<mask>"] if gemma else [],
-        **ids,
-    )
-    sp = spm.SentencePieceProcessor(model_file=str(out / "sp.model"))
-    return [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
-
-
-def _t5_tokenizer(out: Path) -> Any:
-    from transformers import T5Tokenizer
-
-    return T5Tokenizer(vocab=_train_sentencepiece(out, gemma=False), extra_ids=100)
 
 
 def _gemma_tokenizer(out: Path) -> Any:
@@ -68,8 +33,19 @@ def _gemma_tokenizer(out: Path) -> Any:
 
     # Gemma's own tokenizer class is BPE with merges; a unigram model with Gemma's special ids and
     # <mask> stands in for its vocabulary (T5Gemma's model code does not care which).
+    vocab = gloss_sentencepiece(
+        out,
+        pad_id=0,
+        eos_id=1,
+        bos_id=2,
+        unk_id=3,
+        pad_piece="<pad>",
+        eos_piece="<eos>",
+        bos_piece="<bos>",
+        user_defined_symbols=["<mask>"],
+    )
     return T5Tokenizer(
-        vocab=_train_sentencepiece(out, gemma=True),
+        vocab=vocab,
         extra_ids=0,
         eos_token="<eos>",
         unk_token="<unk>",
@@ -104,8 +80,10 @@ def _build(name: str, out: Path) -> None:
 
     torch.manual_seed(0)
     small = dict(num_layers=1, num_heads=2, d_model=32, d_kv=16, d_ff=64, decoder_start_token_id=0)
+    if name.startswith("t5"):  # T5 and T5Gemma: a SentencePiece model trained here
+        pytest.importorskip("sentencepiece")
     if name.startswith("t5-"):
-        tok = _t5_tokenizer(out)
+        tok = t5_tokenizer(out)
         v = len(tok)
         if name == "t5-v1.0":
             model = tf.T5ForConditionalGeneration(
@@ -120,11 +98,9 @@ def _build(name: str, out: Path) -> None:
     elif name.startswith("t5gemma"):
         tok = _gemma_tokenizer(out)
         stack = dict(
+            TINY,
             vocab_size=len(tok),
-            hidden_size=32,
-            intermediate_size=64,
             num_hidden_layers=1,
-            num_attention_heads=2,
             num_key_value_heads=1,
             head_dim=16,
             max_position_embeddings=128,
@@ -134,31 +110,21 @@ def _build(name: str, out: Path) -> None:
         cfg = tf.T5GemmaConfig(encoder=dict(stack), decoder=dict(stack), vocab_size=len(tok))
         model = tf.T5GemmaForConditionalGeneration(cfg)
     elif name == "modernbert":
-        tok = tf.RobertaTokenizerFast.from_pretrained(str(DATA / "roberta-bart"))
+        tok = tf.RobertaTokenizerFast.from_pretrained(str(ROBERTA_TOKENIZER))
         cfg = tf.ModernBertConfig(
             vocab_size=len(tok),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
             max_position_embeddings=128,
             pad_token_id=tok.pad_token_id,
             bos_token_id=tok.bos_token_id,
             eos_token_id=tok.eos_token_id,
             cls_token_id=tok.cls_token_id,
             sep_token_id=tok.sep_token_id,
+            **TINY,
         )
         model = tf.ModernBertForMaskedLM(cfg)
     else:
-        tok = tf.AutoTokenizer.from_pretrained(str(DATA / "minilm-tokenizer"))
-        common = dict(
-            vocab_size=30522,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=130,
-        )
+        tok = tf.AutoTokenizer.from_pretrained(str(MINILM_TOKENIZER))
+        common = dict(TINY, vocab_size=30522, max_position_embeddings=130)
         if name == "mpnet":
             model = tf.MPNetForMaskedLM(tf.MPNetConfig(**common))
         else:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from definitionemb.embedder.errors import EmbedderError, NonFiniteOutput, RunMismatch
 from definitionemb.embedder.rundir import RunDir
-from test_embedder_support import base_lexicon, bert_lexicon, tiny_config  # noqa: F401
+from test_embedder_support import base_lexicon, bert_lexicon, lexicon_with_one_more_sense, tiny_config  # noqa: F401
 
 from definitionemb import embedder
 
@@ -181,13 +181,7 @@ def test_nan_rows_are_refused_and_nothing_is_written(
 def test_mismatched_lexicon_or_tokenizer_is_refused(
     generated: Path, base_lexicon: Path, bert_lexicon: Path, tmp_path: Path
 ) -> None:
-    from definitionemb import lexicon
-
-    other = tmp_path / "other.duckdb"
-    shutil.copy(bert_lexicon, other)
-    extra = tmp_path / "extra.tsv"
-    extra.write_text("key\tpos\tdefinition\nzyzzyva\tnoun\tA tropical weevil.\n")
-    lexicon.build(str(other), [f"tsv:{extra}"], progress=False)
+    other = lexicon_with_one_more_sense(bert_lexicon, tmp_path)
     with pytest.raises(RunMismatch, match="lexicon"):
         embedder.generate(embedder.GenerateConfig(db=str(other), run=str(generated), progress=False))
     run = tmp_path / "swapped"

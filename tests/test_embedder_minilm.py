@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_embedder_support import base_lexicon  # noqa: F401
+from test_embedder_support import base_lexicon, on_cpu  # noqa: F401
 
 from definitionemb import embedder
 
@@ -20,18 +20,7 @@ def test_minilm_quick_run_beats_baseline(base_lexicon: Path, minilm_dir: Path, t
     db = tmp_path / "lex.duckdb"
     shutil.copy(base_lexicon, db)
     run = tmp_path / "run"
-    cfg = embedder.preset(
-        "quick",
-        db=str(db),
-        model=str(minilm_dir),
-        run=str(run),
-        steps=3,
-        batch_tokens=512,
-        eval_every=3,
-        heldout_frac=0.2,
-        device="cpu",
-        progress=False,
-    )
+    cfg = embedder.preset("quick", **on_cpu(db, minilm_dir, run), steps=3, eval_every=3, heldout_frac=0.2)
     res = embedder.train(cfg)
     h = res.heldout
     assert res.steps == 3 and h["tokens"] >= 80 and math.isfinite(res.train_loss)

@@ -10,9 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-DATA = Path(__file__).parent / "data"
-DEFS_TSV = DATA / "embedder" / "definitions.tsv"
+from model_support import DEFINITIONS_TSV as DEFS_TSV
 
 
 def build_lexicon(path: Path) -> Path:
@@ -26,6 +24,19 @@ def align(db: Path, model_dir: Path, frequencies: Path | None = None) -> None:
     from definitionemb.lexicon.aligner import align as _align
 
     _align(str(db), str(model_dir), frequencies=str(frequencies) if frequencies else None, progress=False)
+
+
+def lexicon_with_one_more_sense(src: Path, folder: Path) -> Path:
+    """`folder`/other.duckdb: a copy of the lexicon `src` with one more sense built in (zyzzyva), so
+    another lexicon for a run made on `src`."""
+    from definitionemb import lexicon
+
+    other = folder / "other.duckdb"
+    shutil.copy(src, other)
+    extra = folder / "extra.tsv"
+    extra.write_text("key\tpos\tdefinition\nzyzzyva\tnoun\tA tropical weevil.\n")
+    lexicon.build(str(other), [f"tsv:{extra}"], progress=False)
+    return other
 
 
 @pytest.fixture(scope="session")
@@ -55,24 +66,40 @@ def roberta_lexicon(
     return db
 
 
+def on_cpu(db: Path, model: Path, run: Path) -> dict[str, object]:
+    """The settings every training test gives: its lexicon, model and run folder, the CPU, small batches
+    (512 tokens), no progress bars."""
+    return dict(db=str(db), model=str(model), run=str(run), batch_tokens=512, device="cpu", progress=False)
+
+
 def tiny_config(db: Path, model: Path, run: Path, **kw: object):  # type: ignore[no-untyped-def]
     """A fast config for tiny random models: few steps, small batches, no progress bars."""
     from definitionemb.embedder.config import TrainConfig
 
     base: dict[str, object] = dict(
-        db=str(db),
-        model=str(model),
-        run=str(run),
+        on_cpu(db, model, run),
         steps=6,
-        batch_tokens=512,
         warmup=2,
         eval_every=3,
         ckpt_every=3,
         ridge_examples=300,
-        device="cpu",
-        progress=False,
         seed=0,
         heldout_frac=0.1,
     )
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def trained_run(work: Path, model: Path, *, senses: bool = False, **train: object) -> tuple[Path, Path]:
+    """In `work`: the real lexicon aligned to `model`, a tiny_config run on it (`train` overrides its
+    settings) and the run's generated rows, sense vectors too with `senses`. Returns (run folder, lexicon)."""
+    from definitionemb.embedder.config import GenerateConfig
+
+    from definitionemb import embedder
+
+    db = build_lexicon(work / "lexicon.duckdb")
+    align(db, model)
+    run = work / "run"
+    embedder.train(tiny_config(db, model, run, **train))
+    embedder.generate(GenerateConfig(db=str(db), run=str(run), senses=senses, device="cpu", progress=False))
+    return run, db

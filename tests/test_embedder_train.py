@@ -107,17 +107,9 @@ def test_resume_matches_uninterrupted(bert_lexicon: Path, tiny_bert_dir: Path, t
 def test_resume_refuses_another_lexicon(
     bert_run: Path, base_lexicon: Path, tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
-    import shutil
+    from test_embedder_support import DEFS_TSV, align, lexicon_with_one_more_sense
 
-    from test_embedder_support import DEFS_TSV, align
-
-    from definitionemb import lexicon
-
-    other = tmp_path / "other.duckdb"
-    shutil.copy(base_lexicon, other)
-    extra = tmp_path / "extra.tsv"
-    extra.write_text("key\tpos\tdefinition\nzyzzyva\tnoun\tA tropical weevil.\n")
-    lexicon.build(str(other), [f"tsv:{extra}"], progress=False)
+    other = lexicon_with_one_more_sense(base_lexicon, tmp_path)
     align(other, tiny_bert_dir)
     assert DEFS_TSV.exists()
     with pytest.raises(RunMismatch, match="lexicon_fingerprint"):

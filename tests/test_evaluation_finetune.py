@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_support import invoke_json
 from definitionemb.embedder.rundir import RunDir
 from definitionemb.evaluation.errors import DataFormatError, EvaluationError
 from definitionemb.evaluation.finetune import (
@@ -96,7 +97,7 @@ def test_same_seed_same_model_when_nothing_is_swapped(tiny_bert_dir: Path, tmp_p
     """With an empty selection the 'swapped' model is the original: every seed must give equal results,
     which holds only if data order, head initialisation and dropout are all seeded identically."""
     pytest.importorskip("definitionemb.index.swap")
-    run = make_run(tmp_path / "r", tiny_bert_dir, "bert", covered_share=0.0)
+    run = make_run(tmp_path / "r", tiny_bert_dir, covered_share=0.0)
     res = compare_glue(run, _cfg(max_train=32))
     assert res.replaced_rows == 0 and len(res.seeds) == 2
     for s in res.seeds:
@@ -132,7 +133,7 @@ def test_one_fine_tune_scored_on_a_carved_split_and_dev(tiny_bert_dir: Path) -> 
 
 def test_compare_glue_cola_slice(tiny_bert_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("definitionemb.index.swap")
-    run = make_run(tmp_path / "r", tiny_bert_dir, "bert", covered_share=0.5)
+    run = make_run(tmp_path / "r", tiny_bert_dir, covered_share=0.5)
     res = compare_glue(run, _cfg(seeds=(1, 2), max_train=48))
     d = res.to_dict()
     assert d["metric"] == "mcc" and d["train_examples"] == 48 and d["eval_examples"] == 32
@@ -159,37 +160,28 @@ def test_compare_glue_cola_slice(tiny_bert_dir: Path, tmp_path: Path) -> None:
 
 def test_cli_glue_json_and_stored_result(tiny_bert_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("definitionemb.index.swap")
-    from click.testing import CliRunner
-
-    from definitionemb.cli import cli
-
-    run = make_run(tmp_path / "r", tiny_bert_dir, "bert")
-    res = CliRunner().invoke(
-        cli,
-        [
-            "eval",
-            "glue",
-            "--run",
-            str(run.path),
-            "--task",
-            "cola",
-            "--data",
-            str(COLA),
-            "--seeds",
-            "1",
-            "--epochs",
-            "1",
-            "--max-train",
-            "32",
-            "--max-eval",
-            "16",
-            "--device",
-            "cpu",
-            "--json",
-        ],
+    run = make_run(tmp_path / "r", tiny_bert_dir)
+    out = invoke_json(
+        "eval",
+        "glue",
+        "--run",
+        run.path,
+        "--task",
+        "cola",
+        "--data",
+        COLA,
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--max-train",
+        "32",
+        "--max-eval",
+        "16",
+        "--device",
+        "cpu",
+        "--json",
     )
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.stdout)
     assert out["train_examples"] == 32 and out["eval_examples"] == 16 and len(out["seeds"]) == 1
     stored = json.loads((run.path / "report" / "results" / "glue-cola.json").read_text())
     assert stored["command"].startswith("defemb eval glue --run ")
@@ -200,7 +192,7 @@ def test_cli_glue_json_and_stored_result(tiny_bert_dir: Path, tmp_path: Path) ->
 @pytest.mark.slow
 def test_cola_with_real_minilm(minilm_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("definitionemb.index.swap")
-    run = make_run(tmp_path / "minilm", minilm_dir, "bert", covered_share=0.3)
+    run = make_run(tmp_path / "minilm", minilm_dir, covered_share=0.3)
     res = compare_glue(RunDir.open(run.path), _cfg(seeds=(1,), lr=5e-5, epochs=1.0, max_train=32))
     assert res.eval_examples == 32
     assert all(-1 <= s.original["mcc"] <= 1 for s in res.seeds)
@@ -219,7 +211,7 @@ def test_sentence_pair_regression(tiny_bert_dir: Path, tmp_path: Path) -> None:
                 f"{i}\tmain\t{cola.text_a[i]}\t{cola.text_a[i + 1]}\t{float(cola.labels[i] + cola.labels[i + 1])}"
             )
         (task / name).write_text("\n".join(rows) + "\n")
-    run = make_run(tmp_path / "r", tiny_bert_dir, "bert")
+    run = make_run(tmp_path / "r", tiny_bert_dir)
     res = compare_glue(run, _cfg(task="stsb", data_dir=str(task), seeds=(1,)))
     assert res.metric == "pearson" and res.train_examples == 16 and res.eval_examples == 12
     m = res.seeds[0].definitionemb

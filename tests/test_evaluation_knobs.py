@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_support import invoke, invoke_json
 from definitionemb.evaluation.errors import EvaluationError
 from definitionemb.evaluation.knobs import (
     choose_for_use,
@@ -159,51 +159,41 @@ def test_wins_line() -> None:
 
 @pytest.mark.slow
 def test_cli_wordsim_folder_and_knobs(tmp_path: Path, tiny_bert_dir: Path) -> None:
-    from definitionemb.cli import cli
-
     sets = tmp_path / "sets"
     sets.mkdir()
     for f in (DATA / "word-similarity").glob("*.txt"):
         shutil.copy(f, sets / f.name)
-    run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=3, covered_share=0.9)
-    r = CliRunner()
-    res = r.invoke(
-        cli,
-        [
-            "eval",
-            "wordsim",
-            "--run",
-            str(run.path),
-            "--dataset",
-            str(sets),
-            "--how",
-            "mix:0.5",
-            "--part",
-            "test",
-            "--json",
-        ],
+    run = make_run(tmp_path / "run", tiny_bert_dir, seed=3, covered_share=0.9)
+    out = invoke_json(
+        "eval",
+        "wordsim",
+        "--run",
+        run.path,
+        "--dataset",
+        sets,
+        "--how",
+        "mix:0.5",
+        "--part",
+        "test",
+        "--json",
     )
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.stdout)
     assert set(out["sets"]) == {"EN-RG-65", "EN-RW-STANFORD-head200"}
     assert set(out["sets"]["EN-RG-65"]["spearman"]) == {"original", "mix:0.5", "abtt"}
     assert out["sets"]["EN-RG-65"]["part"] == "test" and out["sets"]["EN-RG-65"]["pairs"] < 65
     assert {w["name"] for w in out["wins"]} == {"mix:0.5", "abtt"}
-    res = r.invoke(cli, ["eval", "wordsim", "--run", str(run.path), "--dataset", str(sets)])
+    res = invoke("eval", "wordsim", "--run", run.path, "--dataset", sets)
     assert res.exit_code == 0 and "beats original on" in res.output and "of 2 sets" in res.output
-    res = r.invoke(cli, ["eval", "knobs", "--run", str(run.path), "--dataset", str(sets), "--no-adopt"])
+    res = invoke("eval", "knobs", "--run", run.path, "--dataset", sets, "--no-adopt")
     assert res.exit_code == 0 and not (run.path / "policy.json").exists(), res.output
-    res = r.invoke(cli, ["eval", "knobs", "--run", str(run.path), "--dataset", str(sets), "--json"])
-    assert res.exit_code == 0, res.output
-    kn = json.loads(res.stdout)
+    kn = invoke_json("eval", "knobs", "--run", run.path, "--dataset", sets, "--json")
     assert kn["chosen"] in kn["dev"] and (run.path / "report" / "alpha_curve.png").is_file()
     choice = json.loads((run.path / "policy.json").read_text())  # the run's default policy from now on
     assert (choice["rows"], choice["how"]) == ("covered", kn["chosen"]) and "eval knobs" in choice["command"]
-    res = r.invoke(cli, ["eval", "report", "--run", str(run.path), "--json"])
+    res = invoke("eval", "report", "--run", run.path, "--json")
     assert res.exit_code == 0, res.output
     md = (run.path / "report" / "report.md").read_text()
     assert "## Row policy: choosing α" in md and "alpha_curve.png" in md
-    res = r.invoke(cli, ["eval", "wordsim", "--run", str(run.path), "--dataset", str(tmp_path / "run")])
+    res = invoke("eval", "wordsim", "--run", run.path, "--dataset", tmp_path / "run")
     assert res.exit_code == 1 and "no .txt word-pair sets" in res.output
 
 
@@ -253,7 +243,7 @@ def test_use_objective_never_reads_a_test_part(tmp_path: Path, minilm_dir: Path,
     tok = AutoTokenizer.from_pretrained(str(minilm_dir))
     db = tmp_path / "lex.duckdb"
     make_lexicon(db, tok.vocab_size, tuple(tok.all_special_ids), np.ones(tok.vocab_size, dtype=bool))
-    run = make_run(tmp_path / "run", minilm_dir, "bert", db=db)
+    run = make_run(tmp_path / "run", minilm_dir, db=db)
     kw = dict(methods=("mix",), guard=None, objective="both", sts=sts, sts_alphas=(0.6,))
     first = knobs_of_run(run, [ws], db, "covered", **kw)  # type: ignore[arg-type]
     second = knobs_of_run(run, [ws2], db, "covered", **kw)  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ def roberta_run(tiny_roberta_dir: Path, tmp_path_factory: pytest.TempPathFactory
     stretch = np.ones(base.shape[1], dtype=np.float32)
     stretch[:3] = (6.0, 4.0, 3.0)
     original = (base * stretch + 0.05 * rng.standard_normal(base.shape[1])).astype(np.float32)
-    run = make_run(root / "run-roberta", tiny_roberta_dir, "roberta", seed=3, db=db, original=original)
+    run = make_run(root / "run-roberta", tiny_roberta_dir, seed=3, db=db, original=original)
     make_lexicon(db, 50265, SPECIAL, np.asarray(run.covered_mask()))
     return run, db
 
@@ -60,9 +60,7 @@ def test_isotropy_of_run_compares_three_matrices(roberta_run: tuple[RunDir, Path
 
 def test_buckets_fall_back_to_row_order_without_a_lexicon(tiny_bert_dir: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    run = make_run(
-        tmp_path / "r", tiny_bert_dir, "bert", original=rng.standard_normal((30522, 8)).astype(np.float32)
-    )
+    run = make_run(tmp_path / "r", tiny_bert_dir, original=rng.standard_normal((30522, 8)).astype(np.float32))
     res, _, labels = isotropy_of_run(run)
     assert res["buckets_source"] == "row-order"
     # BERT's specials ([PAD] 0, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103) come from the tokenizer.
@@ -167,7 +165,6 @@ def test_a_run_refuses_another_lexicon(roberta_run: tuple[RunDir, Path], tmp_pat
     other = make_run(
         tmp_path / "other",
         Path(run.manifest()["model"]),
-        "roberta",
         original=np.asarray(run.original_vectors()),
     )
     other.update_manifest(lexicon_fingerprint="0123456789abcdef")

@@ -77,7 +77,7 @@ def test_compare_sts_on_the_real_minilm(tmp_path: Path, minilm_dir: Path) -> Non
         con.execute(
             "UPDATE token SET bucket = CASE WHEN token_id IN ? THEN 'rare' ELSE 'frequent' END", [ids]
         )
-    run = make_run(tmp_path / "run", minilm_dir, "bert", db=db)
+    run = make_run(tmp_path / "run", minilm_dir, db=db)
     res = compare_sts(run, STS, "test", db, "covered", ["mix:0", "replace"], bootstrap=300)
 
     pairs = read_sts(STS / "sts-test.csv")

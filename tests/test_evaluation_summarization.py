@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_support import invoke, invoke_json
+from definitionemb.embedder.rundir import RunDir
 from definitionemb.evaluation.errors import DataFormatError, EvaluationError
 from definitionemb.evaluation.summarization import (
     PRESETS,
@@ -20,6 +22,11 @@ from definitionemb.evaluation.summarization import (
 from evaluation_support import DATA, make_run
 
 SUMM = DATA / "summarization"
+
+
+def _summarize(run: RunDir, *options: object) -> tuple[object, ...]:
+    """The arguments of `defemb eval summarization` of `run` on the test splits, `options` last."""
+    return ("eval", "summarization", "--run", run.path, "--data", SUMM, *options)
 
 
 def test_presets_match_the_paper() -> None:
@@ -67,7 +74,7 @@ def test_paired_bootstrap() -> None:
 
 def test_compare_summarization_on_tiny_bart(tiny_bart_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("definitionemb.index.swap")
-    run = make_run(tmp_path / "bart", tiny_bart_dir, "bart", covered_share=0.5)
+    run = make_run(tmp_path / "bart", tiny_bart_dir, covered_share=0.5)
     dec = Decoding(num_beams=2, max_length=16, min_length=2, length_penalty=1.0, no_repeat_ngram_size=3)
     cfg = SummarizationConfig(
         data_dir=str(SUMM),
@@ -91,7 +98,7 @@ def test_compare_summarization_on_tiny_bart(tiny_bart_dir: Path, tmp_path: Path)
 def test_summarization_without_swap_is_reproducible(tiny_bart_dir: Path, tmp_path: Path) -> None:
     """Nothing selected: both models are the same, so the same seed must decode the same summaries."""
     pytest.importorskip("definitionemb.index.swap")
-    run = make_run(tmp_path / "bart0", tiny_bart_dir, "bart", covered_share=0.0)
+    run = make_run(tmp_path / "bart0", tiny_bart_dir, covered_share=0.0)
     cfg = SummarizationConfig(
         data_dir=str(SUMM),
         train_steps=1,
@@ -107,26 +114,8 @@ def test_summarization_without_swap_is_reproducible(tiny_bart_dir: Path, tmp_pat
 
 def test_cli_summarization_rejects_an_encoder(tiny_bert_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("definitionemb.index.swap")
-    from click.testing import CliRunner
-
-    from definitionemb.cli import cli
-
-    run = make_run(tmp_path / "bert", tiny_bert_dir, "bert")
-    res = CliRunner().invoke(
-        cli,
-        [
-            "eval",
-            "summarization",
-            "--run",
-            str(run.path),
-            "--data",
-            str(SUMM),
-            "--max-eval",
-            "2",
-            "--device",
-            "cpu",
-        ],
-    )
+    run = make_run(tmp_path / "bert", tiny_bert_dir)
+    res = invoke(*_summarize(run, "--max-eval", "2", "--device", "cpu"))
     assert res.exit_code == 1 and "sequence-to-sequence" in res.output, res.output
     assert not (run.path / "report" / "results").exists() or not list(
         (run.path / "report" / "results").iterdir()
@@ -138,31 +127,8 @@ def test_cli_summarization_json(tiny_bart_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("definitionemb.index.swap")
     import json
 
-    from click.testing import CliRunner
-
-    from definitionemb.cli import cli
-
-    run = make_run(tmp_path / "bart", tiny_bart_dir, "bart", covered_share=0.0)
-    res = CliRunner().invoke(
-        cli,
-        [
-            "eval",
-            "summarization",
-            "--run",
-            str(run.path),
-            "--data",
-            str(SUMM),
-            "--preset",
-            "xsum",
-            "--max-eval",
-            "1",
-            "--device",
-            "cpu",
-            "--json",
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.stdout)
+    run = make_run(tmp_path / "bart", tiny_bart_dir, covered_share=0.0)
+    out = invoke_json(*_summarize(run, "--preset", "xsum", "--max-eval", "1", "--device", "cpu", "--json"))
     assert out["decoding"] == PRESETS["xsum"].to_dict() and out["eval_examples"] == 1
     assert out["original"] == out["definitionemb"]  # nothing selected: the same model twice
     stored = json.loads((run.path / "report" / "results" / "summarization-xsum.json").read_text())

@@ -25,7 +25,7 @@ def test_swap_save_load_round_trip(
     family: str, fixture: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     model_dir: Path = request.getfixturevalue(fixture)
-    run = make_run(tmp_path / f"run-{family}", model_dir, family, seed=11)
+    run = make_run(tmp_path / f"run-{family}", model_dir, seed=11)
     res = save_swapped(run, rows="covered", how="replace")
     covered = np.asarray(run.covered_mask())
     assert res.replaced_rows == int(covered.sum()) > 0
@@ -55,7 +55,7 @@ def test_swap_save_load_round_trip(
 
 def test_swap_rare_selection_and_replacement(tiny_bert_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "lex.duckdb"
-    run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=2, db=db)
+    run = make_run(tmp_path / "run", tiny_bert_dir, seed=2, db=db)
     covered = np.asarray(run.covered_mask())
     make_lexicon(db, covered.size, (0, 100, 101, 102, 103), covered)
     first = save_swapped(run, rows="rare", how="replace")
@@ -77,7 +77,7 @@ def test_cli_swap(tiny_bert_dir: Path, tmp_path: Path) -> None:
 
     from definitionemb.cli import cli
 
-    run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=4)
+    run = make_run(tmp_path / "run", tiny_bert_dir, seed=4)
     res = CliRunner().invoke(
         cli, ["eval", "swap", "--run", str(run.path), "--out", str(tmp_path / "m"), "--json"]
     )
@@ -96,7 +96,7 @@ def test_swap_task_tail_selection(tiny_bert_dir: Path, tmp_path: Path) -> None:
     from definitionemb.index.select import select_rows
     from evaluation_support import DATA
 
-    run = make_run(tmp_path / "run", tiny_bert_dir, "bert", seed=6, covered_share=0.9)
+    run = make_run(tmp_path / "run", tiny_bert_dir, seed=6, covered_share=0.9)
     task = DATA / "glue" / "CoLA" / "in_domain_train.tsv"
     select = f"task:{task}:0.5"
     res = save_swapped(run, rows=select, how="replace")

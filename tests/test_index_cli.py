@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
+from index_support import random_run
 
 from definitionemb.cli import cli
 
@@ -17,13 +17,7 @@ V, D = 6000, 16
 
 @pytest.fixture()
 def run_dir(tmp_path: Path) -> Path:
-    db = tmp_path / "lex.duckdb"
-    make_lexicon(db, roberta_pieces(V))
-    rng = np.random.default_rng(0)
-    covered = rng.random(V) < 0.3
-    covered[list(SPECIAL[:4])] = False
-    make_run(tmp_path / "run", rng.standard_normal((V, D)).astype(np.float32), covered, db=db)
-    return tmp_path / "run"
+    return random_run(tmp_path, V, D, np.random.default_rng(0), 0.3).path
 
 
 def _json(args: list[str]):

@@ -14,6 +14,7 @@ from definitionemb.index.exporter import export
 from definitionemb.index.select import parse_select, select_rows
 from definitionemb.index.swap import replace_rows
 from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces, token_frame
+from model_support import TINY
 from safetensors import safe_open
 
 COLA = Path(__file__).parent / "data" / "eval" / "glue" / "CoLA" / "in_domain_train.tsv"
@@ -236,19 +237,12 @@ def test_swap_reads_a_read_only_memory_map(roberta_run, tiny_roberta_dir: Path) 
 def test_swap_rules_on_untied_models_and_bad_shapes() -> None:
     from transformers import BertConfig, BertForMaskedLM
 
-    cfg = BertConfig(
-        vocab_size=50,
-        hidden_size=8,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=16,
-        tie_word_embeddings=False,
-    )
+    v, d = 50, TINY["hidden_size"]
     torch.manual_seed(0)
-    model = BertForMaskedLM(cfg)
+    model = BertForMaskedLM(BertConfig(vocab_size=v, tie_word_embeddings=False, **TINY))
     head_before = model.get_output_embeddings().weight.detach().clone()
-    matrix = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
-    mask = np.zeros(50, dtype=bool)
+    matrix = np.random.default_rng(0).standard_normal((v, d)).astype(np.float32)
+    mask = np.zeros(v, dtype=bool)
     mask[[3, 7, 11]] = True
     report = replace_rows(model, matrix, mask)
     w = model.get_input_embeddings().weight.detach().numpy()
@@ -256,7 +250,7 @@ def test_swap_rules_on_untied_models_and_bad_shapes() -> None:
     assert not np.array_equal(w[~mask], matrix[~mask])
     assert torch.equal(model.get_output_embeddings().weight, head_before)
     assert report.rows == 3 and report.untied == ("cls.predictions.decoder.weight",)
-    with pytest.raises(SwapError, match="50×8"):
+    with pytest.raises(SwapError, match=f"{v}×{d}"):
         replace_rows(model, matrix[:, :4], mask)
     with pytest.raises(SwapError, match="boolean"):
         replace_rows(model, matrix, mask.astype(np.int64))

@@ -17,7 +17,7 @@ from definitionemb.index.errors import (
     TooFewVectors,
 )
 from definitionemb.index.faiss_index import build, build_kind, open_index
-from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
+from index_support import make_lexicon, make_run, random_covered, roberta_pieces
 
 V, D = 3000, 24
 
@@ -32,8 +32,7 @@ def lexicon_db(tmp_path: Path) -> Path:
 def _run(tmp_path: Path, db: Path | None, run_id: str = "run-a", d: int = D, seed: int = 0):
     rng = np.random.default_rng(seed)
     original = rng.standard_normal((V, d)).astype(np.float32)
-    covered = rng.random(V) < 0.4
-    covered[list(SPECIAL[:4])] = False
+    covered = random_covered(rng, V, 0.4)
     return make_run(tmp_path / run_id, original, covered, run_id=run_id, db=db, seed=seed)
 
 

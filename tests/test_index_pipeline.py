@@ -3,40 +3,32 @@ embedder.generate on a tiny BERT, then every index query and an hf export of tha
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
-from definitionemb.cli import cli as defemb_cli
+from cli_support import invoke_json
 
 pytestmark = pytest.mark.slow
-
-DEFS_TSV = Path(__file__).parent / "data" / "embedder" / "definitions.tsv"
 
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path):
-    embedder = pytest.importorskip("embedder")
-    lexicon = pytest.importorskip("lexicon")
-    if not DEFS_TSV.exists():
-        pytest.skip("tests/data/embedder/definitions.tsv is not there")
-    from definitionemb.embedder.config import GenerateConfig
-    from test_embedder_support import tiny_config
+    from definitionemb.embedder.rundir import RunDir
+    from test_embedder_support import trained_run
 
-    work = tmp_path_factory.mktemp("pipeline")
-    db = work / "lexicon.duckdb"
-    lexicon.build(str(db), [f"tsv:{DEFS_TSV}"], progress=False)
-    lexicon.align(str(db), str(tiny_bert_dir), progress=False)
-    run = work / "run"
-    embedder.train(
-        tiny_config(db, tiny_bert_dir, run, steps=4, warmup=1, eval_every=2, ckpt_every=2, ridge_examples=200)
+    run, db = trained_run(
+        tmp_path_factory.mktemp("pipeline"),
+        tiny_bert_dir,
+        senses=True,
+        steps=4,
+        warmup=1,
+        eval_every=2,
+        ckpt_every=2,
+        ridge_examples=200,
     )
-    embedder.generate(GenerateConfig(db=str(db), run=str(run), senses=True, device="cpu", progress=False))
-    return embedder.RunDir.open(run), db
+    return RunDir.open(run), db
 
 
 def test_queries_and_table_on_a_trained_run(real_run) -> None:
@@ -73,25 +65,20 @@ def test_queries_and_table_on_a_trained_run(real_run) -> None:
     assert by_word["token_id"].unique().to_list() == [word_id]
     # `defemb index reverse` is now the headword reverse dictionary (index.reverse_dictionary); with the
     # tokens scorer alone it ranks the same generated rows, restricted to single-token headwords.
-    cli = CliRunner().invoke(
-        defemb_cli,
-        [
-            "index",
-            "reverse",
-            "--run",
-            str(run.path),
-            gloss,
-            "-k",
-            "20",
-            "--scorer",
-            "tokens",
-            "--matrix",
-            "generated",
-            "--json",
-        ],
+    rows = invoke_json(
+        "index",
+        "reverse",
+        "--run",
+        run.path,
+        gloss,
+        "-k",
+        "20",
+        "--scorer",
+        "tokens",
+        "--matrix",
+        "generated",
+        "--json",
     )
-    assert cli.exit_code == 0, cli.output
-    rows = json.loads(cli.stdout)
     assert len(rows) == 20 and all(r["single_token"] for r in rows)
     mine = {r["token_id"]: r["score"] for r in rows}
     old = dict(zip(hits["token_id"].to_list(), hits["score"].to_list(), strict=True))

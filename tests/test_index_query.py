@@ -13,7 +13,7 @@ from definitionemb.index.faiss_index import build
 from definitionemb.index.query import neighbors, reverse, reverse_vectors, senses_near
 from definitionemb.index.table import neighbors_table
 from definitionemb.lexicon.db import connect
-from index_support import SENSES, SPECIAL, make_lexicon, make_run, roberta_pieces
+from index_support import SENSES, make_lexicon, make_run, random_covered, roberta_pieces
 
 V, D = 6000, 16
 
@@ -24,8 +24,7 @@ def world(tmp_path: Path):
     aligned = make_lexicon(db, roberta_pieces(V))
     rng = np.random.default_rng(0)
     original = rng.standard_normal((V, D)).astype(np.float32)
-    covered = rng.random(V) < 0.3
-    covered[list(SPECIAL[:4])] = False
+    covered = random_covered(rng, V, 0.3)
     covered[list(aligned.values())] = True
     # One sense vector per SENSES row, placed next to its word's token row (senses of unaligned words random).
     sense_ids = np.arange(1, len(SENSES) + 1, dtype=np.int64)

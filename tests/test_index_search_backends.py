@@ -13,7 +13,7 @@ from definitionemb.index.errors import IndexStageError
 from definitionemb.index.faiss_core import build_faiss, prepare, search_faiss
 from definitionemb.index.faiss_index import build, open_index
 from definitionemb.index.torch_search import TorchFlatSearch, choose_backend
-from index_support import SPECIAL, make_lexicon, make_run, roberta_pieces
+from index_support import random_run
 
 V, D = 3000, 24
 
@@ -65,12 +65,8 @@ def test_choice_follows_what_the_machine_has(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_run_index_searches_the_same_through_every_back_end(tmp_path: Path) -> None:
-    db = tmp_path / "lex.duckdb"
-    make_lexicon(db, roberta_pieces(V))
     rng = np.random.default_rng(3)
-    covered = rng.random(V) < 0.5
-    covered[list(SPECIAL[:4])] = False
-    run = make_run(tmp_path / "r", rng.standard_normal((V, D)).astype(np.float32), covered, run_id="r", db=db)
+    run = random_run(tmp_path, V, D, rng, 0.5, "r", run_id="r")
     (manifest,) = build(run, kind="generated", progress=False)
     assert manifest.backend == "faiss-cpu"  # no GPU on this machine: the choice is recorded
     assert json.loads((run.path / "index" / "generated.json").read_text())["backend"] == "faiss-cpu"

@@ -17,10 +17,9 @@ import pytest
 from click.testing import CliRunner
 from definitionemb.index.errors import IndexMismatch, IndexStageError
 from definitionemb.lexicon.errors import OutputError
+from test_embedder_support import trained_run
 
 from definitionemb.cli import cli as defemb_cli
-
-DEFS_TSV = Path(__file__).parent / "data" / "embedder" / "definitions.tsv"
 
 
 def _make_sentence_encoder(src: Path, out: Path) -> Path:
@@ -49,20 +48,7 @@ def _make_sentence_encoder(src: Path, out: Path) -> Path:
 
 def _trained_run(work: Path, model: Path) -> tuple[Path, Path]:
     """The small real lexicon aligned to `model`, a 2-step run on it and its generated rows."""
-    from definitionemb.embedder.config import GenerateConfig
-    from test_embedder_support import tiny_config
-
-    from definitionemb import embedder, lexicon
-
-    db = work / "lexicon.duckdb"
-    lexicon.build(str(db), [f"tsv:{DEFS_TSV}"], progress=False)
-    lexicon.align(str(db), str(model), progress=False)
-    run = work / "run"
-    embedder.train(
-        tiny_config(db, model, run, steps=2, warmup=1, eval_every=2, ckpt_every=2, ridge_examples=100)
-    )
-    embedder.generate(GenerateConfig(db=str(db), run=str(run), device="cpu", progress=False))
-    return run, db
+    return trained_run(work, model, steps=2, warmup=1, eval_every=2, ckpt_every=2, ridge_examples=100)
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def _expected(run: Path, db: Path, cache: Path) -> dict[str, Any]:
     x = prepare(matrix[ids], "cosine")
     q = prepare(matrix[[tid]], "cosine")[0]
     scores = x @ q
-    order = [int(ids[i]) for i in np.argsort(-scores, kind="stable") if int(ids[i]) != tid][:K]
+    ranked = [i for i in np.argsort(-scores, kind="stable") if int(ids[i]) != tid][:K]
     from definitionemb.index.reverse_dictionary import reverse_words
 
     query = str(gloss[0])
@@ -76,7 +76,9 @@ def _expected(run: Path, db: Path, cache: Path) -> dict[str, Any]:
         "original": frame["original_id"].to_list(),
         "original_scores": frame["original_score"].to_list(),
         "generated": frame["generated_id"].to_list(),
-        "policy": order,
+        "generated_scores": frame["generated_score"].to_list(),
+        "policy": [int(ids[i]) for i in ranked],
+        "policy_scores": [float(scores[i]) for i in ranked],
         "reverse_query": query,
         "reverse": reverse_words(run, query, k=5, db=str(db), cache_dir=cache).to_dicts(),
         "reverse_verb": reverse_words(run, "to go somewhere", k=5, pos="verb", db=str(db), cache_dir=cache)[
@@ -94,7 +96,13 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> Any
     run, db, cache = build_served_run(work, tiny_bert_dir)
     expected = _expected(run, db, cache)
     explorer = Explorer(
-        run, db, cache_dir=cache, limits=Limits(sql_rows=50, sql_seconds=1.0), progress=False, threads=None
+        run,
+        db,
+        cache_dir=cache,
+        limits=Limits(sql_rows=50, sql_seconds=1.0),
+        progress=False,
+        threads=None,
+        neighbour_table="now",  # the word pages read the table, as a started server's do
     )
     app = create_app(explorer)
     yield {
@@ -140,15 +148,71 @@ def test_word_page_senses_pieces_and_neighbours_equal_the_library(served: Any, c
     assert piece["token_id"] == exp["token_id"] and piece["word_initial"] and piece["bucket"]
     assert piece["covered"] is True and piece["rule"] and piece["aligned_gloss"]
     nb = w["neighbours"]
-    assert [n["token_id"] for n in nb["original"]] == exp["original"]
-    assert [n["score"] for n in nb["original"]] == pytest.approx(exp["original_scores"], abs=1e-4)
-    assert [n["token_id"] for n in nb["generated"]] == exp["generated"]
-    assert [n["token_id"] for n in nb["policy"]] == exp["policy"]
+    for matrix in ("original", "generated", "policy"):  # rows with one definition tie: any order
+        _same_up_to_ties(nb[matrix], np.asarray(exp[matrix]), np.asarray(exp[f"{matrix}_scores"]))
     page = client.get(f"/word/{WORD}", params={"k": K}).text
     for gloss, _ in exp["senses"]:
         assert gloss in page
     linked = [n for n in nb["original"] if n["word_initial"] and n["surface"]]
     assert linked and f'href="/word/{linked[0]["surface"]}"' in page
+
+
+def _same_up_to_ties(got: list[dict[str, Any]], ids: np.ndarray, scores: np.ndarray) -> None:
+    """One neighbour list equal to another but for the order of equal scores (two rows with the same
+    definition are equally near, and the batched and the one-token search break such ties differently):
+    the same scores, and the same ids within every group of equal scores but the last, which k may cut."""
+    assert [n["score"] for n in got] == pytest.approx([round(float(s), 4) for s in scores], abs=2e-4)
+    tie = np.round(scores, 4)
+    last = tie[-1]
+    head = [n["token_id"] for n in got if n["score"] != last]
+    assert sorted(head) == sorted(int(i) for i, t in zip(ids, tie, strict=True) if t != last)
+
+
+def test_the_neighbour_table_answers_as_the_live_search_does(served: Any) -> None:
+    """The word page's table (every token searched at once) against the one-token search it replaces,
+    for every token of the run and under all three matrices."""
+    ex = served["explorer"]
+    assert ex.neighbour_table_seconds is not None and set(ex.near) == {"original", "generated", "policy"}
+    table = ex.near
+    tokens = ex.indexes["original"].ids
+    rng = np.random.default_rng(0)
+    try:
+        for tid in rng.choice(tokens, min(60, tokens.size), replace=False):
+            kept = ex.neighbours(int(tid), K)
+            ex.near = {}  # the live searches (index.neighbors and the policy's)
+            live = ex.neighbours(int(tid), K)
+            ex.near = table
+            for matrix in ("original", "generated", "policy"):
+                ids = np.asarray([n["token_id"] for n in live[matrix]])
+                scores = np.asarray([n["score"] for n in live[matrix]])
+                _same_up_to_ties(kept[matrix], ids, scores)
+    finally:
+        ex.near = table
+    # a k beyond the table searches live: same answers, more of them
+    wide = ex.neighbours(int(tokens[0]), ex.limits.table_k + 5)
+    assert len(wide["original"]) == min(ex.limits.table_k + 5, ex.indexes["original"].manifest.ntotal - 1)
+
+
+def test_pages_answer_while_the_neighbour_table_builds_in_the_background(served: Any) -> None:
+    from definitionemb.serve import Explorer
+
+    ex = Explorer(served["run"], served["db"], cache_dir=served["cache"], progress=False, threads=None)
+    try:
+        first = ex.word(WORD, K)  # the table may or may not be ready: the answer is the same
+        assert ex.wait_for_neighbour_table(timeout=120)
+        assert ex.overview()["neighbour_table"]["ready"]
+        again = ex.word(WORD, K)
+        for matrix in ("original", "generated", "policy"):
+            want = first["neighbours"][matrix]
+            _same_up_to_ties(
+                again["neighbours"][matrix],
+                np.asarray([n["token_id"] for n in want]),
+                np.asarray([n["score"] for n in want]),
+            )
+    finally:
+        ex.close()
+    with pytest.raises(ValueError, match="neighbour_table"):
+        Explorer(served["run"], served["db"], progress=False, threads=None, neighbour_table="later")
 
 
 def test_a_split_word_shows_its_pieces_and_an_unknown_word_its_closest_spellings(client: TestClient) -> None:
@@ -336,6 +400,28 @@ def test_sixteen_concurrent_clients_get_no_errors(live: str, served: Any) -> Non
     with ThreadPoolExecutor(16) as pool:
         codes = [c for batch in pool.map(client_loop, range(16)) for c in batch]
     assert len(codes) == 96 and codes == [200] * 96
+
+
+def test_concurrent_reverse_queries_are_answered_together_as_if_alone(served: Any) -> None:
+    """Sixteen reverse queries at once: each gets the answer it gets alone, in fewer library calls."""
+    ex = served["explorer"]
+    glosses = ["a young dog", "to go somewhere", "the quality of being kind", "a large body of water"]
+    queries = [glosses[i % len(glosses)] + " " + w for i, w in enumerate("abcdefghijklmnop")]
+    alone = {q: ex.reverse(q, 5)["answers"] for q in queries}
+    batcher = ex._reverse_batcher
+    calls0, items0 = batcher.batches, batcher.items
+    barrier = threading.Barrier(len(queries))
+
+    def ask(q: str) -> list[dict[str, Any]]:
+        barrier.wait()
+        return ex.reverse(q, 5)["answers"]
+
+    with ThreadPoolExecutor(len(queries)) as pool:
+        together = dict(zip(queries, pool.map(ask, queries), strict=True))
+    assert batcher.items - items0 == len(queries) and batcher.batches - calls0 < len(queries)
+    for q in queries:
+        assert [a["word"] for a in together[q]] == [a["word"] for a in alone[q]]
+        assert [a["score"] for a in together[q]] == pytest.approx([a["score"] for a in alone[q]], abs=1e-3)
 
 
 def _chromium() -> tuple[str, str] | None:

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from definitionemb.index.vocabulary import pieces_by_id
 from definitionemb.lexicon.db import attach_read_only
 from definitionemb.lexicon.errors import LexiconError
 from definitionemb.lexicon.queries import query as guarded_query
+from definitionemb.serve.batcher import Batcher
 
 __all__ = [
     "CHEAP_SCORERS",
@@ -69,6 +71,7 @@ class Limits:
     max_sql_chars: int = 20_000
     sql_rows: int = 1000  # rows a SQL answer shows (and downloads); the count says how many there were
     sql_seconds: float = 5.0  # DuckDB's max_execution_time for one console query
+    table_k: int = 20  # neighbours per token kept in memory for the word page; a larger k searches live
 
 
 EXAMPLE_SQL = (
@@ -128,6 +131,12 @@ class Explorer:
     with; a run without one gets :data:`CHEAP_SCORERS`, built here in seconds). `work`: the `defemb run`
     folder the run came from, whose pipeline.json the run page reads too. `threads`: the torch and FAISS
     threads of this process from then on (None leaves them; see :meth:`_set_threads`).
+
+    `neighbour_table`: when to search every token's neighbours once, so that a word page reads its
+    three neighbour lists instead of searching three matrices (~7 ms each on the demo's 30,522 × 384
+    rows; the lists are :func:`index.table.neighbor_arrays`, the batched form of the same search):
+    ``"background"`` (default: start-up does not wait; pages search live until the table is ready),
+    ``"now"`` (start-up waits) or ``"off"``.
     """
 
     def __init__(
@@ -142,7 +151,10 @@ class Explorer:
         limits: Limits = Limits(),
         progress: bool = True,
         threads: int | None = 1,
+        neighbour_table: str = "background",
     ) -> None:
+        if neighbour_table not in ("background", "now", "off"):
+            raise ValueError(f"neighbour_table must be 'background', 'now' or 'off', not {neighbour_table!r}")
         t0 = time.perf_counter()
         self.run = RunDir.open(run)
         self.limits = limits
@@ -164,7 +176,9 @@ class Explorer:
         self.pipeline = self._read_json(self.work / "pipeline.json") if self.work else None
         self._policy_index()
         self._tokenizer = self._open_tokenizer()
-        self._reverse_lock = threading.Lock()
+        # Concurrent reverse queries with the same k and POS are answered by one call (see the batcher);
+        # one call at a time: the encoders and the dictionary's lazily filled caches are shared.
+        self._reverse_batcher: Batcher[str, pl.DataFrame] = Batcher(self._reverse_many)
         # The guard opens its own DuckDB instance per query, and DuckDB refuses a second instance of a
         # file with other settings in one process: console queries run one at a time.
         self._sql_lock = threading.Lock()
@@ -180,10 +194,23 @@ class Explorer:
         # pages' connection is an in-memory instance that only attaches the file.
         self.lex.close()
         self.con = self._attach(self.db)
+        # What a word page reads, held in memory: no query per request.
+        self.tokens = self._token_rows()
+        self.sense_frame, self.sense_span = self._all_senses()
         self.report = self._read_json(self.run.report_dir / "report.json")
         self.threads = threads
         if threads is not None:
             self._set_threads(threads)
+        self.near: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.neighbour_table_seconds: float | None = None
+        self._table_thread: threading.Thread | None = None
+        if neighbour_table == "now":
+            self.build_neighbour_table()
+        elif neighbour_table == "background":
+            self._table_thread = threading.Thread(
+                target=self.build_neighbour_table, args=(progress,), name="neighbour-table", daemon=True
+            )
+            self._table_thread.start()
         self.startup_seconds = time.perf_counter() - t0
 
     # --- start-up ----------------------------------------------------------------------------------
@@ -212,6 +239,80 @@ class Explorer:
         self.indexes["policy"] = LoadedIndex(
             build_faiss(x, "Flat", original.manifest.metric), ids, original.manifest
         )
+
+    def _token_rows(self) -> dict[int, dict[str, Any]]:
+        """Every token of the run's tokenizer with its bucket, frequency and rank-1 alignment."""
+        frame = self._frame(
+            """SELECT t.token_id, t.piece, t.word_initial, t.bucket, t.frequency, t.freq_rank,
+                      a.rule, a.sense_id, e.word AS aligned_word, s.gloss AS aligned_gloss,
+                      coalesce(n.senses, 0) AS senses
+               FROM token t
+               LEFT JOIN alignment a ON a.tokenizer_id = t.tokenizer_id AND a.token_id = t.token_id AND a.rank = 1
+               LEFT JOIN sense s ON s.sense_id = a.sense_id
+               LEFT JOIN entry e ON e.entry_id = s.entry_id
+               LEFT JOIN (SELECT token_id, count(*) AS senses FROM alignment WHERE tokenizer_id = $1
+                          GROUP BY token_id) n ON n.token_id = t.token_id
+               WHERE t.tokenizer_id = $1""",
+            [self.lex.tokenizer_id],
+        )
+        return {int(r["token_id"]): r for r in frame.to_dicts()}
+
+    def _all_senses(self) -> tuple[pl.DataFrame, dict[str, tuple[int, int]]]:
+        """Every sense, ordered by headword, and each headword's (first row, number of senses)."""
+        frame = self._frame(
+            """SELECT e.word, s.sense_id, e.pos, s.gloss, s.tags, s.example, s.form_of, s.alt_of,
+                      src.kind AS source
+               FROM entry e JOIN sense s USING (entry_id) JOIN source src USING (source_id)
+               ORDER BY e.word, e.entry_id, s.ord"""
+        )
+        spans = (
+            frame.with_row_index("row")
+            .group_by("word", maintain_order=True)
+            .agg(pl.col("row").first(), pl.len())
+        )
+        span = {
+            str(w): (int(r), int(n))
+            for w, r, n in zip(spans["word"], spans["row"], spans["len"], strict=True)
+        }
+        return frame.drop("word"), span
+
+    def build_neighbour_table(self, say: bool = False) -> None:
+        """Every token's `table_k` nearest rows under the three matrices (see the class docstring);
+        `say`: print a line on stderr when they are ready."""
+        import faiss
+
+        from definitionemb.index.table import neighbor_arrays
+
+        t0 = time.perf_counter()
+        # This thread alone may use every core (FAISS's OpenMP threads are set per calling thread).
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        sources = {
+            "original": self.run.original_vectors(),
+            "generated": self.run.token_vectors(),
+            "policy": self.policy_matrix,
+        }
+        for matrix, source in sources.items():
+            index = self.indexes[matrix]
+            k = min(self.limits.table_k, index.manifest.ntotal - 1)
+            if k < 1:
+                continue
+            ids, scores = neighbor_arrays(index, source, k)
+            row = np.full(self.vocab_size, -1, dtype=np.int64)
+            row[index.ids] = np.arange(index.ids.size)
+            self.near[matrix] = (row, ids, scores)  # one assignment: a page sees all of it or none
+        self.neighbour_table_seconds = time.perf_counter() - t0
+        if say:
+            print(
+                f"word pages now read every token's {self.limits.table_k} nearest neighbours from memory "
+                f"(searched in {self.neighbour_table_seconds:.1f} s)",
+                file=sys.stderr,
+            )
+
+    def wait_for_neighbour_table(self, timeout: float | None = None) -> bool:
+        """Block until the background neighbour table is built; True when it is ready."""
+        if self._table_thread is not None:
+            self._table_thread.join(timeout)
+        return self.neighbour_table_seconds is not None
 
     def _open_tokenizer(self) -> Any:
         from definitionemb.lexicon.tokenizers import load_vocab, open_tokenizer
@@ -343,6 +444,13 @@ class Explorer:
             "reverse_scorers": list(self.scorers),
             "pos_values": self.pos_values,
             "startup_seconds": round(self.startup_seconds, 2),
+            "neighbour_table": {
+                "ready": self.neighbour_table_seconds is not None,
+                "k": self.limits.table_k,
+                "seconds": None
+                if self.neighbour_table_seconds is None
+                else round(self.neighbour_table_seconds, 2),
+            },
         }
 
     def plot_path(self, name: str) -> Path:
@@ -369,34 +477,15 @@ class Explorer:
 
     def senses(self, word: str) -> list[dict[str, Any]]:
         """Every sense of the headword `word`: POS, gloss, tags, example, source."""
-        return self._frame(
-            """SELECT s.sense_id, e.pos, s.gloss, s.tags, s.example, s.form_of, s.alt_of, src.kind AS source
-               FROM entry e JOIN sense s USING (entry_id) JOIN source src USING (source_id)
-               WHERE e.word = ? ORDER BY e.entry_id, s.ord""",
-            [word],
-        ).to_dicts()
+        first, n = self.sense_span.get(word, (0, 0))
+        return self.sense_frame.slice(first, n).to_dicts()
 
     def pieces_of(self, word: str) -> list[dict[str, Any]]:
         """The word's pieces in the model's tokenizer, with bucket, frequency and rank-1 alignment."""
         ids = self._piece_ids(word)
-        if not ids:
-            return []
-        frame = self._frame(
-            """SELECT t.token_id, t.piece, t.word_initial, t.bucket, t.frequency, t.freq_rank,
-                      a.rule, a.sense_id, e.word AS aligned_word, s.gloss AS aligned_gloss,
-                      (SELECT count(*) FROM alignment x WHERE x.tokenizer_id = t.tokenizer_id
-                         AND x.token_id = t.token_id) AS senses
-               FROM token t
-               LEFT JOIN alignment a ON a.tokenizer_id = t.tokenizer_id AND a.token_id = t.token_id AND a.rank = 1
-               LEFT JOIN sense s ON s.sense_id = a.sense_id
-               LEFT JOIN entry e ON e.entry_id = s.entry_id
-               WHERE t.tokenizer_id = ? AND t.token_id IN (SELECT unnest(?::INTEGER[]))""",
-            [self.lex.tokenizer_id, ids],
-        )
-        by_id = {int(r["token_id"]): r for r in frame.to_dicts()}
         out = []
         for pos, tid in enumerate(ids):
-            row = dict(by_id.get(tid, {"token_id": tid, "piece": self.pieces[tid]}))
+            row = dict(self.tokens.get(tid, {"token_id": tid, "piece": self.pieces[tid]}))
             row["position"] = pos
             row["covered"] = bool(self.covered[tid]) if 0 <= tid < self.covered.size else False
             out.append(row)
@@ -416,9 +505,17 @@ class Explorer:
         """Nearest tokens under the original rows, the run's policy rows and the generated rows.
 
         `original` and `generated` are :func:`index.neighbors` itself (on the indexes opened at
-        start-up); `policy` searches the policy matrix the same way.
+        start-up); `policy` searches the policy matrix the same way. Once the neighbour table is built,
+        a k within it is read from the table (the same search, made for every token at once).
         """
         _check_k(k, self.limits)
+        kept = {m: self._kept(m, token_id, k) for m in ("original", "generated", "policy")}
+        if all(v is not None for v in kept.values()):
+            return {
+                m: [self._hit(int(i), float(s)) for i, s in zip(*hits, strict=True) if i >= 0]
+                for m, hits in kept.items()
+                if hits is not None
+            }
         self._pin_threads()
         with warnings.catch_warnings():  # k is within the limit; a smaller index returns what it holds
             warnings.simplefilter("ignore")
@@ -440,6 +537,19 @@ class Explorer:
             self._hit(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0
         ]
         return out
+
+    def _kept(self, matrix: str, token_id: int, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The table's first k neighbours of `token_id` under `matrix`, or None when the table cannot
+        answer (not built yet, k beyond it, the token not in that index)."""
+        held = self.near.get(matrix)
+        if held is None or not 0 <= token_id < held[0].size:
+            return None
+        row_of, ids, scores = held
+        row = int(row_of[token_id])
+        width = ids.shape[1]
+        if row < 0 or (k > width and width < self.indexes[matrix].manifest.ntotal - 1):
+            return None
+        return ids[row, :k], scores[row, :k]
 
     def _hit(self, tid: int, score: float) -> dict[str, Any]:
         ok = 0 <= tid < self.vocab_size
@@ -495,10 +605,7 @@ class Explorer:
             )
         text = check_query(q)
         t0 = time.perf_counter()
-        # One query at a time: the encoders and the dictionary's lazily filled caches are shared.
-        with self._reverse_lock:
-            self._pin_threads()
-            frame = self.reverse_words(text, k, pos)
+        frame = self._reverse_batcher.submit((k, pos), text)
         return {
             "query": text,
             "k": k,
@@ -521,7 +628,16 @@ class Explorer:
             parts += ["--cache-dir", str(self.cache_dir)]
         return shlex.join(parts)
 
-    def reverse_words(self, text: str, k: int, pos: str | None) -> pl.DataFrame:
+    def _reverse_many(self, key: Hashable, texts: Sequence[str]) -> list[pl.DataFrame]:
+        """One :meth:`reverse_words` call for queries asked together with the same (k, pos)."""
+        assert isinstance(key, tuple)  # (k, pos): the key `reverse` submits under
+        k, pos = key
+        self._pin_threads()
+        frame = self.reverse_words(texts[0] if len(texts) == 1 else list(texts), k, pos)
+        first = pl.lit(0, dtype=frame.schema["query"])  # each answer as if asked alone
+        return [frame.filter(pl.col("query") == i).with_columns(query=first) for i in range(len(texts))]
+
+    def reverse_words(self, text: str | Sequence[str], k: int, pos: str | None) -> pl.DataFrame:
         """The library call itself, as `defemb reverse --run RUN --db DB TEXT -k K --pos POS` makes it."""
         return reverse_words(
             self.run,
