@@ -3,7 +3,11 @@
 - `db_option(...)`, `run_option(...)`, `json_option`, `force_option`, `wait_option`: the options that mean the same thing in every stage,
   spelled the same way (`--db`, `--run`, `--json`).
 - `rows_option()`, `how_option()`: a row policy (`index.policy`), `--rows ROWS --how HOW`, the same
-  spelling on every command that changes rows.
+  spelling on every command that changes rows; `policy_options(...)`: `--db --rows --how` together,
+  handed to the command as one `RowPolicy` (as `_output.output_options` hands it one `Output`).
+- `choice_option(...)`, `flag_option(...)`, `datasets_option(...)`, `data_dir_option(...)`: the kinds of
+  option the commands repeat (one of a list with its default shown, an on/off flag, data to evaluate on).
+- `stage_group(name, help, *examples)`: a stage's command group with its example lines.
 - `config_options(Config, names)`: options made from a config dataclass's fields (`--field-name`, its help
   and choices from the field's metadata), so each field is spelled once.
 - `emit(obj, as_json, text)`: JSON (one line, NaN → null) for machines, `text` for people.
