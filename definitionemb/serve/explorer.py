@@ -177,7 +177,8 @@ class Explorer:
         self._policy_index()
         self._tokenizer = self._open_tokenizer()
         # Concurrent reverse queries with the same k and POS are answered by one call (see the batcher);
-        # one call at a time: the encoders and the dictionary's lazily filled caches are shared.
+        # one call at a time: the encoders and the dictionary's lazily filled caches are shared (two
+        # runners side by side measured no faster on 2 cores: RESULTS.md, "Explorer page").
         self._reverse_batcher: Batcher[str, pl.DataFrame] = Batcher(self._reverse_many)
         # The guard opens its own DuckDB instance per query, and DuckDB refuses a second instance of a
         # file with other settings in one process: console queries run one at a time.
