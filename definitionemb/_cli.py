@@ -4,7 +4,7 @@
   spelled the same way (`--db`, `--run`, `--json`).
 - `rows_option()`, `how_option()`: a row policy (`index.policy`), `--rows ROWS --how HOW`, the same
   spelling on every command that changes rows; `policy_options(...)`: `--db --rows --how` together,
-  handed to the command as one `RowPolicy` (as `_output.output_options` hands it one `Output`).
+  handed to the command as one `PolicyArgs` (as `_output.output_options` hands it one `Output`).
 - `choice_option(...)`, `flag_option(...)`, `datasets_option(...)`, `data_dir_option(...)`: the kinds of
   option the commands repeat (one of a list with its default shown, an on/off flag, data to evaluate on).
 - `stage_group(name, help, *examples)`: a stage's command group with its example lines.
@@ -55,7 +55,7 @@ __all__ = [
     "json_option",
     "one_line_warnings",
     "policy_options",
-    "RowPolicy",
+    "PolicyArgs",
     "rows_option",
     "run_option",
     "set_debug",
@@ -351,9 +351,9 @@ def data_dir_option(help: str) -> Callable[[F], F]:
 
 
 @dataclass(frozen=True)
-class RowPolicy:
-    """What `policy_options` hands a command: the lexicon (`--db`) and the row policy (`--rows`, and every
-    `--how` given, in order)."""
+class PolicyArgs:
+    """What `policy_options` hands a command: the lexicon (`--db`) and the row-policy words as typed
+    (`--rows`, every `--how` given, in order); `index.policy.RowPolicy` is the policy they make."""
 
     db: str | None
     rows: str | None
@@ -369,7 +369,7 @@ def policy_options(
     *, db_help: str | None = None, multiple: bool = False, run_choice: bool = False, bundle: bool = True
 ) -> Callable[[F], F]:
     """`--db`, `--rows` and `--how` (`db_option`, `rows_option`, `how_option`) in that order, handed to the
-    command as one `policy: RowPolicy` (`bundle=False`: as `db`, `rows` and `how`, for a command that
+    command as one `policy: PolicyArgs` (`bundle=False`: as `db`, `rows` and `how`, for a command that
     passes them on by name); `multiple`: `--how` repeatable, to compare policies."""
     options = (db_option(help=db_help), rows_option(run_choice=run_choice), how_option(multiple=multiple))
 
@@ -383,7 +383,7 @@ def policy_options(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             how = kwargs.pop("how")
             hows = tuple(how) if multiple else (() if how is None else (how,))
-            kwargs["policy"] = RowPolicy(kwargs.pop("db"), kwargs.pop("rows"), hows)
+            kwargs["policy"] = PolicyArgs(kwargs.pop("db"), kwargs.pop("rows"), hows)
             return f(*args, **kwargs)
 
         for option in reversed(options):

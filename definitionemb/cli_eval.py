@@ -14,7 +14,7 @@ import click
 
 from definitionemb._cli import (
     Group,
-    RowPolicy,
+    PolicyArgs,
     choice_option,
     command_line,
     data_dir_option,
@@ -76,7 +76,7 @@ def isotropy_cmd(
     matrix: str | None,
     model: str | None,
     run_dir: str | None,
-    policy: RowPolicy,
+    policy: PolicyArgs,
     output: Output,
 ) -> None:
     """I(W), IsoScore, mean cosine and top-PC variance share, overall and per frequency bucket."""
@@ -132,7 +132,7 @@ def isotropy_cmd(
 def wordsim_cmd(
     run_dir: str,
     datasets: tuple[str, ...],
-    policy: RowPolicy,
+    policy: PolicyArgs,
     part: str,
     output: Output,
 ) -> None:
@@ -187,7 +187,7 @@ def wordsim_cmd(
 @click.option("-k", "k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours per word.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the paired bootstrap.")
 @output_options()
-def synonyms_cmd(run_dir: str, policy: RowPolicy, k: int, seed: int, output: Output) -> None:
+def synonyms_cmd(run_dir: str, policy: PolicyArgs, k: int, seed: int, output: Output) -> None:
     """Share of a word's dictionary synonyms among its k nearest tokens: the original rows against the
     rows each policy ships, with a paired bootstrap 95 % interval of the difference (over words)."""
     import polars as pl
@@ -363,7 +363,7 @@ def sts_cmd(
     run_dir: str,
     data: str,
     part: str,
-    policy: RowPolicy,
+    policy: PolicyArgs,
     bootstrap: int,
     seed: int,
     device: str,
@@ -500,7 +500,7 @@ def summarization_cmd(run_dir: str, db: str | None, as_json: bool, **settings: A
 @json_option
 def swap_cmd(
     run_dir: str,
-    policy: RowPolicy,
+    policy: PolicyArgs,
     out: str | None,
     force: bool,
     as_json: bool,
@@ -522,7 +522,7 @@ def swap_cmd(
 @_POLICIES
 @flag_option("--no-plots", help="Skip the PNG figures.")
 @json_option
-def report_cmd(run_dir: str, policy: RowPolicy, no_plots: bool, as_json: bool) -> None:
+def report_cmd(run_dir: str, policy: PolicyArgs, no_plots: bool, as_json: bool) -> None:
     """Gather stored results, measure isotropy, draw figures; write report.json and report.md."""
     from definitionemb.embedder.rundir import RunDir
     from definitionemb.evaluation.report import build_report

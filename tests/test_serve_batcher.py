@@ -12,7 +12,7 @@ import pytest
 from definitionemb.serve.batcher import Batcher
 
 
-def _square_all(calls: list[tuple[Hashable, int]], runners: int = 1) -> Batcher[int, int]:
+def _square_all(calls: list[tuple[Hashable, int]]) -> Batcher[int, int]:
     def answer(key: Hashable, items: Sequence[int]) -> list[int]:
         calls.append((key, len(items)))
         time.sleep(0.02)  # long enough for the other threads to queue behind this call
@@ -20,13 +20,12 @@ def _square_all(calls: list[tuple[Hashable, int]], runners: int = 1) -> Batcher[
             raise ValueError(f"negative item in {list(items)}")
         return [i * i * (1 if key == "plus" else -1) for i in items]
 
-    return Batcher(answer, max_batch=8, runners=runners)
+    return Batcher(answer, max_batch=8)
 
 
-@pytest.mark.parametrize("runners", [1, 2])
-def test_concurrent_items_are_answered_in_few_calls_each_as_if_alone(runners: int) -> None:
+def test_concurrent_items_are_answered_in_few_calls_each_as_if_alone() -> None:
     calls: list[tuple[Hashable, int]] = []
-    b = _square_all(calls, runners)
+    b = _square_all(calls)
     items = list(range(24))
     barrier = threading.Barrier(len(items))
 

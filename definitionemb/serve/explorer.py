@@ -636,7 +636,9 @@ class Explorer:
         self._pin_threads()
         frame = self.reverse_words(texts[0] if len(texts) == 1 else list(texts), k, pos)
         first = pl.lit(0, dtype=frame.schema["query"])  # each answer as if asked alone
-        return [frame.filter(pl.col("query") == i).with_columns(query=first) for i in range(len(texts))]
+        parts = frame.partition_by("query", as_dict=True)  # one pass, not a filter per query
+        empty = frame.clear()
+        return [parts.get((i,), empty).with_columns(query=first) for i in range(len(texts))]
 
     def reverse_words(self, text: str | Sequence[str], k: int, pos: str | None) -> pl.DataFrame:
         """The library call itself, as `defemb reverse --run RUN --db DB TEXT -k K --pos POS` makes it."""
